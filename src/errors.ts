@@ -1,0 +1,73 @@
+// The one catalogue of reason codes. Every denial carries one of these codes: it is the response
+// body's `code`, the audit event's `decision.code`, the metrics label and what `explain` prints.
+// Codes are a public contract: add new ones, never rename or renumber.
+
+export const REASONS = {
+  ROUTE_NOT_FOUND: { status: 404, title: 'Not Found', message: 'No route matches this request.' },
+  BAD_REQUEST: { status: 400, title: 'Bad Request', message: 'The request is malformed or ambiguous.' },
+  IP_DENIED: { status: 403, title: 'Forbidden', message: 'Requests from this address are not allowed.' },
+  AUTH_MISSING: { status: 401, title: 'Unauthorized', message: 'This route requires credentials.' },
+  AUTH_INVALID: { status: 401, title: 'Unauthorized', message: 'The credentials are not valid.' },
+  AUTH_EXPIRED: { status: 401, title: 'Unauthorized', message: 'The credentials have expired.' },
+  IDP_UNAVAILABLE: { status: 503, title: 'Service Unavailable', message: 'The identity provider cannot be reached to verify the credentials.' },
+  LOCKED_OUT: { status: 429, title: 'Too Many Requests', message: 'Too many failed authentication attempts from this address.' },
+  PERMISSION_DENIED: { status: 403, title: 'Forbidden', message: 'The caller lacks a permission this route requires.' },
+  TENANT_MISMATCH: { status: 403, title: 'Forbidden', message: 'The caller may not act on another tenant.' },
+  RATE_LIMITED: { status: 429, title: 'Too Many Requests', message: 'Rate limit exceeded.' },
+  QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests', message: 'Quota for the current window is exhausted.' },
+  CONCURRENCY_EXCEEDED: { status: 429, title: 'Too Many Requests', message: 'Too many requests in flight.' },
+  BODY_TOO_LARGE: { status: 413, title: 'Content Too Large', message: 'The request body exceeds the size this route accepts.' },
+  BREAKER_OPEN: { status: 503, title: 'Service Unavailable', message: 'The upstream is failing; its circuit breaker is open.' },
+  STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', message: 'The limits store cannot be reached.' },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', message: 'The upstream did not answer in time.' },
+  UPSTREAM_ERROR: { status: 502, title: 'Bad Gateway', message: 'The upstream could not be reached or failed.' },
+} as const satisfies Record<string, { status: number; title: string; message: string }>;
+
+export type ReasonCode = keyof typeof REASONS;
+export const REASON_CODES = Object.freeze(Object.keys(REASONS) as ReasonCode[]);
+
+export function isReasonCode(value: string): value is ReasonCode {
+  return Object.prototype.hasOwnProperty.call(REASONS, value);
+}
+
+export function statusOf(code: ReasonCode): number {
+  return REASONS[code].status;
+}
+
+/**
+ * A stage's refusal. `detail` goes into the problem body (never secrets, never what was granted),
+ * `headers` are added to the response (Retry-After, RateLimit, WWW-Authenticate).
+ */
+export interface Deny {
+  readonly code: ReasonCode;
+  readonly detail?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra problem members, e.g. `{ missing: 'reports:export' }`. */
+  readonly extra?: Readonly<Record<string, string | number | boolean>>;
+}
+
+const plainDenies = new Map<ReasonCode, Deny>();
+for (const code of REASON_CODES) plainDenies.set(code, Object.freeze({ code }));
+
+/** A Deny; the plain ones (no detail, no headers) are shared frozen objects, so denying allocates nothing. */
+export function deny(code: ReasonCode, detail?: string, headers?: Record<string, string>, extra?: Deny['extra']): Deny {
+  if (detail === undefined && headers === undefined && extra === undefined) return plainDenies.get(code)!;
+  return { code, detail, headers, extra };
+}
+
+/** RFC 9457 problem details body for a denial. */
+export function problemBody(d: Deny, requestId: string): string {
+  const r = REASONS[d.code];
+  const body: Record<string, unknown> = {
+    type: `https://portcullis.dev/problems/${d.code.toLowerCase().replace(/_/g, '-')}`,
+    title: r.title,
+    status: r.status,
+    detail: d.detail ?? r.message,
+    code: d.code,
+    requestId,
+  };
+  if (d.extra) for (const k in d.extra) if (!(k in body)) body[k] = d.extra[k];
+  return JSON.stringify(body);
+}
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';

@@ -1,0 +1,35 @@
+// The request pipeline: the one place that says in which order the stages run (see DESIGN.md,
+// "Request lifecycle"). A stage returns CONTINUE or a Deny; it throws only for bugs and
+// infrastructure faults. Stages may answer synchronously: the runner only awaits when a stage
+// actually returned a promise, so a request that needs no I/O allocates no promises here.
+import type { Deny } from './errors.js';
+import type { RequestContext } from './context.js';
+
+export const CONTINUE = null;
+export type Outcome = Deny | typeof CONTINUE;
+
+export interface Stage {
+  /** Shown in traces (`explain`, `test`) and logs. */
+  readonly name: string;
+  run(ctx: RequestContext): Outcome | Promise<Outcome>;
+}
+
+function isPromise(v: Outcome | Promise<Outcome>): v is Promise<Outcome> {
+  return v !== null && typeof (v as Promise<Outcome>).then === 'function';
+}
+
+/** Runs `stages` in order until one denies. Returns synchronously when every stage did. */
+export function runStages(stages: readonly Stage[], ctx: RequestContext, from = 0): Outcome | Promise<Outcome> {
+  for (let i = from; i < stages.length; i++) {
+    const out = stages[i]!.run(ctx);
+    if (isPromise(out)) return continueAfter(out, stages, ctx, i + 1);
+    if (out !== CONTINUE) return out;
+  }
+  return CONTINUE;
+}
+
+async function continueAfter(pending: Promise<Outcome>, stages: readonly Stage[], ctx: RequestContext, next: number): Promise<Outcome> {
+  const out = await pending;
+  if (out !== CONTINUE) return out;
+  return runStages(stages, ctx, next);
+}

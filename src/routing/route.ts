@@ -1,0 +1,65 @@
+// A route as the pipeline sees it: compiled once per Plan, frozen.
+import type { AuthMethod } from '../authn/principal.js';
+
+export interface SourcePosition {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/** A compiled path pattern: literal segments, `{name}`, `*`, `**`. */
+export interface PathMatcher {
+  readonly pattern: string;
+  /** Returns the captured params (an empty frozen object when none), or undefined on no match. */
+  match(path: string): Readonly<Record<string, string>> | undefined;
+}
+
+export interface RouteLimit {
+  readonly by: string; // principal | tenant | key | ip | header:<name>
+  readonly ratePerSecond: number;
+  readonly burst: number;
+  readonly cost: number;
+}
+
+export interface CompiledRoute {
+  readonly name: string;
+  readonly index: number;
+  readonly source: SourcePosition;
+  /** Lower-case hosts; undefined matches any host. */
+  readonly hosts: ReadonlySet<string> | undefined;
+  /** Upper-case methods; undefined matches any method. */
+  readonly methods: ReadonlySet<string> | undefined;
+  readonly matcher: PathMatcher;
+  readonly public: boolean;
+  readonly upstream: string;
+  readonly require: readonly string[];
+  readonly tenantParam: string | undefined;
+  /** Methods this route accepts, in order; empty when public. */
+  readonly authenticate: readonly AuthMethod[];
+  readonly ipAllow: readonly string[];
+  readonly ipDeny: readonly string[];
+  readonly limits: readonly RouteLimit[];
+  /** Bytes; undefined: no limit beyond the server's. */
+  readonly maxBodySize: number | undefined;
+  readonly shadow: boolean;
+  readonly audit: 'all' | 'denied' | 'none';
+}
+
+/** Why a route did or did not match (for explain). */
+export interface RouteAttempt {
+  readonly route: string;
+  readonly matched: boolean;
+  readonly reason: string;
+}
+
+export interface RouteMatch {
+  readonly route: CompiledRoute;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export interface Router {
+  /** First match in file order; host is lower-case without port, method upper-case. */
+  find(method: string, host: string, path: string): RouteMatch | undefined;
+  /** Same decision as find, with a reason for every route tried (explain). */
+  explain(method: string, host: string, path: string): { match: RouteMatch | undefined; attempts: RouteAttempt[] };
+}

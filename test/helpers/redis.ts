@@ -1,0 +1,66 @@
+// Redis for tests: the shared server started by global-redis.ts, or a private one a test may kill
+// and restart (fault tests). Never a mock.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { inject } from 'vitest';
+
+export function redisUrl(): string {
+  const url = inject('redisUrl');
+  if (!url) throw new Error('no Redis for this run (global-redis.ts should have failed the run)');
+  return url;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/** A redis-server of the test's own, on a fixed port so it can be stopped and started again. */
+export class PrivateRedis {
+  #child: ChildProcess | undefined;
+  readonly port: number;
+  constructor(port: number) {
+    this.port = port;
+  }
+  static async start(): Promise<PrivateRedis> {
+    const r = new PrivateRedis(await freePort());
+    await r.start();
+    return r;
+  }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  async start(): Promise<void> {
+    const bin = inject('redisServerBin');
+    if (!bin) throw new Error('redis-server is not installed: sudo apt-get install -y redis-server');
+    this.#child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const until = Date.now() + 10_000;
+    while (Date.now() < until) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect(this.port, '127.0.0.1', () => s.write('PING\r\n'));
+        s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+        s.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`private redis-server on ${this.port} did not start`);
+  }
+  /** SIGKILL: the abrupt failure a crashed Redis is. */
+  async kill(): Promise<void> {
+    const c = this.#child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      c.once('exit', () => resolve());
+      c.kill('SIGKILL');
+    });
+  }
+  async stop(): Promise<void> {
+    await this.kill();
+  }
+}
