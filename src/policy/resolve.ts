@@ -1,0 +1,52 @@
+// `env:NAME` and `file:path` values, resolved in the YAML tree before validation so the schema
+// (and everything after it) sees final values. Permission lists are left alone: `file:read` there
+// is a permission, not a file reference.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { isMap, isPair, isScalar, isSeq } from 'yaml';
+import type { Diagnostic } from './diagnostics.js';
+import { formatPath, nodePosition, type KeyPath, type SourceFile } from './source-map.js';
+
+const LITERAL_KEYS = new Set(['require', 'permissions', 'inherits', '$schema']);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Replaces env:/file: scalars in place; returns one error per value that cannot be resolved. */
+export function resolveReferences(file: SourceFile, filePath: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+  const errors: Diagnostic[] = [];
+  const fail = (path: KeyPath, message: string): void => {
+    const pos = nodePosition(file, path);
+    errors.push({ severity: 'error', file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+  };
+  const walk = (node: unknown, path: KeyPath, literal: boolean): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair) || !isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        walk(pair.value, [...path, key], literal || LITERAL_KEYS.has(key));
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i], literal));
+    } else if (isScalar(node) && typeof node.value === 'string' && !literal) {
+      const value = node.value;
+      if (value.startsWith('env:')) {
+        const name = value.slice(4);
+        if (!ENV_NAME.test(name)) return fail(path, `"${value}": expected env:NAME with a variable name`);
+        const found = env[name];
+        if (found === undefined) return fail(path, `environment variable ${name} is not set`);
+        node.value = found;
+      } else if (value.startsWith('file:')) {
+        const rel = value.slice(5);
+        const target = resolve(dirname(filePath), rel);
+        try {
+          // A trailing newline is how editors end files, never part of a secret.
+          node.value = readFileSync(target, 'utf8').replace(/\r?\n$/, '');
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          return fail(path, code === 'ENOENT' ? `file not found: ${rel} (resolved to ${target})` : `cannot read ${rel}: ${(err as Error).message}`);
+        }
+      }
+    }
+  };
+  walk(file.doc.contents, [], false);
+  return errors;
+}

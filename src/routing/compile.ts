@@ -1,0 +1,101 @@
+// The `routes` section → CompiledRoute[] in file order: precompiled path matchers, method/host
+// sets, upstream references resolved (the only upstream when none is named), shadowed routes warned.
+import type { AuthMethod } from '../authn/principal.js';
+import type { CompileContext } from '../policy/compile-context.js';
+import type { UpstreamPlan } from '../policy/plan.js';
+import type { PolicyDocument, RouteSpec } from '../policy/schema.js';
+import { didYouMean } from '../policy/suggest.js';
+import { parseRate, parseSize } from '../policy/values.js';
+import { checkPattern, compilePattern, type CompiledPattern } from './pattern.js';
+import type { CompiledRoute } from './route.js';
+
+const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
+
+function upstreamOf(spec: RouteSpec, at: (string | number)[], upstreams: ReadonlyMap<string, UpstreamPlan>, declared: string[], cx: CompileContext): string | undefined {
+  if (spec.upstream !== undefined) {
+    if (declared.includes(spec.upstream)) return spec.upstream;
+    cx.error([...at, 'upstream'], `unknown upstream "${spec.upstream}"${didYouMean(spec.upstream, declared)}`);
+    return undefined;
+  }
+  if (declared.length === 1) return declared[0];
+  cx.error(at, declared.length === 0
+    ? 'no upstream to send this route to: declare one under upstreams'
+    : `no upstream given and there are ${declared.length} (${declared.join(', ')}): set upstream`);
+  return undefined;
+}
+
+function hostsOf(spec: RouteSpec, at: (string | number)[], cx: CompileContext): Set<string> | undefined {
+  const host = spec.match.host;
+  if (host === undefined) return undefined;
+  const list = Array.isArray(host) ? host : [host];
+  list.forEach((h, i) => {
+    if (!/^[A-Za-z0-9.-]+$/.test(h)) cx.error([...at, 'match', 'host', ...(Array.isArray(host) ? [i] : [])], `"${h}" is not a host name (hosts are matched without a port)`);
+  });
+  return new Set(list.map((h) => h.toLowerCase()));
+}
+
+function covers(superset: ReadonlySet<string> | undefined, subset: ReadonlySet<string> | undefined): boolean {
+  if (superset === undefined) return true;
+  if (subset === undefined) return false;
+  for (const v of subset) if (!superset.has(v)) return false;
+  return true;
+}
+
+export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams: ReadonlyMap<string, UpstreamPlan>): CompiledRoute[] {
+  const declared = Object.keys(doc.upstreams ?? {});
+  const routes: CompiledRoute[] = [];
+  (doc.routes ?? []).forEach((spec, index) => {
+    const at = ['routes', index];
+    const problem = checkPattern(spec.match.path);
+    if (problem !== undefined) cx.error([...at, 'match', 'path'], problem);
+    const matcher: CompiledPattern | undefined = problem === undefined ? compilePattern(spec.match.path) : undefined;
+    const hosts = hostsOf(spec, at, cx);
+    const upstream = upstreamOf(spec, at, upstreams, declared, cx);
+    const isPublic = spec.public === true;
+    for (const key of ['require', 'tenantParam', 'authenticate'] as const) {
+      if (isPublic && spec[key] !== undefined) cx.error([...at, key], `a public route does not authenticate, so ${key} cannot apply`);
+    }
+    if (spec.tenantParam !== undefined && matcher !== undefined && !matcher.params.includes(spec.tenantParam)) {
+      cx.error([...at, 'tenantParam'], `the path pattern has no parameter {${spec.tenantParam}}${didYouMean(spec.tenantParam, matcher.params)}`);
+    }
+    if (matcher === undefined || upstream === undefined) return;
+    routes.push({
+      name: spec.name,
+      index,
+      source: cx.position(at),
+      hosts,
+      methods: spec.match.methods !== undefined ? new Set(spec.match.methods) : undefined,
+      matcher,
+      public: isPublic,
+      upstream,
+      require: spec.require ?? [],
+      tenantParam: spec.tenantParam,
+      authenticate: isPublic ? [] : (spec.authenticate ?? ALL_AUTH_METHODS),
+      ipAllow: spec.ipAllow ?? [],
+      ipDeny: spec.ipDeny ?? [],
+      limits: (spec.limits ?? []).map((l) => {
+        const ratePerSecond = parseRate(l.rate);
+        return { by: l.by, ratePerSecond, burst: l.burst ?? Math.max(1, Math.ceil(ratePerSecond)), cost: l.cost ?? 1 };
+      }),
+      maxBodySize: spec.maxBodySize !== undefined ? parseSize(spec.maxBodySize) : undefined,
+      shadow: spec.shadow === true,
+      audit: spec.audit ?? 'all',
+    });
+  });
+  warnShadowed(routes, cx);
+  return routes;
+}
+
+/** A route that an earlier route matches entirely can never be reached. */
+function warnShadowed(routes: readonly CompiledRoute[], cx: CompileContext): void {
+  for (let j = 0; j < routes.length; j++) {
+    const later = routes[j]!;
+    for (let i = 0; i < j; i++) {
+      const earlier = routes[i]!;
+      if (!covers(earlier.methods, later.methods) || !covers(earlier.hosts, later.hosts)) continue;
+      if (!(later.matcher as CompiledPattern).coveredBy(earlier.matcher as CompiledPattern)) continue;
+      cx.warn(['routes', later.index], `route "${later.name}" is never reached: route "${earlier.name}" (${cx.where(['routes', earlier.index])}) matches every request it would`);
+      break;
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// The `upstreams` section → UpstreamPlan per name (defaults: connect 2s, response 30s,
+// 128 connections per target, no retries). A URL's path becomes the target's basePath.
+import type { CompileContext } from '../policy/compile-context.js';
+import type { UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
+import type { PolicyDocument } from '../policy/schema.js';
+import { parseDuration } from '../policy/values.js';
+
+export const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
+
+function target(url: string, path: (string | number)[], cx: CompileContext): UpstreamTarget | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    cx.error(path, `"${url}" is not a valid URL`);
+    return undefined;
+  }
+  if (parsed.search || parsed.hash) {
+    cx.error(path, 'an upstream URL cannot carry a query or fragment');
+    return undefined;
+  }
+  if (parsed.username || parsed.password) {
+    cx.error(path, 'an upstream URL cannot carry credentials');
+    return undefined;
+  }
+  const basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '');
+  return { origin: parsed.origin, basePath };
+}
+
+export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<string, UpstreamPlan> {
+  const out = new Map<string, UpstreamPlan>();
+  for (const [name, spec] of Object.entries(doc.upstreams ?? {})) {
+    const at = ['upstreams', name];
+    if (spec.url !== undefined && spec.targets !== undefined) {
+      cx.error([...at, 'targets'], 'set either url or targets, not both');
+      continue;
+    }
+    const urls = spec.url !== undefined ? [[spec.url, [...at, 'url']] as const] : (spec.targets ?? []).map((u, i) => [u, [...at, 'targets', i]] as const);
+    if (urls.length === 0) {
+      cx.error(at, 'an upstream needs url (or targets)');
+      continue;
+    }
+    const targets = urls.map(([u, p]) => target(u, [...p], cx));
+    if (targets.some((t) => t === undefined)) continue;
+    out.set(name, {
+      name,
+      targets: targets as UpstreamTarget[],
+      connectTimeoutMs: spec.timeouts?.connect !== undefined ? parseDuration(spec.timeouts.connect) : UPSTREAM_DEFAULTS.connectTimeoutMs,
+      responseTimeoutMs: spec.timeouts?.response !== undefined ? parseDuration(spec.timeouts.response) : UPSTREAM_DEFAULTS.responseTimeoutMs,
+      connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
+      retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
+    });
+  }
+  return out;
+}
