@@ -48,6 +48,8 @@ export class RequestContext {
   route: CompiledRoute | undefined = undefined;
   params: Readonly<Record<string, string>> | undefined = undefined;
   principal: Principal | undefined = undefined;
+  /** Signed identity token for the upstream (authentication.forward.jwt), set by the identity-jwt stage. */
+  identityJwt: string | undefined = undefined;
   /** The permission a denial was about (audit `decision.permission`). */
   permission: string | undefined = undefined;
   limits: LimitState | undefined = undefined;

@@ -4,6 +4,9 @@ import { createHash } from 'node:crypto';
 import { compileRouter } from '../routing/router.js';
 import { compileRoutes } from '../routing/compile.js';
 import { compileUpstreams } from '../upstream/compile.js';
+import { compileAuthn, compileIpRules } from '../authn/compile.js';
+import { compileIdentityJwt } from '../upstream/identity-jwt.js';
+import { compileRbac } from '../authz/compile.js';
 import { parseCidr } from './cidr.js';
 import { CompileContext } from './compile-context.js';
 import { PolicyError, type Diagnostic } from './diagnostics.js';
@@ -24,20 +27,11 @@ interface UnsupportedKey {
 // Every key here is refused with "not supported yet" rather than accepted and silently ignored.
 // When you build a feature, delete its lines here and wire your section compiler into compilePolicy.
 export const UNSUPPORTED: readonly UnsupportedKey[] = [
-  { path: ['authentication'] }, // L-authn (issue 3)
-  { path: ['routes', '*', 'authenticate'] }, // L-authn (issue 3)
-  { path: ['roles'] }, // L-authz (issue 4)
-  { path: ['routes', '*', 'require'] }, // L-authz (issue 4)
-  { path: ['routes', '*', 'tenantParam'] }, // L-authz (issue 4)
-  { path: ['routes', '*', 'shadow'] }, // L-authz (issue 4)
+  { path: ['authentication', 'lockout'] }, // auth-failure lockout (not built yet)
   { path: ['tenants'] }, // L-limits (issue 5)
   { path: ['store'] }, // L-limits (issue 5)
   { path: ['routes', '*', 'limits'] }, // L-limits (issue 5)
   { path: ['routes', '*', 'maxBodySize'] }, // body limits
-  { path: ['ipAllow'] }, // IP rules stage
-  { path: ['ipDeny'] }, // IP rules stage
-  { path: ['routes', '*', 'ipAllow'] }, // IP rules stage
-  { path: ['routes', '*', 'ipDeny'] }, // IP rules stage
   { path: ['audit'] }, // L-audit (issue 7)
   { path: ['routes', '*', 'audit'] }, // L-audit (issue 7)
   { path: ['upstreams', '*', 'targets'], when: (v) => Array.isArray(v) && v.length > 1 }, // round robin + per-target breaker
@@ -109,6 +103,10 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
     if (!used.has(name)) cx.warn(['upstreams', name], `upstream "${name}" is not used by any route`);
   }
   // Section compilers of later issues go here: `const authn = compileAuthentication(doc, cx);` …
+  const identityJwt = compileIdentityJwt(doc, cx);
+  const authn = compileAuthn(doc, cx, routes);
+  const ipRules = compileIpRules(doc, routes, trustedProxies);
+  const rbac = compileRbac(doc, cx, routes);
 
   if (cx.hasErrors) throw new PolicyError(cx.diagnostics);
   const warnings = cx.warnings;
@@ -120,6 +118,10 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
     router: compileRouter(routes),
     upstreams,
     trustedProxies,
+    authn,
+    ipRules,
+    rbac,
+    identityJwt,
     warnings,
     document: doc,
   });

@@ -4,6 +4,10 @@
 import type { Diagnostic } from './diagnostics.js';
 import type { PolicyDocument } from './schema.js';
 import type { CompiledRoute, Router } from '../routing/route.js';
+import type { AuthnPlan, IpRulesPlan } from '../authn/compile.js';
+import type { IdentityJwtSigner } from '../upstream/identity-jwt.js';
+import type { BreakerSettings } from '../upstream/breaker.js';
+import type { RbacPlan } from '../authz/compile.js';
 
 export interface UpstreamTarget {
   /** Origin, e.g. http://127.0.0.1:3000 */
@@ -19,6 +23,8 @@ export interface UpstreamPlan {
   readonly responseTimeoutMs: number;
   readonly connections: number;
   readonly retries: number;
+  /** Circuit breaker per target (L-resilience); undefined: no breaker. */
+  readonly breaker?: BreakerSettings | undefined;
 }
 
 export interface Plan {
@@ -31,7 +37,15 @@ export interface Plan {
   readonly upstreams: ReadonlyMap<string, UpstreamPlan>;
   /** CIDRs whose X-Forwarded-For / X-Request-Id are believed. */
   readonly trustedProxies: readonly string[];
+  /** API keys, JWT issuers, per-route authenticators, forwarded identity (L-authn); absent in hand-built plans. */
+  readonly authn?: AuthnPlan;
+  /** Top-level and per-route ipAllow/ipDeny (L-authn). */
+  readonly ipRules?: IpRulesPlan;
+  /** Expanded roles and per-route require/tenantParam/shadow (L-authz); absent in hand-built plans. */
+  readonly rbac?: RbacPlan;
   readonly warnings: readonly Diagnostic[];
+  /** `authentication.forward.jwt`: signs the identity token forwarded to upstreams (undefined: off). */
+  readonly identityJwt?: IdentityJwtSigner | undefined;
   /** The merged document, as validated (secrets resolved from env:/file: are in here: never log it whole). */
   readonly document: PolicyDocument;
 }

@@ -4,6 +4,7 @@ import type { CompileContext } from '../policy/compile-context.js';
 import type { UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
+import { compileBreaker } from './breaker-compile.js';
 
 export const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
 
@@ -49,6 +50,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       responseTimeoutMs: spec.timeouts?.response !== undefined ? parseDuration(spec.timeouts.response) : UPSTREAM_DEFAULTS.responseTimeoutMs,
       connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
+      breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
     });
   }
   return out;

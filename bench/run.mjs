@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// `npm run bench`: the stub upstream directly, a bare undici proxy (the Node ceiling) and Portcullis
+// in each scenario (bench/scenarios.mjs), measured with autocannon in interleaved rounds so drift in
+// the machine's speed hits every target alike. Reports median req/s, p50/p99 latency, throughput as
+// a ratio of the bare proxy in the same run, and non-2xx counts; writes bench/results/latest.{json,md}.
+//
+//   npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 1]
+//                    [--only direct,bare,public-route] [--json FILE]
+//
+// `npm run bench` builds first (prebench); this script builds nothing.
+import autocannon from 'autocannon';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { PATH, scenarios } from './scenarios.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+    warmup: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    json: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+  strict: true,
+});
+if (flags.help) {
+  console.log('usage: npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 1] [--only direct,bare,public-route] [--json FILE]');
+  process.exit(0);
+}
+const rounds = Number(flags.rounds);
+const duration = Number(flags.duration);
+const connections = Number(flags.connections);
+const warmup = Number(flags.warmup);
+for (const [k, v] of Object.entries({ rounds, duration, connections })) {
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
+}
+const slug = (s) => s.toLowerCase().replace(/[\s_]+/g, '-');
+const only = flags.only ? new Set(flags.only.split(',').map(slug)) : null;
+const wanted = (name) => !only || only.has(slug(name)) || (name === 'bare undici proxy' && only.has('bare'));
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
+const children = [];
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+const start = (cmd, args, env = {}) => {
+  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+  child.lastErr = () => err;
+  children.push(child);
+  return child;
+};
+const waitPort = async (port, child, ms = 20_000) => {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child && child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${child.lastErr()}`);
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, '127.0.0.1', () => (s.end(), r(true)));
+      s.on('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`port ${port} never opened${child ? `: ${child.lastErr()}` : ''}`);
+};
+const waitReady = async (adminPort, child, ms = 20_000) => {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`portcullis exited early (${child.exitCode}): ${child.lastErr()}`);
+    const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`portcullis never became ready: ${child.lastErr()}`);
+};
+const stopAll = async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  const until = Date.now() + 5_000;
+  while (children.some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(work, { recursive: true, force: true });
+};
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const load = (target, seconds) =>
+  autocannon({ url: target.url + target.path, connections, duration: seconds, headers: target.headers });
+
+async function main() {
+  const ctx = { freePort, spawn: start, waitPort, work };
+  const upPort = await freePort();
+  await waitPort(upPort, start(process.execPath, ['bench/upstream.mjs', String(upPort)]));
+  const upstream = `http://127.0.0.1:${upPort}`;
+  const targets = [];
+  if (wanted('direct')) targets.push({ name: 'direct', url: upstream, path: PATH, headers: {} });
+  const barePort = await freePort();
+  await waitPort(barePort, start(process.execPath, ['bench/bare-proxy.mjs', String(barePort), upstream]));
+  targets.push({ name: 'bare undici proxy', url: `http://127.0.0.1:${barePort}`, path: PATH, headers: {} });
+
+  for (const s of scenarios.filter((sc) => wanted(sc.name))) {
+    const extra = s.setup ? await s.setup(ctx) : {};
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = start(
+      process.execPath,
+      ['dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+      { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
+    );
+    await waitReady(adminPort, child);
+    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers: s.headers ?? {}, measure: extra.measure });
+  }
+
+  if (warmup > 0) for (const t of targets) await load(t, warmup);
+  const samples = new Map(targets.map((t) => [t.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    // Rotate the order each round so no target always runs first (or right after another's load).
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    for (const t of order) {
+      const before = t.measure ? await t.measure.before() : undefined;
+      const res = await load(t, duration);
+      const extra = t.measure ? await t.measure.after(before, res.requests.total) : {};
+      samples.get(t.name).push({ rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...extra });
+      process.stderr.write(`round ${r + 1}/${rounds} ${t.name}: ${Math.round(res.requests.average)} req/s, p99 ${res.latency.p99} ms, non-2xx ${res.non2xx}\n`);
+    }
+  }
+
+  const bareRps = median(samples.get('bare undici proxy').map((s) => s.rps));
+  const rows = targets.map((t) => {
+    const ss = samples.get(t.name);
+    const rps = median(ss.map((s) => s.rps));
+    const extraKeys = Object.keys(ss[0]).filter((k) => !['rps', 'p50', 'p99', 'non2xx', 'errors', 'requests'].includes(k));
+    return {
+      name: t.name,
+      rps: Math.round(rps),
+      p50: median(ss.map((s) => s.p50)),
+      p99: median(ss.map((s) => s.p99)),
+      ratioToBare: Number((rps / bareRps).toFixed(3)),
+      non2xx: ss.reduce((a, s) => a + s.non2xx, 0),
+      errors: ss.reduce((a, s) => a + s.errors, 0),
+      extra: Object.fromEntries(extraKeys.map((k) => [k, median(ss.map((s) => s[k]))])),
+      rounds: ss,
+    };
+  });
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, path: PATH };
+  // Columns a scenario's measure adds (e.g. redis round trips per request); blank for the others.
+  const extraCols = [...new Set(rows.flatMap((r) => Object.keys(r.extra)))];
+  const cell = (v) => (v === undefined ? '' : Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const md = [
+    `Bench ${meta.date} · node ${meta.node} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections (medians)`,
+    '',
+    `| target | req/s | p50 ms | p99 ms | × bare | non-2xx | errors |${extraCols.map((c) => ` ${c} |`).join('')}`,
+    `| --- | ---: | ---: | ---: | ---: | ---: | ---: |${extraCols.map(() => ' ---: |').join('')}`,
+    ...rows.map(
+      (r) =>
+        `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c])} |`).join('')}`,
+    ),
+    '',
+  ].join('\n');
+  const json = JSON.stringify({ meta, results: rows }, null, 2);
+  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'bench/results/latest.json'), `${json}\n`);
+  fs.writeFileSync(path.join(root, 'bench/results/latest.md'), md);
+  if (flags.json) fs.writeFileSync(path.resolve(flags.json), `${json}\n`);
+  process.stdout.write(md);
+}
+
+try {
+  await main();
+} finally {
+  await stopAll();
+}

@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+// Writes docs/policy-reference.md from the policy JSON Schema (policies/policy.schema.json, itself
+// generated from src/policy/schema.ts by `npm run schema`). Every key, its type and constraints come
+// from the schema; the sentences in NOTES add what a schema cannot say.
+//   node scripts/gen-policy-docs.mjs          rewrite docs/policy-reference.md
+//   node scripts/gen-policy-docs.mjs --check  exit 1 when the file is stale (a test runs this)
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SCHEMA = `${root}policies/policy.schema.json`;
+const OUT = `${root}docs/policy-reference.md`;
+const MAX_SAFE = 9007199254740991;
+
+/** Key path (as rendered) → what the key does. Paths missing here get the schema's description only. */
+const NOTES = {
+  version: 'Always `1`.',
+  $schema: 'Ignored by Portcullis; lets editors find the JSON Schema.',
+  'upstreams.<name>': 'A named upstream; routes refer to it by name (`upstream`). With exactly one upstream, routes may omit `upstream`.',
+  'upstreams.<name>.url': 'Where requests go. A path in the URL is prepended to the forwarded path. No query, fragment or credentials.',
+  'upstreams.<name>.targets': 'Several URLs, used round robin, one circuit breaker per target. Set `url` or `targets`, not both.',
+  'upstreams.<name>.timeouts.connect': 'Default 2s.',
+  'upstreams.<name>.timeouts.response': 'Time to the response headers. Default 30s.',
+  'upstreams.<name>.retries': 'Extra attempts for idempotent methods, only when no byte reached the upstream. Default 0.',
+  'upstreams.<name>.breaker.consecutiveFailures': 'Open after this many failures in a row.',
+  'upstreams.<name>.breaker.errorRate': 'Or open when this share of requests in `window` failed …',
+  'upstreams.<name>.breaker.minRequests': '… once at least this many requests were seen in `window`.',
+  'upstreams.<name>.breaker.cooldown': 'Time OPEN before HALF_OPEN.',
+  'upstreams.<name>.breaker.halfOpenProbes': 'Requests let through while HALF_OPEN.',
+  'upstreams.<name>.breaker.failOn': 'Statuses that count as failures (default 502, 503, 504; connect errors and timeouts always count).',
+  'authentication.apiKeys.header': 'Header carrying the key. Default `x-api-key`.',
+  'authentication.apiKeys.keys': 'Static keys. Only the hash is stored: `portcullis keys hash KEY` prints it.',
+  'authentication.apiKeys.keys[].hash': '`sha256:` and the hex digest of the key.',
+  'authentication.apiKeys.keys[].roles': 'A role that `roles` does not declare is a validation warning.',
+  'authentication.apiKeys.keys[].expires': 'ISO 8601 time after which the key is refused.',
+  'authentication.jwt': 'Trusted token issuers. A token is accepted when one issuer verifies it.',
+  'authentication.jwt[].jwksUrl': 'Set exactly one of `jwksUrl`, `publicKey` (PEM, usually `file:`) or `secret` (HMAC, usually `env:`).',
+  'authentication.jwt[].algorithms': 'Allow-list; a token signed with anything else is refused.',
+  'authentication.jwt[].clockTolerance': 'Leeway for `exp`/`nbf`.',
+  'authentication.jwt[].claims': 'Where the principal comes from in the token; dotted paths such as `realm_access.roles`.',
+  'authentication.forward': 'Headers the upstream receives with the principal. Client-sent copies are always removed.',
+  'authentication.forward.jwt': 'Signed identity: a short-lived JWT carrying the principal, verifiable with the admin listener\'s `/.well-known/jwks.json`.',
+  'authentication.forward.jwt.key': 'Ed25519 (EdDSA) or P-256 (ES256) private key in PEM; write it as `file:path`.',
+  'authentication.forward.jwt.ttl': 'Token lifetime, 5s to 1h. Default 60s.',
+  'authentication.forward.jwt.audience': 'The `aud` claim.',
+  'authentication.forward.jwt.header': 'Default `x-auth-jwt`.',
+  'authentication.forwardCredentials': 'Default false: the API key / Authorization header is removed before forwarding.',
+  'authentication.lockout': 'Per client IP: after `failures` failed authentications within `window`, refuse with LOCKED_OUT for `duration`.',
+  trustedProxies: 'Only these peers may set X-Forwarded-For and X-Request-Id.',
+  ipAllow: 'When set, only these client addresses are served (all routes).',
+  ipDeny: 'These client addresses are refused (all routes).',
+  'roles.<name>.inherits': 'Roles whose permissions this role also has.',
+  'roles.<name>.permissions': '`resource:action` with `*` wildcards.',
+  'tenants.tiers': 'Named limit tiers.',
+  'tenants.tiers.<name>.rate': 'Token bucket refill rate per tenant.',
+  'tenants.tiers.<name>.burst': 'Bucket size.',
+  'tenants.tiers.<name>.quota': 'Requests per calendar window (UTC); no quota: unlimited.',
+  'tenants.tiers.<name>.concurrency': 'Requests in flight per tenant.',
+  'tenants.default': 'Tier of tenants not listed in `members`.',
+  'tenants.members': 'Tenant → tier.',
+  routes: 'First match in file order wins; no match answers 404 ROUTE_NOT_FOUND.',
+  'routes[].match.path': 'Literal segments, `{name}` (one segment, captured), `*` (one segment), `**` (the rest). Matched on the canonical path, case-sensitive.',
+  'routes[].match.host': 'Host name(s) without port, case-insensitive.',
+  'routes[].public': 'No authentication. `require`, `tenantParam` and `authenticate` cannot be set on a public route.',
+  'routes[].upstream': 'Optional when there is exactly one upstream.',
+  'routes[].require': 'Permissions the principal must all have.',
+  'routes[].tenantParam': 'Path parameter that must equal the principal\'s tenant (else TENANT_MISMATCH).',
+  'routes[].authenticate': 'Methods this route accepts. Default: every configured one.',
+  'routes[].limits': 'Token buckets for this route, all checked in the one store call.',
+  'routes[].limits[].by': 'What a bucket is per: `principal`, `tenant`, `key`, `ip` or `header:<name>`.',
+  'routes[].limits[].burst': 'Bucket size; default the rate per second (at least 1).',
+  'routes[].limits[].cost': 'Tokens one request takes. Default 1.',
+  'routes[].maxBodySize': 'Larger bodies are refused with 413 BODY_TOO_LARGE.',
+  'routes[].shadow': 'Decide and record, never enforce: for rolling out rules.',
+  'routes[].audit': 'Which requests produce audit events. Default `all`.',
+  'store.url': 'Redis URL, usually `env:REDIS_URL`. Absent: in-memory store (one instance only).',
+  'store.onError': '`allow` (fail open, flagged) or `deny` (503 STORE_UNAVAILABLE) when the store is down.',
+  'store.timeout': 'Longest wait for the per-request store call.',
+  'audit.chain': 'Hash-chain every event (tamper evident): `portcullis audit verify` detects edits, deletions, insertions and reordering.',
+  'audit.sinks': 'Where events go; each sink is a one-key mapping.',
+  'audit.spool': 'Directory where events wait while a sink fails.',
+};
+
+const describeString = (s) => {
+  if (s.enum) return `one of ${s.enum.map((v) => `\`${v}\``).join(', ')}`;
+  if (s.description) {
+    // "A duration: 250ms, 30s." → "duration (250ms, 30s)"; "A permission `x`; y." → "permission (`x`; y)"
+    if (s.description.startsWith('An IPv4 or IPv6 address or CIDR block')) return 'IP address or CIDR block (10.0.0.0/8, ::1/128)';
+    const m = /^An? (\w+)(?::| ) ?(.*?)\.?$/.exec(s.description);
+    if (m) return `${m[1]} (${m[2]})`;
+    return s.description.replace(/\.$/, '');
+  }
+  if (s.pattern === '^https?:\\/\\/[^\\s/]+(\\/[^\\s]*)?$') return 'http(s) URL';
+  if (s.pattern) return `string matching \`${s.pattern}\``;
+  return s.minLength ? 'non-empty string' : 'string';
+};
+
+const describeNumber = (s) => {
+  const parts = [];
+  if (s.exclusiveMinimum !== undefined) parts.push(`> ${s.exclusiveMinimum}`);
+  if (s.minimum !== undefined) parts.push(`≥ ${s.minimum}`);
+  if (s.maximum !== undefined && s.maximum !== MAX_SAFE) parts.push(`≤ ${s.maximum}`);
+  return [s.type, ...parts].join(' ');
+};
+
+function typeOf(s) {
+  if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
+  // z.date() has no JSON Schema form (an empty schema): show the other members only.
+  if (s.anyOf) return s.anyOf.filter((a) => Object.keys(a).length > 0).map(typeOf).join(' or ');
+  switch (s.type) {
+    case 'string':
+      return describeString(s);
+    case 'integer':
+    case 'number':
+      return describeNumber(s);
+    case 'boolean':
+      return 'boolean';
+    case 'array':
+      return `list${s.minItems ? ` (≥ ${s.minItems})` : ''} of ${typeOf(s.items)}`;
+    case 'object':
+      return s.properties && !s.additionalProperties ? 'mapping' : `mapping of name → ${typeOf(s.additionalProperties)}`;
+    default:
+      return 'any';
+  }
+}
+
+/** Flattens the schema into rows: [path, type, required, note]. */
+function rows(s, path, required, out) {
+  const note = [NOTES[path], s.type !== 'string' && s.description && !s.pattern ? s.description : undefined].filter(Boolean).join(' ');
+  out.push([path, typeOf(s), required, note]);
+  const child = (p) => (path ? `${path}${p}` : p.replace(/^\./, ''));
+  if (s.type === 'object' && s.properties) {
+    const req = new Set(s.required ?? []);
+    for (const [k, v] of Object.entries(s.properties)) rows(v, child(`.${k}`), req.has(k), out);
+  } else if (s.type === 'object' && typeof s.additionalProperties === 'object') {
+    const v = s.additionalProperties;
+    if (v.type === 'object' && v.properties) {
+      const req = new Set(v.required ?? []);
+      for (const [k, vv] of Object.entries(v.properties)) rows(vv, child(`.<name>.${k}`), req.has(k), out);
+    }
+  } else if (s.type === 'array' && s.items?.type === 'object' && s.items.properties) {
+    const req = new Set(s.items.required ?? []);
+    for (const [k, v] of Object.entries(s.items.properties)) rows(v, child(`[].${k}`), req.has(k), out);
+  } else if (s.type === 'array' && s.items?.anyOf?.every((a) => a.type === 'object')) {
+    // One-key mappings (the audit sinks): document each variant under its key.
+    for (const variant of s.items.anyOf) {
+      for (const [k, v] of Object.entries(variant.properties)) rows(v, child(`[].${k}`), false, out);
+    }
+  }
+  return out;
+}
+
+const cell = (text) => String(text).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function render(schema) {
+  const sections = [];
+  const top = Object.entries(schema.properties);
+  const req = new Set(schema.required ?? []);
+  const simple = top.filter(([, v]) => !(v.type === 'object' || v.type === 'array'));
+  const lines = [
+    '# Policy reference',
+    '',
+    '<!-- Generated by scripts/gen-policy-docs.mjs from policies/policy.schema.json. Do not edit by hand:',
+    '     edit src/policy/schema.ts (then `npm run schema`) or the NOTES in the script, and run',
+    '     `node scripts/gen-policy-docs.mjs`. A test fails when this file is stale. -->',
+    '',
+    'A policy is a YAML file, or a directory of YAML files merged into one document (duplicate names',
+    'are errors). Every value may be written `env:NAME` (read from the environment when the policy',
+    'loads) or `file:path` (the file\'s contents, relative to the policy file). Editors validate',
+    'against [`policies/policy.schema.json`](../policies/policy.schema.json) with',
+    '`# yaml-language-server: $schema=./policy.schema.json`.',
+    '',
+    'Value notations: durations `250ms` `30s` `5m` `1h` `1d`; rates `N/s` `N/m` `N/h`; quotas',
+    '`N/minute|hour|day|month` (calendar windows, UTC); sizes `512kb` `1mb`; percentages `50%`.',
+    '',
+    'Keys the running build cannot enforce yet are refused by `portcullis validate` (and `serve`)',
+    'with "not supported yet" — a policy never silently ignores a key.',
+    '',
+    '## Top level',
+    '',
+    '| key | type | required | notes |',
+    '| --- | --- | --- | --- |',
+    ...simple.map(([k, v]) => `| \`${k}\` | ${cell(typeOf(v))} | ${req.has(k) ? 'yes' : ''} | ${cell(NOTES[k] ?? '')} |`),
+  ];
+  for (const [k, v] of top.filter(([, v]) => v.type === 'object' || v.type === 'array')) {
+    const table = rows(v, k, req.has(k), []);
+    sections.push(
+      [
+        '',
+        `## \`${k}\``,
+        '',
+        '| key | type | required | notes |',
+        '| --- | --- | --- | --- |',
+        ...table.map(([p, t, r, n]) => `| \`${p}\` | ${cell(t)} | ${r ? 'yes' : ''} | ${cell(n)} |`),
+      ].join('\n'),
+    );
+  }
+  return `${[...lines, ...sections].join('\n')}\n`;
+}
+
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) {
+  const text = render(JSON.parse(readFileSync(SCHEMA, 'utf8')));
+  if (process.argv.includes('--check')) {
+    let current = '';
+    try {
+      current = readFileSync(OUT, 'utf8');
+    } catch {
+      // missing counts as stale
+    }
+    if (current !== text) {
+      console.error('docs/policy-reference.md is stale: run `node scripts/gen-policy-docs.mjs`');
+      process.exit(1);
+    }
+  } else {
+    writeFileSync(OUT, text);
+    console.log(`wrote ${OUT}`);
+  }
+}

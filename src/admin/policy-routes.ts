@@ -1,0 +1,46 @@
+// Built-in admin endpoints about the policy: what is running, and reload it on demand.
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import type { PolicyManager } from '../policy/manager.js';
+import type { AdminHandler, AdminMethod } from './routes.js';
+
+type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
+
+const NOT_LOADED = { status: 503, problem: { title: 'Service Unavailable', detail: 'no policy is loaded yet' } } as const;
+
+export function policyRoutes(route: Register, policy: () => PolicyManager | undefined): void {
+  route('GET', '/admin/policy', () => {
+    const plan = policy()?.plan;
+    if (!plan) return NOT_LOADED;
+    return {
+      status: 200,
+      body: {
+        hash: plan.hash,
+        loadedAt: new Date(plan.loadedAt).toISOString(),
+        files: plan.files,
+        routes: plan.routes.map((r) => ({
+          name: r.name,
+          methods: r.methods ? [...r.methods] : null,
+          path: r.matcher.pattern,
+          public: r.public,
+        })),
+        warnings: plan.warnings.map(formatDiagnostic),
+      },
+    };
+  });
+
+  route('POST', '/admin/reload', async () => {
+    const manager = policy();
+    if (!manager) return NOT_LOADED;
+    const result = await manager.reload('admin');
+    if (result.ok) return { status: 200, body: { ok: true, hash: result.plan.hash } };
+    const errors = result.diagnostics.filter((d) => d.severity === 'error');
+    return {
+      status: 422,
+      problem: {
+        title: 'Policy rejected',
+        detail: `the policy was not reloaded; still serving ${manager.plan.hash}`,
+        extra: { ok: false, hash: manager.plan.hash, errors: errors.map(formatDiagnostic), diagnostics: result.diagnostics },
+      },
+    };
+  });
+}

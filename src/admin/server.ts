@@ -1,0 +1,191 @@
+// The admin listener (default 127.0.0.1:9090), separate from the proxy so operators' endpoints are
+// never reachable through a route. `/metrics`, `/healthz`, `/readyz` (and registered endpoints
+// outside /admin/, such as the identity JWKS) are open: scrapers and kubelets carry no credentials.
+// Everything under `/admin/` needs the bearer token.
+//
+// Lifecycle, as the composition root (src/app.ts) uses it:
+//   const admin = new AdminServer({ host, port, token: env.PORTCULLIS_ADMIN_TOKEN, logger, policy });
+//   await admin.listen();            // admin.url is then set
+//   admin.route('GET', '/admin/breakers', handler);   // later issues add endpoints (any time)
+//   admin.route('GET', '/.well-known/jwks.json', h);  // outside /admin/: open
+//   admin.setDraining();             // on SIGTERM: /readyz turns 503 so traffic moves away
+//   await admin.close();
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { registry } from '../observability/metrics.js';
+import type { PolicyManager } from '../policy/manager.js';
+import { sendJson, sendProblem } from './problem.js';
+import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
+import { policyRoutes } from './policy-routes.js';
+
+export type { AdminHandler, AdminRequest, AdminResponse, AdminMethod } from './routes.js';
+
+const MAX_BODY = 1024 * 1024;
+
+export interface AdminServerOptions {
+  readonly host: string;
+  readonly port: number;
+  /** PORTCULLIS_ADMIN_TOKEN; absent or empty: /admin/* answers 403 (disabled). */
+  readonly token?: string;
+  readonly logger: Logger;
+  /** May be attached later (setPolicy); until then /readyz is 503. */
+  readonly policy?: PolicyManager;
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+export class AdminServer {
+  readonly #options: AdminServerOptions;
+  readonly #tokenDigest: Buffer | undefined;
+  readonly #routes = new AdminRoutes();
+  readonly #open = new Map<string, () => AdminResponse>();
+  readonly #server: Server;
+  #policy: PolicyManager | undefined;
+  #draining = false;
+  #url: string | undefined;
+
+  constructor(options: AdminServerOptions) {
+    this.#options = options;
+    this.#tokenDigest = options.token ? digest(options.token) : undefined;
+    this.#policy = options.policy;
+    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      this.#handle(req, res).catch((err: unknown) => {
+        options.logger.error({ err }, 'admin request failed');
+        if (!res.headersSent) sendProblem(res, 500, 'Internal Server Error', 'the admin request failed; see the logs');
+        else res.destroy();
+      });
+    });
+    this.#server.keepAliveTimeout = 5_000;
+    policyRoutes((m, p, h) => this.route(m, p, h), () => this.#policy);
+  }
+
+  /**
+   * Registers an endpoint (patterns like `/admin/tenants/:id/usage`). Everything under /admin/ needs
+   * the bearer token; a pattern outside it (e.g. `/.well-known/jwks.json`) is open to anyone who
+   * can reach the admin listener, so register only public data there.
+   */
+  route(method: AdminMethod, pattern: string, handler: AdminHandler): this {
+    this.#routes.add(method, pattern, handler);
+    return this;
+  }
+
+  /** An open GET endpoint outside /admin/ (no token), e.g. /.well-known/jwks.json. */
+  openRoute(path: string, handler: () => AdminResponse): this {
+    this.#open.set(path, handler);
+    return this;
+  }
+
+  setPolicy(policy: PolicyManager): void {
+    this.#policy = policy;
+  }
+
+  /** From now on /readyz answers 503: the process is shutting down. */
+  setDraining(): void {
+    this.#draining = true;
+  }
+
+  get url(): string | undefined {
+    return this.#url;
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#options.port, this.#options.host, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    const { address, port } = this.#server.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    this.#url = `http://${host}:${port}`;
+    this.#options.logger.info({ url: this.#url, adminApi: this.#tokenDigest ? 'enabled' : 'disabled' }, 'admin listener up');
+    return this.#url;
+  }
+
+  async close(): Promise<void> {
+    if (!this.#server.listening) return;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    await closed;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const method = req.method ?? 'GET';
+    const path = url.pathname;
+    if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/readyz') return this.#ready(res);
+    if (path === '/metrics') {
+      const text = await registry.metrics();
+      res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' });
+      res.end(text);
+      return;
+    }
+    const open = this.#open.get(path);
+    if (open !== undefined && (method === 'GET' || method === 'HEAD')) return respond(res, open());
+    // Only /admin/ needs the token; the few endpoints outside it are public by design (JWKS).
+    if ((path === '/admin' || path.startsWith('/admin/')) && !this.#authorized(req, res)) return;
+    const found = this.#routes.lookup(method, path);
+    if (found.kind === 'none') return sendProblem(res, 404, 'Not Found', `no admin endpoint ${path}`);
+    if (found.kind === 'method') {
+      return sendProblem(res, 405, 'Method Not Allowed', `${method} is not allowed on ${path}`, {}, { allow: found.allow.join(', ') });
+    }
+    const body = await readJson(req);
+    if (body === INVALID) return sendProblem(res, 400, 'Bad Request', 'the request body is not valid JSON (or larger than 1 MB)');
+    const out = await found.handler({ method, path, params: found.params, query: url.searchParams, headers: req.headers, body });
+    respond(res, out);
+  }
+
+  #ready(res: ServerResponse): void {
+    if (this.#draining) return sendJson(res, 503, { status: 'draining' });
+    const plan = this.#policy?.plan;
+    if (!plan) return sendJson(res, 503, { status: 'no policy loaded' });
+    sendJson(res, 200, { status: 'ready', policy: plan.hash });
+  }
+
+  #authorized(req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.#tokenDigest) {
+      sendProblem(res, 403, 'Forbidden', 'the admin API is disabled until PORTCULLIS_ADMIN_TOKEN is set');
+      return false;
+    }
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
+    // Compare fixed-length digests so neither the token's length nor its prefix leaks through timing.
+    if (!m || !timingSafeEqual(digest(m[1]!), this.#tokenDigest)) {
+      sendProblem(res, 401, 'Unauthorized', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="portcullis-admin"' });
+      return false;
+    }
+    return true;
+  }
+}
+
+const INVALID = Symbol('invalid body');
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) return INVALID;
+    chunks.push(chunk);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    return INVALID;
+  }
+}
+
+function respond(res: ServerResponse, out: AdminResponse): void {
+  if (out.problem) return sendProblem(res, out.status, out.problem.title, out.problem.detail, out.problem.extra, { ...out.headers });
+  if (out.body === undefined) {
+    res.writeHead(out.status, { ...out.headers });
+    res.end();
+    return;
+  }
+  sendJson(res, out.status, out.body, { ...out.headers });
+}

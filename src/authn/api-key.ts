@@ -1,0 +1,107 @@
+// API keys: the configured header only, looked up by sha256 digest (a Map get: no scan, no string
+// comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
+// object, so their 401 bodies are byte-identical apart from the request id.
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { deny, type Deny } from '../errors.js';
+import type { Principal } from './principal.js';
+
+export const DEFAULT_API_KEY_HEADER = 'x-api-key';
+/** Longer presented values are refused before hashing (a header this long is not one of our keys). */
+export const MAX_API_KEY_LENGTH = 512;
+
+/** A key as the lookup knows it: only its digest is ever stored. */
+export interface ApiKeyRecord {
+  readonly id: string;
+  readonly principal: Principal;
+  /** Epoch ms; undefined: never expires. */
+  readonly expiresAt: number | undefined;
+  readonly disabled: boolean;
+}
+
+/**
+ * Where keys are found by the hex sha256 digest of the presented value. The static keys of the
+ * policy are one; dynamic keys created through the admin API (issue 6) will be another, backed by
+ * the store (hence the optional promise).
+ */
+export interface KeyLookup {
+  lookup(digestHex: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined>;
+}
+
+export class StaticKeyLookup implements KeyLookup {
+  readonly #byDigest: Map<string, ApiKeyRecord>;
+  constructor(byDigest: Map<string, ApiKeyRecord>) {
+    this.#byDigest = byDigest;
+  }
+  lookup(digestHex: string): ApiKeyRecord | undefined {
+    return this.#byDigest.get(digestHex);
+  }
+  get size(): number {
+    return this.#byDigest.size;
+  }
+}
+
+/** Why a key was refused; logged (never the key), never shown to the client. */
+export type ApiKeyFailure = 'malformed' | 'unknown' | 'disabled' | 'expired';
+
+export interface ApiKeyOutcome {
+  readonly principal?: Principal;
+  readonly deny?: Deny;
+  readonly failure?: ApiKeyFailure;
+  readonly keyId?: string;
+}
+
+// Visible ASCII only: anything else cannot be one of our keys (and must not reach a log line).
+const KEY_SHAPE = /^[\x21-\x7e]+$/;
+
+export class ApiKeyAuthenticator {
+  readonly method = 'apiKey' as const;
+  /** Lower-case header name. */
+  readonly header: string;
+  readonly challenge: string;
+  readonly #lookups: readonly KeyLookup[];
+  readonly #invalid: Deny;
+  readonly #malformed: ApiKeyOutcome;
+  readonly #unknown: ApiKeyOutcome;
+
+  constructor(header: string, lookups: readonly KeyLookup[]) {
+    this.header = header.toLowerCase();
+    this.#lookups = lookups;
+    this.challenge = `ApiKey header="${this.header}"`;
+    this.#invalid = deny('AUTH_INVALID', undefined, { 'www-authenticate': this.challenge });
+    this.#malformed = Object.freeze({ deny: this.#invalid, failure: 'malformed' as const });
+    this.#unknown = Object.freeze({ deny: this.#invalid, failure: 'unknown' as const });
+  }
+
+  /** undefined: no API key presented (not mine). */
+  authenticate(req: IncomingMessage, now: number = Date.now()): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
+    const value = req.headers[this.header];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
+    const digest = createHash('sha256').update(value).digest('hex');
+    return this.#find(digest, 0, now);
+  }
+
+  #find(digest: string, from: number, now: number): ApiKeyOutcome | Promise<ApiKeyOutcome> {
+    for (let i = from; i < this.#lookups.length; i++) {
+      const found = this.#lookups[i]!.lookup(digest);
+      if (found === undefined) continue;
+      if (found instanceof Promise) {
+        return found.then((record) => (record === undefined ? this.#find(digest, i + 1, now) : this.#judge(record, now)));
+      }
+      return this.#judge(found, now);
+    }
+    return this.#unknown;
+  }
+
+  #judge(record: ApiKeyRecord, now: number): ApiKeyOutcome {
+    if (record.disabled) return { deny: this.#invalid, failure: 'disabled', keyId: record.id };
+    if (record.expiresAt !== undefined && now >= record.expiresAt) return { deny: this.#invalid, failure: 'expired', keyId: record.id };
+    return { principal: record.principal, keyId: record.id };
+  }
+}
+
+/** `sha256:<hex>` as written in policies and printed by `portcullis keys`. */
+export function hashApiKey(key: string): string {
+  return `sha256:${createHash('sha256').update(key).digest('hex')}`;
+}

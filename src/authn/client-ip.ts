@@ -1,0 +1,61 @@
+// Who the client is, as trust rules see it. The socket peer, unless the peer is a trusted proxy:
+// then X-Forwarded-For is walked from the right (the hop our peer added last) past every trusted
+// hop; the first untrusted address is the client. Anything left of it was written by the client
+// and is never believed. A malformed entry stops the walk at the hop that reported it.
+import { isIP, type BlockList } from 'node:net';
+import { blockListOf, familyOf } from './ip-rules.js';
+
+const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
+
+/** ::ffff:10.1.2.3 → 10.1.2.3: the client address is reported (logs, X-Forwarded-For, limits) in one form. */
+export function normalizeIp(ip: string): string {
+  const m = ip.length > 7 && ip.charCodeAt(0) === 58 /* : */ ? MAPPED.exec(ip) : null;
+  return m ? m[1]! : ip;
+}
+
+export class TrustedProxies {
+  readonly #list: BlockList | undefined;
+
+  constructor(cidrs: readonly string[]) {
+    this.#list = cidrs.length > 0 ? blockListOf(cidrs) : undefined;
+  }
+
+  trusts(ip: string): boolean {
+    if (this.#list === undefined || ip === '') return false;
+    return this.#list.check(ip, familyOf(ip));
+  }
+
+  /**
+   * The client address for a peer and its X-Forwarded-For value(s) (Node joins repeated headers
+   * with ", "; an array is accepted too). Returns the address in normalised form (IPv4-mapped
+   * IPv6 unwrapped).
+   */
+  clientIp(peer: string, xff: string | readonly string[] | undefined): string {
+    const peerAddress = normalizeIp(peer);
+    if (xff === undefined || this.#list === undefined || !this.trusts(peerAddress)) return peerAddress;
+    const value = typeof xff === 'string' ? xff : xff.join(',');
+    let current = peerAddress;
+    let end = value.length;
+    while (end > 0) {
+      const comma = value.lastIndexOf(',', end - 1);
+      const entry = stripPort(value.slice(comma + 1, end).trim());
+      end = comma === -1 ? 0 : comma;
+      if (entry === '') continue;
+      if (isIP(entry) === 0) return current;
+      current = normalizeIp(entry);
+      if (!this.trusts(current)) return current;
+    }
+    return current;
+  }
+}
+
+/** `1.2.3.4:5678` → `1.2.3.4`; `[::1]:80` → `::1`; bare addresses unchanged. */
+function stripPort(entry: string): string {
+  if (entry.startsWith('[')) {
+    const close = entry.indexOf(']');
+    return close === -1 ? entry : entry.slice(1, close);
+  }
+  const colon = entry.indexOf(':');
+  if (colon !== -1 && colon === entry.lastIndexOf(':')) return entry.slice(0, colon);
+  return entry;
+}

@@ -1,0 +1,251 @@
+// The `authentication` section (and per-route `authenticate`) → AuthnPlan: static API keys in a
+// digest-keyed Map, JWT issuers with their keys imported once, the per-route authenticator order
+// and its AUTH_MISSING challenge, the identity headers to forward. Also `ipAllow`/`ipDeny`.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createLocalJWKSet, type JWK } from 'jose';
+import type { CompileContext } from '../policy/compile-context.js';
+import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
+import { parseDuration } from '../policy/values.js';
+import type { CompiledRoute } from '../routing/route.js';
+import { deny, type Deny } from '../errors.js';
+import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from './api-key.js';
+import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
+import { FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
+import { DEFAULT_IDENTITY_JWT_HEADER } from '../upstream/identity-jwt.js';
+import { IpRule } from './ip-rules.js';
+import { TrustedProxies } from './client-ip.js';
+import { jwksSource } from './jwks.js';
+import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
+import type { AuthMethod } from './principal.js';
+
+export interface RouteAuthn {
+  /** The route's authenticators in the order it lists them (only configured ones). */
+  readonly methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[];
+  /** AUTH_MISSING with a WWW-Authenticate challenge per accepted method. */
+  readonly missing: Deny;
+}
+
+export interface AuthnPlan {
+  readonly apiKey: ApiKeyAuthenticator | undefined;
+  readonly jwt: JwtAuthenticator | undefined;
+  /** By route index; public routes have none. */
+  readonly routes: ReadonlyMap<number, RouteAuthn>;
+  readonly forward: IdentityForward;
+  readonly forwardCredentials: boolean;
+}
+
+export interface IpRulesPlan {
+  /** Top-level rule; undefined when there is none. */
+  readonly global: IpRule | undefined;
+  /** By route index, only routes that have rules. */
+  readonly routes: ReadonlyMap<number, IpRule>;
+  /** trustedProxies, compiled: who may tell us the client address (X-Forwarded-For). */
+  readonly trusted: TrustedProxies;
+}
+
+type Path = (string | number)[];
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-authorization', 'cookie', 'authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent']);
+const SIGNATURE_FAMILY: Record<string, string> = { RS: 'rsa', PS: 'rsa', ES: 'ec', Ed: 'okp', HS: 'secret' };
+const DEFAULT_COOLDOWN_MS = 30_000;
+const DEFAULT_CACHE_MAX_AGE_MS = 600_000;
+const JWKS_TIMEOUT_MS = 5_000;
+
+function headerName(value: string, at: Path, cx: CompileContext): string {
+  const name = value.toLowerCase();
+  if (!TOKEN.test(value)) cx.error(at, `"${value}" is not a valid header name`);
+  else if (RESERVED_HEADERS.has(name)) cx.error(at, `"${value}" is a reserved header and cannot be used here`);
+  return name;
+}
+
+function parseExpires(value: string | Date, at: Path, cx: CompileContext): number | undefined {
+  const ms = value instanceof Date ? value.getTime() : Date.parse(value);
+  if (!Number.isFinite(ms)) cx.error(at, `"${String(value)}" is not a date (e.g. 2027-01-01 or 2027-01-01T00:00:00Z)`);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+function compileApiKeys(doc: PolicyDocument, cx: CompileContext): ApiKeyAuthenticator | undefined {
+  const spec = doc.authentication?.apiKeys;
+  if (spec === undefined) return undefined;
+  const at: Path = ['authentication', 'apiKeys'];
+  const header = headerName(spec.header ?? DEFAULT_API_KEY_HEADER, [...at, 'header'], cx);
+  const declaredRoles = new Set(Object.keys(doc.roles ?? {}));
+  const byDigest = new Map<string, ApiKeyRecord>();
+  const firstAt = new Map<string, number>();
+  (spec.keys ?? []).forEach((k, i) => {
+    const kat: Path = [...at, 'keys', i];
+    const digest = k.hash.slice('sha256:'.length);
+    const dup = firstAt.get(digest);
+    if (dup !== undefined) cx.error([...kat, 'hash'], `this hash is also the hash of key "${spec.keys![dup]!.id}" (${cx.where([...at, 'keys', dup, 'hash'])})`);
+    firstAt.set(digest, i);
+    const subject = k.subject ?? k.id;
+    if (!isSafeHeaderValue(subject)) cx.error([...kat, k.subject === undefined ? 'id' : 'subject'], 'must be visible ASCII (it is sent to the upstream in a header)');
+    if (k.tenant !== undefined && !isSafeHeaderValue(k.tenant)) cx.error([...kat, 'tenant'], 'must be visible ASCII (it is sent to the upstream in a header)');
+    (k.roles ?? []).forEach((r, j) => {
+      if (!isSafeListElement(r)) cx.error([...kat, 'roles', j], 'a role name must be visible ASCII without spaces or commas');
+      else if (!declaredRoles.has(r)) cx.warn([...kat, 'roles', j], `role "${r}" is not declared under roles`);
+    });
+    const expiresAt = k.expires === undefined ? undefined : parseExpires(k.expires, [...kat, 'expires'], cx);
+    byDigest.set(digest, {
+      id: k.id,
+      principal: Object.freeze({ subject, tenant: k.tenant, roles: Object.freeze([...(k.roles ?? [])]), permissions: Object.freeze([...(k.permissions ?? [])]), keyId: k.id, via: 'apiKey' as const }),
+      expiresAt,
+      disabled: k.disabled === true,
+    });
+  });
+  return new ApiKeyAuthenticator(header, [new StaticKeyLookup(byDigest)]);
+}
+
+function familyOf(alg: string): string {
+  return SIGNATURE_FAMILY[alg.slice(0, 2)] ?? 'unknown';
+}
+
+function keyFamily(key: KeyObject): string {
+  const t = key.asymmetricKeyType;
+  return t === 'rsa' || t === 'rsa-pss' ? 'rsa' : t === 'ec' ? 'ec' : t === 'ed25519' || t === 'ed448' ? 'okp' : String(t);
+}
+
+function issuerKey(spec: JwtIssuerSpec, at: Path, cx: CompileContext): JwtIssuer['key'] | undefined {
+  const sources = [spec.jwksUrl, spec.publicKey, spec.secret].filter((v) => v !== undefined).length;
+  if (sources !== 1) {
+    cx.error(at, 'give exactly one of jwksUrl, publicKey or secret');
+    return undefined;
+  }
+  const families = new Set(spec.algorithms.map(familyOf));
+  if (spec.secret !== undefined) {
+    if (families.size !== 1 || !families.has('secret')) cx.error([...at, 'algorithms'], 'a secret verifies only HS256/HS384/HS512');
+    const bytes = new TextEncoder().encode(spec.secret);
+    if (bytes.length < 32) cx.warn([...at, 'secret'], `the secret is ${bytes.length} bytes; use at least 32 random bytes`);
+    return bytes;
+  }
+  if (families.has('secret')) {
+    cx.error([...at, 'algorithms'], 'HS* algorithms need a secret; with public keys they would let a public key be used as an HMAC secret');
+    return undefined;
+  }
+  if (spec.jwksUrl !== undefined) {
+    const cooldownMs = spec.cooldown !== undefined ? parseDuration(spec.cooldown) : DEFAULT_COOLDOWN_MS;
+    const cacheMaxAgeMs = spec.cacheMaxAge !== undefined ? parseDuration(spec.cacheMaxAge) : DEFAULT_CACHE_MAX_AGE_MS;
+    return jwksSource(spec.jwksUrl, { cooldownMs, cacheMaxAgeMs, timeoutMs: JWKS_TIMEOUT_MS, issuer: spec.name }).getKey;
+  }
+  const text = spec.publicKey!.trim();
+  try {
+    if (text.startsWith('{')) {
+      const parsed = JSON.parse(text) as { keys?: JWK[] } & JWK;
+      if (Array.isArray(parsed.keys)) return createLocalJWKSet({ keys: parsed.keys });
+      if (parsed.d !== undefined) cx.error([...at, 'publicKey'], 'this JWK is a private key; give the public key');
+      const key = createPublicKey({ key: parsed as import('node:crypto').JsonWebKey, format: 'jwk' });
+      checkKeyFamily(key, families, at, cx);
+      return key;
+    }
+    if (/PRIVATE KEY-----/.test(text)) cx.error([...at, 'publicKey'], 'this PEM is a private key; give the public key');
+    const key = createPublicKey(text);
+    checkKeyFamily(key, families, at, cx);
+    return key;
+  } catch (err) {
+    cx.error([...at, 'publicKey'], `not a PEM public key, certificate or JWK: ${(err as Error).message}`);
+    return undefined;
+  }
+}
+
+function checkKeyFamily(key: KeyObject, families: Set<string>, at: Path, cx: CompileContext): void {
+  const family = keyFamily(key);
+  for (const f of families) if (f !== family) cx.error([...at, 'algorithms'], `the public key is ${family.toUpperCase()}; it cannot verify every listed algorithm`);
+}
+
+function compileJwt(doc: PolicyDocument, cx: CompileContext): JwtAuthenticator | undefined {
+  const specs = doc.authentication?.jwt;
+  if (specs === undefined || specs.length === 0) return undefined;
+  const issuers: JwtIssuer[] = [];
+  const seen = new Map<string, number>();
+  specs.forEach((spec, i) => {
+    const at: Path = ['authentication', 'jwt', i];
+    const dup = seen.get(spec.issuer);
+    if (dup !== undefined) cx.error([...at, 'issuer'], `issuer "${spec.issuer}" is already configured (${cx.where(['authentication', 'jwt', dup, 'issuer'])})`);
+    seen.set(spec.issuer, i);
+    const key = issuerKey(spec, at, cx);
+    if (key === undefined) return;
+    const claims = spec.claims ?? {};
+    issuers.push({
+      name: spec.name,
+      issuer: spec.issuer,
+      audience: spec.audience,
+      algorithms: spec.algorithms,
+      clockToleranceSec: spec.clockTolerance !== undefined ? parseDuration(spec.clockTolerance) / 1000 : 0,
+      typ: spec.typ,
+      key,
+      claims: {
+        subject: compileClaimPath(claims.subject ?? 'sub'),
+        tenant: claims.tenant !== undefined ? compileClaimPath(claims.tenant) : undefined,
+        roles: claims.roles !== undefined ? compileClaimPath(claims.roles) : undefined,
+        permissions: claims.permissions !== undefined ? compileClaimPath(claims.permissions) : undefined,
+      },
+    });
+  });
+  return new JwtAuthenticator(issuers);
+}
+
+function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undefined, cx: CompileContext): IdentityForward {
+  const spec = doc.authentication?.forward ?? {};
+  const at: Path = ['authentication', 'forward'];
+  const names = {
+    subject: headerName(spec.subject ?? FORWARD_DEFAULTS.subject, [...at, 'subject'], cx),
+    tenant: headerName(spec.tenant ?? FORWARD_DEFAULTS.tenant, [...at, 'tenant'], cx),
+    roles: headerName(spec.roles ?? FORWARD_DEFAULTS.roles, [...at, 'roles'], cx),
+    keyId: headerName(spec.keyId ?? FORWARD_DEFAULTS.keyId, [...at, 'keyId'], cx),
+  };
+  const strip = new Set(Object.values(names));
+  if (strip.size !== 4) cx.error(at, 'the forward headers must have four different names');
+  if (spec.jwt !== undefined) {
+    // Signed identity (upstream/identity-jwt.ts): a client's copy of its header is removed like the others.
+    const identityJwt = headerName(spec.jwt.header ?? DEFAULT_IDENTITY_JWT_HEADER, [...at, 'jwt', 'header'], cx);
+    if (strip.has(identityJwt) || identityJwt === apiKey?.header) cx.error([...at, 'jwt', 'header'], `"${identityJwt}" is already used by another identity or credential header`);
+    strip.add(identityJwt);
+  }
+  if (apiKey !== undefined && strip.has(apiKey.header)) cx.error(at, `the API key header "${apiKey.header}" cannot also be an identity header`);
+  if (doc.authentication?.forwardCredentials !== true) {
+    strip.add('authorization');
+    if (apiKey !== undefined) strip.add(apiKey.header);
+  }
+  return { ...names, strip };
+}
+
+function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[]): Deny {
+  return deny('AUTH_MISSING', undefined, methods.length === 0 ? undefined : { 'www-authenticate': methods.map((m) => m.challenge).join(', ') });
+}
+
+export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly CompiledRoute[]): AuthnPlan {
+  const apiKey = compileApiKeys(doc, cx);
+  const jwt = compileJwt(doc, cx);
+  const byMethod: Record<AuthMethod, ApiKeyAuthenticator | JwtAuthenticator | undefined> = { apiKey, jwt };
+  const perRoute = new Map<number, RouteAuthn>();
+  for (const route of routes) {
+    if (route.public) continue;
+    const explicit = doc.routes?.[route.index]?.authenticate !== undefined;
+    const methods: (ApiKeyAuthenticator | JwtAuthenticator)[] = [];
+    route.authenticate.forEach((m, j) => {
+      const a = byMethod[m];
+      if (a !== undefined) methods.push(a);
+      else if (explicit) cx.error(['routes', route.index, 'authenticate', j], `${m} is not configured under authentication`);
+    });
+    if (methods.length === 0 && !explicit && doc.authentication !== undefined) cx.warn(['routes', route.index], 'no authentication method is configured: every request to this route is denied (AUTH_MISSING)');
+    perRoute.set(route.index, { methods, missing: challengeOf(methods) });
+  }
+  return {
+    apiKey,
+    jwt,
+    routes: perRoute,
+    forward: compileForward(doc, apiKey, cx),
+    forwardCredentials: doc.authentication?.forwardCredentials === true,
+  };
+}
+
+/** Top-level and per-route ipAllow/ipDeny, and trustedProxies; the CIDRs were already checked by compilePolicy. */
+export function compileIpRules(doc: PolicyDocument, routes: readonly CompiledRoute[], trustedProxies: readonly string[] = doc.trustedProxies ?? []): IpRulesPlan {
+  const global = new IpRule(doc.ipAllow ?? [], doc.ipDeny ?? []);
+  const perRoute = new Map<number, IpRule>();
+  for (const route of routes) {
+    const rule = new IpRule(route.ipAllow, route.ipDeny);
+    if (!rule.empty) perRoute.set(route.index, rule);
+  }
+  return { global: global.empty ? undefined : global, routes: perRoute, trusted: new TrustedProxies(trustedProxies) };
+}

@@ -1,0 +1,30 @@
+// The IP rules stage: top-level then per-route ipAllow/ipDeny against ctx.clientIp (the socket
+// peer, or X-Forwarded-For walked right to left past trusted proxies: see client-ip.ts).
+import { deny } from '../errors.js';
+import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
+import type { RequestContext } from '../context.js';
+
+const IP_DENIED = deny('IP_DENIED');
+
+export class IpRulesStage implements Stage {
+  readonly name = 'ipRules';
+
+  run(ctx: RequestContext): Outcome {
+    const rules = ctx.plan.ipRules;
+    if (rules === undefined) return CONTINUE;
+    if (rules.global !== undefined && rules.global.denies(ctx.clientIp)) {
+      ctx.note(this.name, `${ctx.clientIp || 'unknown address'} is denied by the top-level rules`);
+      return IP_DENIED;
+    }
+    const rule = ctx.route === undefined ? undefined : rules.routes.get(ctx.route.index);
+    if (rule !== undefined && rule.denies(ctx.clientIp)) {
+      ctx.note(this.name, `${ctx.clientIp || 'unknown address'} is denied by route ${ctx.route!.name}`);
+      return IP_DENIED;
+    }
+    return CONTINUE;
+  }
+}
+
+export function createIpRulesStage(): Stage {
+  return new IpRulesStage();
+}

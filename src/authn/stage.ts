@@ -1,0 +1,143 @@
+// The authenticate stage. Public routes pass. Otherwise the route's methods are tried in its
+// order: a method whose kind of credential is absent is "not mine" (try the next); the first one
+// that finds its credential decides (success → ctx.principal; failure → its Deny, never a
+// fall-through to a weaker method). No credential at all → AUTH_MISSING with a challenge.
+import type { Logger } from 'pino';
+import { deny, type Deny } from '../errors.js';
+import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
+import type { RequestContext } from '../context.js';
+import { authTotal } from '../observability/metrics.js';
+import type { ApiKeyAuthenticator, ApiKeyOutcome } from './api-key.js';
+import type { JwtAuthenticator, JwtOutcome } from './jwt.js';
+
+/** Query parameter names that would carry an API key where it leaks (logs, referrers, history). */
+const QUERY_KEY_NAMES = ['api_key', 'apikey', 'api-key', 'key'];
+
+const BAD_DUPLICATE = {
+  host: deny('BAD_REQUEST', 'The request has more than one Host header.'),
+  authorization: deny('BAD_REQUEST', 'The request has more than one Authorization header.'),
+  apiKey: deny('BAD_REQUEST', 'The request has more than one API key header.'),
+};
+const KEY_IN_QUERY = deny('BAD_REQUEST', 'API keys are accepted only in the API key header, never in the query string.');
+
+/** Which credential (or Host) header appears more than once, case-insensitively; Node keeps only one. */
+export function duplicateHeader(raw: readonly string[], apiKeyHeader: string | undefined): Deny | undefined {
+  let host = 0;
+  let auth = 0;
+  let key = 0;
+  const keyLength = apiKeyHeader === undefined ? -1 : apiKeyHeader.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const n = name.length;
+    if (n === 4) {
+      if (name.toLowerCase() === 'host' && ++host > 1) return BAD_DUPLICATE.host;
+    } else if (n === 13 && name.toLowerCase() === 'authorization' && ++auth > 1) return BAD_DUPLICATE.authorization;
+    if (n === keyLength && name.toLowerCase() === apiKeyHeader && ++key > 1) return BAD_DUPLICATE.apiKey;
+  }
+  return undefined;
+}
+
+/** Whether a raw query string ("?a=b&…") names an API key parameter (or the key header itself). */
+export function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
+  let start = query.charCodeAt(0) === 63 /* ? */ ? 1 : 0;
+  while (start < query.length) {
+    let end = query.indexOf('&', start);
+    if (end === -1) end = query.length;
+    const eq = query.indexOf('=', start);
+    let name = query.slice(start, eq === -1 || eq > end ? end : eq);
+    if (name.includes('%') || name.includes('+')) {
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // undecodable: compare as written
+      }
+    }
+    if (names.has(name.trim().toLowerCase())) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+type Authenticator = ApiKeyAuthenticator | JwtAuthenticator;
+type AnyOutcome = ApiKeyOutcome & JwtOutcome;
+
+export interface AuthenticateStageOptions {
+  readonly logger?: Pick<Logger, 'info' | 'debug'>;
+}
+
+export class AuthenticateStage implements Stage {
+  readonly name = 'authenticate';
+  readonly #logger: Pick<Logger, 'info' | 'debug'> | undefined;
+  readonly #queryNames = new Map<string, ReadonlySet<string>>();
+  readonly #counters = new Map<string, Map<string, { inc(): void }>>();
+
+  constructor(options: AuthenticateStageOptions = {}) {
+    this.#logger = options.logger;
+  }
+
+  run(ctx: RequestContext): Outcome | Promise<Outcome> {
+    const authn = ctx.plan.authn;
+    const apiKey = authn?.apiKey;
+    const dup = duplicateHeader(ctx.req.rawHeaders, apiKey?.header);
+    if (dup !== undefined) return this.#refuse(ctx, 'none', dup, 'duplicate-header');
+    const route = ctx.route;
+    if (route === undefined || route.public) return CONTINUE;
+    const routeAuthn = authn?.routes.get(route.index);
+    if (routeAuthn === undefined) return this.#refuse(ctx, 'none', deny('AUTH_MISSING'), 'no-method');
+    if (apiKey !== undefined && ctx.query.length > 1 && queryCarriesKey(ctx.query, this.#namesFor(apiKey.header))) {
+      return this.#refuse(ctx, 'apiKey', KEY_IN_QUERY, 'key-in-query');
+    }
+    const methods = routeAuthn.methods;
+    for (let i = 0; i < methods.length; i++) {
+      const m = methods[i]!;
+      const out = m.authenticate(ctx.req) as AnyOutcome | Promise<AnyOutcome> | undefined;
+      if (out === undefined) continue;
+      if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
+      return this.#finish(ctx, m, out);
+    }
+    return this.#refuse(ctx, 'none', routeAuthn.missing, 'missing');
+  }
+
+  #finish(ctx: RequestContext, m: Authenticator, out: AnyOutcome): Outcome {
+    if (out.principal !== undefined) {
+      ctx.principal = out.principal;
+      this.#count(m.method, 'success');
+      ctx.note(this.name, `authenticated ${out.principal.subject} via ${m.method}`);
+      return CONTINUE;
+    }
+    const d = out.deny!;
+    this.#count(m.method, d.code);
+    ctx.note(this.name, `${m.method}: ${d.code} (${out.failure ?? 'invalid'})`);
+    // Never the credential itself: the reason, and what names the credential without revealing it.
+    this.#logger?.info(
+      { requestId: ctx.requestId, route: ctx.route?.name, method: m.method, code: d.code, reason: out.failure, keyId: out.keyId, kid: out.kid, iss: out.iss, ip: ctx.clientIp },
+      'authentication failed',
+    );
+    return d;
+  }
+
+  #refuse(ctx: RequestContext, method: string, d: Deny, reason: string): Deny {
+    this.#count(method, d.code);
+    ctx.note(this.name, `${d.code} (${reason})`);
+    if (reason !== 'missing') this.#logger?.info({ requestId: ctx.requestId, route: ctx.route?.name, code: d.code, reason, ip: ctx.clientIp }, 'authentication refused');
+    return d;
+  }
+
+  #count(method: string, result: string): void {
+    let byResult = this.#counters.get(method);
+    if (byResult === undefined) this.#counters.set(method, (byResult = new Map()));
+    let counter = byResult.get(result);
+    if (counter === undefined) byResult.set(result, (counter = authTotal.labels(method, result)));
+    counter.inc();
+  }
+
+  #namesFor(header: string): ReadonlySet<string> {
+    let names = this.#queryNames.get(header);
+    if (names === undefined) this.#queryNames.set(header, (names = new Set([...QUERY_KEY_NAMES, header])));
+    return names;
+  }
+}
+
+export function createAuthenticateStage(options: AuthenticateStageOptions = {}): Stage {
+  return new AuthenticateStage(options);
+}

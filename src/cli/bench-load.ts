@@ -1,0 +1,78 @@
+// The load generator of `portcullis bench`, run in a worker thread so autocannon does not share the
+// event loop of the proxy it measures. Posts a `tick` every second (requests and statuses so far)
+// and one `done` with autocannon's result.
+import { createRequire } from 'node:module';
+import { createHistogram } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
+
+// autocannon ships no type declarations; bench-report.ts types the part of the result bench reads.
+type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: unknown) => void) => NodeJS.EventEmitter;
+const require = createRequire(import.meta.url);
+const autocannon = require('autocannon') as Autocannon;
+// Off the main thread autocannon hands back encoded histograms for its own worker manager to merge;
+// its aggregation turns them into the usual result (percentiles included).
+const aggregateResult = require('autocannon/lib/aggregateResult.js') as (result: unknown, opts: Record<string, unknown>) => unknown;
+
+export interface LoadOptions {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | undefined;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  /** Overall requests per second across all connections; undefined: as fast as possible. */
+  readonly overallRate: number | undefined;
+}
+
+/** Latency of every response (all statuses), microsecond resolution, in milliseconds. */
+export interface LatencyMs {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly p99_9: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+export type LoadMessage =
+  | { readonly type: 'tick'; readonly requests: number; readonly statuses: Record<string, number> }
+  | { readonly type: 'done'; readonly result: unknown; readonly latencyMs: LatencyMs }
+  | { readonly type: 'error'; readonly message: string };
+
+if (parentPort) {
+  const port = parentPort;
+  const opts = workerData as LoadOptions;
+  const statuses: Record<string, number> = {};
+  let requests = 0;
+  // autocannon's own histogram has 1ms resolution and only counts 2xx; a proxy answers in well under
+  // a millisecond and its 429s matter, so every response is recorded here in microseconds.
+  const latency = createHistogram();
+  const ms = (us: number): number => Math.round(us) / 1000;
+  const latencyMs = (): LatencyMs => ({
+    p50: ms(latency.percentile(50)),
+    p90: ms(latency.percentile(90)),
+    p99: ms(latency.percentile(99)),
+    p99_9: ms(latency.percentile(99.9)),
+    max: ms(latency.max),
+    mean: ms(latency.mean),
+  });
+  const settings: Record<string, unknown> = {
+    url: opts.url,
+    method: opts.method,
+    headers: opts.headers,
+    body: opts.body,
+    connections: opts.connections,
+    duration: opts.durationSeconds,
+    ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
+  };
+  const instance = autocannon(settings, (err, result) => {
+    if (err) port.postMessage({ type: 'error', message: err.message });
+    else port.postMessage({ type: 'done', result: JSON.parse(JSON.stringify(aggregateResult(result, settings))) as unknown, latencyMs: latencyMs() });
+  });
+  instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
+    requests++;
+    latency.record(Math.max(1, Math.round(responseTimeMs * 1000)));
+    statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
+  });
+  instance.on('tick', () => port.postMessage({ type: 'tick', requests, statuses: { ...statuses } }));
+}

@@ -1,0 +1,119 @@
+// What `portcullis bench` changes in the policy it measures, in memory: every upstream points at the
+// stub (or --upstream), and the chosen route gets a credential it accepts — a temporary API key, or
+// a JWT issuer with a freshly generated key — plus a role granting exactly what the route requires.
+// The rest of the policy (limits, tenants, store, audit) is measured as written.
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { PolicyDocument } from '../policy/schema.js';
+import type { CompiledRoute } from '../routing/route.js';
+
+export const BENCH_ID = 'portcullis-bench';
+const JWT_ISSUER = 'urn:portcullis:bench';
+const JWT_AUDIENCE = 'portcullis-bench';
+
+export interface BenchRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string | undefined;
+  /** How the request authenticates: none for a public route. */
+  readonly credential: 'apiKey' | 'jwt' | 'none';
+}
+
+/** The route named, or the first that is not public (the one worth measuring). */
+export function pickRoute(routes: readonly CompiledRoute[], name: string | undefined): CompiledRoute {
+  if (name !== undefined) {
+    const route = routes.find((r) => r.name === name);
+    if (!route) throw new Error(`no route named "${name}" (routes: ${routes.map((r) => r.name).join(', ')})`);
+    return route;
+  }
+  const route = routes.find((r) => !r.public) ?? routes[0];
+  if (!route) throw new Error('the policy has no routes');
+  return route;
+}
+
+/** A concrete path the pattern matches: `{param}` → its value (the tenant for tenantParam), `*` → x, `**` → bench. */
+export function samplePath(pattern: string, params: Readonly<Record<string, string>>): string {
+  return pattern
+    .split('/')
+    .map((s) => (s === '**' ? 'bench' : s === '*' ? 'x' : s.replace(/\{([^}]+)\}/g, (_, p: string) => params[p] ?? 'bench')))
+    .join('/');
+}
+
+function methodOf(route: CompiledRoute): string {
+  if (!route.methods || route.methods.has('GET')) return 'GET';
+  return [...route.methods][0]!;
+}
+
+/**
+ * Returns a changed copy of `doc` and the request to send. `doc` itself is not modified.
+ * Async only because a JWT is signed with jose.
+ */
+export async function benchOverlay(
+  doc: PolicyDocument,
+  route: CompiledRoute,
+  options: { readonly upstreamUrl: string; readonly tenant: string; readonly durationMs: number },
+): Promise<{ doc: PolicyDocument; request: BenchRequest }> {
+  const out = structuredClone(doc);
+  for (const spec of Object.values(out.upstreams ?? {})) {
+    spec.url = options.upstreamUrl;
+    delete spec.targets;
+  }
+  // An audit stdout sink would interleave thousands of events with the report; write them to a file
+  // in the bench's temporary directory instead (same work per event, kept off the terminal).
+  if (out.audit?.sinks) {
+    out.audit.sinks = out.audit.sinks.map((s) => ('stdout' in s ? { file: { path: './audit.ndjson' } } : s));
+  }
+  const method = methodOf(route);
+  const headers: Record<string, string> = {};
+  const host = route.hosts ? [...route.hosts][0] : undefined;
+  if (host) headers.host = host;
+  const body = method === 'GET' || method === 'HEAD' || method === 'DELETE' || method === 'OPTIONS' ? undefined : '{"bench":true}';
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const path = samplePath(route.matcher.pattern, route.tenantParam ? { [route.tenantParam]: options.tenant } : {});
+  if (route.public) return { doc: out, request: { method, path, headers, body, credential: 'none' } };
+
+  let roles: string[] = [];
+  if (route.require.length > 0) {
+    out.roles = { ...out.roles, [BENCH_ID]: { permissions: [...route.require] } };
+    roles = [BENCH_ID];
+  }
+  const authn = (out.authentication ??= {});
+  let credential: 'apiKey' | 'jwt';
+  if (route.authenticate.includes('apiKey')) {
+    const secret = `pcb_${randomBytes(24).toString('base64url')}`;
+    const hash = `sha256:${createHash('sha256').update(secret).digest('hex')}`;
+    const apiKeys = (authn.apiKeys ??= {});
+    apiKeys.keys = [...(apiKeys.keys ?? []), { id: BENCH_ID, hash, tenant: options.tenant, subject: BENCH_ID, roles }];
+    headers[(apiKeys.header ?? 'x-api-key').toLowerCase()] = secret;
+    credential = 'apiKey';
+  } else if (route.authenticate.includes('jwt')) {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    authn.jwt = [
+      ...(authn.jwt ?? []),
+      {
+        name: BENCH_ID,
+        issuer: JWT_ISSUER,
+        audience: JWT_AUDIENCE,
+        publicKey: publicKey.export({ type: 'spki', format: 'pem' }) as string,
+        algorithms: ['ES256'],
+        claims: { subject: 'sub', tenant: 'tenant', roles: 'roles' },
+      },
+    ];
+    // Valid for the whole run and then some; one token, so the verified-token cache is measured warm.
+    const token = await new SignJWT({ tenant: options.tenant, roles })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT' })
+      .setIssuer(JWT_ISSUER)
+      .setAudience(JWT_AUDIENCE)
+      .setSubject(BENCH_ID)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + Math.ceil(options.durationMs / 1000) + 600)
+      .sign(privateKey);
+    headers.authorization = `Bearer ${token}`;
+    credential = 'jwt';
+  } else {
+    throw new Error(`route "${route.name}" accepts no credential bench can make`);
+  }
+
+  return { doc: out, request: { method, path, headers, body, credential } };
+}

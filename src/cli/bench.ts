@@ -1,0 +1,255 @@
+// `portcullis bench`: load-tests one route of a policy with autocannon. Portcullis runs in this
+// process on loopback with the policy plus an in-memory overlay (upstreams → a stub, a temporary
+// credential for the route); autocannon and the stub run in worker threads.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { stringify } from 'yaml';
+import { startApp, type App } from '../app.js';
+import { createLogger } from '../observability/logger.js';
+import { requestsTotal } from '../observability/metrics.js';
+import { compilePolicy } from '../policy/compile.js';
+import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
+import { loadPolicySource, type LoadedPolicy } from '../policy/load.js';
+import { parseDuration } from '../policy/values.js';
+import { benchOverlay, pickRoute, type BenchRequest } from './bench-overlay.js';
+import { formatReport, measurementOf, type AutocannonResult, type BenchReport, type Measurement, type StatusLine } from './bench-report.js';
+import { startStub, type Stub } from './bench-stub.js';
+import type { LoadMessage, LoadOptions } from './bench-load.js';
+import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+
+export const usage = `Usage: portcullis bench --policy PATH [--route NAME] [--connections N] [--duration 10s] [--rate R]
+                       [--upstream URL] [--compare-direct] [--tenant T] [--json FILE]
+
+Load-tests one route of a policy. Portcullis runs in this process on loopback with the policy as
+written, except that every upstream points at a built-in stub (or --upstream URL) and the route gets
+a temporary credential it accepts (an API key, or a JWT from a generated issuer) with a role granting
+what it requires. Limits, tenants, store and audit stay as written, so 429s show up in the results.
+
+Options:
+  --policy PATH        policy file or directory (default ./policies)
+  --route NAME         route to load (default: the first route that is not public)
+  --connections N      concurrent connections (default 10)
+  --duration D         how long to run, e.g. 10s (default 10s)
+  --rate R             offered requests per second across all connections (default: as fast as possible)
+  --upstream URL       send the traffic to this upstream instead of the built-in stub
+  --compare-direct     also load the upstream directly and print the overhead ratio
+  --tenant T           tenant of the generated credential and of {tenantParam} (default bench)
+  --json FILE          also write the results as JSON
+  -h, --help
+
+Progress goes to stderr once a second; the table goes to stdout.
+`;
+
+interface Flags {
+  readonly policy: string;
+  readonly route: string | undefined;
+  readonly connections: number;
+  readonly durationSeconds: number;
+  readonly rate: number | undefined;
+  readonly upstream: string | undefined;
+  readonly compareDirect: boolean;
+  readonly tenant: string;
+  readonly json: string | undefined;
+}
+
+function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive integer (got "${value}")`);
+  return n;
+}
+
+function flags(argv: readonly string[]): Flags {
+  const { values, positionals } = parseFlags(argv, {
+    policy: { type: 'string' },
+    route: { type: 'string' },
+    connections: { type: 'string' },
+    duration: { type: 'string' },
+    rate: { type: 'string' },
+    upstream: { type: 'string' },
+    'compare-direct': { type: 'boolean' },
+    tenant: { type: 'string' },
+    json: { type: 'string' },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  let durationMs: number;
+  try {
+    durationMs = parseDuration(values.duration ?? '10s');
+  } catch {
+    throw new UsageError(`--duration expects a duration such as 10s (got "${values.duration}")`);
+  }
+  if (durationMs < 1_000) throw new UsageError('--duration must be at least 1s');
+  if (values.upstream !== undefined && !/^https?:\/\/[^/\s]+\/?$/.test(values.upstream)) {
+    throw new UsageError(`--upstream expects an origin such as http://127.0.0.1:3000 (got "${values.upstream}")`);
+  }
+  return {
+    policy: values.policy ?? './policies',
+    route: values.route,
+    connections: positiveInt('connections', values.connections, 10),
+    durationSeconds: Math.round(durationMs / 1000),
+    rate: values.rate === undefined ? undefined : positiveInt('rate', values.rate, 0),
+    upstream: values.upstream?.replace(/\/$/, ''),
+    compareDirect: values['compare-direct'] === true,
+    tenant: values.tenant ?? 'bench',
+    json: values.json,
+  };
+}
+
+const MISSING_ENV = /^environment variable (\w+) is not set$/;
+
+/**
+ * Loads the policy. Upstream URLs are replaced anyway, so an unset variable that only feeds an
+ * upstream URL (the default policy's DEMO_UPSTREAM) is filled with a placeholder instead of failing.
+ */
+async function load(path: string, env: NodeJS.ProcessEnv, io: CliIo): Promise<LoadedPolicy> {
+  try {
+    return await loadPolicySource(path, { env });
+  } catch (err) {
+    if (!(err instanceof PolicyError)) throw err;
+    const errors = err.diagnostics.filter((d) => d.severity === 'error');
+    const fill: Record<string, string> = {};
+    for (const d of errors) {
+      const m = MISSING_ENV.exec(d.message);
+      if (!m || !/^upstreams\.[^.]+\.(url|targets\[\d+\])$/.test(d.path)) throw err;
+      fill[m[1]!] = 'http://127.0.0.1:9';
+    }
+    io.stderr(`bench: ${Object.keys(fill).join(', ')} not set; only upstream URLs use it and bench replaces those\n`);
+    return loadPolicySource(path, { env: { ...env, ...fill } });
+  }
+}
+
+type Counts = Map<string, number>;
+
+async function requestCounts(route: string): Promise<Counts> {
+  const out: Counts = new Map();
+  for (const v of (await requestsTotal.get()).values) {
+    if (v.labels.route !== route) continue;
+    const key = `${v.labels.status}\u0000${v.labels.code}`;
+    out.set(key, (out.get(key) ?? 0) + v.value);
+  }
+  return out;
+}
+
+function statusLines(before: Counts, after: Counts, fallback: Measurement): StatusLine[] {
+  const lines: StatusLine[] = [];
+  for (const [key, n] of after) {
+    const count = n - (before.get(key) ?? 0);
+    if (count <= 0) continue;
+    const [status, code] = key.split('\u0000') as [string, string];
+    lines.push({ status, code, count });
+  }
+  // No metrics for the route (nothing recorded): autocannon's status counts, without reason codes.
+  if (lines.length === 0) for (const [status, count] of Object.entries(fallback.statusCodes)) lines.push({ status, code: '-', count });
+  return lines.sort((a, b) => b.count - a.count);
+}
+
+/** Runs autocannon in a worker thread; progress lines go to stderr. */
+function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measurement> {
+  const worker = new Worker(new URL('./bench-load.js', import.meta.url), { workerData: options });
+  const started = Date.now();
+  return new Promise<Measurement>((resolve, reject) => {
+    worker.on('message', (msg: LoadMessage) => {
+      if (msg.type === 'tick') {
+        const seconds = Math.max(1, Math.round((Date.now() - started) / 1000));
+        const statuses = Object.entries(msg.statuses)
+          .map(([s, n]) => `${s}: ${n.toLocaleString('en-US')}`)
+          .join('  ');
+        io.stderr(`bench: ${label} ${seconds}/${options.durationSeconds}s  ${msg.requests.toLocaleString('en-US')} requests  ${Math.round(msg.requests / seconds).toLocaleString('en-US')} req/s  ${statuses}\n`);
+      } else if (msg.type === 'done') {
+        resolve(measurementOf(msg.result as AutocannonResult, msg.latencyMs));
+        void worker.terminate();
+      } else {
+        reject(new Error(`load generator failed: ${msg.message}`));
+        void worker.terminate();
+      }
+    });
+    worker.once('error', reject);
+  });
+}
+
+function loadOptions(base: string, request: BenchRequest, f: Flags): LoadOptions {
+  return {
+    url: `${base}${request.path}`,
+    method: request.method,
+    headers: request.headers,
+    body: request.body,
+    connections: f.connections,
+    durationSeconds: f.durationSeconds,
+    overallRate: f.rate,
+  };
+}
+
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const f = flags(argv);
+  let loaded: LoadedPolicy;
+  let route;
+  try {
+    loaded = await load(f.policy, io.env, io);
+    route = pickRoute(compilePolicy(loaded).plan.routes, f.route);
+  } catch (err) {
+    if (!(err instanceof PolicyError)) {
+      io.stderr(`portcullis bench: ${(err as Error).message}\n`);
+      return EXIT.failed;
+    }
+    for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);
+    io.stderr(`portcullis bench: the policy at ${f.policy} is invalid\n`);
+    return EXIT.failed;
+  }
+
+  const work = await mkdtemp(join(tmpdir(), 'portcullis-bench-'));
+  let stub: Stub | undefined;
+  let app: App | undefined;
+  try {
+    if (!f.upstream) stub = await startStub();
+    const upstreamUrl = f.upstream ?? stub!.url;
+    const { doc, request } = await benchOverlay(loaded.document, route, { upstreamUrl, tenant: f.tenant, durationMs: f.durationSeconds * 1000 });
+    // The overlay holds resolved secrets and a credential: a private directory, removed afterwards.
+    await writeFile(join(work, 'policy.yaml'), stringify(doc), { mode: 0o600 });
+    const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'error', destination: { write: (line: string) => void io.stderr(line) } });
+    app = await startApp({
+      policyPath: join(work, 'policy.yaml'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: null,
+      drainMs: 1_000,
+      demo: false,
+      logger,
+      watch: false,
+    });
+
+    let direct: Measurement | undefined;
+    if (f.compareDirect) direct = await runLoad('direct', loadOptions(upstreamUrl, request, f), io);
+    const before = await requestCounts(route.name);
+    const proxy = await runLoad('portcullis', loadOptions(app.proxyUrl.replace(/\/$/, ''), request, f), io);
+    const after = await requestCounts(route.name);
+
+    const report: BenchReport = {
+      policy: f.policy,
+      route: route.name,
+      request: { method: request.method, path: request.path, credential: request.credential },
+      connections: f.connections,
+      durationSeconds: f.durationSeconds,
+      rate: f.rate,
+      upstream: f.upstream ?? 'built-in stub',
+      proxy,
+      statuses: statusLines(before, after, proxy),
+      ...(direct ? { direct, overheadRatio: proxy.requestsPerSecond > 0 ? direct.requestsPerSecond / proxy.requestsPerSecond : Infinity } : {}),
+    };
+    io.stdout(formatReport(report));
+    if (f.json) await writeFile(f.json, `${JSON.stringify(report, null, 2)}\n`);
+    return proxy.requests > 0 ? EXIT.ok : EXIT.failed;
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);
+      io.stderr('portcullis bench: the policy with the bench credential does not compile\n');
+    } else {
+      io.stderr(`portcullis bench: ${(err as Error).message}\n`);
+    }
+    return EXIT.failed;
+  } finally {
+    await app?.shutdown();
+    await stub?.close();
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,119 @@
+// `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
+// (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
+import { startApp, type App } from '../app.js';
+import { displayUrl } from '../config/address.js';
+import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
+import type { Plan } from '../policy/plan.js';
+import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--drain 30s]
+
+Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
+stops accepting, drains in-flight requests (up to --drain) and exits 0.
+
+Options:
+  --policy PATH        policy file or directory   (env PORTCULLIS_POLICY, default ${DEFAULTS.policy})
+  --listen HOST:PORT   proxy listener             (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
+  --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
+  --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
+  --demo               also start a demo echo upstream and point the policy's upstreams at it
+  -h, --help
+
+Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); LOG_LEVEL (default info).
+`;
+
+/** A concrete path a route pattern matches, for the demo's curl lines. */
+function samplePath(pattern: string): string {
+  return pattern
+    .split('/')
+    .map((s) => (s === '**' ? 'hello' : s === '*' ? 'demo' : s.replace(/\{[^}]+\}/g, 'acme')))
+    .join('/');
+}
+
+function demoBanner(app: App, plan: Plan): string {
+  const base = displayUrl(app.proxyUrl).replace(/\/$/, '');
+  const gettable = plan.routes.filter((r) => !r.methods || r.methods.has('GET'));
+  const open = gettable.filter((r) => r.public).slice(0, 2);
+  const closed = gettable.find((r) => !r.public);
+  const tries: [string, string][] = open.map((r) => [`curl -i ${base}${samplePath(r.matcher.pattern)}`, `route "${r.name}": public, 200 from the echo upstream`]);
+  if (closed) tries.push([`curl -i ${base}${samplePath(closed.matcher.pattern)}`, `route "${closed.name}": needs credentials, 401 AUTH_MISSING`]);
+  if (app.adminUrl) tries.push([`curl -s ${displayUrl(app.adminUrl)}/metrics | grep portcullis_requests_total`, 'admin listener: metrics']);
+  const width = Math.max(...tries.map(([cmd]) => cmd.length));
+  const lines = [
+    `Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`,
+    ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`),
+    'Stop with Ctrl-C.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function flushed(logger: Logger): Promise<void> {
+  return new Promise((resolve) => logger.flush(() => resolve()));
+}
+
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(argv, {
+    policy: { type: 'string' },
+    listen: { type: 'string' },
+    admin: { type: 'string' },
+    drain: { type: 'string' },
+    demo: { type: 'boolean' },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  let config;
+  let logger: Logger;
+  try {
+    config = resolveServeConfig(values, io.env);
+    logger = createLogger({ level: io.env.LOG_LEVEL });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+
+  let app: App;
+  try {
+    app = await startApp({ ...config, logger, watch: true });
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);
+      io.stderr(`portcullis serve: the policy at ${config.policyPath} is invalid; nothing was started\n`);
+    } else {
+      io.stderr(`portcullis serve: cannot start: ${(err as Error).message}\n`);
+    }
+    await flushed(logger);
+    return EXIT.failed;
+  }
+  if (config.demo) io.stdout(demoBanner(app, app.policy.plan));
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        // A second signal while draining: the operator wants out now.
+        logger.warn({ signal }, 'second signal while draining; exiting now');
+        void flushed(logger).then(() => resolve(EXIT.failed));
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, drainMs: config.drainMs }, 'shutting down');
+      app
+        .shutdown()
+        .then(() => {
+          logger.info('stopped');
+          return flushed(logger);
+        })
+        .then(() => resolve(EXIT.ok))
+        .catch((err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          void flushed(logger).then(() => resolve(EXIT.failed));
+        });
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', () => {
+      logger.info('SIGHUP: reloading the policy');
+      void app.policy.reload('signal');
+    });
+  });
+}

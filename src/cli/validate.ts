@@ -1,0 +1,39 @@
+// `portcullis validate PATH [--json]`: the whole policy checked as `serve` would load it.
+import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics.js';
+import { validatePolicy } from '../policy/validate.js';
+import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+
+export const usage = `Usage: portcullis validate PATH [--json]
+
+Loads and compiles the policy file or directory PATH exactly as serve would.
+  exit 0  valid (warnings, if any, are printed on stderr)
+  exit 1  invalid: every error is printed on stderr as  file:line:col key.path: message
+
+Options:
+  --json   print {"valid", "errors": [...], "warnings": [...]} on stdout instead
+  -h, --help
+`;
+
+const asJson = (d: Diagnostic) => ({ file: d.file, line: d.line, column: d.column, path: d.path, message: d.message, text: formatDiagnostic(d) });
+
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { json: { type: 'boolean' } });
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'PATH is required' : `unexpected argument "${positionals[1]}"`);
+  const path = positionals[0]!;
+  const result = await validatePolicy(path, { env: io.env });
+  const errors = result.diagnostics.filter((d) => d.severity === 'error');
+  const warnings = result.diagnostics.filter((d) => d.severity === 'warning');
+  if (values.json) {
+    io.stdout(`${JSON.stringify({ valid: result.ok, errors: errors.map(asJson), warnings: warnings.map(asJson) }, null, 2)}\n`);
+    return result.ok ? EXIT.ok : EXIT.failed;
+  }
+  for (const d of [...errors, ...warnings]) io.stderr(`${formatDiagnostic(d)}\n`);
+  if (!result.ok) {
+    io.stderr(`${path}: invalid policy (${errors.length} error${errors.length === 1 ? '' : 's'})\n`);
+    return EXIT.failed;
+  }
+  const plan = result.plan;
+  const w = warnings.length > 0 ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : '';
+  io.stdout(`${path}: valid (${plan.routes.length} routes, ${plan.upstreams.size} upstreams${w}; hash ${plan.hash.slice(0, 12)})\n`);
+  return EXIT.ok;
+}

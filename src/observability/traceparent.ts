@@ -1,0 +1,28 @@
+// W3C Trace Context: a valid incoming `traceparent` is propagated with a new parent id (this hop
+// is a span); an absent or invalid one starts a new trace.
+import { randomBytes } from 'node:crypto';
+
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE = '0'.repeat(32);
+const ZERO_SPAN = '0'.repeat(16);
+
+// Random ids come from a pooled buffer: one randomBytes call per 512 ids.
+let pool = Buffer.alloc(0);
+let offset = 0;
+function randomHex(bytes: number): string {
+  if (offset + bytes > pool.length) {
+    pool = randomBytes(4096);
+    offset = 0;
+  }
+  const s = pool.toString('hex', offset, offset + bytes);
+  offset += bytes;
+  return s;
+}
+
+export function traceparentFor(header: string | string[] | undefined): string {
+  if (typeof header === 'string') {
+    const m = TRACEPARENT.exec(header);
+    if (m !== null && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
+  }
+  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+}

@@ -1,0 +1,142 @@
+// Forwarding with undici: one keep-alive Pool per upstream target, both bodies streamed with
+// backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
+// swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
+import { Pool, type Dispatcher } from 'undici';
+import type { RequestContext } from '../context.js';
+import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
+import { deny, type Deny } from '../errors.js';
+import { upstreamDuration } from '../observability/metrics.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+
+/** How the forwarder tells the server that nothing reached the client and it must answer. */
+export type ForwardFailure = (ctx: RequestContext, d: Deny) => void;
+
+const TIMEOUT = deny('UPSTREAM_TIMEOUT');
+const UNREACHABLE = deny('UPSTREAM_ERROR');
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+interface PoolEntry {
+  readonly pool: Pool;
+  readonly host: string;
+  readonly histogram: { observe(v: number): void };
+}
+
+export class Forwarder {
+  readonly #pools = new Map<string, PoolEntry>();
+  readonly #onFailure: ForwardFailure;
+
+  constructor(onFailure: ForwardFailure) {
+    this.#onFailure = onFailure;
+  }
+
+  #entry(up: UpstreamPlan, target: UpstreamTarget): PoolEntry {
+    const key = `${target.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`;
+    let e = this.#pools.get(key);
+    if (e === undefined) {
+      const pool = new Pool(target.origin, {
+        connections: up.connections,
+        connect: { timeout: up.connectTimeoutMs },
+        headersTimeout: up.responseTimeoutMs,
+        bodyTimeout: up.responseTimeoutMs,
+        keepAliveTimeout: 4_000,
+      });
+      e = { pool, host: new URL(target.origin).host, histogram: upstreamDuration.labels(up.name) };
+      this.#pools.set(key, e);
+    }
+    return e;
+  }
+
+  /** Closes pools that no upstream of `plan` uses any more (after a reload). */
+  retain(plan: Plan): void {
+    const live = new Set<string>();
+    for (const up of plan.upstreams.values()) {
+      for (const t of up.targets) live.add(`${t.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`);
+    }
+    for (const [key, e] of this.#pools) {
+      if (!live.has(key)) {
+        this.#pools.delete(key);
+        void e.pool.close().catch(() => undefined);
+      }
+    }
+  }
+
+  forward(ctx: RequestContext, forwardPath: string, target?: UpstreamTarget): void {
+    const up = ctx.plan.upstreams.get(ctx.route!.upstream)!;
+    const t = target ?? up.targets[0]!;
+    const entry = this.#entry(up, t);
+    const req = ctx.req;
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const handler = new ResponseHandler(ctx, entry.histogram, this.#onFailure);
+    entry.pool.dispatch(
+      {
+        origin: t.origin,
+        path: t.basePath + forwardPath + ctx.query,
+        method: req.method as Dispatcher.HttpMethod,
+        headers: upstreamRequestHeaders(ctx, entry.host),
+        body: hasBody ? req : null,
+      },
+      handler,
+    );
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.all(pools.map((e) => e.pool.close().catch(() => undefined)));
+  }
+}
+
+/** Streams one upstream response to the client. */
+class ResponseHandler implements Dispatcher.DispatchHandler {
+  readonly #ctx: RequestContext;
+  readonly #histogram: { observe(v: number): void };
+  readonly #onFailure: ForwardFailure;
+  #controller: Dispatcher.DispatchController | undefined;
+  #done = false;
+
+  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, onFailure: ForwardFailure) {
+    this.#ctx = ctx;
+    this.#histogram = histogram;
+    this.#onFailure = onFailure;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    const res = this.#ctx.res;
+    // The client went away: stop the upstream request too.
+    res.once('close', () => {
+      if (!this.#done) controller.abort(new Error('client closed the connection'));
+    });
+    if (res.destroyed) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    const ctx = this.#ctx;
+    this.#histogram.observe((performance.now() - ctx.start) / 1000);
+    const res = ctx.res;
+    res.writeHead(statusCode, clientResponseHeaders(headers, ctx.requestId, ctx.limits?.headers));
+    res.on('drain', () => controller.resume());
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#ctx.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#done = true;
+    this.#ctx.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.#done = true;
+    const ctx = this.#ctx;
+    const res = ctx.res;
+    if (res.destroyed) return; // the client aborted: nobody to answer
+    if (res.headersSent) {
+      res.destroy(err);
+      return;
+    }
+    const code = (err as { code?: string }).code;
+    this.#onFailure(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
+  }
+}

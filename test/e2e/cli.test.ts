@@ -1,0 +1,182 @@
+// The built CLI as a user runs it: `node dist/main.js …` (npm test's pretest builds dist/).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/redis.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const MAIN = 'dist/main.js';
+const TOKEN = 'e2e-admin-token';
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(new URL(MAIN, `file://${root}`))) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
+});
+
+describe('the portcullis CLI', () => {
+  it('is an executable node script', () => {
+    const main = new URL(MAIN, `file://${root}`);
+    expect(readFileSync(main, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(statSync(main).mode & 0o111).not.toBe(0);
+  });
+
+  it('prints the version from package.json', async () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { version: string };
+    const r = await cli(['--version']);
+    expect(r).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  it('lists every command in --help, and each command has its own --help', async () => {
+    const r = await cli(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['serve', 'validate', 'schema', 'test', 'explain', 'keys', 'audit', 'bench']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    const serve = await cli(['serve', '--help']);
+    expect(serve.code).toBe(0);
+    expect(serve.stdout).toContain('--drain DURATION');
+    const validate = await cli(['validate', '--help']);
+    expect(validate.stdout).toContain('Usage: portcullis validate PATH [--json]');
+  });
+
+  it('answers an unknown flag or command with a usage error, exit 2', async () => {
+    const flag = await cli(['validate', '--nope', 'x']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/Unknown option '--nope'/);
+    expect(flag.stderr).toContain('Usage: portcullis validate');
+    expect((await cli(['frobnicate'])).code).toBe(2);
+    expect((await cli(['serve', '--listen', 'nowhere'])).code).toBe(2);
+  });
+
+  it('says a command from a later issue is not available yet (exit 2) until its module exists', async () => {
+    for (const name of ['test', 'explain', 'keys', 'audit', 'bench']) {
+      if (existsSync(`${root}src/cli/${name}.ts`)) continue;
+      const r = await cli([name, 'x']);
+      expect(r.code, name).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^portcullis ${name}: not available yet \\(issue \\d+\\)\n$`));
+    }
+  });
+
+  it('validates a good policy with exit 0, printing its warnings on stderr', async () => {
+    const r = await cli(['validate', 'test/fixtures/e2e/valid.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/valid \(3 routes, 1 upstreams, 1 warning/);
+    expect(r.stderr).toMatch(/^test\/fixtures\/e2e\/valid\.yaml:10:5 warning: routes\[2\]: route "reports" is never reached/m);
+  });
+
+  it('refuses a broken policy with exit 1 and file:line:col key.path: message on stderr', async () => {
+    const r = await cli(['validate', 'test/fixtures/e2e/broken.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^test\/fixtures\/e2e\/broken\.yaml:5:26 upstreams\.app\.timeouts\.connect: expected a duration/m);
+  });
+
+  it('reports as JSON with --json', async () => {
+    const bad = await cli(['validate', '--json', 'test/fixtures/e2e/broken.yaml']);
+    expect(bad.code).toBe(1);
+    const body = JSON.parse(bad.stdout) as { valid: boolean; errors: { line: number; column: number; path: string }[]; warnings: unknown[] };
+    expect(body.valid).toBe(false);
+    expect(body.errors).toEqual([expect.objectContaining({ line: 5, column: 26, path: 'upstreams.app.timeouts.connect' })]);
+    const good = await cli(['validate', 'test/fixtures/e2e/valid.yaml', '--json']);
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ valid: true, errors: [], warnings: [expect.objectContaining({ path: 'routes[2]' })] });
+  });
+
+  it('prints the policy JSON Schema', async () => {
+    const r = await cli(['schema']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ title: 'Portcullis policy v1', type: 'object' });
+  });
+});
+
+describe('portcullis serve --demo', () => {
+  let child: ChildProcess;
+  let proxy: string;
+  let admin: string;
+  let stdout = '';
+  let stderr = '';
+
+  beforeAll(async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    proxy = `http://127.0.0.1:${port}`;
+    admin = `http://127.0.0.1:${adminPort}`;
+    child = spawn(process.execPath, [MAIN, 'serve', '--demo', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '2s'], {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: 'info', PORTCULLIS_ADMIN_TOKEN: TOKEN },
+    });
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    const until = Date.now() + 20_000;
+    while (!stdout.includes('Stop with Ctrl-C')) {
+      if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}${stdout}`);
+      if (Date.now() > until) throw new Error(`serve did not print its demo banner: ${stderr}${stdout}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+
+  afterAll(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+
+  it('prints the proxy URL and curl lines to try', () => {
+    expect(stdout).toContain(`curl -i ${proxy}/healthz`);
+    expect(stdout).toContain(`curl -i ${proxy}/v1/tenants/acme/reports/`);
+  });
+
+  it('answers a public route with 200 from the demo echo upstream', async () => {
+    const res = await fetch(`${proxy}/healthz`);
+    expect(res.status).toBe(200);
+    await res.arrayBuffer();
+  });
+
+  it('answers a protected route with 401 problem+json AUTH_MISSING', async () => {
+    const res = await fetch(`${proxy}/v1/tenants/acme/reports/q1`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ status: 401, code: 'AUTH_MISSING' });
+  });
+
+  it('serves /healthz, /readyz and /metrics on the admin listener', async () => {
+    expect((await fetch(`${admin}/healthz`)).status).toBe(200);
+    expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).toMatch(/^portcullis_requests_total\{.*route="health".*\} \d+/m);
+  });
+
+  it('reloads the policy on SIGHUP', async () => {
+    const reloads = async (): Promise<number> => {
+      const text = await (await fetch(`${admin}/metrics`)).text();
+      return Number(/^portcullis_policy_reloads_total\{result="success"\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await reloads();
+    child.kill('SIGHUP');
+    const until = Date.now() + 10_000;
+    while ((await reloads()) === before) {
+      if (Date.now() > until) throw new Error(`no reload after SIGHUP: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await reloads()).toBe(before + 1);
+    const policy = await fetch(`${admin}/admin/policy`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(policy.status).toBe(200);
+  });
+
+  it('drains and exits 0 on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});

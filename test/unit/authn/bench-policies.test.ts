@@ -1,0 +1,22 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../../../src/policy/compile.js';
+import { loadPolicySource } from '../../../src/policy/load.js';
+
+const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };
+const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { env })).plan;
+
+describe('bench policies for authentication', () => {
+  it('the API key scenario authenticates its bench key', async () => {
+    const plan = await load('bench/policies/api-key');
+    const out = await plan.authn!.apiKey!.authenticate({ headers: { 'x-api-key': 'bench-key-acme' } } as never);
+    expect(out?.principal?.tenant).toBe('acme');
+  });
+
+  it('the JWT scenario verifies its bench token', async () => {
+    const plan = await load('bench/policies/jwt');
+    const token = readFileSync('bench/policies/jwt/bench-token.txt', 'utf8').trim();
+    const out = await plan.authn!.jwt!.verify(token);
+    expect(out.principal).toMatchObject({ subject: 'bench', tenant: 'acme', roles: ['analyst'] });
+  });
+});

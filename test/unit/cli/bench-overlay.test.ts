@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { benchOverlay, BENCH_ID, pickRoute, samplePath } from '../../../src/cli/bench-overlay.js';
+import { CompileContext } from '../../../src/policy/compile-context.js';
+import { loadPolicySource } from '../../../src/policy/load.js';
+import { compileRoutes } from '../../../src/routing/compile.js';
+import type { CompiledRoute } from '../../../src/routing/route.js';
+import { compileUpstreams } from '../../../src/upstream/compile.js';
+
+const FIXTURE = new URL('../../fixtures/bench/policy.yaml', import.meta.url).pathname;
+const env = { BENCH_FIXTURE_UPSTREAM: 'http://127.0.0.1:9' };
+
+// Routes compiled on their own: what bench reads of a route does not depend on the other sections.
+async function fixture() {
+  const loaded = await loadPolicySource(FIXTURE, { env });
+  const cx = new CompileContext(loaded);
+  const routes = compileRoutes(loaded.document, cx, compileUpstreams(loaded.document, cx));
+  expect(cx.diagnostics).toEqual([]);
+  return { loaded, plan: { routes } };
+}
+
+const routeNamed = (plan: { routes: CompiledRoute[] }, name: string) => pickRoute(plan.routes, name);
+
+describe('samplePath', () => {
+  it('fills parameters, * and ** so the pattern matches', () => {
+    expect(samplePath('/v1/tenants/{tenant}/reports/**', { tenant: 'acme' })).toBe('/v1/tenants/acme/reports/bench');
+    expect(samplePath('/a/*/b/{id}', {})).toBe('/a/x/b/bench');
+    expect(samplePath('/healthz', {})).toBe('/healthz');
+  });
+});
+
+describe('pickRoute', () => {
+  it('takes the named route, else the first route that is not public', async () => {
+    const { plan } = await fixture();
+    expect(pickRoute(plan.routes, undefined).name).toBe('tenant-reports');
+    expect(pickRoute(plan.routes, 'health').name).toBe('health');
+    expect(() => pickRoute(plan.routes, 'nope')).toThrow(/no route named "nope" \(routes: health, tenant-reports, sso-only, throttled\)/);
+  });
+});
+
+describe('benchOverlay', () => {
+  it('adds an API key whose hash matches the header it sends, with a role granting what the route requires', async () => {
+    const { loaded, plan } = await fixture();
+    const route = routeNamed(plan, 'tenant-reports');
+    const { doc, request } = await benchOverlay(loaded.document, route, { upstreamUrl: 'http://127.0.0.1:4321', tenant: 'acme', durationMs: 1000 });
+    expect(request).toMatchObject({ method: 'GET', path: '/v1/tenants/acme/reports/bench', credential: 'apiKey', body: undefined });
+    const secret = request.headers['x-api-key']!;
+    const key = doc.authentication!.apiKeys!.keys!.find((k) => k.id === BENCH_ID)!;
+    expect(key.hash).toBe(`sha256:${createHash('sha256').update(secret).digest('hex')}`);
+    expect(key).toMatchObject({ tenant: 'acme', roles: [BENCH_ID] });
+    expect(doc.roles![BENCH_ID]).toEqual({ permissions: ['reports:read'] });
+    expect(doc.upstreams!.app!.url).toBe('http://127.0.0.1:4321');
+    expect(route.matcher.match(request.path)).toEqual({ tenant: 'acme' });
+    // The loaded document is left as it was.
+    expect(loaded.document.authentication!.apiKeys!.keys).toBeUndefined();
+    expect(loaded.document.upstreams!.app!.url).toBe('http://127.0.0.1:9');
+  });
+
+  it('signs a JWT from a generated issuer for a route that accepts only JWTs', async () => {
+    const { loaded, plan } = await fixture();
+    const { doc, request } = await benchOverlay(loaded.document, routeNamed(plan, 'sso-only'), { upstreamUrl: 'http://127.0.0.1:1', tenant: 'acme', durationMs: 1000 });
+    expect(request.credential).toBe('jwt');
+    expect(request.path).toBe('/v1/sso/acme/x');
+    const issuer = doc.authentication!.jwt!.find((j) => j.name === BENCH_ID)!;
+    expect(issuer.publicKey).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    const { jwtVerify, importSPKI } = await import('jose');
+    const token = request.headers.authorization!.replace(/^Bearer /, '');
+    const { payload } = await jwtVerify(token, await importSPKI(issuer.publicKey!, 'ES256'), { issuer: issuer.issuer, audience: issuer.audience as string });
+    expect(payload).toMatchObject({ sub: BENCH_ID, tenant: 'acme', roles: [BENCH_ID] });
+  });
+
+  it('sends a body for POST routes and nothing extra for public ones', async () => {
+    const { loaded, plan } = await fixture();
+    const post = await benchOverlay(loaded.document, routeNamed(plan, 'throttled'), { upstreamUrl: 'http://127.0.0.1:1', tenant: 't', durationMs: 1000 });
+    expect(post.request).toMatchObject({ method: 'POST', body: '{"bench":true}', path: '/v1/throttled/bench' });
+    expect(post.request.headers['content-type']).toBe('application/json');
+    expect(post.doc.roles![BENCH_ID]).toBeUndefined(); // nothing required, no role added
+    const open = await benchOverlay(loaded.document, routeNamed(plan, 'health'), { upstreamUrl: 'http://127.0.0.1:1', tenant: 't', durationMs: 1000 });
+    expect(open.request).toMatchObject({ credential: 'none', path: '/healthz', headers: {} });
+    expect(open.doc.authentication!.apiKeys!.keys).toBeUndefined();
+  });
+});

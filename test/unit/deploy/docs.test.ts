@@ -1,0 +1,38 @@
+// docs/: the policy reference is generated from the schema and must not go stale; links between
+// documents and to the repository must resolve.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { policyJsonSchema } from '../../../src/policy/schema.js';
+
+const root = new URL('../../../', import.meta.url).pathname;
+
+describe('docs/', () => {
+  it('has a policy reference generated from the current schema (run `node scripts/gen-policy-docs.mjs` when this fails)', () => {
+    const r = spawnSync(process.execPath, ['scripts/gen-policy-docs.mjs', '--check'], { cwd: root, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('documents every key of the schema', () => {
+    const reference = readFileSync(`${root}docs/policy-reference.md`, 'utf8');
+    const schema = policyJsonSchema() as { properties: Record<string, { properties?: Record<string, unknown> }> };
+    for (const [key, value] of Object.entries(schema.properties)) {
+      expect(reference).toContain(`| \`${key}`);
+      for (const sub of Object.keys(value.properties ?? {})) expect(reference).toContain(`\`${key}.${sub}\``);
+    }
+  });
+
+  it('links only to files that exist', () => {
+    const docs = readdirSync(`${root}docs`).filter((f) => f.endsWith('.md'));
+    expect(docs.sort()).toEqual(['deployment.md', 'operations.md', 'policy-reference.md', 'security.md']);
+    for (const doc of docs) {
+      const text = readFileSync(join(root, 'docs', doc), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/.test(target!)) continue;
+        expect(existsSync(join(root, 'docs', dirname(doc), target!)), `${doc} → ${target}`).toBe(true);
+      }
+    }
+  });
+});
