@@ -5,6 +5,7 @@ import type { Plan } from './policy/plan.js';
 import type { CompiledRoute } from './routing/route.js';
 import type { Principal } from './authn/principal.js';
 import type { ReasonCode } from './errors.js';
+import type { Admission } from './upstream/balancer.js';
 
 /** One line of a decision trace (only collected for `explain` and `test`). */
 export interface TraceStep {
@@ -53,6 +54,8 @@ export class RequestContext {
   /** The permission a denial was about (audit `decision.permission`). */
   permission: string | undefined = undefined;
   limits: LimitState | undefined = undefined;
+  /** The upstream target the breaker stage picked; settled by the forwarder, released on abort. */
+  admission: Admission | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */

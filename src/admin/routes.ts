@@ -56,7 +56,7 @@ export class AdminRoutes {
     for (const e of this.#entries) {
       const params = match(e.segments, parts);
       if (!params) continue;
-      if (e.method === method) return { kind: 'found', handler: e.handler, params };
+      if (e.method === method || (method === 'HEAD' && e.method === 'GET')) return { kind: 'found', handler: e.handler, params };
       allow.push(e.method);
     }
     return allow.length > 0 ? { kind: 'method', allow } : { kind: 'none' };

@@ -7,7 +7,7 @@
 //   const admin = new AdminServer({ host, port, token: env.PORTCULLIS_ADMIN_TOKEN, logger, policy });
 //   await admin.listen();            // admin.url is then set
 //   admin.route('GET', '/admin/breakers', handler);   // later issues add endpoints (any time)
-//   admin.route('GET', '/.well-known/jwks.json', h);  // outside /admin/: open
+//   admin.openRoute('/.well-known/jwks.json', h);     // outside /admin/: open
 //   admin.setDraining();             // on SIGTERM: /readyz turns 503 so traffic moves away
 //   await admin.close();
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -40,7 +40,6 @@ export class AdminServer {
   readonly #options: AdminServerOptions;
   readonly #tokenDigest: Buffer | undefined;
   readonly #routes = new AdminRoutes();
-  readonly #open = new Map<string, () => AdminResponse>();
   readonly #server: Server;
   #policy: PolicyManager | undefined;
   #draining = false;
@@ -71,10 +70,10 @@ export class AdminServer {
     return this;
   }
 
-  /** An open GET endpoint outside /admin/ (no token), e.g. /.well-known/jwks.json. */
-  openRoute(path: string, handler: () => AdminResponse): this {
-    this.#open.set(path, handler);
-    return this;
+  /** An open GET endpoint outside /admin/ (public data only, e.g. the identity JWKS). */
+  openRoute(pattern: string, handler: AdminHandler): this {
+    if (pattern === '/admin' || pattern.startsWith('/admin/')) throw new Error(`${pattern} is under /admin/, which needs the token: use route()`);
+    return this.route('GET', pattern, handler);
   }
 
   setPolicy(policy: PolicyManager): void {
@@ -124,8 +123,6 @@ export class AdminServer {
       res.end(text);
       return;
     }
-    const open = this.#open.get(path);
-    if (open !== undefined && (method === 'GET' || method === 'HEAD')) return respond(res, open());
     // Only /admin/ needs the token; the few endpoints outside it are public by design (JWKS).
     if ((path === '/admin' || path.startsWith('/admin/')) && !this.#authorized(req, res)) return;
     const found = this.#routes.lookup(method, path);

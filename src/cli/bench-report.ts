@@ -36,6 +36,8 @@ export interface BenchReport {
   readonly upstream: string;
   readonly proxy: Measurement;
   readonly statuses: readonly StatusLine[];
+  /** Requests in flight when the run stopped (the proxy saw the client leave: 499). */
+  readonly cutOff: number;
   readonly direct?: Measurement;
   /** direct req/s ÷ proxy req/s: 1.0 is no throughput overhead. */
   readonly overheadRatio?: number;
@@ -86,6 +88,7 @@ export function formatReport(r: BenchReport): string {
     'responses through portcullis:',
     table([['status', 'code', 'count'], ...r.statuses.map((s) => [s.status, s.code, int(s.count)])]),
   ];
+  if (r.cutOff > 0) lines.push(`(${int(r.cutOff)} more were in flight when the run stopped)`);
   if (r.overheadRatio !== undefined) {
     lines.push('', `overhead: direct serves ${r.overheadRatio.toFixed(2)}x the req/s of portcullis (1.00x = no throughput cost)`);
   }

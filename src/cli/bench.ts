@@ -132,17 +132,25 @@ async function requestCounts(route: string): Promise<Counts> {
   return out;
 }
 
-function statusLines(before: Counts, after: Counts, fallback: Measurement): StatusLine[] {
+/** Requests the load generator abandoned when the run stopped: the proxy records them as 499. */
+const CUT_OFF = '499\u0000CLIENT_CLOSED';
+
+function statusLines(before: Counts, after: Counts, fallback: Measurement): { statuses: StatusLine[]; cutOff: number } {
   const lines: StatusLine[] = [];
+  let cutOff = 0;
   for (const [key, n] of after) {
     const count = n - (before.get(key) ?? 0);
     if (count <= 0) continue;
+    if (key === CUT_OFF) {
+      cutOff = count;
+      continue;
+    }
     const [status, code] = key.split('\u0000') as [string, string];
     lines.push({ status, code, count });
   }
   // No metrics for the route (nothing recorded): autocannon's status counts, without reason codes.
   if (lines.length === 0) for (const [status, count] of Object.entries(fallback.statusCodes)) lines.push({ status, code: '-', count });
-  return lines.sort((a, b) => b.count - a.count);
+  return { statuses: lines.sort((a, b) => b.count - a.count), cutOff };
 }
 
 /** Runs autocannon in a worker thread; progress lines go to stderr. */
@@ -233,7 +241,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       rate: f.rate,
       upstream: f.upstream ?? 'built-in stub',
       proxy,
-      statuses: statusLines(before, after, proxy),
+      ...statusLines(before, after, proxy),
       ...(direct ? { direct, overheadRatio: proxy.requestsPerSecond > 0 ? direct.requestsPerSecond / proxy.requestsPerSecond : Infinity } : {}),
     };
     io.stdout(formatReport(report));

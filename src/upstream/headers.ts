@@ -68,9 +68,12 @@ export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string
 /** Client response headers from the upstream's, as a flat array for `writeHead`. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, extra?: Readonly<Record<string, string>>): string[] {
   const out: string[] = [];
+  const connection = headers.connection;
+  const listed = connection === undefined ? undefined : connectionListed(['connection', typeof connection === 'string' ? connection : connection.join(',')]);
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || RESPONSE_HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
+    if (listed !== undefined && listed.includes(name)) continue;
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const root = new URL('../../', import.meta.url).pathname;
-const POLICY = 'test/fixtures/bench';
+const POLICY = 'test/fixtures/bench/basic';
+const LIMITED = 'test/fixtures/bench/limited';
 let work: string;
 
 interface Ran {
@@ -75,7 +76,7 @@ describe('portcullis bench', () => {
 
   it('shows 429s by reason code on a rate-limited route', async () => {
     const json = join(work, 'limited.json');
-    const r = await bench(['--policy', POLICY, '--route', 'throttled', '--duration', '2s', '--connections', '2', '--rate', '40', '--json', json]);
+    const r = await bench(['--policy', LIMITED, '--route', 'throttled', '--duration', '2s', '--connections', '2', '--rate', '40', '--json', json]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^429\s+RATE_LIMITED\s+[\d,]+$/m);
     const out = report(json);

@@ -28,8 +28,9 @@ let port: number;
 /** One raw HTTP/1.1 request (so duplicate and mixed-case headers go out exactly as written). */
 function raw(path: string, headerLines: string[], localAddress?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
+    // write, not end: a client that half-closes before the answer is treated as gone (abort).
     const socket = connect({ port, host, localAddress }, () =>
-      socket.end(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n${headerLines.map((l) => `${l}\r\n`).join('')}Connection: close\r\n\r\n`),
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\n${headerLines.map((l) => `${l}\r\n`).join('')}Connection: close\r\n\r\n`),
     );
     let data = '';
     socket.on('data', (d) => (data += d.toString()));

@@ -151,11 +151,13 @@ describe('AdminServer', () => {
 
   it('serves an endpoint registered outside /admin/ without the token, and nothing else there', async () => {
     const admin = await start({ token: TOKEN, policy });
-    admin.route('GET', '/.well-known/jwks.json', () => ({ status: 200, body: { keys: [] }, headers: { 'cache-control': 'public, max-age=60' } }));
+    admin.openRoute('/.well-known/jwks.json', () => ({ status: 200, body: { keys: [] }, headers: { 'cache-control': 'public, max-age=60' } }));
+    expect(() => admin.openRoute('/admin/keys', () => ({ status: 200 }))).toThrow(/needs the token/);
     const jwks = await fetch(`${admin.url}/.well-known/jwks.json`);
     expect(jwks.status).toBe(200);
     expect(jwks.headers.get('cache-control')).toBe('public, max-age=60');
     expect(await json(jwks)).toEqual({ keys: [] });
+    expect((await fetch(`${admin.url}/.well-known/jwks.json`, { method: 'HEAD' })).status).toBe(200);
     expect((await fetch(`${admin.url}/.well-known/other`)).status).toBe(404);
   });
 });

@@ -52,7 +52,7 @@ beforeAll(async () => {
   const echo = compose.services.echo!;
   const echoPort = await freePort();
   // The echo service's entrypoint, with the port moved to a free one on loopback.
-  start(echo.entrypoint!.slice(1), { ...echo.environment, ECHO_HOST: '127.0.0.1', ECHO_PORT: String(echoPort) });
+  start(echo.entrypoint!.slice(1), { ...echo.environment, HOST: '127.0.0.1', PORT: String(echoPort) });
   const p = compose.services.portcullis!;
   const listenPort = await freePort();
   adminPort = await freePort();

@@ -84,9 +84,9 @@ describe('docker-compose.yml', () => {
     const p = svc('portcullis');
     expect(p.environment!.REDIS_URL).toBe('redis://redis:6379');
     const echo = svc('echo');
-    expect(p.environment!.UPSTREAM_URL).toBe(`http://echo:${echo.environment!.ECHO_PORT}`);
+    expect(p.environment!.UPSTREAM_URL).toBe(`http://echo:${echo.environment!.PORT}`);
     expect(p.depends_on).toEqual({ redis: { condition: 'service_healthy' }, echo: { condition: 'service_healthy' } });
-    expect(echo.healthcheck?.test.join(' ')).toContain(`:${echo.environment!.ECHO_PORT}/`);
+    expect(echo.healthcheck?.test.join(' ')).toContain(`:${echo.environment!.PORT}/`);
     expect(p.environment!.PORTCULLIS_ADMIN_TOKEN).toMatch(/^\$\{PORTCULLIS_ADMIN_TOKEN:-.+\}$/);
   });
 

@@ -1,0 +1,65 @@
+// `audit:` → a frozen AuditPlan. The pipeline built from it is long-lived: a policy reload that
+// changes the audit section is reported by the pipeline as "restart needed" (see pipeline.ts).
+import path from 'node:path';
+import type { PolicyDocument } from '../policy/schema.js';
+import type { CompileContext } from '../policy/compile-context.js';
+import { parseDuration, parseSize } from '../policy/values.js';
+
+export type SinkConfig =
+  | { readonly kind: 'stdout'; readonly name: string }
+  | { readonly kind: 'file'; readonly name: string; readonly path: string; readonly rotateBytes: number; readonly retainMs: number; readonly fsync: 'always' | 'batch' | 'never' }
+  | { readonly kind: 'redisStream'; readonly name: string; readonly url: string; readonly key: string; readonly maxLen: number }
+  | { readonly kind: 'webhook'; readonly name: string; readonly url: string; readonly secret: string | undefined; readonly batch: number };
+
+export interface AuditPlan {
+  readonly chain: boolean;
+  readonly sinks: readonly SinkConfig[];
+  /** Directory of the per-sink on-disk spools. */
+  readonly spoolDir: string;
+  /** Lower-case query parameter names whose values are replaced by [REDACTED] (built-ins + `redact:`). */
+  readonly redact: readonly string[];
+  /** Stable text of this config: a reload compares it to decide whether sinks changed. */
+  readonly fingerprint: string;
+}
+
+/** Query parameter names whose values never reach an event (matched as substrings, lower-case). */
+export const SECRET_NAMES: readonly string[] = ['key', 'token', 'secret', 'password', 'passwd', 'pwd', 'auth', 'session', 'signature', 'sig', 'credential', 'cookie', 'code'];
+
+export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan | undefined {
+  const spec = doc.audit;
+  if (spec === undefined) return undefined;
+  const sinks: SinkConfig[] = [];
+  const names = new Set<string>();
+  const unique = (base: string): string => {
+    let name = base;
+    for (let i = 2; names.has(name); i++) name = `${base}-${i}`;
+    names.add(name);
+    return name;
+  };
+  (spec.sinks ?? []).forEach((s, i) => {
+    if ('stdout' in s) sinks.push({ kind: 'stdout', name: unique('stdout') });
+    else if ('file' in s) {
+      const f = s.file;
+      sinks.push({
+        kind: 'file',
+        name: unique('file'),
+        path: path.resolve(f.path),
+        rotateBytes: f.rotate ? parseSize(f.rotate) : 0,
+        retainMs: f.retain ? parseDuration(f.retain) : 0,
+        fsync: f.fsync ?? 'batch',
+      });
+    } else if ('redisStream' in s) {
+      const url = s.redisStream.url ?? doc.store?.url;
+      if (url === undefined) cx.error(['audit', 'sinks', i, 'redisStream'], 'redisStream needs url (or store.url)');
+      else sinks.push({ kind: 'redisStream', name: unique('redisStream'), url, key: s.redisStream.key, maxLen: s.redisStream.maxLen ?? 1_000_000 });
+    } else {
+      sinks.push({ kind: 'webhook', name: unique('webhook'), url: s.webhook.url, secret: s.webhook.secret, batch: s.webhook.batch ?? 500 });
+    }
+  });
+  if (sinks.length === 0) cx.warn(['audit', 'sinks'], 'audit has no sinks: events are recorded nowhere');
+  const redact = [...SECRET_NAMES, ...(spec.redact ?? []).map((r) => r.toLowerCase())];
+  const spoolDir = path.resolve(spec.spool ?? '.portcullis-spool');
+  const chain = spec.chain ?? false;
+  const fingerprint = JSON.stringify({ chain, sinks, spoolDir, redact });
+  return { chain, sinks, spoolDir, redact, fingerprint };
+}

@@ -1,0 +1,69 @@
+// The audit event model, version 1. Every event has every key (null when unknown) so that the
+// hand-built line (format.ts) and the generic canonical form (chain.ts) are byte-identical.
+import type { SystemEventType } from '../events.js';
+
+export const AUDIT_EVENT_VERSION = 1;
+
+export type AuditSeverity = 'info' | 'notice' | 'warning' | 'error';
+
+export interface AuditEvent {
+  readonly v: 1;
+  readonly id: string;
+  readonly time: string;
+  readonly type: 'request' | SystemEventType;
+  readonly severity: AuditSeverity;
+  readonly request: { id: string; method: string; path: string; route: string | null; ip: string } | null;
+  readonly actor: { subject: string | null; tenant: string | null; keyId: string | null; via: string | null } | null;
+  readonly decision: { allowed: boolean; code: string | null; permission: string | null; shadow: string | null } | null;
+  readonly response: { status: number; durationMs: number } | null;
+  /** System events only: the event's own fields (never secrets: the bus carries none). */
+  readonly detail: Readonly<Record<string, unknown>> | null;
+  readonly chain?: { instance: string; seq: number; prev: string; hash: string };
+}
+
+/** What the request path hands over: references to strings it already has, no copies. */
+export interface RequestRecord {
+  readonly kind: 0;
+  readonly time: number;
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly route: string | null;
+  readonly ip: string;
+  readonly subject: string | null;
+  readonly tenant: string | null;
+  readonly keyId: string | null;
+  readonly via: string | null;
+  readonly allowed: boolean;
+  readonly code: string | null;
+  readonly permission: string | null;
+  readonly shadow: string | null;
+  readonly status: number;
+  readonly durationMs: number;
+}
+
+export interface SystemRecord {
+  readonly kind: 1;
+  readonly time: number;
+  readonly type: SystemEventType;
+  readonly severity: AuditSeverity;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+export type AuditRecord = RequestRecord | SystemRecord;
+
+/**
+ * Ids sort by time then by counter and are unique per process without randomness on the hot path:
+ * `<base36 ms, 9 chars>-<instance>-<base36 counter>`. The counter (not the clock) orders events
+ * within one instance.
+ */
+export class EventIds {
+  readonly #prefix: string;
+  #n = 0;
+  constructor(instance: string) {
+    this.#prefix = instance;
+  }
+  next(time: number): string {
+    return `${time.toString(36).padStart(9, '0')}-${this.#prefix}-${(this.#n++).toString(36).padStart(6, '0')}`;
+  }
+}

@@ -1,0 +1,194 @@
+// Target selection: round robin over an upstream's targets, skipping targets whose breaker refuses.
+// Breakers are long-lived: keyed by upstream name + target origin, they survive Plan swaps and are
+// reconfigured in place when the breaker settings change. The Balancers object is the one owner of
+// every breaker (admin and metrics read it from here).
+import type { Logger } from 'pino';
+import type { EventBus } from '../events.js';
+import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
+import { breakerState, breakerTransitionsTotal } from '../observability/metrics.js';
+import { CircuitBreaker, REFUSED, type BreakerSettings, type BreakerStateName } from './breaker.js';
+
+const STATE_VALUE: Record<BreakerStateName, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+/** One target of one upstream, with its breaker (undefined when the upstream has none). */
+export interface TargetHandle {
+  readonly upstream: string;
+  readonly origin: string;
+  target: UpstreamTarget;
+  breaker: CircuitBreaker | undefined;
+}
+
+/**
+ * One admitted request's claim on a target. Exactly one of settle/fail/release takes effect, so
+ * the forwarder and the server's finish/abort handlers may all call it safely.
+ */
+export class Admission {
+  readonly handle: TargetHandle;
+  readonly #generation: number;
+  readonly #balancers: Balancers;
+  #done = false;
+
+  constructor(handle: TargetHandle, generation: number, balancers: Balancers) {
+    this.handle = handle;
+    this.#generation = generation;
+    this.#balancers = balancers;
+  }
+
+  /** Another target for a retry (this one is tried last). */
+  next(up: UpstreamPlan): Admission | AllOpen {
+    return this.#balancers.pick(up, this.handle);
+  }
+
+  /** The upstream answered with `status`. */
+  settle(status: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    const b = this.handle.breaker;
+    if (b !== undefined) b.record(this.#generation, b.isFailureStatus(status));
+  }
+
+  /** Connect error, reset or timeout. */
+  fail(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.handle.breaker?.record(this.#generation, true);
+  }
+
+  /** Ended without an outcome (client abort before the upstream answered). */
+  release(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.handle.breaker?.release(this.#generation);
+  }
+}
+
+/** The answer when every target refused: how long until one would admit a probe. */
+export interface AllOpen {
+  readonly retryAfterMs: number;
+}
+
+interface UpstreamEntry {
+  source: UpstreamPlan;
+  handles: TargetHandle[];
+  next: number;
+}
+
+export interface BalancerOptions {
+  readonly now?: () => number;
+  readonly logger?: Pick<Logger, 'warn' | 'info'>;
+  readonly bus?: EventBus;
+}
+
+export class Balancers {
+  readonly #upstreams = new Map<string, UpstreamEntry>();
+  readonly #handles = new Map<string, TargetHandle>();
+  readonly #opts: BalancerOptions;
+
+  constructor(opts: BalancerOptions = {}) {
+    this.#opts = opts;
+  }
+
+  /**
+   * Picks a target for a request to `up`: round robin, skipping targets whose breaker refuses.
+   * `avoid` (a retry) is tried last. Returns an Admission, or AllOpen when no target admits.
+   */
+  pick(up: UpstreamPlan, avoid?: TargetHandle): Admission | AllOpen {
+    const entry = this.#entry(up);
+    const handles = entry.handles;
+    const n = handles.length;
+    const start = entry.next;
+    entry.next = (start + 1) % n;
+    let fallback: TargetHandle | undefined;
+    for (let i = 0; i < n; i++) {
+      const h = handles[(start + i) % n]!;
+      if (h === avoid && n > 1) {
+        fallback = h;
+        continue;
+      }
+      const gen = h.breaker === undefined ? 0 : h.breaker.tryAcquire();
+      if (gen !== REFUSED) return new Admission(h, gen, this);
+    }
+    if (fallback !== undefined) {
+      const gen = fallback.breaker === undefined ? 0 : fallback.breaker.tryAcquire();
+      if (gen !== REFUSED) return new Admission(fallback, gen, this);
+    }
+    let wait = Infinity;
+    for (const h of handles) wait = Math.min(wait, h.breaker?.retryAfterMs() ?? 0);
+    return { retryAfterMs: wait === Infinity ? 0 : wait };
+  }
+
+  /** Brings every upstream of `plan` up to date and forgets targets no upstream has any more. */
+  sync(plan: Plan): void {
+    for (const up of plan.upstreams.values()) this.#entry(up);
+    const live = new Set<string>();
+    for (const up of plan.upstreams.values()) for (const t of up.targets) live.add(key(up.name, t.origin));
+    for (const name of this.#upstreams.keys()) if (!plan.upstreams.has(name)) this.#upstreams.delete(name);
+    for (const [k, h] of this.#handles) {
+      if (live.has(k)) continue;
+      this.#handles.delete(k);
+      if (h.breaker !== undefined) breakerState.remove(h.upstream, h.origin);
+    }
+  }
+
+  /** Every breaker, for /admin/breakers. */
+  snapshot(): { upstream: string; target: string; state: BreakerStateName; retryAfterMs: number }[] {
+    const out = [];
+    for (const h of this.#handles.values()) {
+      if (h.breaker === undefined) continue;
+      out.push({ upstream: h.upstream, target: h.origin, state: h.breaker.state, retryAfterMs: h.breaker.retryAfterMs() });
+    }
+    return out;
+  }
+
+  #entry(up: UpstreamPlan): UpstreamEntry {
+    let entry = this.#upstreams.get(up.name);
+    if (entry !== undefined && entry.source === up) return entry;
+    const handles = up.targets.map((t) => this.#handle(up.name, t, up.breaker));
+    if (entry === undefined) {
+      entry = { source: up, handles, next: 0 };
+      this.#upstreams.set(up.name, entry);
+    } else {
+      entry.source = up;
+      entry.handles = handles;
+      entry.next %= handles.length;
+    }
+    return entry;
+  }
+
+  #handle(upstream: string, target: UpstreamTarget, settings: BreakerSettings | undefined): TargetHandle {
+    const k = key(upstream, target.origin);
+    let h = this.#handles.get(k);
+    if (h === undefined) {
+      h = { upstream, origin: target.origin, target, breaker: undefined };
+      this.#handles.set(k, h);
+    }
+    h.target = target;
+    if (settings === undefined) {
+      if (h.breaker !== undefined) breakerState.remove(upstream, target.origin);
+      h.breaker = undefined;
+    } else if (h.breaker === undefined) {
+      h.breaker = new CircuitBreaker(settings, { now: this.#opts.now, onTransition: (from, to) => this.#transitioned(upstream, target.origin, from, to) });
+      breakerState.set({ upstream, target: target.origin }, 0);
+    } else if (h.breaker.settings !== settings) {
+      h.breaker.reconfigure(settings);
+    }
+    return h;
+  }
+
+  #transitioned(upstream: string, target: string, from: BreakerStateName, to: BreakerStateName): void {
+    breakerState.set({ upstream, target }, STATE_VALUE[to]);
+    breakerTransitionsTotal.inc({ upstream, target, to });
+    const log = { upstream, target, from, to };
+    if (to === 'open') this.#opts.logger?.warn(log, 'circuit breaker opened');
+    else this.#opts.logger?.info(log, `circuit breaker ${to}`);
+    this.#opts.bus?.publish({ type: 'breaker.transition', upstream, target, from, to });
+  }
+}
+
+function key(upstream: string, origin: string): string {
+  return `${upstream} ${origin}`;
+}
+
+export function isAllOpen(p: Admission | AllOpen): p is AllOpen {
+  return !(p instanceof Admission);
+}

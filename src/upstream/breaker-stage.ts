@@ -1,0 +1,33 @@
+// The breaker stage (last before forwarding): picks the upstream target round robin and fast-fails
+// with 503 BREAKER_OPEN when every target's breaker refuses, Retry-After = the shortest remaining
+// cooldown. The Admission it leaves on ctx is settled by the forwarder (status or error) and
+// released by the server when the request ends without an upstream answer.
+import type { RequestContext } from '../context.js';
+import { deny } from '../errors.js';
+import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
+import { isAllOpen, type Balancers } from './balancer.js';
+
+export class BreakerStage implements Stage {
+  readonly name = 'breaker';
+  readonly #balancers: Balancers;
+
+  constructor(balancers: Balancers) {
+    this.#balancers = balancers;
+  }
+
+  run(ctx: RequestContext): Outcome {
+    const route = ctx.route;
+    if (route === undefined) return CONTINUE;
+    const up = ctx.plan.upstreams.get(route.upstream);
+    if (up === undefined) return CONTINUE;
+    const pick = this.#balancers.pick(up);
+    if (isAllOpen(pick)) {
+      ctx.note('breaker', `every target of upstream "${up.name}" is open`);
+      const seconds = Math.max(1, Math.ceil(pick.retryAfterMs / 1000));
+      return deny('BREAKER_OPEN', `The circuit breaker of upstream "${up.name}" is open.`, { 'retry-after': String(seconds) });
+    }
+    ctx.admission = pick;
+    ctx.note('breaker', `target ${pick.handle.origin}`);
+    return CONTINUE;
+  }
+}
