@@ -5,9 +5,13 @@ import { EventBus } from './events.js';
 import { PolicyManager } from './policy/manager.js';
 import { ProxyServer, type RequestRecorder } from './server.js';
 import { createStages } from './stages.js';
+import { AuditPipeline } from './audit/pipeline.js';
+import { AuditRecorder } from './audit/recorder.js';
 import { AdminServer } from './admin/server.js';
 import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
 import { jwksResponse } from './upstream/identity-jwt.js';
+import { Balancers } from './upstream/balancer.js';
+import { breakerRoutes } from './admin/breakers.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -45,8 +49,18 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await echo?.close();
     throw err;
   }
-  const recorder: RequestRecorder | undefined = undefined;
-  const proxy = new ProxyServer({ policy, stages: createStages({ logger }), logger, recorder });
+  // Audit is long-lived: built once from the first plan; it records the startup load itself
+  // because the bus published that before anyone could subscribe.
+  const audit = policy.plan.audit ? new AuditPipeline(policy.plan.audit, { logger, bus }) : undefined;
+  if (audit) {
+    audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
+    policy.onSwap((plan) => audit.onPlan(plan.audit));
+  }
+  const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const balancers = new Balancers({ logger, bus });
+  balancers.sync(policy.plan);
+  policy.onSwap((plan) => balancers.sync(plan));
+  const proxy = new ProxyServer({ policy, stages: createStages({ logger, balancers }), logger, recorder });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -55,10 +69,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
+      breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       adminUrl = await admin.listen();
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
+    await audit?.close();
     await policy.close();
     await echo?.close();
     throw err;
@@ -76,6 +92,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         admin?.setDraining();
         await policy.close();
         await proxy.shutdown(opts.drainMs);
+        await audit?.close(); // after the drain: the last requests' events are flushed too
         await admin?.close();
         await echo?.close();
       })();

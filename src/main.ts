@@ -13,10 +13,10 @@ const COMMANDS: Record<string, CommandEntry> = {
   serve: { summary: 'run the proxy and the admin listener', load: () => import('./cli/serve.js') },
   validate: { summary: 'check a policy file or directory (exit 0 valid, 1 invalid)', load: () => import('./cli/validate.js') },
   schema: { summary: 'print the policy JSON Schema', load: () => import('./cli/schema.js') },
-  test: { summary: 'run policy unit tests (*.test.yaml)', load: () => notAvailable('test', 4, 'run policy unit tests') },
-  explain: { summary: 'show the decision for one request, stage by stage', load: () => notAvailable('explain', 4, 'explain a decision') },
+  test: { summary: 'run policy unit tests (*.test.yaml)', load: () => import('./cli/test.js') },
+  explain: { summary: 'show the decision for one request, stage by stage', load: () => import('./cli/explain.js') },
   keys: { summary: 'create, hash, list and revoke API keys', load: () => import('./cli/keys.js') },
-  audit: { summary: 'verify and report on audit logs', load: () => notAvailable('audit', 7, 'verify and report on audit logs') },
+  audit: { summary: 'verify and report on audit logs', load: () => import('./cli/audit.js') },
   bench: { summary: 'load-test a policy with autocannon', load: () => import('./cli/bench.js') },
 };
 

@@ -13,6 +13,7 @@ import type { Plan } from './policy/plan.js';
 import { canonicalize, isDeny } from './routing/canonical.js';
 import { TrustedProxies } from './authn/client-ip.js';
 import { Forwarder } from './upstream/forwarder.js';
+import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
 import { inFlightRequests, requestDuration, requestsTotal } from './observability/metrics.js';
 import { requestIdFor } from './observability/request-id.js';
 import { traceparentFor } from './observability/traceparent.js';
@@ -65,6 +66,8 @@ export class ProxyServer {
     );
     // Expect: 100-continue gets its 100 only once every stage has allowed the request.
     this.#server.on('checkContinue', (req, res) => this.#handle(req, res, true));
+    // Upgrades (WebSockets) run the same stages; src/upstream/websocket.ts answers on the raw socket.
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handle(req, upgradeResponse(req, socket), false, head));
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.once('close', () => this.#sockets.delete(s));
@@ -101,7 +104,7 @@ export class ProxyServer {
     return t;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): void {
+  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, upgradeHead?: Buffer): void {
     const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
     this.#inFlight++;
     inFlightRequests.inc();
@@ -128,16 +131,17 @@ export class ProxyServer {
     } catch (err) {
       return this.#fault(ctx, err);
     }
-    if (outcome === null) return this.#forward(ctx, target.forwardPath, expectContinue);
+    if (outcome === null) return this.#forward(ctx, target.forwardPath, expectContinue, upgradeHead);
     if (!(outcome instanceof Promise)) return this.#deny(ctx, outcome);
     outcome.then(
-      (o) => (o === null ? this.#forward(ctx, target.forwardPath, expectContinue) : this.#deny(ctx, o)),
+      (o) => (o === null ? this.#forward(ctx, target.forwardPath, expectContinue, upgradeHead) : this.#deny(ctx, o)),
       (err: unknown) => this.#fault(ctx, err),
     );
   }
 
-  #forward(ctx: RequestContext, forwardPath: string, expectContinue: boolean): void {
+  #forward(ctx: RequestContext, forwardPath: string, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
+    if (upgradeHead !== undefined) return forwardUpgrade(ctx, forwardPath, upgradeHead, (c, d) => this.#deny(c, d));
     if (expectContinue) ctx.res.writeContinue();
     this.#forwarder.forward(ctx, forwardPath);
   }
@@ -176,6 +180,7 @@ export class ProxyServer {
     const res = ctx.res;
     const status = res.headersSent ? res.statusCode : 499; // 499: the client went away first
     const route = ctx.route?.name ?? NO_ROUTE;
+    ctx.admission?.release(); // breaker probe slot of a request that ended without an upstream answer
     const release = ctx.limits?.release;
     if (release !== undefined) {
       ctx.limits!.release = undefined;

@@ -7,9 +7,14 @@ import { createIpRulesStage } from './authn/ip-stage.js';
 import { createAuthenticateStage } from './authn/stage.js';
 import { createAuthorizeStage } from './authz/stage.js';
 import { identityJwtStage } from './upstream/identity-jwt.js';
+import { Balancers } from './upstream/balancer.js';
+import { BreakerStage } from './upstream/breaker-stage.js';
+import { bodyLimitStage } from './upstream/body-limit.js';
 
 export interface StageParts {
   readonly logger?: Logger;
+  /** Target selection + circuit breakers (long-lived; app.ts shares them with /admin/breakers). */
+  readonly balancers?: Balancers;
 }
 
 export function createStages(parts: StageParts = {}): readonly Stage[] {
@@ -18,8 +23,10 @@ export function createStages(parts: StageParts = {}): readonly Stage[] {
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
     createAuthenticateStage({ logger: parts.logger }), // API key / JWT → principal
     createAuthorizeStage({ logger: parts.logger }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    bodyLimitStage, // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
     // limits (one store call: buckets + quota + concurrency): issue 5
-    // breaker (fast-fail an open upstream): issue 6
     identityJwtStage, // signed identity for the upstream (authentication.forward.jwt)
+    // Last, so no later denial can waste a half-open probe: picks the target, fast-fails BREAKER_OPEN.
+    new BreakerStage(parts.balancers ?? new Balancers({ logger: parts.logger })),
   ]);
 }

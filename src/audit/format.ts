@@ -7,8 +7,19 @@ const q = JSON.stringify;
 const n = (v: string | null): string => (v === null ? 'null' : q(v));
 
 /** The event as two halves; the `chain` member goes between them (keys sort actor < chain < decision). */
+// Events of one batch mostly share a millisecond: format the timestamp once per distinct ms.
+let lastMs = -1;
+let lastIso = '';
+function isoTime(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = `"${new Date(ms).toISOString()}"`;
+  }
+  return lastIso;
+}
+
 export function formatHalves(r: AuditRecord, id: string): [head: string, tail: string] {
-  const time = q(new Date(r.time).toISOString());
+  const time = isoTime(r.time);
   if (r.kind === 1) {
     return [
       '{"actor":null',

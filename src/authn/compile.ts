@@ -31,7 +31,6 @@ export interface AuthnPlan {
   /** By route index; public routes have none. */
   readonly routes: ReadonlyMap<number, RouteAuthn>;
   readonly forward: IdentityForward;
-  readonly forwardCredentials: boolean;
 }
 
 export interface IpRulesPlan {
@@ -235,7 +234,6 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
     jwt,
     routes: perRoute,
     forward: compileForward(doc, apiKey, cx),
-    forwardCredentials: doc.authentication?.forwardCredentials === true,
   };
 }
 

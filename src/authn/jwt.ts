@@ -115,6 +115,7 @@ export class JwtAuthenticator {
         requiredClaims: ['exp'],
         typ: issuer.typ,
       };
+      // Two calls because jwtVerify's overloads (key resolver vs key) do not accept the union.
       const result = typeof issuer.key === 'function' ? await jwtVerify(token, issuer.key, options) : await jwtVerify(token, issuer.key, options);
       payload = result.payload;
     } catch (err) {

@@ -75,15 +75,16 @@ export class AuthorizeStage implements Stage {
     }
     const value = ctx.params?.[param];
     if (p.tenant === undefined) {
-      ctx.note(this.name, `tenant check: {${param}} is "${value ?? ''}", the principal has no tenant: TENANT_MISMATCH`);
+      if (ctx.trace !== undefined) ctx.note(this.name, `tenant check: {${param}} is "${value ?? ''}", the principal has no tenant: TENANT_MISMATCH`);
       return NO_TENANT;
     }
     // Exact, case-sensitive: the canonicaliser decoded the path once, so this is the one spelling.
     if (value !== p.tenant) {
-      ctx.note(this.name, `tenant check: {${param}} is "${value ?? ''}", the principal's tenant is "${p.tenant}": TENANT_MISMATCH`);
+      if (ctx.trace !== undefined) ctx.note(this.name, `tenant check: {${param}} is "${value ?? ''}", the principal's tenant is "${p.tenant}": TENANT_MISMATCH`);
       return OTHER_TENANT;
     }
-    ctx.note(this.name, `tenant check: {${param}} is "${value}", matches the principal's tenant; allowed`);
+    // Traces are only collected by explain/test: build no strings for a live request.
+    if (ctx.trace !== undefined) ctx.note(this.name, `tenant check: {${param}} is "${value}", matches the principal's tenant; allowed`);
     return CONTINUE;
   }
 
@@ -97,7 +98,7 @@ export class AuthorizeStage implements Stage {
     counter.inc();
     const missing = outcome !== CONTINUE ? outcome.extra?.missing : undefined;
     this.#logger?.info({ requestId: ctx.requestId, route: authz.route, decision, missing, subject: ctx.principal?.subject, tenant: ctx.principal?.tenant }, 'shadow decision');
-    ctx.note(this.name, `shadow route: would ${decision === 'allow' ? 'allow' : `deny (${decision})`}; not enforced, continuing`);
+    if (ctx.trace !== undefined) ctx.note(this.name, `shadow route: would ${decision === 'allow' ? 'allow' : `deny (${decision})`}; not enforced, continuing`);
     return CONTINUE;
   }
 

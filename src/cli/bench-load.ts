@@ -1,17 +1,9 @@
-// The load generator of `portcullis bench`, run in a worker thread so autocannon does not share the
-// event loop of the proxy it measures. Posts a `tick` every second (requests and statuses so far)
-// and one `done` with autocannon's result.
+// The load generator of `portcullis bench`, run as a child process (`fork`) so autocannon does not
+// share the event loop of the proxy it measures (in a worker thread it runs several times slower).
+// Receives its options over IPC (they carry the bench credential: never on a command line), posts a
+// `tick` every second (requests and statuses so far) and one `done` with the result.
 import { createRequire } from 'node:module';
 import { createHistogram } from 'node:perf_hooks';
-import { parentPort, workerData } from 'node:worker_threads';
-
-// autocannon ships no type declarations; bench-report.ts types the part of the result bench reads.
-type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: unknown) => void) => NodeJS.EventEmitter;
-const require = createRequire(import.meta.url);
-const autocannon = require('autocannon') as Autocannon;
-// Off the main thread autocannon hands back encoded histograms for its own worker manager to merge;
-// its aggregation turns them into the usual result (percentiles included).
-const aggregateResult = require('autocannon/lib/aggregateResult.js') as (result: unknown, opts: Record<string, unknown>) => unknown;
 
 export interface LoadOptions {
   readonly url: string;
@@ -39,9 +31,13 @@ export type LoadMessage =
   | { readonly type: 'done'; readonly result: unknown; readonly latencyMs: LatencyMs }
   | { readonly type: 'error'; readonly message: string };
 
-if (parentPort) {
-  const port = parentPort;
-  const opts = workerData as LoadOptions;
+// autocannon ships no type declarations; bench-report.ts types the part of the result bench reads.
+type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result: unknown) => void) => NodeJS.EventEmitter;
+
+export const LOAD_CHILD_ENV = 'PORTCULLIS_BENCH_LOAD';
+
+function run(opts: LoadOptions, send: (m: LoadMessage) => void): void {
+  const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const statuses: Record<string, number> = {};
   let requests = 0;
   // autocannon's own histogram has 1ms resolution and only counts 2xx; a proxy answers in well under
@@ -66,13 +62,18 @@ if (parentPort) {
     ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
   };
   const instance = autocannon(settings, (err, result) => {
-    if (err) port.postMessage({ type: 'error', message: err.message });
-    else port.postMessage({ type: 'done', result: JSON.parse(JSON.stringify(aggregateResult(result, settings))) as unknown, latencyMs: latencyMs() });
+    if (err) send({ type: 'error', message: err.message });
+    else send({ type: 'done', result: JSON.parse(JSON.stringify(result)) as unknown, latencyMs: latencyMs() });
   });
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
     requests++;
     latency.record(Math.max(1, Math.round(responseTimeMs * 1000)));
     statuses[statusCode] = (statuses[statusCode] ?? 0) + 1;
   });
-  instance.on('tick', () => port.postMessage({ type: 'tick', requests, statuses: { ...statuses } }));
+  instance.on('tick', () => send({ type: 'tick', requests, statuses: { ...statuses } }));
+}
+
+if (process.env[LOAD_CHILD_ENV] === '1' && process.send) {
+  const send = (m: LoadMessage): void => void process.send!(m);
+  process.once('message', (opts: LoadOptions) => run(opts, send));
 }

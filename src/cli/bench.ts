@@ -1,10 +1,10 @@
 // `portcullis bench`: load-tests one route of a policy with autocannon. Portcullis runs in this
 // process on loopback with the policy plus an in-memory overlay (upstreams → a stub, a temporary
-// credential for the route); autocannon and the stub run in worker threads.
+// credential for the route); autocannon runs in a child process, the stub in a worker thread.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
 import { stringify } from 'yaml';
 import { startApp, type App } from '../app.js';
 import { createLogger } from '../observability/logger.js';
@@ -16,7 +16,7 @@ import { parseDuration } from '../policy/values.js';
 import { benchOverlay, pickRoute, type BenchRequest } from './bench-overlay.js';
 import { formatReport, measurementOf, type AutocannonResult, type BenchReport, type Measurement, type StatusLine } from './bench-report.js';
 import { startStub, type Stub } from './bench-stub.js';
-import type { LoadMessage, LoadOptions } from './bench-load.js';
+import { LOAD_CHILD_ENV, type LoadMessage, type LoadOptions } from './bench-load.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis bench --policy PATH [--route NAME] [--connections N] [--duration 10s] [--rate R]
@@ -132,8 +132,8 @@ async function requestCounts(route: string): Promise<Counts> {
   return out;
 }
 
-/** Requests the load generator abandoned when the run stopped: the proxy records them as 499. */
-const CUT_OFF = '499\u0000CLIENT_CLOSED';
+/** Requests the load generator abandoned when the run stopped: the proxy records them as CLIENT_CLOSED. */
+const CUT_OFF = /\u0000CLIENT_CLOSED$/;
 
 function statusLines(before: Counts, after: Counts, fallback: Measurement): { statuses: StatusLine[]; cutOff: number } {
   const lines: StatusLine[] = [];
@@ -141,8 +141,8 @@ function statusLines(before: Counts, after: Counts, fallback: Measurement): { st
   for (const [key, n] of after) {
     const count = n - (before.get(key) ?? 0);
     if (count <= 0) continue;
-    if (key === CUT_OFF) {
-      cutOff = count;
+    if (CUT_OFF.test(key)) {
+      cutOff += count;
       continue;
     }
     const [status, code] = key.split('\u0000') as [string, string];
@@ -153,27 +153,33 @@ function statusLines(before: Counts, after: Counts, fallback: Measurement): { st
   return { statuses: lines.sort((a, b) => b.count - a.count), cutOff };
 }
 
-/** Runs autocannon in a worker thread; progress lines go to stderr. */
+/** Runs autocannon in a child process; progress lines go to stderr. */
 function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measurement> {
-  const worker = new Worker(new URL('./bench-load.js', import.meta.url), { workerData: options });
-  const started = Date.now();
+  const child = fork(new URL('./bench-load.js', import.meta.url), [], { env: { ...process.env, [LOAD_CHILD_ENV]: '1' }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  child.send(options);
+  let seconds = 0;
+  let printed = -1;
   return new Promise<Measurement>((resolve, reject) => {
-    worker.on('message', (msg: LoadMessage) => {
+    child.on('message', (msg: LoadMessage) => {
+      // autocannon ticks once a second, and once more as it finishes.
       if (msg.type === 'tick') {
-        const seconds = Math.max(1, Math.round((Date.now() - started) / 1000));
+        seconds = Math.min(seconds + 1, options.durationSeconds);
+        if (msg.requests === printed) return;
+        printed = msg.requests;
         const statuses = Object.entries(msg.statuses)
           .map(([s, n]) => `${s}: ${n.toLocaleString('en-US')}`)
           .join('  ');
         io.stderr(`bench: ${label} ${seconds}/${options.durationSeconds}s  ${msg.requests.toLocaleString('en-US')} requests  ${Math.round(msg.requests / seconds).toLocaleString('en-US')} req/s  ${statuses}\n`);
       } else if (msg.type === 'done') {
         resolve(measurementOf(msg.result as AutocannonResult, msg.latencyMs));
-        void worker.terminate();
+        child.kill();
       } else {
         reject(new Error(`load generator failed: ${msg.message}`));
-        void worker.terminate();
+        child.kill();
       }
     });
-    worker.once('error', reject);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the load generator exited (${code}) before finishing`)));
   });
 }
 

@@ -7,6 +7,7 @@ import { compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../upstream/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
+import { compileAudit } from '../audit/compile.js';
 import { parseCidr } from './cidr.js';
 import { CompileContext } from './compile-context.js';
 import { PolicyError, type Diagnostic } from './diagnostics.js';
@@ -31,12 +32,6 @@ export const UNSUPPORTED: readonly UnsupportedKey[] = [
   { path: ['tenants'] }, // L-limits (issue 5)
   { path: ['store'] }, // L-limits (issue 5)
   { path: ['routes', '*', 'limits'] }, // L-limits (issue 5)
-  { path: ['routes', '*', 'maxBodySize'] }, // body limits
-  { path: ['audit'] }, // L-audit (issue 7)
-  { path: ['routes', '*', 'audit'] }, // L-audit (issue 7)
-  { path: ['upstreams', '*', 'targets'], when: (v) => Array.isArray(v) && v.length > 1 }, // round robin + per-target breaker
-  { path: ['upstreams', '*', 'retries'], when: (v) => typeof v === 'number' && v > 0 }, // retries
-  { path: ['upstreams', '*', 'breaker'] }, // circuit breaker
 ];
 // ─────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -107,6 +102,7 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
   const authn = compileAuthn(doc, cx, routes);
   const ipRules = compileIpRules(doc, routes, trustedProxies);
   const rbac = compileRbac(doc, cx, routes);
+  const audit = compileAudit(doc, cx);
 
   if (cx.hasErrors) throw new PolicyError(cx.diagnostics);
   const warnings = cx.warnings;
@@ -121,6 +117,7 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
     authn,
     ipRules,
     rbac,
+    audit,
     identityJwt,
     warnings,
     document: doc,

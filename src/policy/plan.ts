@@ -8,6 +8,7 @@ import type { AuthnPlan, IpRulesPlan } from '../authn/compile.js';
 import type { IdentityJwtSigner } from '../upstream/identity-jwt.js';
 import type { BreakerSettings } from '../upstream/breaker.js';
 import type { RbacPlan } from '../authz/compile.js';
+import type { AuditPlan } from '../audit/compile.js';
 
 export interface UpstreamTarget {
   /** Origin, e.g. http://127.0.0.1:3000 */
@@ -43,6 +44,8 @@ export interface Plan {
   readonly ipRules?: IpRulesPlan;
   /** Expanded roles and per-route require/tenantParam/shadow (L-authz); absent in hand-built plans. */
   readonly rbac?: RbacPlan;
+  /** `audit:` (L-audit); undefined: no audit section. Route modes live on CompiledRoute.audit. */
+  readonly audit?: AuditPlan | undefined;
   readonly warnings: readonly Diagnostic[];
   /** `authentication.forward.jwt`: signs the identity token forwarded to upstreams (undefined: off). */
   readonly identityJwt?: IdentityJwtSigner | undefined;

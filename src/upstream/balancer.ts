@@ -167,7 +167,16 @@ export class Balancers {
       if (h.breaker !== undefined) breakerState.remove(upstream, target.origin);
       h.breaker = undefined;
     } else if (h.breaker === undefined) {
-      h.breaker = new CircuitBreaker(settings, { now: this.#opts.now, onTransition: (from, to) => this.#transitioned(upstream, target.origin, from, to) });
+      const handle = h;
+      h.breaker = new CircuitBreaker(settings, {
+        now: this.#opts.now,
+        onTransition: (from, to) => {
+          this.#transitioned(upstream, target.origin, from, to);
+          // Without traffic nobody would ask the breaker after its cooldown: look once, so the
+          // half-open state shows on /metrics and /admin/breakers. Reading state applies it.
+          if (to === 'open' && this.#opts.now === undefined) setTimeout(() => handle.breaker?.state, handle.breaker!.settings.cooldownMs + 5).unref();
+        },
+      });
       breakerState.set({ upstream, target: target.origin }, 0);
     } else if (h.breaker.settings !== settings) {
       h.breaker.reconfigure(settings);

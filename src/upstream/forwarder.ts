@@ -7,6 +7,8 @@ import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
 import { deny, type Deny } from '../errors.js';
 import { upstreamDuration } from '../observability/metrics.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { retryAdmission } from './retry.js';
+import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: RequestContext, d: Deny) => void;
@@ -60,20 +62,26 @@ export class Forwarder {
     }
   }
 
-  forward(ctx: RequestContext, forwardPath: string, target?: UpstreamTarget): void {
+  forward(ctx: RequestContext, forwardPath: string, target?: UpstreamTarget, attempt = 0): void {
     const up = ctx.plan.upstreams.get(ctx.route!.upstream)!;
-    const t = target ?? up.targets[0]!;
+    // The breaker stage picked the target (round robin, open targets skipped).
+    const t = target ?? ctx.admission?.handle.target ?? up.targets[0]!;
     const entry = this.#entry(up, t);
     const req = ctx.req;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const handler = new ResponseHandler(ctx, entry.histogram, this.#onFailure);
+    const handler = new ResponseHandler(ctx, entry.histogram, this.#onFailure, (err) => {
+      // Retries (L-resilience, src/upstream/retry.ts): only when nothing reached the upstream.
+      if (retryAdmission(ctx, err, attempt, hasBody) === undefined) return false;
+      this.forward(ctx, forwardPath, undefined, attempt + 1);
+      return true;
+    });
     entry.pool.dispatch(
       {
         origin: t.origin,
         path: t.basePath + forwardPath + ctx.query,
         method: req.method as Dispatcher.HttpMethod,
         headers: upstreamRequestHeaders(ctx, entry.host),
-        body: hasBody ? req : null,
+        body: hasBody ? requestBody(ctx) : null, // counted against maxBodySize when chunked
       },
       handler,
     );
@@ -91,13 +99,15 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #ctx: RequestContext;
   readonly #histogram: { observe(v: number): void };
   readonly #onFailure: ForwardFailure;
+  readonly #retry: (err: Error) => boolean;
   #controller: Dispatcher.DispatchController | undefined;
   #done = false;
 
-  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, onFailure: ForwardFailure) {
+  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, onFailure: ForwardFailure, retry: (err: Error) => boolean) {
     this.#ctx = ctx;
     this.#histogram = histogram;
     this.#onFailure = onFailure;
+    this.#retry = retry;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -113,6 +123,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
+    ctx.admission?.settle(statusCode); // circuit breaker outcome
     const res = ctx.res;
     res.writeHead(statusCode, clientResponseHeaders(headers, ctx.requestId, ctx.limits?.headers));
     res.on('drain', () => controller.resume());
@@ -131,11 +142,21 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     this.#done = true;
     const ctx = this.#ctx;
     const res = ctx.res;
-    if (res.destroyed) return; // the client aborted: nobody to answer
+    if (res.destroyed) {
+      ctx.admission?.release(); // no outcome: the client aborted, not the upstream's fault
+      return; // the client aborted: nobody to answer
+    }
     if (res.headersSent) {
       res.destroy(err);
       return;
     }
+    if (err instanceof BodyTooLargeError) {
+      ctx.admission?.release(); // the client's fault, not the upstream's
+      this.#onFailure(ctx, TOO_LARGE);
+      return;
+    }
+    if (this.#retry(err)) return;
+    ctx.admission?.fail();
     const code = (err as { code?: string }).code;
     this.#onFailure(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }

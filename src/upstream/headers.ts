@@ -6,7 +6,8 @@ import type { RequestContext } from '../context.js';
 import { forwardOf, identityHeaders } from '../authn/forward.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those the proxy itself sets. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'proxy-authorization', 'proxy-authenticate']);
+// `expect` too: the proxy answers 100-continue itself (after every stage passed), and undici refuses it.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'proxy-authorization', 'proxy-authenticate', 'expect']);
 /** Set by the gateway: client copies are dropped. */
 const GATEWAY_OWNED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent', 'tracestate', 'x-real-ip']);
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);

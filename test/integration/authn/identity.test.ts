@@ -26,7 +26,7 @@ let host: string;
 let port: number;
 
 /** One raw HTTP/1.1 request (so duplicate and mixed-case headers go out exactly as written). */
-function raw(path: string, headerLines: string[], localAddress?: string): Promise<{ status: number; body: string }> {
+function raw(path: string, headerLines: string[], localAddress?: string): Promise<{ status: number; head: string; body: string }> {
   return new Promise((resolve, reject) => {
     // write, not end: a client that half-closes before the answer is treated as gone (abort).
     const socket = connect({ port, host, localAddress }, () =>
@@ -34,7 +34,7 @@ function raw(path: string, headerLines: string[], localAddress?: string): Promis
     );
     let data = '';
     socket.on('data', (d) => (data += d.toString()));
-    socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
+    socket.on('end', () => resolve({ status: Number(data.split(' ')[1]), head: data.slice(0, data.indexOf('\r\n\r\n')).toLowerCase(), body: data.slice(data.indexOf('\r\n\r\n') + 4) }));
     socket.on('error', reject);
   });
 }
@@ -148,8 +148,15 @@ describe('identity to the upstream', () => {
   });
 
   it('refuses bad, missing and query-string credentials through the real server', async () => {
-    expect((await raw('/v1/things', [])).status).toBe(401);
-    expect((await raw('/v1/things', ['X-Api-Key: pcs_nope'])).status).toBe(401);
+    const missing = await raw('/v1/things', []);
+    expect(missing.status).toBe(401);
+    expect(missing.head).toContain('www-authenticate: apikey header="x-api-key", bearer realm="portcullis"');
+    expect(missing.body).toContain('"code":"AUTH_MISSING"');
+    const bad = await raw('/v1/things', ['X-Api-Key: pcs_nope']);
+    expect(bad.status).toBe(401);
+    expect(bad.head).toContain('www-authenticate: apikey header="x-api-key"');
+    const jwtDown = await raw('/v1/things', ['Authorization: Bearer not.a.token']);
+    expect(jwtDown.body).toContain('"code":"AUTH_INVALID"');
     expect((await raw(`/v1/things?api_key=${key}`, [`X-Api-Key: ${key}`])).status).toBe(400);
     expect((await raw('/v1/things', [`X-Api-Key: ${key}`, `x-api-key: ${key}`])).status).toBe(400);
     expect(seen.every((r) => r.url !== '/v1/things?api_key=' + key)).toBe(true);

@@ -70,6 +70,17 @@ describe('benchOverlay', () => {
     expect(payload).toMatchObject({ sub: BENCH_ID, tenant: 'acme', roles: [BENCH_ID] });
   });
 
+  it('sends audit events to a file beside the overlay, never to the policy\'s sinks', async () => {
+    const { loaded, plan } = await fixture();
+    const doc = {
+      ...loaded.document,
+      audit: { chain: true, spool: '/var/spool/portcullis', sinks: [{ stdout: {} }, { webhook: { url: 'https://siem.example.com/ingest' } }] },
+    };
+    const out = await benchOverlay(doc, routeNamed(plan, 'health'), { upstreamUrl: 'http://127.0.0.1:1', tenant: 't', durationMs: 1000 });
+    expect(out.doc.audit).toEqual({ chain: true, spool: './audit-spool', sinks: [{ file: { path: './audit.ndjson' } }] });
+    expect(doc.audit.sinks).toHaveLength(2);
+  });
+
   it('sends a body for POST routes and nothing extra for public ones', async () => {
     const limited = await fixture(LIMITED);
     const post = await benchOverlay(limited.loaded.document, routeNamed(limited.plan, 'throttled'), { upstreamUrl: 'http://127.0.0.1:1', tenant: 't', durationMs: 1000 });

@@ -104,6 +104,19 @@ describe('the compose stack as plain processes', () => {
     expect(((await closed.json()) as { code: string }).code).toBe('AUTH_MISSING');
   });
 
+  it('forwards a request with the demo API key, with identity headers and without the key', async () => {
+    const res = await fetch(`${proxy}/v1/tenants/acme/reports/q1`, { headers: { 'x-api-key': 'demo-acme-key' } });
+    expect(res.status).toBe(200);
+    const echoed = (await res.json()) as { path: string; headers: Record<string, string> };
+    expect(echoed.path).toBe('/v1/tenants/acme/reports/q1');
+    expect(echoed.headers['x-auth-tenant']).toBe('acme');
+    expect(echoed.headers['x-auth-subject']).toBe('demo-acme');
+    expect(echoed.headers['x-api-key']).toBeUndefined();
+    const other = await fetch(`${proxy}/v1/tenants/globex/reports/q1`, { headers: { 'x-api-key': 'demo-acme-key' } });
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { code: string }).code).toBe('TENANT_MISMATCH');
+  });
+
   it('exposes the metrics Prometheus scrapes', async () => {
     const text = await (await fetch(`${admin}/metrics`)).text();
     expect(text).toMatch(/portcullis_requests_total\{[^}]*route="public-demo"[^}]*\} \d+/);

@@ -1,0 +1,19 @@
+// GET /admin/breakers: the state of every circuit breaker, per upstream target.
+import type { Balancers } from '../upstream/balancer.js';
+import type { AdminHandler, AdminMethod } from './routes.js';
+
+type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
+
+export function breakerRoutes(route: Register, balancers: Balancers): void {
+  route('GET', '/admin/breakers', () => ({
+    status: 200,
+    body: {
+      breakers: balancers.snapshot().map((b) => ({
+        upstream: b.upstream,
+        target: b.target,
+        state: b.state,
+        retryAfterSeconds: Math.ceil(b.retryAfterMs / 1000),
+      })),
+    },
+  }));
+}

@@ -1,0 +1,151 @@
+// One per sink: a bounded in-memory queue in front of the sink, the sink's spool behind it. Order
+// is kept by one rule: while anything is spooled, new events are spooled too, and the spool is
+// replayed (oldest first) before the memory queue is written again.
+import type { EventBus } from '../events.js';
+import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import type { AuditSink } from './sink.js';
+import { Spool } from './spool.js';
+
+export interface DispatcherOptions {
+  readonly maxQueue?: number;
+  readonly maxBatch?: number;
+  readonly retryMs?: number;
+  readonly maxRetryMs?: number;
+  readonly bus?: EventBus;
+  /** Called on failure/recovery transitions (the pipeline turns them into audit events). */
+  readonly onHealth?: (failed: boolean, error?: string) => void;
+}
+
+export class SinkDispatcher {
+  readonly sink: AuditSink;
+  readonly #spool: Spool;
+  readonly #o: DispatcherOptions;
+  #queue: string[] = [];
+  #running: Promise<void> | undefined;
+  #failed = false;
+  #delay: number;
+  #timer: NodeJS.Timeout | undefined;
+  #closing = false;
+  readonly #written;
+  readonly #spooled;
+  readonly #depth;
+  readonly #spoolGauge;
+
+  constructor(sink: AuditSink, spoolFile: string, o: DispatcherOptions = {}) {
+    this.sink = sink;
+    this.#o = o;
+    this.#spool = new Spool(spoolFile);
+    this.#delay = o.retryMs ?? 200;
+    this.#written = auditEventsTotal.labels(sink.name, 'written');
+    this.#spooled = auditEventsTotal.labels(sink.name, 'spooled');
+    this.#depth = auditQueueDepth.labels(sink.name);
+    this.#spoolGauge = auditSpooledEvents.labels(sink.name);
+    this.#spoolGauge.set(this.#spool.count);
+    if (this.#spool.count > 0) this.#kick();
+  }
+
+  get queued(): number {
+    return this.#queue.length;
+  }
+  get spooled(): number {
+    return this.#spool.count;
+  }
+
+  push(lines: readonly string[]): void {
+    if (this.#spool.count > 0 || this.#queue.length + lines.length > (this.#o.maxQueue ?? 10_000)) {
+      // Behind or failing: move what waits in memory behind the spool, keeping order.
+      this.#toSpool([...this.#queue, ...lines]);
+      this.#queue = [];
+    } else {
+      for (const l of lines) this.#queue.push(l);
+    }
+    this.#depth.set(this.#queue.length);
+    this.#kick();
+  }
+
+  #toSpool(lines: readonly string[]): void {
+    if (lines.length === 0) return;
+    this.#spool.append(lines);
+    this.#spooled.inc(lines.length);
+    this.#spoolGauge.set(this.#spool.count);
+  }
+
+  #kick(): void {
+    if (this.#running || this.#timer) return;
+    this.#running = this.#pump().finally(() => {
+      this.#running = undefined;
+      if (this.#timer === undefined && (this.#queue.length > 0 || this.#spool.count > 0) && !this.#failed) this.#kick();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    const max = this.#o.maxBatch ?? 1000;
+    for (;;) {
+      if (this.#spool.count > 0) {
+        const { lines, bytes } = this.#spool.peek(max);
+        if (lines.length === 0) return;
+        if (!(await this.#attempt(lines))) return;
+        this.#spool.consume(bytes, lines.length);
+        this.#spoolGauge.set(this.#spool.count);
+        continue;
+      }
+      if (this.#queue.length === 0) return;
+      const lines = this.#queue.splice(0, max);
+      this.#depth.set(this.#queue.length);
+      if (!(await this.#attempt(lines))) {
+        this.#toSpool([...lines, ...this.#queue]);
+        this.#queue = [];
+        this.#depth.set(0);
+        return;
+      }
+    }
+  }
+
+  async #attempt(lines: readonly string[]): Promise<boolean> {
+    try {
+      await this.sink.write(lines);
+    } catch (err) {
+      if (!this.#failed) {
+        this.#failed = true;
+        this.#o.onHealth?.(true, (err as Error).message);
+      }
+      this.#retryLater();
+      return false;
+    }
+    this.#written.inc(lines.length);
+    this.#delay = this.#o.retryMs ?? 200;
+    if (this.#failed) {
+      this.#failed = false;
+      this.#o.onHealth?.(false);
+    }
+    return true;
+  }
+
+  #retryLater(): void {
+    if (this.#closing) return;
+    const wait = this.#delay / 2 + Math.random() * (this.#delay / 2);
+    this.#delay = Math.min(this.#delay * 2, this.#o.maxRetryMs ?? 5000);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#kick();
+    }, wait);
+    this.#timer.unref();
+  }
+
+  /** Writes what is queued (or leaves it spooled when the sink is down) and closes the sink. */
+  async close(deadlineMs = 5000): Promise<void> {
+    const until = Date.now() + deadlineMs;
+    while ((this.#queue.length > 0 || this.#spool.count > 0 || this.#running) && Date.now() < until) {
+      if (this.#running) await this.#running;
+      else if (this.#timer === undefined) this.#kick();
+      else await new Promise((r) => setTimeout(r, 20));
+      if (this.#failed && this.#queue.length === 0) break;
+    }
+    this.#closing = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#toSpool(this.#queue);
+    this.#queue = [];
+    await this.sink.close();
+  }
+}

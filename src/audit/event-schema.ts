@@ -1,0 +1,48 @@
+// The audit event as a zod schema: the published JSON Schema (schemas/audit-event.v1.json) is
+// generated from it, and tests check written events against it. Keep in step with event.ts.
+import { z } from 'zod';
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const systemTypes = ['policy.loaded', 'policy.rejected', 'breaker.transition', 'key.created', 'key.revoked', 'lockout', 'store.degraded', 'store.recovered', 'sink.failed', 'sink.recovered'] as const;
+
+export const auditEventSchema = z
+  .strictObject({
+    v: z.literal(1).describe('Event format version.'),
+    id: z.string().min(1).describe('Unique, time-sortable id: <base36 ms>-<instance>.<pid>-<base36 counter>. Use it to de-duplicate (delivery is at-least-once).'),
+    time: z.iso.datetime().describe('When the event was recorded (UTC, ISO 8601).'),
+    type: z.enum(['request', ...systemTypes]).describe('"request", or the system event type.'),
+    severity: z.enum(['info', 'notice', 'warning', 'error']),
+    request: z
+      .strictObject({
+        id: z.string(),
+        method: z.string(),
+        path: z.string().describe('Canonical path; query values whose names look secret are [REDACTED].'),
+        route: z.string().nullable(),
+        ip: z.string(),
+      })
+      .nullable(),
+    actor: z.strictObject({ subject: z.string().nullable(), tenant: z.string().nullable(), keyId: z.string().nullable(), via: z.string().nullable() }).nullable(),
+    decision: z
+      .strictObject({
+        allowed: z.boolean(),
+        code: z.string().nullable().describe('Reason code from the catalogue (src/errors.ts); null when allowed.'),
+        permission: z.string().nullable(),
+        shadow: z.string().nullable().describe('Shadow routes: the decision that was not enforced.'),
+      })
+      .nullable(),
+    response: z.strictObject({ status: z.number().int(), durationMs: z.number() }).nullable(),
+    detail: z.record(z.string(), z.unknown()).nullable().describe('System events: the event\'s fields.'),
+    chain: z
+      .strictObject({
+        instance: z.string(),
+        seq: z.number().int().nonnegative(),
+        prev: hex64,
+        hash: hex64.describe('sha256(prev ‖ canonical JSON of the event without chain.hash); see src/audit/chain.ts.'),
+      })
+      .optional(),
+  })
+  .describe('Portcullis audit event, version 1 (one per NDJSON line).');
+
+export function auditEventJsonSchema(): Record<string, unknown> {
+  return { $id: 'https://portcullis.dev/schemas/audit-event.v1.json', ...z.toJSONSchema(auditEventSchema) };
+}

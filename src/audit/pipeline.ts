@@ -1,0 +1,169 @@
+// The long-lived audit pipeline: the request path pushes a record (no I/O, no await); a batch
+// writer a few milliseconds later formats, chains and hands one batch of lines to every sink's
+// dispatcher. Survives policy swaps; a changed `audit` section is reported as needing a restart.
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { EventBus, SystemEvent } from '../events.js';
+import { GENESIS, chainHash, type ChainHead } from './chain.js';
+import type { AuditPlan, SinkConfig } from './compile.js';
+import { SinkDispatcher } from './dispatcher.js';
+import { EventIds, type AuditRecord, type AuditSeverity } from './event.js';
+import { formatHalves } from './format.js';
+import type { AuditSink } from './sink.js';
+import { FileSink, lastLine } from './sinks/file.js';
+import { RedisStreamSink } from './sinks/redis-stream.js';
+import { StdoutSink } from './sinks/stdout.js';
+import { WebhookSink } from './sinks/webhook.js';
+
+const FLUSH_MS = 5;
+const FLUSH_AT = 2000;
+
+export interface PipelineOptions {
+  readonly instance?: string;
+  readonly logger?: Logger;
+  readonly bus?: EventBus;
+  /** Test hook: sinks built by the caller instead of from the plan's configs. */
+  readonly sinks?: readonly AuditSink[];
+  readonly maxQueue?: number;
+  readonly retryMs?: number;
+}
+
+export function createSink(c: SinkConfig): AuditSink {
+  switch (c.kind) {
+    case 'stdout':
+      return new StdoutSink({ name: c.name });
+    case 'file':
+      return new FileSink({ name: c.name, path: c.path, rotateBytes: c.rotateBytes, retainMs: c.retainMs, fsync: c.fsync });
+    case 'redisStream':
+      return new RedisStreamSink({ name: c.name, url: c.url, key: c.key, maxLen: c.maxLen });
+    case 'webhook':
+      return new WebhookSink({ name: c.name, url: c.url, secret: c.secret, batch: c.batch });
+  }
+}
+
+/** Where a chain continues: the head of the first file sink's file, else a fresh chain. */
+export function chainHeadFor(plan: AuditPlan, instance: string): ChainHead {
+  const file = plan.sinks.find((s) => s.kind === 'file');
+  const line = file?.kind === 'file' ? lastLine(file.path) : undefined;
+  if (line !== undefined) {
+    const chain = (JSON.parse(line) as { chain?: { seq: number; hash: string } }).chain;
+    if (chain) return { instance, seq: chain.seq + 1, prev: chain.hash };
+  }
+  return { instance, seq: 0, prev: GENESIS };
+}
+
+export class AuditPipeline {
+  readonly plan: AuditPlan;
+  readonly instance: string;
+  readonly dispatchers: readonly SinkDispatcher[];
+  readonly #ids: EventIds;
+  readonly #logger: Logger | undefined;
+  #records: AuditRecord[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #head: ChainHead;
+  #unsubscribe: (() => void) | undefined;
+  #closed = false;
+
+  constructor(plan: AuditPlan, o: PipelineOptions = {}) {
+    this.plan = plan;
+    this.instance = (o.instance ?? process.env.PORTCULLIS_INSTANCE ?? os.hostname()).replace(/[^A-Za-z0-9_.]/g, '_');
+    this.#ids = new EventIds(`${this.instance}.${process.pid.toString(36)}`);
+    this.#logger = o.logger;
+    this.#head = chainHeadFor(plan, this.instance);
+    const sinks = o.sinks ?? plan.sinks.map(createSink);
+    this.dispatchers = sinks.map(
+      (sink) =>
+        new SinkDispatcher(sink, path.join(plan.spoolDir, `${sink.name}.spool.ndjson`), {
+          maxQueue: o.maxQueue,
+          retryMs: o.retryMs,
+          onHealth: (failed, error) => {
+            const ev: SystemEvent = failed ? { type: 'sink.failed', sink: sink.name, error: error ?? '' } : { type: 'sink.recovered', sink: sink.name };
+            this.#logger?.[failed ? 'warn' : 'info']({ sink: sink.name, error }, failed ? 'audit sink failed, spooling' : 'audit sink recovered');
+            if (o.bus) o.bus.publish(ev);
+            else this.recordSystem(ev);
+          },
+        }),
+    );
+    if (o.bus) this.#unsubscribe = o.bus.subscribe((e) => this.recordSystem(e));
+  }
+
+  /** The request path's entry: O(1), never throws, never waits. */
+  push(r: AuditRecord): void {
+    if (this.#closed) return;
+    const n = this.#records.push(r);
+    if (n >= FLUSH_AT) {
+      if (this.#timer) clearTimeout(this.#timer);
+      this.#timer = undefined;
+      setImmediate(() => this.flush());
+    } else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.flush();
+      }, FLUSH_MS);
+    }
+  }
+
+  recordSystem(e: SystemEvent): void {
+    const { type, ...detail } = e;
+    this.push({ kind: 1, time: Date.now(), type, severity: severityOf(e), detail });
+  }
+
+  /** Formats, chains and dispatches everything pushed so far (synchronously). */
+  flush(): void {
+    const records = this.#records;
+    if (records.length === 0) return;
+    this.#records = [];
+    const lines = new Array<string>(records.length);
+    const chain = this.plan.chain;
+    let { seq, prev } = this.#head;
+    const inst = JSON.stringify(this.instance);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const [head, tail] = formatHalves(r, this.#ids.next(r.time));
+      if (!chain) {
+        lines[i] = head + tail;
+        continue;
+      }
+      const rest = `"instance":${inst},"prev":"${prev}","seq":${seq}}`;
+      const hash = chainHash(prev, `${head},"chain":{${rest}${tail}`);
+      lines[i] = `${head},"chain":{"hash":"${hash}",${rest}${tail}`;
+      prev = hash;
+      seq++;
+    }
+    this.#head = { instance: this.instance, seq, prev };
+    for (const d of this.dispatchers) d.push(lines);
+  }
+
+  /** Called on every Plan swap: sinks are built once; a changed audit section needs a restart. */
+  onPlan(next: AuditPlan | undefined): void {
+    if ((next?.fingerprint ?? '') !== this.plan.fingerprint) {
+      this.#logger?.warn('the audit section changed: restart Portcullis for new sinks to take effect');
+    }
+  }
+
+  /** SIGTERM path: flush, drain every sink (or leave the rest in its durable spool), close. */
+  async close(deadlineMs = 5000): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.flush();
+    this.#closed = true;
+    this.#unsubscribe?.();
+    await Promise.all(this.dispatchers.map((d) => d.close(deadlineMs)));
+  }
+}
+
+function severityOf(e: SystemEvent): AuditSeverity {
+  switch (e.type) {
+    case 'policy.rejected':
+    case 'sink.failed':
+    case 'store.degraded':
+      return 'error';
+    case 'lockout':
+    case 'breaker.transition':
+    case 'key.revoked':
+      return 'warning';
+    default:
+      return 'notice';
+  }
+}

@@ -1,0 +1,46 @@
+// F-proxy's RequestRecorder: turns a finished request into a small record for the pipeline,
+// honouring the route's `audit: all | denied | none`. No I/O, no copies of request data.
+import type { RequestContext } from '../context.js';
+import type { RequestRecorder } from '../server.js';
+import type { AuditPipeline } from './pipeline.js';
+import { redactedTarget } from './redact.js';
+
+export class AuditRecorder implements RequestRecorder {
+  readonly #pipeline: AuditPipeline;
+  readonly #redact: readonly string[];
+
+  constructor(pipeline: AuditPipeline) {
+    this.#pipeline = pipeline;
+    this.#redact = pipeline.plan.redact;
+  }
+
+  record(ctx: RequestContext, status: number, durationMs: number): void {
+    const route = ctx.route;
+    const mode = route?.audit ?? 'all';
+    if (mode === 'none') return;
+    const code = ctx.code;
+    // Upstream faults and client aborts happen after the request was allowed.
+    const allowed = code === undefined || code === 'UPSTREAM_ERROR' || code === 'UPSTREAM_TIMEOUT';
+    if (mode === 'denied' && allowed) return;
+    const p = ctx.principal;
+    this.#pipeline.push({
+      kind: 0,
+      time: Date.now(),
+      requestId: ctx.requestId,
+      method: ctx.req.method ?? '',
+      path: redactedTarget(ctx.path, ctx.query, this.#redact),
+      route: route?.name ?? null,
+      ip: ctx.clientIp,
+      subject: p?.subject ?? null,
+      tenant: p?.tenant ?? null,
+      keyId: p?.keyId ?? null,
+      via: p?.via ?? null,
+      allowed,
+      code: code ?? null,
+      permission: ctx.permission ?? null,
+      shadow: ctx.shadowDecision ?? null,
+      status,
+      durationMs,
+    });
+  }
+}

@@ -1,0 +1,94 @@
+// Policy test files (`*.test.yaml`): parsed with positions, validated by a zod schema, errors at
+// file:line:col like policy errors. Each test is one request and the decision it must get.
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { REASON_CODES } from '../errors.js';
+import type { Diagnostic } from '../policy/diagnostics.js';
+import { schemaDiagnostics } from '../policy/schema-errors.js';
+import { nodePosition, type SourceFile } from '../policy/source-map.js';
+import type { SimRequest } from './simulate.js';
+
+const testSchema = z.strictObject({
+  name: z.string().min(1),
+  request: z
+    .strictObject({
+      method: z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method'),
+      path: z.string().min(1),
+      host: z.string().optional(),
+      ip: z.string().optional().describe('client address the IP rules see (default 127.0.0.1)'),
+      headers: z.record(z.string(), z.string()).optional(),
+      as: z
+        .strictObject({
+          tenant: z.string().optional(),
+          roles: z.array(z.string()).optional(),
+          permissions: z.array(z.string()).optional(),
+          subject: z.string().optional(),
+        })
+        .optional(),
+      apiKey: z.string().optional().describe('the id of a static key in authentication.apiKeys.keys'),
+      jwt: z.strictObject({ claims: z.record(z.string(), z.unknown()) }).optional(),
+    })
+    .refine((r) => [r.as, r.apiKey, r.jwt].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt'),
+  expect: z.unknown().refine((v) => v !== undefined, "required"),
+});
+
+// `expect` is checked on its own so a mistake gets the message of the form it was written in
+// (a zod union would only say that neither form matched).
+const allowSchema = z.literal('allow', { error: 'expected allow or { deny: CODE }' });
+const denySchema = z.strictObject({ deny: z.enum(REASON_CODES as unknown as [string, ...string[]]) });
+type Expect = 'allow' | z.infer<typeof denySchema>;
+
+export const testFileSchema = z.strictObject({ tests: z.array(testSchema) });
+
+export interface PolicyTest {
+  readonly file: string;
+  readonly line: number;
+  readonly name: string;
+  readonly request: SimRequest;
+  /** "allow" or a reason code. */
+  readonly expect: string;
+}
+
+export async function loadTestFile(name: string): Promise<{ tests: PolicyTest[]; errors: Diagnostic[] }> {
+  const text = await readFile(name, 'utf8');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      tests: [],
+      errors: doc.errors.map((e) => {
+        const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
+        return { severity: 'error', file: name, line: pos.line, column: pos.col, path: '', message: `YAML: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}` };
+      }),
+    };
+  }
+  const file: SourceFile = { name, doc, lines };
+  const value: unknown = doc.toJS() ?? {};
+  const parsed = testFileSchema.safeParse(value);
+  const errors: Diagnostic[] = parsed.success ? [] : schemaDiagnostics(file, value, parsed.error.issues, testFileSchema);
+  const raw = (value as { tests?: unknown }).tests;
+  const expects: Expect[] = (Array.isArray(raw) ? raw : []).map((t: unknown, i) => {
+    const given = typeof t === 'object' && t !== null ? (t as { expect?: unknown }).expect : undefined;
+    if (given === undefined) return 'allow'; // reported as required by the file schema
+    const schema = typeof given === 'object' && given !== null ? denySchema : allowSchema;
+    const e = schema.safeParse(given);
+    if (e.success) return e.data;
+    const issues = e.error.issues.map((issue) => ({ ...issue, path: ['tests', i, 'expect', ...issue.path] }));
+    errors.push(...schemaDiagnostics(file, value, issues, z.strictObject({ tests: z.array(z.strictObject({ expect: schema })) })));
+    return 'allow';
+  });
+  if (!parsed.success || errors.length > 0) return { tests: [], errors: errors.sort((x, y) => x.line - y.line || x.column - y.column) };
+  const tests = parsed.data.tests.map((t, i): PolicyTest => {
+    const r = t.request;
+    const identity = r.as !== undefined ? { as: r.as } : r.apiKey !== undefined ? { apiKey: r.apiKey } : r.jwt !== undefined ? { jwt: r.jwt } : undefined;
+    return {
+      file: name,
+      line: nodePosition(file, ['tests', i]).line,
+      name: t.name,
+      request: { method: r.method, path: r.path, host: r.host, ip: r.ip, headers: r.headers, identity },
+      expect: expects[i] === 'allow' ? 'allow' : (expects[i] as { deny: string }).deny,
+    };
+  });
+  return { tests, errors: [] };
+}

@@ -1,0 +1,97 @@
+// `portcullis test` through the built CLI (`node dist/main.js test …`; npm test's pretest builds dist/).
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const root = new URL('../../', import.meta.url).pathname;
+const MAIN = 'dist/main.js';
+const F = 'test/fixtures/authz';
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(`${root}${MAIN}`)) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
+});
+
+describe('portcullis test', () => {
+  it('passes every test of a policy directory, with coverage', async () => {
+    const r = await cli(['test', `${F}/basic`, '--coverage']);
+    expect(r.stdout).toBe(['coverage: routes no test exercised: health', 'coverage: roles no test exercised: none', '16 passed, 0 failed', ''].join('\n'));
+    expect(r.code).toBe(0);
+  });
+
+  it('finds the tests beside a policy file, and runs a single test file against its directory', async () => {
+    expect((await cli(['test', `${F}/basic/policy.yaml`])).stdout).toBe('16 passed, 0 failed\n');
+    expect((await cli(['test', `${F}/basic/policy.test.yaml`])).stdout).toBe('16 passed, 0 failed\n');
+  });
+
+  it('prints one line per failing test with its decision trace and exits 1', async () => {
+    const r = await cli(['test', `${F}/failing`, '--coverage']);
+    expect(r.stdout).toBe(
+      [
+        `FAIL ${F}/failing/policy.test.yaml:5 viewers reach the admin area (wrong on purpose): expected allow, got PERMISSION_DENIED (missing admin:*)`,
+        '    canonical: canonical path /v1/admin/users',
+        '    route: matched route admin',
+        '    authenticate: authenticated test via apiKey',
+        '    authorize: requires admin:*: MISSING (granted: reports:read)',
+        `FAIL ${F}/failing/policy.test.yaml:8 cross-tenant is allowed (wrong on purpose): expected allow, got TENANT_MISMATCH`,
+        '    canonical: canonical path /v1/tenants/globex/reports/q1',
+        '    route: matched route tenant-reports',
+        '    authenticate: authenticated acme-analyst via apiKey',
+        '    authorize: requires reports:read: granted by role analyst → viewer',
+        '    authorize: tenant check: {tenant} is "globex", the principal\'s tenant is "acme": TENANT_MISMATCH',
+        `FAIL ${F}/failing/policy.test.yaml:11 an unknown key id: expected allow, got error: no API key with id "no-such-key" under authentication.apiKeys.keys`,
+        'coverage: routes no test exercised: health, tenant-exports',
+        'coverage: roles no test exercised: admin',
+        '1 passed, 3 failed',
+        '',
+      ].join('\n'),
+    );
+    expect(r.code).toBe(1);
+  });
+
+  it('reports invalid test files at file:line:col and exits 1', async () => {
+    const r = await cli(['test', `${F}/invalid-tests`]);
+    expect(r.stderr).toBe(
+      [
+        `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ROUTE_NOT_FOUND, BAD_REQUEST, IP_DENIED, AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDP_UNAVAILABLE, LOCKED_OUT, PERMISSION_DENIED, TENANT_MISMATCH, RATE_LIMITED, QUOTA_EXCEEDED, CONCURRENCY_EXCEEDED, BODY_TOO_LARGE, BREAKER_OPEN, STORE_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_ERROR (did you mean "TENANT_MISMATCH"?)`,
+        `${F}/invalid-tests/policy.test.yaml:6:39 tests[1].request.bearer: unknown key`,
+        `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt`,
+        'invalid test files',
+        '',
+      ].join('\n'),
+    );
+    expect(r.stdout).toBe('');
+    expect(r.code).toBe(1);
+  });
+
+  it('prints JSON results for tools', async () => {
+    const r = await cli(['test', `${F}/failing`, '--json']);
+    const out = JSON.parse(r.stdout) as { passed: number; failed: number; tests: { name: string; passed: boolean; expected: string; actual: string }[] };
+    expect(out.passed).toBe(1);
+    expect(out.failed).toBe(3);
+    expect(out.tests.map((t) => [t.passed, t.expected, t.actual])).toEqual([
+      [true, 'allow', 'allow'],
+      [false, 'allow', 'PERMISSION_DENIED'],
+      [false, 'allow', 'TENANT_MISMATCH'],
+      [false, 'allow', 'error'],
+    ]);
+    expect(r.code).toBe(1);
+  });
+
+  it('passes the tests shipped with policies/', async () => {
+    const r = await cli(['test', 'policies', '--coverage'], { DEMO_UPSTREAM: 'http://127.0.0.1:3000' });
+    expect(r.stdout).toBe(['coverage: routes no test exercised: none', 'coverage: roles no test exercised: none', '18 passed, 0 failed', ''].join('\n'));
+    expect(r.code).toBe(0);
+  });
+});

@@ -1,0 +1,85 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SinkDispatcher } from '../../../src/audit/dispatcher.js';
+import type { AuditSink } from '../../../src/audit/sink.js';
+import { FileSink } from '../../../src/audit/sinks/file.js';
+import { tmpDir } from './helpers.js';
+
+class FlakySink implements AuditSink {
+  readonly name = 'flaky';
+  down = false;
+  readonly got: string[] = [];
+  async write(batch: readonly string[]): Promise<void> {
+    if (this.down) throw new Error('down');
+    this.got.push(...batch);
+  }
+  async close(): Promise<void> {}
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('sink dispatcher', () => {
+  it('spools while the sink is down and replays in order when it recovers', async () => {
+    const dir = tmpDir();
+    const sink = new FlakySink();
+    const health: boolean[] = [];
+    const d = new SinkDispatcher(sink, path.join(dir, 'flaky.spool'), { retryMs: 20, maxRetryMs: 50, onHealth: (f) => health.push(f) });
+    d.push(['a', 'b']);
+    await sleep(20);
+    sink.down = true;
+    d.push(['c']);
+    await sleep(30);
+    d.push(['d', 'e']);
+    expect(d.spooled).toBeGreaterThan(0);
+    sink.down = false;
+    await d.close(3000);
+    expect(sink.got).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(health).toEqual([true, false]);
+    expect(d.spooled).toBe(0);
+  });
+
+  it('overflows a full memory queue into the spool instead of dropping', async () => {
+    const dir = tmpDir();
+    const sink = new FlakySink();
+    const d = new SinkDispatcher(sink, path.join(dir, 's.spool'), { maxQueue: 3, retryMs: 10 });
+    d.push(['1', '2']);
+    d.push(['3', '4', '5']);
+    await d.close(3000);
+    expect(sink.got).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('leaves undelivered events in the spool at close when the sink stays down', async () => {
+    const dir = tmpDir();
+    const sink = new FlakySink();
+    sink.down = true;
+    const file = path.join(dir, 'down.spool');
+    const d = new SinkDispatcher(sink, file, { retryMs: 10 });
+    d.push(['x', 'y']);
+    await d.close(300);
+    expect(readFileSync(file, 'utf8')).toBe('x\ny\n');
+    sink.down = false;
+    const again = new SinkDispatcher(sink, file, { retryMs: 10 });
+    await again.close(2000);
+    expect(sink.got).toEqual(['x', 'y']);
+  });
+});
+
+describe('file sink', () => {
+  it('rotates by size to timestamped files and deletes rotated files past retention', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'audit.ndjson');
+    const s = new FileSink({ path: file, rotateBytes: 100, retainMs: 60_000 });
+    for (let i = 0; i < 5; i++) await s.write(['x'.repeat(60)]);
+    await s.close();
+    const rotated = readdirSync(dir).filter((f) => f.startsWith('audit.ndjson.'));
+    expect(rotated.length).toBeGreaterThanOrEqual(3);
+    expect(readFileSync(file, 'utf8')).toBe(`${'x'.repeat(60)}\n`);
+    const old = new FileSink({ path: file, rotateBytes: 100, retainMs: 1 });
+    await sleep(5);
+    await old.write(['y'.repeat(60)]);
+    await old.write(['z'.repeat(60)]);
+    await old.close();
+    expect(readdirSync(dir).filter((f) => f.startsWith('audit.ndjson.')).length).toBeLessThanOrEqual(1);
+  });
+});
