@@ -12,6 +12,8 @@ import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
 import { jwksResponse } from './upstream/identity-jwt.js';
 import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
+import { createStore } from './limits/create.js';
+import { usageRoutes } from './limits/usage.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -57,10 +59,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     policy.onSwap((plan) => audit.onPlan(plan.audit));
   }
   const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  // The limits store is long-lived too: built from the first plan's store.url.
+  const store = createStore(policy.plan.limits, logger);
+  policy.onSwap((plan) => {
+    if ((plan.limits?.storeUrl ?? '') !== (store.url ?? '')) logger.warn('store.url changed: restart Portcullis to use the new store');
+  });
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
-  const proxy = new ProxyServer({ policy, stages: createStages({ logger, balancers }), logger, recorder });
+  const proxy = new ProxyServer({ policy, stages: createStages({ logger, balancers, store, bus }), logger, recorder });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -70,11 +77,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
+      usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
       adminUrl = await admin.listen();
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
     await audit?.close();
+    await store.store.close();
     await policy.close();
     await echo?.close();
     throw err;
@@ -93,6 +102,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await policy.close();
         await proxy.shutdown(opts.drainMs);
         await audit?.close(); // after the drain: the last requests' events are flushed too
+        await store.store.close();
         await admin?.close();
         await echo?.close();
       })();

@@ -10,11 +10,17 @@ import { identityJwtStage } from './upstream/identity-jwt.js';
 import { Balancers } from './upstream/balancer.js';
 import { BreakerStage } from './upstream/breaker-stage.js';
 import { bodyLimitStage } from './upstream/body-limit.js';
+import { LimitsStage, type StoreHolder } from './limits/stage.js';
+import { MemoryStore } from './limits/memory-store.js';
+import type { EventBus } from './events.js';
 
 export interface StageParts {
   readonly logger?: Logger;
   /** Target selection + circuit breakers (long-lived; app.ts shares them with /admin/breakers). */
   readonly balancers?: Balancers;
+  /** The limits store (long-lived; app.ts builds it from store.url). Default: in memory. */
+  readonly store?: StoreHolder;
+  readonly bus?: EventBus;
 }
 
 export function createStages(parts: StageParts = {}): readonly Stage[] {
@@ -24,7 +30,7 @@ export function createStages(parts: StageParts = {}): readonly Stage[] {
     createAuthenticateStage({ logger: parts.logger }), // API key / JWT → principal
     createAuthorizeStage({ logger: parts.logger }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
     bodyLimitStage, // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
-    // limits (one store call: buckets + quota + concurrency): issue 5
+    new LimitsStage(parts.store ?? { store: new MemoryStore() }, parts.logger, parts.bus), // one store call: buckets + quota + concurrency
     identityJwtStage, // signed identity for the upstream (authentication.forward.jwt)
     // Last, so no later denial can waste a half-open probe: picks the target, fast-fails BREAKER_OPEN.
     new BreakerStage(parts.balancers ?? new Balancers({ logger: parts.logger })),

@@ -58,7 +58,9 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
   });
   if (sinks.length === 0) cx.warn(['audit', 'sinks'], 'audit has no sinks: events are recorded nowhere');
   const redact = [...SECRET_NAMES, ...(spec.redact ?? []).map((r) => r.toLowerCase())];
-  const spoolDir = path.resolve(spec.spool ?? '.portcullis-spool');
+  // Default spool: beside the first audit file (same disk, same permissions), else the working dir.
+  const firstFile = sinks.find((s) => s.kind === 'file');
+  const spoolDir = path.resolve(spec.spool ?? path.join(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool'));
   const chain = spec.chain ?? false;
   const fingerprint = JSON.stringify({ chain, sinks, spoolDir, redact });
   return { chain, sinks, spoolDir, redact, fingerprint };

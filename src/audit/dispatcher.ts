@@ -26,6 +26,7 @@ export class SinkDispatcher {
   #delay: number;
   #timer: NodeJS.Timeout | undefined;
   #closing = false;
+  #failures = 0;
   readonly #written;
   readonly #spooled;
   readonly #depth;
@@ -105,6 +106,7 @@ export class SinkDispatcher {
     try {
       await this.sink.write(lines);
     } catch (err) {
+      this.#failures++;
       if (!this.#failed) {
         this.#failed = true;
         this.#o.onHealth?.(true, (err as Error).message);
@@ -135,11 +137,18 @@ export class SinkDispatcher {
   /** Writes what is queued (or leaves it spooled when the sink is down) and closes the sink. */
   async close(deadlineMs = 5000): Promise<void> {
     const until = Date.now() + deadlineMs;
+    const failuresBefore = this.#failures;
+    // Try now rather than wait out a backoff; one more failure means the sink is still down and the
+    // rest stays in the durable spool for the next start.
     while ((this.#queue.length > 0 || this.#spool.count > 0 || this.#running) && Date.now() < until) {
       if (this.#running) await this.#running;
-      else if (this.#timer === undefined) this.#kick();
-      else await new Promise((r) => setTimeout(r, 20));
-      if (this.#failed && this.#queue.length === 0) break;
+      else {
+        if (this.#timer) clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#kick();
+        await this.#running;
+      }
+      if (this.#failures > failuresBefore) break;
     }
     this.#closing = true;
     if (this.#timer) clearTimeout(this.#timer);

@@ -11,7 +11,6 @@ export class Spool {
 
   constructor(file: string) {
     this.file = file;
-    mkdirSync(path.dirname(file), { recursive: true });
     try {
       const text = readFileSync(file, 'utf8');
       this.#count = countLines(text);
@@ -27,6 +26,7 @@ export class Spool {
 
   append(lines: readonly string[]): void {
     if (lines.length === 0) return;
+    mkdirSync(path.dirname(this.file), { recursive: true });
     const fd = openSync(this.file, 'a', 0o600);
     try {
       appendFileSync(fd, `${lines.join('\n')}\n`);
@@ -40,7 +40,12 @@ export class Spool {
   /** Up to `max` complete lines from the replay position, and the bytes they span. */
   peek(max: number): { lines: string[]; bytes: number } {
     if (this.#count === 0) return { lines: [], bytes: 0 };
-    const buf = readFileSync(this.file).subarray(this.#offset);
+    let buf: Buffer;
+    try {
+      buf = readFileSync(this.file).subarray(this.#offset);
+    } catch {
+      return { lines: [], bytes: 0 }; // the spool file was removed under us: nothing to replay
+    }
     const lines: string[] = [];
     let pos = 0;
     while (lines.length < max) {

@@ -7,6 +7,7 @@ import { compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../upstream/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
+import { compileLimits } from '../limits/compile.js';
 import { compileAudit } from '../audit/compile.js';
 import { parseCidr } from './cidr.js';
 import { CompileContext } from './compile-context.js';
@@ -29,9 +30,6 @@ interface UnsupportedKey {
 // When you build a feature, delete its lines here and wire your section compiler into compilePolicy.
 export const UNSUPPORTED: readonly UnsupportedKey[] = [
   { path: ['authentication', 'lockout'] }, // auth-failure lockout (not built yet)
-  { path: ['tenants'] }, // L-limits (issue 5)
-  { path: ['store'] }, // L-limits (issue 5)
-  { path: ['routes', '*', 'limits'] }, // L-limits (issue 5)
 ];
 // ─────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -102,6 +100,7 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
   const authn = compileAuthn(doc, cx, routes);
   const ipRules = compileIpRules(doc, routes, trustedProxies);
   const rbac = compileRbac(doc, cx, routes);
+  const limits = compileLimits(doc, cx, routes);
   const audit = compileAudit(doc, cx);
 
   if (cx.hasErrors) throw new PolicyError(cx.diagnostics);
@@ -117,6 +116,7 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
     authn,
     ipRules,
     rbac,
+    limits,
     audit,
     identityJwt,
     warnings,

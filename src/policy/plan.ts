@@ -2,6 +2,7 @@
 // atomically; a request keeps the Plan it started with. Sections are declared by the stage that
 // owns them; a section whose feature is not built yet is refused at compile time, never ignored.
 import type { Diagnostic } from './diagnostics.js';
+import type { LimitsPlan } from '../limits/compile.js';
 import type { PolicyDocument } from './schema.js';
 import type { CompiledRoute, Router } from '../routing/route.js';
 import type { AuthnPlan, IpRulesPlan } from '../authn/compile.js';
@@ -46,6 +47,8 @@ export interface Plan {
   readonly rbac?: RbacPlan;
   /** `audit:` (L-audit); undefined: no audit section. Route modes live on CompiledRoute.audit. */
   readonly audit?: AuditPlan | undefined;
+  /** Tenant tiers, route limits and the store settings (issue 5); undefined when nothing is limited. */
+  readonly limits?: LimitsPlan | undefined;
   readonly warnings: readonly Diagnostic[];
   /** `authentication.forward.jwt`: signs the identity token forwarded to upstreams (undefined: off). */
   readonly identityJwt?: IdentityJwtSigner | undefined;

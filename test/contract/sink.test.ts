@@ -12,7 +12,11 @@ import { freePort, redisUrl } from '../helpers/redis.js';
 import { Receiver } from '../integration/audit/receiver.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-sink-'));
-const readLines = (f: string) => readFileSync(f, 'utf8').split('\n').filter((l) => l !== '');
+// Complete lines only: a concurrent reader may see a write half done.
+const readLines = (f: string) => {
+  const text = readFileSync(f, 'utf8');
+  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '');
+};
 
 sinkContract('file', {
   async make() {

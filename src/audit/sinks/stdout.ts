@@ -5,6 +5,7 @@ import type { AuditSink } from '../sink.js';
 interface Destination {
   write(chunk: string): boolean;
   flushSync?(): void;
+  flush?(cb: (err?: Error | null) => void): void;
   once(event: 'drain', fn: () => void): unknown;
 }
 
@@ -24,11 +25,16 @@ export class StdoutSink implements AuditSink {
     if (!this.#dest.write(`${batch.join('\n')}\n`)) await new Promise<void>((r) => this.#dest.once('drain', r));
   }
 
+  /** Waits until everything written so far has reached the descriptor (fd 1 itself stays open). */
   async close(): Promise<void> {
-    try {
-      this.#dest.flushSync?.();
-    } catch {
-      // sonic-boom throws when not yet opened; nothing was buffered then.
-    }
+    const d = this.#dest;
+    if (!d.flush) return;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, 2000); // never let a stuck descriptor hold up shutdown
+      d.flush!(() => {
+        clearTimeout(t);
+        r();
+      });
+    });
   }
 }

@@ -126,6 +126,53 @@ describe('proxy core', () => {
     expect(head).toMatch(/^HTTP\/1.1 400/);
   });
 
+  // The canonical-path table end to end: what the client writes → the status, and for 200 the path
+  // the upstream received (which is the path that was matched).
+  const table: readonly (readonly [string, number, string?])[] = [
+    ['/open/a%2Fb', 400],
+    ['/open/a%5Cb', 400],
+    ['/open/a\\b', 400],
+    ['/open/a%00b', 400],
+    ['/open/a%0Ab', 400],
+    ['/open/a%zzb', 400],
+    ['/open/a%c3', 400],
+    ['/open/a%252Fb', 200, '/open/a%252Fb'],
+    ['/open/a;b=c', 200, '/open/a;b=c'],
+    ['/open/%2e%2e/open/z', 200, '/open/z'],
+    ['/open/../../open/up', 200, '/open/up'],
+    ['/open/a//b', 200, '/open/a//b'],
+    ['/open/caf%C3%A9', 200, '/open/caf%C3%A9'],
+  ];
+  for (const [target, status, forwarded] of table) {
+    it(`answers ${status} for ${target}${forwarded ? ` and forwards ${forwarded}` : ''}`, async () => {
+      const res = await rawFull(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      expect(res).toMatch(new RegExp(`^HTTP/1.1 ${status} `));
+      const body = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as { path?: string; code?: string; requestId?: string };
+      if (forwarded !== undefined) expect(body.path).toBe(forwarded);
+      else expect(body).toMatchObject({ code: 'BAD_REQUEST', requestId: expect.stringMatching(/.+/) });
+    });
+  }
+
+  it('refuses a duplicate Host header with 400', async () => {
+    const res = await rawFull('GET /open/x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
+    expect(res).toMatch(/^HTTP\/1.1 400 /);
+  });
+
+  it('accepts the absolute form only for the Host it names', async () => {
+    const ok = await rawFull('GET http://x/open/abs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(ok).toMatch(/^HTTP\/1.1 200 /);
+    expect(ok).toContain('"path":"/open/abs"');
+    const other = await rawFull('GET http://evil/open/abs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(other).toMatch(/^HTTP\/1.1 400 /);
+    expect(other).toContain('"code":"BAD_REQUEST"');
+  });
+
+  it('replaces the X-Request-Id of an untrusted client and forwards the same id it echoes', async () => {
+    const untrusted = await get('/open/id', { 'x-request-id': 'client-chosen-id' });
+    expect(untrusted.headers['x-request-id']).not.toBe('client-chosen-id');
+    expect(untrusted.json().headers['x-request-id']).toBe(untrusted.headers['x-request-id']);
+  });
+
   it('forwards exactly the path it matched after resolving dot segments', async () => {
     const head = await raw('GET /private/../open/./y?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1.1 200/);

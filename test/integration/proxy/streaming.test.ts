@@ -13,6 +13,7 @@ import { freePort } from '../../helpers/redis.js';
 
 const SIZE = 50 * 1024 * 1024;
 const chunk = Buffer.alloc(64 * 1024, 7);
+const GC_EVERY_50MS = 'data:text/javascript,setInterval(()=>globalThis.gc(),50).unref()';
 let upstream: Server;
 let child: ChildProcess;
 let base: string;
@@ -46,7 +47,9 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-stream-'));
   writeFileSync(join(dir, 'p.yaml'), `version: 1\nupstreams: { app: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
   const port = await freePort();
-  child = spawn(process.execPath, ['dist/main.js', 'serve', '--policy', join(dir, 'p.yaml'), '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${await freePort()}`], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
+  // Garbage buffers are only reclaimed when V8 decides to collect; a frequent gc in the proxy makes
+  // RSS track what is live (buffered), which is what this test is about.
+  child = spawn(process.execPath, ['--expose-gc', '--import', GC_EVERY_50MS, 'dist/main.js', 'serve', '--policy', join(dir, 'p.yaml'), '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${await freePort()}`], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
   base = `http://127.0.0.1:${port}`;
   const until = Date.now() + 10_000;
   for (;;) {

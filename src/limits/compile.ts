@@ -1,0 +1,126 @@
+// `tenants`, `store` and route `limits` → a frozen LimitsPlan. Rates become tokens per millisecond
+// and the RateLimit-Policy header values are built here, once, not per request.
+import type { CompileContext } from '../policy/compile-context.js';
+import type { PolicyDocument } from '../policy/schema.js';
+import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
+import { didYouMean } from '../policy/suggest.js';
+import type { CompiledRoute } from '../routing/route.js';
+
+export interface TierPlan {
+  readonly name: string;
+  /** Undefined: the tier sets no rate. */
+  readonly ratePerMs: number | undefined;
+  readonly burst: number;
+  readonly lease: number;
+  readonly quota: { readonly limit: number; readonly window: QuotaWindow } | undefined;
+  readonly concurrency: number | undefined;
+  /** `"tier";q=…;w=…` */
+  readonly policyHeader: string | undefined;
+}
+
+export interface RouteBucketPlan {
+  readonly index: number;
+  readonly by: string;
+  /** For `header:<name>`: the lower-case header name. */
+  readonly header: string | undefined;
+  readonly ratePerMs: number;
+  readonly burst: number;
+  readonly cost: number;
+  readonly lease: number;
+  readonly policyName: string;
+  readonly policyHeader: string;
+}
+
+export interface LimitsPlan {
+  readonly storeUrl: string | undefined;
+  readonly onError: 'allow' | 'deny';
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  readonly tiers: ReadonlyMap<string, TierPlan>;
+  /** Tier of a tenant not listed in members (undefined: such tenants have no tier limits). */
+  readonly defaultTier: TierPlan | undefined;
+  readonly members: ReadonlyMap<string, TierPlan>;
+  /** By route index; only routes with limits. */
+  readonly routes: ReadonlyMap<number, readonly RouteBucketPlan[]>;
+  /** Concurrency slots of a replica that died expire after this. */
+  readonly slotTtlMs: number;
+}
+
+/**
+ * Tokens one store call may take for local spending (leased mode): 10 ms worth of the rate, at most
+ * a tenth of the burst and 1000. Below 10 the bucket is exact (every request asks the store).
+ */
+export function leaseFor(ratePerSecond: number, burst: number): number {
+  const lease = Math.min(Math.floor(ratePerSecond / 100), Math.floor(burst / 10), 1000);
+  return lease >= 10 ? lease : 1;
+}
+
+const policyHeader = (name: string, burst: number, ratePerMs: number): string => `"${name}";q=${burst};w=${Math.max(1, Math.ceil(burst / ratePerMs / 1000))}`;
+
+export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: readonly CompiledRoute[]): LimitsPlan | undefined {
+  const tiers = new Map<string, TierPlan>();
+  const spec = doc.tenants;
+  for (const [name, t] of Object.entries(spec?.tiers ?? {})) {
+    const rate = t.rate === undefined ? undefined : parseRate(t.rate);
+    const burst = t.burst ?? (rate === undefined ? 0 : Math.max(1, Math.ceil(rate)));
+    if (t.burst !== undefined && rate === undefined) cx.error(['tenants', 'tiers', name, 'burst'], 'burst needs a rate');
+    const ratePerMs = rate === undefined ? undefined : rate / 1000;
+    tiers.set(name, Object.freeze({
+      name,
+      ratePerMs,
+      burst,
+      lease: rate === undefined ? 1 : leaseFor(rate, burst),
+      quota: t.quota === undefined ? undefined : Object.freeze(parseQuota(t.quota)),
+      concurrency: t.concurrency,
+      policyHeader: ratePerMs === undefined ? undefined : policyHeader('tier', burst, ratePerMs),
+    }));
+  }
+  const tierRef = (name: string, at: (string | number)[]): TierPlan | undefined => {
+    const t = tiers.get(name);
+    if (t === undefined) cx.error(at, `unknown tier "${name}"${didYouMean(name, tiers.keys())}`);
+    return t;
+  };
+  const defaultTier = spec?.default === undefined ? undefined : tierRef(spec.default, ['tenants', 'default']);
+  const members = new Map<string, TierPlan>();
+  for (const [tenant, tier] of Object.entries(spec?.members ?? {})) {
+    const t = tierRef(tier, ['tenants', 'members', tenant]);
+    if (t !== undefined) members.set(tenant, t);
+  }
+
+  const routeLimits = new Map<number, readonly RouteBucketPlan[]>();
+  for (const r of routes) {
+    if (r.limits.length === 0) continue;
+    routeLimits.set(
+      r.index,
+      Object.freeze(
+        r.limits.map((l, i) => {
+          const ratePerMs = l.ratePerSecond / 1000;
+          const policyName = `${r.name}.${l.by.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
+          return Object.freeze({
+            index: i,
+            by: l.by,
+            header: l.by.startsWith('header:') ? l.by.slice(7).toLowerCase() : undefined,
+            ratePerMs,
+            burst: l.burst,
+            cost: l.cost,
+            lease: l.cost === 1 ? leaseFor(l.ratePerSecond, l.burst) : l.cost,
+            policyName,
+            policyHeader: policyHeader(policyName, l.burst, ratePerMs),
+          });
+        }),
+      ),
+    );
+  }
+  if (tiers.size === 0 && routeLimits.size === 0 && doc.store === undefined) return undefined;
+  return Object.freeze({
+    storeUrl: doc.store?.url === '' ? undefined : doc.store?.url,
+    onError: doc.store?.onError ?? 'allow',
+    prefix: doc.store?.prefix ?? 'portcullis:',
+    timeoutMs: doc.store?.timeout === undefined ? 50 : parseDuration(doc.store.timeout),
+    tiers,
+    defaultTier,
+    members,
+    routes: routeLimits,
+    slotTtlMs: 60_000,
+  });
+}

@@ -1,0 +1,108 @@
+-- The whole per-request limits decision, atomically, on Redis's own clock (TIME).
+-- KEYS: bucket keys…, [quota key], [concurrency key]   (all under one hash tag)
+-- ARGV: nBuckets, hasQuota, hasConcurrency,
+--       per bucket: ratePerMs, burst, cost, lease,
+--       [quota: limit, window (minute|hour|day|month)], [concurrency: limit, ttlMs, slot]
+-- Returns: { allowed, code (0 none, 1 rate, 2 quota, 3 concurrency), retryMs, bucket (0-based, -1),
+--            remaining, resetMs, granted… }
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nb = tonumber(ARGV[1])
+local hasQuota = ARGV[2] == '1'
+local hasConc = ARGV[3] == '1'
+
+local levels = {}
+for i = 1, nb do
+  local a = 3 + (i - 1) * 4
+  local rate, burst, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local v = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local tokens = burst
+  if v[1] then
+    tokens = math.min(burst, tonumber(v[1]) + (now - tonumber(v[2])) * rate)
+    if tokens < 0 then tokens = 0 end
+  end
+  levels[i] = tokens
+  if tokens < cost then
+    return { 0, 1, math.ceil((cost - tokens) / rate), i - 1, math.floor(tokens), math.ceil((burst - tokens) / rate) }
+  end
+end
+
+local a = 3 + nb * 4
+local k = nb
+local quotaKey, windowStart
+if hasQuota then
+  k = k + 1
+  quotaKey = KEYS[k]
+  local limit, window = tonumber(ARGV[a + 1]), ARGV[a + 2]
+  a = a + 2
+  local windowEnd
+  if window == 'minute' then windowStart = now - now % 60000; windowEnd = windowStart + 60000
+  elseif window == 'hour' then windowStart = now - now % 3600000; windowEnd = windowStart + 3600000
+  elseif window == 'day' then windowStart = now - now % 86400000; windowEnd = windowStart + 86400000
+  else
+    -- calendar month in UTC (days-from-civil, H. Hinnant)
+    local function daysFromCivil(y, m, d)
+      if m <= 2 then y = y - 1 end
+      local era = math.floor(y / 400)
+      local yoe = y - era * 400
+      local mp = (m + 9) % 12
+      local doy = math.floor((153 * mp + 2) / 5) + d - 1
+      local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+      return era * 146097 + doe - 719468
+    end
+    local z = math.floor(now / 86400000) + 719468
+    local era = math.floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+    local y = yoe + era * 400
+    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+    local mp = math.floor((5 * doy + 2) / 153)
+    local m = mp < 10 and mp + 3 or mp - 9
+    if m <= 2 then y = y + 1 end
+    windowStart = daysFromCivil(y, m, 1) * 86400000
+    local ny, nm = y, m + 1
+    if nm == 13 then ny = y + 1; nm = 1 end
+    windowEnd = daysFromCivil(ny, nm, 1) * 86400000
+  end
+  local q = redis.call('HMGET', quotaKey, 'w', 'n')
+  local used = 0
+  if q[1] and tonumber(q[1]) == windowStart then used = tonumber(q[2]) end
+  if used + 1 > limit then
+    return { 0, 2, windowEnd - now, -1, 0, 0 }
+  end
+  redis.call('HSET', quotaKey, 'w', windowStart, 'n', used)
+  redis.call('PEXPIREAT', quotaKey, windowEnd + 60000)
+end
+
+if hasConc then
+  k = k + 1
+  local key = KEYS[k]
+  local limit, ttl, slot = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= limit then
+    return { 0, 3, 1000, -1, 0, 0 }
+  end
+  redis.call('ZADD', key, now + ttl, slot)
+  redis.call('PEXPIRE', key, ttl * 2)
+end
+
+if quotaKey then redis.call('HINCRBY', quotaKey, 'n', 1) end
+
+local out = { 1, 0, 0, -1, 0, 0 }
+local most = math.huge
+for i = 1, nb do
+  local b = 3 + (i - 1) * 4
+  local rate, burst, cost, lease = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local take = math.max(cost, math.min(lease, math.floor(levels[i])))
+  local left = levels[i] - take
+  redis.call('HSET', KEYS[i], 't', tostring(left), 'ts', now)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate) + 1000)
+  out[6 + i] = take
+  if left < most then
+    most = left
+    out[4] = i - 1
+    out[5] = math.floor(left)
+    out[6] = math.ceil((burst - left) / rate)
+  end
+end
+return out

@@ -1,0 +1,107 @@
+// The store contract (DESIGN.md, "State: the store contract"): ONE call per request evaluates every
+// limit that applies — token buckets, the tenant's quota, a concurrency slot — atomically, and
+// answers allow/deny with what the response headers need. Two implementations: MemoryStore (the
+// embedded default, one instance) and RedisStore (one EVALSHA; many replicas share one limit).
+//
+// Room for leased mode: a bucket check may ask for `lease` tokens instead of `cost`; the store debits
+// what it can grant (≥ cost) and says how many it granted, and the caller spends them locally.
+// Admitted requests never exceed the tokens debited, so a lease never admits more than the limit.
+import type { QuotaWindow } from '../policy/values.js';
+
+export interface BucketCheck {
+  /** Full store key, e.g. `portcullis:{t:acme}:tier`. All keys of one call share one hash tag. */
+  readonly key: string;
+  /** Tokens per millisecond. */
+  readonly ratePerMs: number;
+  readonly burst: number;
+  /** Tokens this request needs. */
+  readonly cost: number;
+  /** Tokens to take when available (≥ cost); the store grants between cost and lease. */
+  readonly lease: number;
+  /** Policy name for the RateLimit headers. */
+  readonly policy: string;
+}
+
+export interface QuotaCheck {
+  readonly key: string;
+  readonly limit: number;
+  readonly window: QuotaWindow;
+}
+
+export interface ConcurrencyCheck {
+  readonly key: string;
+  readonly limit: number;
+  /** A slot held longer than this (a replica died) expires. */
+  readonly ttlMs: number;
+  /** Unique id of this request's slot. */
+  readonly slot: string;
+}
+
+export interface LimitCheck {
+  readonly buckets: readonly BucketCheck[];
+  readonly quota: QuotaCheck | undefined;
+  readonly concurrency: ConcurrencyCheck | undefined;
+}
+
+export type LimitCode = 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'CONCURRENCY_EXCEEDED';
+
+export interface LimitResult {
+  readonly allowed: boolean;
+  readonly code: LimitCode | undefined;
+  /** Seconds until retrying can succeed (denials). */
+  readonly retryAfterS: number;
+  /** Index into buckets of the most restrictive bucket (-1 when none). */
+  readonly bucket: number;
+  /** Tokens left in that bucket after this request. */
+  readonly remaining: number;
+  /** Seconds until that bucket is full again. */
+  readonly resetS: number;
+  /** Tokens granted for each bucket (lease), in order; cost when no lease was asked for. */
+  readonly granted: readonly number[];
+}
+
+export interface TenantUsage {
+  readonly tenant: string;
+  readonly quota: { readonly window: QuotaWindow; readonly limit: number; readonly used: number; readonly remaining: number } | undefined;
+  readonly buckets: readonly { readonly key: string; readonly tokens: number; readonly burst: number }[];
+  readonly concurrency: { readonly limit: number; readonly inUse: number } | undefined;
+}
+
+export interface UsageQuery {
+  readonly tenant: string;
+  readonly quota: QuotaCheck | undefined;
+  readonly buckets: readonly { readonly key: string; readonly burst: number; readonly ratePerMs: number }[];
+  readonly concurrency: { readonly key: string; readonly limit: number } | undefined;
+}
+
+export interface LimitStore {
+  readonly kind: 'memory' | 'redis';
+  check(req: LimitCheck): Promise<LimitResult>;
+  /** Frees a concurrency slot (finish, abort, error). Fire and forget: failures only expire later. */
+  release(key: string, slot: string): void;
+  usage(q: UsageQuery): Promise<TenantUsage>;
+  close(): Promise<void>;
+}
+
+/** Start (ms) of the calendar window containing `nowMs`, and its end, in UTC. */
+export function windowBounds(window: QuotaWindow, nowMs: number): { start: number; end: number } {
+  const d = new Date(nowMs);
+  switch (window) {
+    case 'minute': {
+      const start = nowMs - (nowMs % 60_000);
+      return { start, end: start + 60_000 };
+    }
+    case 'hour': {
+      const start = nowMs - (nowMs % 3_600_000);
+      return { start, end: start + 3_600_000 };
+    }
+    case 'day': {
+      const start = nowMs - (nowMs % 86_400_000);
+      return { start, end: start + 86_400_000 };
+    }
+    case 'month': {
+      const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+      return { start, end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
+    }
+  }
+}

@@ -1,0 +1,26 @@
+// GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
+// level and the concurrency slots in use, as the store sees them now.
+import type { AdminHandler, AdminMethod } from '../admin/routes.js';
+import type { Plan } from '../policy/plan.js';
+import type { StoreHolder } from './stage.js';
+
+type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
+
+export function usageRoutes(route: Register, holder: StoreHolder, plan: () => Plan): void {
+  route('GET', '/admin/tenants/:id/usage', async (req) => {
+    const tenant = req.params.id!;
+    const limits = plan().limits;
+    const tier = limits === undefined ? undefined : (limits.members.get(tenant) ?? limits.defaultTier);
+    if (limits === undefined || tier === undefined) {
+      return { status: 404, problem: { title: 'Not Found', detail: `tenant "${tenant}" has no tier limits in the running policy` } };
+    }
+    const tag = `${limits.prefix}{t:${tenant}}`;
+    const usage = await holder.store.usage({
+      tenant,
+      quota: tier.quota === undefined ? undefined : { key: `${tag}:quota`, limit: tier.quota.limit, window: tier.quota.window },
+      buckets: tier.ratePerMs === undefined ? [] : [{ key: `${tag}:tier:${tier.name}`, burst: tier.burst, ratePerMs: tier.ratePerMs }],
+      concurrency: tier.concurrency === undefined ? undefined : { key: `${tag}:conc`, limit: tier.concurrency },
+    });
+    return { status: 200, body: { tier: tier.name, store: holder.store.kind, ...usage } };
+  });
+}
