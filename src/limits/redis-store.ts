@@ -27,8 +27,7 @@ export function createRedisClient(url: string, timeoutMs: number): Redis | Clust
     enableAutoPipelining: true,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
-    // While disconnected, commands fail at once instead of queueing behind a dead connection.
-    enableOfflineQueue: false,
+    enableOfflineQueue: true, // bounded by commandTimeout: a queued command still fails after timeoutMs
     lazyConnect: false,
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };
@@ -38,7 +37,7 @@ export function createRedisClient(url: string, timeoutMs: number): Redis | Clust
       const [host, port] = h.split(':');
       return { host: host!, port: Number(port ?? 6379) };
     });
-  if (u.protocol === 'redis+cluster:') return new Cluster(hosts(), { enableAutoPipelining: true, redisOptions: common, enableOfflineQueue: false });
+  if (u.protocol === 'redis+cluster:') return new Cluster(hosts(), { enableAutoPipelining: true, redisOptions: common });
   if (u.protocol === 'redis+sentinel:') return new Redis({ ...common, sentinels: hosts(), name: u.pathname.slice(1) || 'mymaster', password: u.password || undefined });
   return new Redis(url, common);
 }

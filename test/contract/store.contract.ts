@@ -1,0 +1,119 @@
+// One contract, every limits store: the memory store and the Redis store must decide alike.
+import { describe, expect, it } from 'vitest';
+import type { BucketCheck, LimitCheck, LimitStore } from '../../src/limits/store.js';
+
+export interface StoreFixture {
+  store: LimitStore;
+  /** A fresh key prefix (with hash tag) per test. */
+  tag(): string;
+  /** Moves the store's notion of "now" (memory: injected clock; Redis: sleeps). */
+  advance(ms: number): Promise<void>;
+  /** Makes the quota at `key` look as if it was counted in an earlier window. */
+  ageQuota(key: string): Promise<void>;
+}
+
+const bucket = (key: string, perSecond: number, burst: number, extra: Partial<BucketCheck> = {}): BucketCheck => ({
+  key, ratePerMs: perSecond / 1000, burst, cost: 1, lease: 1, policy: 'p', ...extra,
+});
+const only = (b: BucketCheck): LimitCheck => ({ buckets: [b], quota: undefined, concurrency: undefined });
+
+export function storeContract(name: string, make: () => Promise<StoreFixture>): void {
+  describe(`${name} store contract`, () => {
+    it('admits the burst and then refuses with RATE_LIMITED and a Retry-After', async () => {
+      const f = await make();
+      const b = bucket(`${f.tag()}:b`, 1, 3);
+      const results = [];
+      for (let i = 0; i < 4; i++) results.push(await f.store.check(only(b)));
+      expect(results.map((r) => r.allowed)).toEqual([true, true, true, false]);
+      expect(results[3]!.code).toBe('RATE_LIMITED');
+      expect(results[3]!.retryAfterS).toBeGreaterThanOrEqual(1);
+      expect(results[2]!.remaining).toBe(0);
+    });
+
+    it('refills at the configured rate', async () => {
+      const f = await make();
+      const b = bucket(`${f.tag()}:b`, 20, 1);
+      expect((await f.store.check(only(b))).allowed).toBe(true);
+      expect((await f.store.check(only(b))).allowed).toBe(false);
+      await f.advance(120);
+      expect((await f.store.check(only(b))).allowed).toBe(true);
+    });
+
+    it('admits exactly 50 of 500 parallel requests against a bucket of 50', async () => {
+      const f = await make();
+      const b = bucket(`${f.tag()}:b`, 0.001, 50);
+      const rs = await Promise.all(Array.from({ length: 500 }, () => f.store.check(only(b))));
+      expect(rs.filter((r) => r.allowed)).toHaveLength(50);
+    });
+
+    it('grants a lease of up to the requested tokens and never more than the bucket holds', async () => {
+      const f = await make();
+      const b = bucket(`${f.tag()}:b`, 0.001, 25, { lease: 10 });
+      const granted: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await f.store.check(only(b));
+        granted.push(r.allowed ? r.granted[0]! : 0);
+      }
+      expect(granted).toEqual([10, 10, 5, 0]);
+    });
+
+    it('counts a quota, refuses past it with QUOTA_EXCEEDED, and does not count refused requests', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const check: LimitCheck = { buckets: [], quota: { key: `${tag}:q`, limit: 2, window: 'day' }, concurrency: undefined };
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).allowed).toBe(true);
+      const denied = await f.store.check(check);
+      expect(denied.code).toBe('QUOTA_EXCEEDED');
+      expect(denied.retryAfterS).toBeGreaterThan(0);
+      expect(denied.retryAfterS).toBeLessThanOrEqual(86_400);
+      const usage = await f.store.usage({ tenant: 't', quota: check.quota, buckets: [], concurrency: undefined });
+      expect(usage.quota).toMatchObject({ used: 2, remaining: 0 });
+    });
+
+    it('does not consume quota when a bucket refuses the request', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const check: LimitCheck = { buckets: [bucket(`${tag}:b`, 0.001, 1)], quota: { key: `${tag}:q`, limit: 10, window: 'day' }, concurrency: undefined };
+      await f.store.check(check);
+      expect((await f.store.check(check)).code).toBe('RATE_LIMITED');
+      const usage = await f.store.usage({ tenant: 't', quota: check.quota, buckets: [], concurrency: undefined });
+      expect(usage.quota!.used).toBe(1);
+    });
+
+    it('starts a new quota window when the old one is over', async () => {
+      const f = await make();
+      const key = `${f.tag()}:q`;
+      const check: LimitCheck = { buckets: [], quota: { key, limit: 1, window: 'minute' }, concurrency: undefined };
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).allowed).toBe(false);
+      await f.ageQuota(key);
+      expect((await f.store.check(check)).allowed).toBe(true);
+    });
+
+    it('holds concurrency slots until released, and expires a slot whose holder died', async () => {
+      const f = await make();
+      const key = `${f.tag()}:c`;
+      const conc = (slot: string, ttlMs = 60_000): LimitCheck => ({ buckets: [], quota: undefined, concurrency: { key, limit: 2, ttlMs, slot } });
+      expect((await f.store.check(conc('a'))).allowed).toBe(true);
+      expect((await f.store.check(conc('b', 150))).allowed).toBe(true);
+      const third = await f.store.check(conc('c'));
+      expect(third.code).toBe('CONCURRENCY_EXCEEDED');
+      f.store.release(key, 'a');
+      await new Promise((r) => setTimeout(r, 30));
+      expect((await f.store.check(conc('d'))).allowed).toBe(true);
+      await f.advance(200); // slot b's holder never released it
+      expect((await f.store.check(conc('e'))).allowed).toBe(true);
+    });
+
+    it('evaluates all limits of a call together: a full bucket keeps the slot free', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const check: LimitCheck = { buckets: [bucket(`${tag}:b`, 0.001, 1)], quota: undefined, concurrency: { key: `${tag}:c`, limit: 5, ttlMs: 60_000, slot: 's1' } };
+      await f.store.check(check);
+      await f.store.check({ ...check, concurrency: { ...check.concurrency!, slot: 's2' } });
+      const u = await f.store.usage({ tenant: 't', quota: undefined, buckets: [], concurrency: { key: `${tag}:c`, limit: 5 } });
+      expect(u.concurrency!.inUse).toBe(1);
+    });
+  });
+}

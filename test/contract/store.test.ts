@@ -1,0 +1,94 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { MemoryStore } from '../../src/limits/memory-store.js';
+import { RedisStore } from '../../src/limits/redis-store.js';
+import { storeContract } from './store.contract.js';
+import { PrivateRedis, redisUrl } from '../helpers/redis.js';
+
+let clock = 1_700_000_000_000;
+const memory = new MemoryStore({ now: () => clock });
+let n = 0;
+storeContract('memory', async () => ({
+  store: memory,
+  tag: () => `m${++n}:{t:x${n}}`,
+  advance: async (ms) => void (clock += ms),
+  ageQuota: async () => void (clock += 60_000),
+}));
+
+const redis = new RedisStore({ url: redisUrl(), timeoutMs: 500 });
+const admin = new Redis(redisUrl());
+const run = Date.now().toString(36);
+storeContract('redis', async () => ({
+  store: redis,
+  tag: () => `test:${run}:{t:r${++n}}`,
+  advance: (ms) => new Promise((r) => setTimeout(r, ms)),
+  ageQuota: async (key) => void (await admin.hset(key, 'w', 0)),
+}));
+
+afterAll(async () => {
+  await redis.close();
+  admin.disconnect();
+});
+
+const commandStats = async (client: Redis): Promise<Record<string, number>> => {
+  const info = await client.info('commandstats');
+  const out: Record<string, number> = {};
+  for (const m of info.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) out[m[1]!] = Number(m[2]);
+  return out;
+};
+
+describe('redis store specifics', () => {
+  it('makes exactly one EVALSHA round trip per check and no other command', async () => {
+    const tag = `test:${run}:{t:rt}`;
+    const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 1000, cost: 1, lease: 1, policy: 'p' }], quota: { key: `${tag}:q`, limit: 1000, window: 'day' as const }, concurrency: undefined };
+    await redis.check(check); // loads the script
+    const before = await commandStats(admin);
+    for (let i = 0; i < 20; i++) await redis.check(check);
+    const after = await commandStats(admin);
+    const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    expect(delta('evalsha')).toBe(20);
+    // The admin connection's own INFO is the only other top-level command.
+    const others = Object.keys(after).filter((k) => !['evalsha', 'info', 'hmget', 'hset', 'pexpire', 'pexpireat', 'hincrby', 'time'].includes(k) && delta(k) > 0);
+    expect(others).toEqual([]);
+  });
+
+  it('puts a TTL on every key and keeps one tenant under one hash tag', async () => {
+    const tag = `test:${run}:{t:ttl}`;
+    await redis.check({ buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: { key: `${tag}:q`, limit: 10, window: 'month' }, concurrency: { key: `${tag}:c`, limit: 2, ttlMs: 1000, slot: 'x' } });
+    for (const k of [`${tag}:b`, `${tag}:q`, `${tag}:c`]) expect(await admin.pttl(k)).toBeGreaterThan(0);
+    const slots = await Promise.all([`${tag}:b`, `${tag}:q`, `${tag}:c`].map((k) => admin.call('CLUSTER', 'KEYSLOT', k).catch(() => undefined)));
+    if (slots[0] !== undefined) expect(new Set(slots).size).toBe(1);
+  });
+
+  it('recovers after SCRIPT FLUSH', async () => {
+    const tag = `test:${run}:{t:flush}`;
+    const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined };
+    await redis.check(check);
+    await admin.script('FLUSH');
+    expect((await redis.check(check)).allowed).toBe(true);
+  });
+
+  it('fails fast while Redis is down and works again once it is back', async () => {
+    const server = await PrivateRedis.start();
+    const store = new RedisStore({ url: server.url, timeoutMs: 50 });
+    const check = { buckets: [{ key: 'k:{t:a}:b', ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined };
+    try {
+      expect((await store.check(check)).allowed).toBe(true);
+      await server.kill();
+      const t0 = Date.now();
+      await expect(store.check(check)).rejects.toThrow();
+      expect(Date.now() - t0).toBeLessThan(1000);
+      await server.start();
+      const until = Date.now() + 5000;
+      let ok = false;
+      while (!ok && Date.now() < until) {
+        ok = await store.check(check).then((r) => r.allowed, () => false);
+        if (!ok) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(ok).toBe(true);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+});
