@@ -61,13 +61,6 @@ const CASES: [name: string, what: string, lines: string[]][] = [
   ['route-without-upstream.yaml', 'a route without upstream when two exist', ['route-without-upstream.yaml:9:5 routes[1]: no upstream given and there are 2 (app, billing): set upstream']],
   ['double-star-not-last.yaml', '"**" before the last segment', ['double-star-not-last.yaml:6:20 routes[0].match.path: "**" may only be the last segment']],
   ['not-supported-sections.yaml', 'sections whose feature is not built yet', ['not-supported-sections.yaml:5:3 authentication.lockout: not supported yet']],
-  [
-    'not-supported-route-keys.yaml',
-    'route keys whose feature is not built yet',
-    [
-      'not-supported-route-keys.yaml:9:5 routes[0].limits: not supported yet',
-    ],
-  ],
   ['wrong-version.yaml', 'a version other than 1', ['wrong-version.yaml:1:10 version: unsupported version 2 (expected 1)']],
   [
     'bad-cidr.yaml',
