@@ -54,6 +54,8 @@ export class RequestContext {
   /** The permission a denial was about (audit `decision.permission`). */
   permission: string | undefined = undefined;
   limits: LimitState | undefined = undefined;
+  /** The upstream exchange in progress; aborted when the client goes away first. */
+  upstream: { abort(): void } | undefined = undefined;
   /** The upstream target the breaker stage picked; settled by the forwarder, released on abort. */
   admission: Admission | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */

@@ -14,7 +14,7 @@ import { canonicalize, isDeny } from './routing/canonical.js';
 import { TrustedProxies } from './authn/client-ip.js';
 import { Forwarder } from './upstream/forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
-import { inFlightRequests, requestDuration, requestsTotal } from './observability/metrics.js';
+import { inFlight, requestCell, requestDuration, type HotCell } from './observability/metrics.js';
 import { requestIdFor } from './observability/request-id.js';
 import { traceparentFor } from './observability/traceparent.js';
 
@@ -33,7 +33,6 @@ export interface ProxyServerOptions {
 }
 
 const NO_ROUTE = '-';
-type Counter = { inc(): void };
 type Histogram = { observe(v: number): void };
 
 export class ProxyServer {
@@ -41,7 +40,7 @@ export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #forwarder: Forwarder;
   readonly #trusted = new WeakMap<Plan, TrustedProxies>();
-  readonly #counters = new Map<string, Counter>();
+  readonly #counters = new Map<string, HotCell>();
   readonly #durations = new Map<string, Histogram>();
   readonly #sockets = new Set<Socket>();
   #inFlight = 0;
@@ -107,7 +106,7 @@ export class ProxyServer {
   #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, upgradeHead?: Buffer): void {
     const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
     this.#inFlight++;
-    inFlightRequests.inc();
+    inFlight.n++;
     res.once('close', () => this.#settle(ctx));
     if (this.#draining) res.shouldKeepAlive = false;
 
@@ -181,6 +180,7 @@ export class ProxyServer {
     const status = res.headersSent ? res.statusCode : 499; // 499: the client went away first
     const route = ctx.route?.name ?? NO_ROUTE;
     ctx.admission?.release(); // breaker probe slot of a request that ended without an upstream answer
+    if (!res.writableFinished) ctx.upstream?.abort();
     const release = ctx.limits?.release;
     if (release !== undefined) {
       ctx.limits!.release = undefined;
@@ -189,12 +189,12 @@ export class ProxyServer {
     const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
     const key = `${route}\u0000${ctx.req.method}\u0000${status}\u0000${code}`;
     let c = this.#counters.get(key);
-    if (c === undefined) this.#counters.set(key, (c = requestsTotal.labels(route, ctx.req.method ?? '', String(status), code)));
-    c.inc();
+    if (c === undefined) this.#counters.set(key, (c = requestCell(route, ctx.req.method ?? '', String(status), code)));
+    c.n++;
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
     h.observe(durationMs / 1000);
-    inFlightRequests.dec();
+    inFlight.n--;
     try {
       this.#options.recorder?.record(ctx, status, durationMs);
     } catch (err) {

@@ -53,6 +53,7 @@ export interface ApiKeyOutcome {
 
 // Visible ASCII only: anything else cannot be one of our keys (and must not reach a log line).
 const KEY_SHAPE = /^[\x21-\x7e]+$/;
+const DIGEST_MEMO_SIZE = 10_000;
 
 export class ApiKeyAuthenticator {
   readonly method = 'apiKey' as const;
@@ -63,6 +64,8 @@ export class ApiKeyAuthenticator {
   readonly #invalid: Deny;
   readonly #malformed: ApiKeyOutcome;
   readonly #unknown: ApiKeyOutcome;
+  /** Presented value → digest, so a repeated key costs a Map get instead of a sha256. */
+  readonly #digests = new Map<string, string>();
 
   constructor(header: string, lookups: readonly KeyLookup[]) {
     this.header = header.toLowerCase();
@@ -78,7 +81,13 @@ export class ApiKeyAuthenticator {
     const value = req.headers[this.header];
     if (value === undefined) return undefined;
     if (typeof value !== 'string' || value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
-    const digest = createHash('sha256').update(value).digest('hex');
+    let digest = this.#digests.get(value);
+    if (digest === undefined) {
+      digest = createHash('sha256').update(value).digest('hex');
+      // Bounded: a flood of distinct junk keys only empties the memo, it never grows past the cap.
+      if (this.#digests.size >= DIGEST_MEMO_SIZE) this.#digests.clear();
+      this.#digests.set(value, digest);
+    }
     return this.#find(digest, 0, now);
   }
 

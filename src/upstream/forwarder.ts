@@ -69,12 +69,8 @@ export class Forwarder {
     const entry = this.#entry(up, t);
     const req = ctx.req;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const handler = new ResponseHandler(ctx, entry.histogram, this.#onFailure, (err) => {
-      // Retries (L-resilience, src/upstream/retry.ts): only when nothing reached the upstream.
-      if (retryAdmission(ctx, err, attempt, hasBody) === undefined) return false;
-      this.forward(ctx, forwardPath, undefined, attempt + 1);
-      return true;
-    });
+    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody);
+    ctx.upstream = handler;
     entry.pool.dispatch(
       {
         origin: t.origin,
@@ -87,6 +83,17 @@ export class Forwarder {
     );
   }
 
+  /** Retries (src/upstream/retry.ts): only when nothing reached the upstream. */
+  retry(ctx: RequestContext, err: Error, forwardPath: string, attempt: number, hasBody: boolean): boolean {
+    if (retryAdmission(ctx, err, attempt, hasBody) === undefined) return false;
+    this.forward(ctx, forwardPath, undefined, attempt + 1);
+    return true;
+  }
+
+  failed(ctx: RequestContext, d: Deny): void {
+    this.#onFailure(ctx, d);
+  }
+
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
@@ -94,43 +101,49 @@ export class Forwarder {
   }
 }
 
-/** Streams one upstream response to the client. */
+/** Streams one upstream response to the client. One object per request: no closures. */
 class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #ctx: RequestContext;
   readonly #histogram: { observe(v: number): void };
-  readonly #onFailure: ForwardFailure;
-  readonly #retry: (err: Error) => boolean;
+  readonly #forwarder: Forwarder;
+  readonly #forwardPath: string;
+  readonly #attempt: number;
+  readonly #hasBody: boolean;
   #controller: Dispatcher.DispatchController | undefined;
   #done = false;
+  #resume: (() => void) | undefined;
 
-  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, onFailure: ForwardFailure, retry: (err: Error) => boolean) {
+  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean) {
     this.#ctx = ctx;
     this.#histogram = histogram;
-    this.#onFailure = onFailure;
-    this.#retry = retry;
+    this.#forwarder = forwarder;
+    this.#forwardPath = forwardPath;
+    this.#attempt = attempt;
+    this.#hasBody = hasBody;
+  }
+
+  /** The client went away (the server calls this from its one 'close' listener): stop the upstream request too. */
+  abort(): void {
+    if (!this.#done) this.#controller?.abort(new Error('client closed the connection'));
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    const res = this.#ctx.res;
-    // The client went away: stop the upstream request too.
-    res.once('close', () => {
-      if (!this.#done) controller.abort(new Error('client closed the connection'));
-    });
-    if (res.destroyed) controller.abort(new Error('client closed the connection'));
+    if (this.#ctx.res.destroyed) controller.abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    const res = ctx.res;
-    res.writeHead(statusCode, clientResponseHeaders(headers, ctx.requestId, ctx.limits?.headers));
-    res.on('drain', () => controller.resume());
+    ctx.res.writeHead(statusCode, clientResponseHeaders(headers, ctx.requestId, ctx.limits?.headers));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#ctx.res.write(chunk)) controller.pause();
+    if (!this.#ctx.res.write(chunk)) {
+      controller.pause();
+      this.#ctx.res.once('drain', (this.#resume ??= () => controller.resume()));
+    }
   }
 
   onResponseEnd(): void {
@@ -152,12 +165,12 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     }
     if (err instanceof BodyTooLargeError) {
       ctx.admission?.release(); // the client's fault, not the upstream's
-      this.#onFailure(ctx, TOO_LARGE);
+      this.#forwarder.failed(ctx, TOO_LARGE);
       return;
     }
-    if (this.#retry(err)) return;
+    if (this.#forwarder.retry(ctx, err, this.#forwardPath, this.#attempt, this.#hasBody)) return;
     ctx.admission?.fail();
     const code = (err as { code?: string }).code;
-    this.#onFailure(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
+    this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
 }
