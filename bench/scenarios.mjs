@@ -11,6 +11,34 @@
 //            deltas (cmdstat_evalsha calls + top-level commands / requests).
 // Later issues add: "API key", "JWT RS256 (cached)", "API key + RBAC", "Redis limits", "audit on/off".
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+// One private redis-server for every Redis scenario of a run, and a measure of the commands the
+// proxy sends per request (INFO commandstats deltas: EVALSHA/EVAL calls plus any other command,
+// not counting our own INFO).
+let redis;
+async function withRedis(ctx) {
+  redis ??= (async () => {
+    const port = await ctx.freePort();
+    await ctx.waitPort(port, ctx.spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']));
+    return { url: `redis://127.0.0.1:${port}`, client: new Redis(`redis://127.0.0.1:${port}`, { retryStrategy: () => null }).on('error', () => undefined) };
+  })();
+  const r = await redis;
+  const commands = async () => {
+    const info = await r.client.info('commandstats');
+    let n = 0;
+    for (const m of info.matchAll(/cmdstat_([\w|]+):calls=(\d+)/g)) if (m[1] !== 'info') n += Number(m[2]);
+    return n;
+  };
+  return {
+    env: { REDIS_URL: r.url, BENCH_AUDIT_FILE: join(ctx.work, `audit-${Math.random().toString(36).slice(2)}.ndjson`) },
+    measure: {
+      before: commands,
+      after: async (before, requests) => ({ 'redis cmds/req': Number((((await commands()) - before) / Math.max(1, requests)).toFixed(4)) }),
+    },
+  };
+}
 
 export const PATH = '/v1/reports/q1';
 
@@ -32,5 +60,25 @@ export const scenarios = [
     policy: 'bench/policies/jwt',
     path: PATH,
     headers: { authorization: `Bearer ${readFileSync(new URL('./policies/jwt/bench-token.txt', import.meta.url), 'utf8').trim()}` },
+  },
+  {
+    name: 'API key + RBAC',
+    policy: 'bench/policies/api-key-rbac',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+  },
+  {
+    name: 'API key + RBAC + Redis limits (audit off)',
+    policy: 'bench/policies/redis-limits',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  {
+    name: 'full policy: + chained file audit (audit on)',
+    policy: 'bench/policies/full',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
   },
 ];

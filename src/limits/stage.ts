@@ -36,6 +36,8 @@ export class LimitsStage implements Stage {
   readonly #logger: Logger | undefined;
   readonly #bus: EventBus | undefined;
   readonly #leases = new Map<string, Lease>();
+  /** Lease refills in flight: requests arriving meanwhile wait for that one call instead of each making their own. */
+  readonly #refills = new Map<string, Promise<unknown>>();
   #degraded = false;
 
   constructor(holder: StoreHolder, logger?: Logger, bus?: EventBus) {
@@ -74,24 +76,41 @@ export class LimitsStage implements Stage {
 
     const leaseKey = leasable ? (buckets.length === 1 ? buckets[0]!.key : buckets.map((b) => b.key).join('|')) : undefined;
     if (leaseKey !== undefined) {
-      const lease = this.#leases.get(leaseKey);
-      if (lease !== undefined && lease.tokens > 0 && lease.expires > performance.now()) {
-        lease.tokens--;
-        ctx.limits = { headers: lease.headers, release: undefined, degraded: false };
-        return CONTINUE;
+      if (this.#spend(ctx, leaseKey)) return CONTINUE;
+      const refill = this.#refills.get(leaseKey);
+      if (refill !== undefined) {
+        // Wait for the refill in flight, then spend from it; only if it ran dry ask the store ourselves.
+        return refill.then(() => (this.#spend(ctx, leaseKey) ? CONTINUE : this.#ask(ctx, plan, buckets, quota, concurrency, policies, leaseKey)));
       }
     }
+    return this.#ask(ctx, plan, buckets, quota, concurrency, policies, leaseKey);
+  }
+
+  #spend(ctx: RequestContext, leaseKey: string): boolean {
+    const lease = this.#leases.get(leaseKey);
+    if (lease === undefined || lease.tokens <= 0 || lease.expires <= performance.now()) return false;
+    lease.tokens--;
+    ctx.limits = { headers: lease.headers, release: undefined, degraded: false };
+    return true;
+  }
+
+  #ask(ctx: RequestContext, plan: LimitsPlan, buckets: BucketCheck[], quota: LimitCheck['quota'], concurrency: LimitCheck['concurrency'], policies: string[], leaseKey: string | undefined): Outcome | Promise<Outcome> {
     const check: LimitCheck = { buckets, quota, concurrency };
     const store = this.#holder.store;
-    if (store instanceof MemoryStore) return this.#decide(ctx, plan, check, store.checkSync(check), policies, leaseKey, tier);
+    if (store instanceof MemoryStore) return this.#decide(ctx, plan, check, store.checkSync(check), policies, leaseKey, undefined);
     const started = performance.now();
-    return store.check(check).then(
+    const pending = store.check(check).then(
       (r) => {
         storeCallDuration.observe((performance.now() - started) / 1000);
-        return this.#decide(ctx, plan, check, r, policies, leaseKey, tier);
+        return this.#decide(ctx, plan, check, r, policies, leaseKey, undefined);
       },
       (err: unknown) => this.#fault(ctx, plan, err),
     );
+    if (leaseKey !== undefined && !this.#refills.has(leaseKey)) {
+      this.#refills.set(leaseKey, pending);
+      void pending.finally(() => this.#refills.delete(leaseKey));
+    }
+    return pending;
   }
 
   #decide(ctx: RequestContext, plan: LimitsPlan, check: LimitCheck, r: LimitResult, policies: string[], leaseKey: string | undefined, tier: TierPlan | undefined): Outcome {

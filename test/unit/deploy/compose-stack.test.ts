@@ -117,6 +117,20 @@ describe('the compose stack as plain processes', () => {
     expect(((await other.json()) as { code: string }).code).toBe('TENANT_MISMATCH');
   });
 
+  it('enforces route limits in the Redis that REDIS_URL names', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) statuses.push((await fetch(`${proxy}/limited/x`)).status);
+    // burst 3 at 1/s: however slow this machine, 8 requests in a row cannot all pass.
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(3);
+    const denied = await fetch(`${proxy}/limited/x`);
+    expect(denied.status).toBe(429);
+    expect(((await denied.json()) as { code: string }).code).toBe('RATE_LIMITED');
+    expect(denied.headers.get('retry-after')).toMatch(/^\d+$/);
+    const metrics = await (await fetch(`${admin}/metrics`)).text();
+    expect(metrics).toMatch(/portcullis_store_degraded 0/);
+  });
+
   it('exposes the metrics Prometheus scrapes', async () => {
     const text = await (await fetch(`${admin}/metrics`)).text();
     expect(text).toMatch(/portcullis_requests_total\{[^}]*route="public-demo"[^}]*\} \d+/);
