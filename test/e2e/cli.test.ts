@@ -2,33 +2,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAIN, requireBuiltCli, root, runCli, type Ran } from '../helpers/cli.js';
 import { freePort } from '../helpers/redis.js';
 
-const root = new URL('../../', import.meta.url).pathname;
-const MAIN = 'dist/main.js';
 const TOKEN = 'e2e-admin-token';
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Ran> => runCli(args, env);
 
-beforeAll(() => {
-  if (!existsSync(new URL(MAIN, `file://${root}`))) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
-});
+beforeAll(requireBuiltCli);
 
 describe('the portcullis CLI', () => {
   it('is an executable node script', () => {

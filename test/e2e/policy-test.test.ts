@@ -1,27 +1,12 @@
 // `portcullis test` through the built CLI (`node dist/main.js test …`; npm test's pretest builds dist/).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { requireBuiltCli, runCli, type Ran } from '../helpers/cli.js';
 
-const root = new URL('../../', import.meta.url).pathname;
-const MAIN = 'dist/main.js';
 const F = 'test/fixtures/authz';
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: root, env: { ...process.env, LOG_LEVEL: 'warn', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<Ran> => runCli(args, env);
 
-beforeAll(() => {
-  if (!existsSync(`${root}${MAIN}`)) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
-});
+beforeAll(requireBuiltCli);
 
 describe('portcullis test', () => {
   it('passes every test of a policy directory, with coverage', async () => {
