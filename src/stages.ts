@@ -13,6 +13,7 @@ import { bodyLimitStage } from './upstream/body-limit.js';
 import { LimitsStage, type StoreHolder } from './limits/stage.js';
 import { MemoryStore } from './limits/memory-store.js';
 import type { EventBus } from './events.js';
+import { Lockout, LockoutStage } from './authn/lockout.js';
 
 export interface StageParts {
   readonly logger?: Logger;
@@ -24,13 +25,16 @@ export interface StageParts {
 }
 
 export function createStages(parts: StageParts = {}): readonly Stage[] {
+  const store = parts.store ?? { store: new MemoryStore() };
+  const lockout = new Lockout(store, parts.logger, parts.bus);
   return Object.freeze([
     routeStage, // route match (no match → ROUTE_NOT_FOUND)
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
-    createAuthenticateStage({ logger: parts.logger }), // API key / JWT → principal
+    new LockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
+    createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), // API key / JWT → principal
     createAuthorizeStage({ logger: parts.logger }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
     bodyLimitStage, // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
-    new LimitsStage(parts.store ?? { store: new MemoryStore() }, parts.logger, parts.bus), // one store call: buckets + quota + concurrency
+    new LimitsStage(store, parts.logger, parts.bus), // one store call: buckets + quota + concurrency
     identityJwtStage, // signed identity for the upstream (authentication.forward.jwt)
     // Last, so no later denial can waste a half-open probe: picks the target, fast-fails BREAKER_OPEN.
     new BreakerStage(parts.balancers ?? new Balancers({ logger: parts.logger })),

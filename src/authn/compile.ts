@@ -31,6 +31,14 @@ export interface AuthnPlan {
   /** By route index; public routes have none. */
   readonly routes: ReadonlyMap<number, RouteAuthn>;
   readonly forward: IdentityForward;
+  /** authentication.lockout: auth failures per client IP (undefined: off). */
+  readonly lockout: LockoutPlan | undefined;
+}
+
+export interface LockoutPlan {
+  readonly failures: number;
+  readonly windowMs: number;
+  readonly durationMs: number;
 }
 
 export interface IpRulesPlan {
@@ -234,7 +242,14 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
     jwt,
     routes: perRoute,
     forward: compileForward(doc, apiKey, cx),
+    lockout: compileLockout(doc),
   };
+}
+
+function compileLockout(doc: PolicyDocument): LockoutPlan | undefined {
+  const l = doc.authentication?.lockout;
+  if (l === undefined) return undefined;
+  return { failures: l.failures, windowMs: parseDuration(l.window), durationMs: parseDuration(l.duration) };
 }
 
 /** Top-level and per-route ipAllow/ipDeny, and trustedProxies; the CIDRs were already checked by compilePolicy. */

@@ -63,16 +63,20 @@ type AnyOutcome = ApiKeyOutcome & JwtOutcome;
 
 export interface AuthenticateStageOptions {
   readonly logger?: Pick<Logger, 'info' | 'debug'>;
+  /** Called on each credential failure (lockout counting); must not throw or block. */
+  readonly onFailure?: (ctx: RequestContext, code: string) => void;
 }
 
 export class AuthenticateStage implements Stage {
   readonly name = 'authenticate';
   readonly #logger: Pick<Logger, 'info' | 'debug'> | undefined;
+  readonly #onFailure: ((ctx: RequestContext, code: string) => void) | undefined;
   readonly #queryNames = new Map<string, ReadonlySet<string>>();
   readonly #counters = new Map<string, Map<string, { inc(): void }>>();
 
   constructor(options: AuthenticateStageOptions = {}) {
     this.#logger = options.logger;
+    this.#onFailure = options.onFailure;
   }
 
   run(ctx: RequestContext): Outcome | Promise<Outcome> {
@@ -113,6 +117,7 @@ export class AuthenticateStage implements Stage {
       { requestId: ctx.requestId, route: ctx.route?.name, method: m.method, code: d.code, reason: out.failure, keyId: out.keyId, kid: out.kid, iss: out.iss, ip: ctx.clientIp },
       'authentication failed',
     );
+    this.#onFailure?.(ctx, d.code);
     return d;
   }
 

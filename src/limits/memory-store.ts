@@ -13,6 +13,7 @@ export class MemoryStore implements LimitStore {
   readonly #buckets = new Map<string, Bucket>();
   readonly #quotas = new Map<string, { start: number; used: number }>();
   readonly #slots = new Map<string, Map<string, number>>();
+  readonly #lockouts = new Map<string, { n: number; windowEnd: number; until: number }>();
 
   constructor(options: { now?: () => number } = {}) {
     this.#now = options.now ?? Date.now;
@@ -112,8 +113,31 @@ export class MemoryStore implements LimitStore {
     return { tenant: q.tenant, quota, buckets, concurrency };
   }
 
+  lockedOut(key: string): Promise<number> {
+    const st = this.#lockouts.get(key);
+    const now = this.#now();
+    return Promise.resolve(st !== undefined && st.until > now ? st.until - now : 0);
+  }
+
+  recordFailure(key: string, failures: number, windowMs: number, durationMs: number): Promise<number> {
+    const now = this.#now();
+    let st = this.#lockouts.get(key);
+    if (st !== undefined && st.until > now) return Promise.resolve(st.until - now);
+    if (st === undefined || st.windowEnd <= now) {
+      if (this.#lockouts.size > 100_000) for (const [k, v] of this.#lockouts) if (v.windowEnd <= now && v.until <= now) this.#lockouts.delete(k);
+      this.#lockouts.set(key, (st = { n: 0, windowEnd: now + windowMs, until: 0 }));
+    }
+    st.n++;
+    if (st.n < failures) return Promise.resolve(0);
+    st.n = 0;
+    st.windowEnd = now;
+    st.until = now + durationMs;
+    return Promise.resolve(durationMs);
+  }
+
   async close(): Promise<void> {
     this.#buckets.clear();
+    this.#lockouts.clear();
   }
 }
 

@@ -8,9 +8,13 @@ import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, Usage
 import { windowBounds } from './store.js';
 
 const SCRIPT = readFileSync(new URL('./lua/check.lua', import.meta.url), 'utf8');
+const LOCKOUT_SCRIPT = readFileSync(new URL('./lua/lockout.lua', import.meta.url), 'utf8');
 const CODES: readonly (LimitCode | undefined)[] = [undefined, 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'CONCURRENCY_EXCEEDED'];
 
-type Client = (Redis | Cluster) & { portcullisCheck(...args: (string | number)[]): Promise<number[]> };
+type Client = (Redis | Cluster) & {
+  portcullisCheck(...args: (string | number)[]): Promise<number[]>;
+  portcullisLockout(...args: (string | number)[]): Promise<number>;
+};
 
 export interface RedisStoreOptions {
   readonly url: string;
@@ -49,6 +53,7 @@ export class RedisStore implements LimitStore {
   constructor(options: RedisStoreOptions) {
     const client = createRedisClient(options.url, options.timeoutMs);
     client.defineCommand('portcullisCheck', { lua: SCRIPT });
+    client.defineCommand('portcullisLockout', { lua: LOCKOUT_SCRIPT, numberOfKeys: 1 });
     // Errors surface per call (and are counted by the stage); an 'error' listener keeps ioredis
     // from crashing the process on connection loss.
     client.on('error', () => undefined);
@@ -112,6 +117,14 @@ export class RedisStore implements LimitStore {
       concurrency = { limit: q.concurrency.limit, inUse };
     }
     return { tenant: q.tenant, quota, buckets, concurrency };
+  }
+
+  async lockedOut(key: string): Promise<number> {
+    return Math.max(0, Number(await this.#client.portcullisLockout(key, 0, 0, 0)));
+  }
+
+  async recordFailure(key: string, failures: number, windowMs: number, durationMs: number): Promise<number> {
+    return Math.max(0, Number(await this.#client.portcullisLockout(key, failures, Math.max(1, Math.round(windowMs)), Math.max(1, Math.round(durationMs)))));
   }
 
   async close(): Promise<void> {

@@ -80,6 +80,14 @@ export interface LimitStore {
   /** Frees a concurrency slot (finish, abort, error). Fire and forget: failures only expire later. */
   release(key: string, slot: string): void;
   usage(q: UsageQuery): Promise<TenantUsage>;
+  /** Lockout (authentication.lockout): ms left of the lockout at `key` (0: not locked out). */
+  lockedOut(key: string): Promise<number>;
+  /**
+   * Counts one authentication failure at `key` (fixed window of `windowMs` from the first failure);
+   * the `failures`-th within the window locks the key out for `durationMs`. Returns the ms left of the
+   * lockout (0: not locked out). Failures while locked out do not extend the lockout.
+   */
+  recordFailure(key: string, failures: number, windowMs: number, durationMs: number): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -29,7 +29,6 @@ interface UnsupportedKey {
 // Every key here is refused with "not supported yet" rather than accepted and silently ignored.
 // When you build a feature, delete its lines here and wire your section compiler into compilePolicy.
 export const UNSUPPORTED: readonly UnsupportedKey[] = [
-  { path: ['authentication', 'lockout'] }, // auth-failure lockout (not built yet)
 ];
 // ─────────────────────────────────────────────────────────────────────────────────────────────────
 

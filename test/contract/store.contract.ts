@@ -19,6 +19,47 @@ const only = (b: BucketCheck): LimitCheck => ({ buckets: [b], quota: undefined, 
 
 export function storeContract(name: string, make: () => Promise<StoreFixture>): void {
   describe(`${name} store contract`, () => {
+    it('lockout: the N-th failure within the window locks the key for the duration', async () => {
+      const f = await make();
+      const key = `${f.tag()}:lockout`;
+      expect(await f.store.lockedOut(key)).toBe(0);
+      expect(await f.store.recordFailure(key, 3, 60_000, 300)).toBe(0);
+      expect(await f.store.recordFailure(key, 3, 60_000, 300)).toBe(0);
+      expect(await f.store.lockedOut(key)).toBe(0);
+      const ms = await f.store.recordFailure(key, 3, 60_000, 300);
+      expect(ms).toBeGreaterThan(250);
+      expect(ms).toBeLessThanOrEqual(300);
+      const left = await f.store.lockedOut(key);
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThanOrEqual(300);
+      // failures while locked do not extend it
+      expect(await f.store.recordFailure(key, 3, 60_000, 300)).toBeLessThanOrEqual(300);
+      await f.advance(350);
+      expect(await f.store.lockedOut(key)).toBe(0);
+      expect(await f.store.recordFailure(key, 3, 60_000, 300)).toBe(0); // counting starts over
+    });
+
+    it('lockout: failures older than the window do not count, and keys are independent', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const a = `${tag}:a:lockout`;
+      const b = `${tag}:b:lockout`;
+      expect(await f.store.recordFailure(a, 2, 150, 10_000)).toBe(0);
+      await f.advance(200);
+      expect(await f.store.recordFailure(a, 2, 150, 10_000)).toBe(0); // the first one expired with its window
+      expect(await f.store.recordFailure(b, 2, 150, 10_000)).toBe(0);
+      expect(await f.store.recordFailure(a, 2, 150, 10_000)).toBeGreaterThan(9_000);
+      expect(await f.store.lockedOut(b)).toBe(0);
+    });
+
+    it('lockout: parallel failures lock exactly once', async () => {
+      const f = await make();
+      const key = `${f.tag()}:lockout`;
+      const rs = await Promise.all(Array.from({ length: 20 }, () => f.store.recordFailure(key, 5, 60_000, 60_000)));
+      expect(rs.filter((r) => r === 60_000).length).toBeGreaterThanOrEqual(1);
+      expect(rs.filter((r) => r === 0)).toHaveLength(4);
+    });
+
     it('admits the burst and then refuses with RATE_LIMITED and a Retry-After', async () => {
       const f = await make();
       const b = bucket(`${f.tag()}:b`, 1, 3);

@@ -60,6 +60,16 @@ describe('redis store specifics', () => {
     if (slots[0] !== undefined) expect(new Set(slots).size).toBe(1);
   });
 
+  it('puts a TTL on the lockout key', async () => {
+    const key = `test:${run}:{ip:203.0.113.9}:lockout`;
+    await redis.recordFailure(key, 5, 60_000, 300_000);
+    const ttl = await admin.pttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    for (let i = 0; i < 4; i++) await redis.recordFailure(key, 5, 60_000, 300_000);
+    expect(await admin.pttl(key)).toBeGreaterThan(60_000);
+  });
+
   it('recovers after SCRIPT FLUSH', async () => {
     const tag = `test:${run}:{t:flush}`;
     const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined };

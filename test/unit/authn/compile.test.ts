@@ -67,7 +67,7 @@ routes:
     ['a tenant with a newline', `apiKeys: { keys: [{ id: a, hash: "${HASH}", tenant: "ac\\nme" }] }`, /visible ASCII/],
     ['a reserved API key header', `apiKeys: { header: Authorization }`, /reserved header/],
     ['an identity header that is the key header', `apiKeys: { header: x-auth-subject }`, /cannot also be an identity header/],
-    ['lockout', `lockout: { failures: 5, window: 1m, duration: 5m }`, /not supported yet/],
+    ['a lockout without a duration', `lockout: { failures: 5, window: 1m }`, /duration/],
   ];
   it.each(cases)('refuses %s', async (_name, section, message) => {
     const out = await problems(`${HEAD}authentication:\n  ${section}\n${ROUTES}`);

@@ -60,7 +60,6 @@ const CASES: [name: string, what: string, lines: string[]][] = [
   ['unknown-upstream.yaml', 'a reference to an unknown upstream, with did-you-mean', ['unknown-upstream.yaml:7:15 routes[0].upstream: unknown upstream "ap" (did you mean "app"?)']],
   ['route-without-upstream.yaml', 'a route without upstream when two exist', ['route-without-upstream.yaml:9:5 routes[1]: no upstream given and there are 2 (app, billing): set upstream']],
   ['double-star-not-last.yaml', '"**" before the last segment', ['double-star-not-last.yaml:6:20 routes[0].match.path: "**" may only be the last segment']],
-  ['not-supported-sections.yaml', 'sections whose feature is not built yet', ['not-supported-sections.yaml:5:3 authentication.lockout: not supported yet']],
   ['wrong-version.yaml', 'a version other than 1', ['wrong-version.yaml:1:10 version: unsupported version 2 (expected 1)']],
   [
     'bad-cidr.yaml',
