@@ -14,6 +14,8 @@ import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';
 import { usageRoutes } from './limits/usage.js';
+import { createKeyStore, DynamicKeyLookup, setDynamicKeyLookup } from './authn/key-store.js';
+import { keyRoutes } from './admin/keys.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -44,6 +46,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     echo = await startEchoUpstream();
     if (!env.DEMO_UPSTREAM) env.DEMO_UPSTREAM = echo.url;
   }
+  // Dynamic API keys (issue 6): the lookup must exist before the first compile (compile.ts appends it
+  // to the API-key authenticator); its store is attached once the policy tells us store.url.
+  const dynamicKeys = new DynamicKeyLookup();
+  setDynamicKeyLookup(dynamicKeys);
   let policy: PolicyManager;
   try {
     policy = await PolicyManager.open(opts.policyPath, { watch: opts.watch ?? true, logger, bus, env });
@@ -61,6 +67,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
   // The limits store is long-lived too: built from the first plan's store.url.
   const store = createStore(policy.plan.limits, logger);
+  const keyStore = createKeyStore(store.url);
+  dynamicKeys.attach(keyStore);
   policy.onSwap((plan) => {
     if ((plan.limits?.storeUrl ?? '') !== (store.url ?? '')) logger.warn('store.url changed: restart Portcullis to use the new store');
   });
@@ -78,12 +86,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
+      keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus);
       adminUrl = await admin.listen();
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
     await audit?.close();
     await store.store.close();
+    await keyStore.close();
     await policy.close();
     await echo?.close();
     throw err;
@@ -103,6 +113,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await proxy.shutdown(opts.drainMs);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
+        await keyStore.close();
         await admin?.close();
         await echo?.close();
       })();

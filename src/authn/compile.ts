@@ -9,6 +9,7 @@ import { parseDuration } from '../policy/values.js';
 import type { CompiledRoute } from '../routing/route.js';
 import { deny, type Deny } from '../errors.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from './api-key.js';
+import { dynamicKeyLookup } from './key-store.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { DEFAULT_IDENTITY_JWT_HEADER } from '../upstream/identity-jwt.js';
@@ -100,7 +101,8 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext): ApiKeyAuthenti
       disabled: k.disabled === true,
     });
   });
-  return new ApiKeyAuthenticator(header, [new StaticKeyLookup(byDigest)]);
+  const dynamic = dynamicKeyLookup(); // issue 6: admin-created keys (see key-store.ts)
+  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest), dynamic] : [new StaticKeyLookup(byDigest)]);
 }
 
 function familyOf(alg: string): string {

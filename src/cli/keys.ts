@@ -1,7 +1,8 @@
 // `portcullis keys`: create a static API key (printed once, with the policy entry holding only its
-// hash) and hash an existing key. The admin-API variants (revoke, list, --admin) come with dynamic
-// keys (issue 6).
+// hash) and hash an existing key; with --admin URL, create/list/revoke dynamic keys through the
+// admin API (issue 6), authenticated with PORTCULLIS_ADMIN_TOKEN.
 import { randomBytes } from 'node:crypto';
+import { fetch } from 'undici';
 import { stringify } from 'yaml';
 import { hashApiKey } from '../authn/api-key.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
@@ -18,8 +19,11 @@ Usage:
       to paste under authentication.apiKeys.keys.
   portcullis keys hash KEY
       Prints sha256:<hex> of KEY, the form policies store.
-  portcullis keys revoke ID --admin URL | list --admin URL [--tenant T]
-      Not available yet (issue 6: dynamic keys through the admin API).
+  portcullis keys create --admin URL --tenant T [--roles R,R] [--permissions P,P] [--id ID] [--expires DATE] [--subject S]
+  portcullis keys list --admin URL [--tenant T]
+  portcullis keys revoke ID --admin URL
+      Dynamic keys through the admin API (token from PORTCULLIS_ADMIN_TOKEN); effective at once on
+      every replica sharing the store.
 `;
 
 /** 32 random bytes, base64url: 256 bits of entropy behind a recognisable prefix. */
@@ -27,19 +31,89 @@ export function generateApiKey(): string {
   return `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
-function create(argv: readonly string[], io: CliIo): number {
+const splitList = (v: string | undefined): string[] => (v ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+
+async function adminCall(io: CliIo, base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any } | number> {
+  const token = io.env.PORTCULLIS_ADMIN_TOKEN;
+  if (!token) {
+    io.stderr('PORTCULLIS_ADMIN_TOKEN is not set\n');
+    return EXIT.usage;
+  }
+  let res;
+  try {
+    res = await fetch(new URL(path, base.endsWith('/') ? base : `${base}/`).toString(), {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    io.stderr(`cannot reach ${base}: ${(err as Error).message}\n`);
+    return EXIT.failed;
+  }
+  const text = await res.text();
+  let json: any;
+  try {
+    json = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (res.status >= 400) {
+    io.stderr(`${method} ${path}: ${res.status} ${json?.detail ?? json?.title ?? text}\n`);
+    return EXIT.failed;
+  }
+  return { status: res.status, json };
+}
+
+async function createRemote(values: Record<string, string | undefined>, io: CliIo): Promise<number> {
+  if (values.tenant === undefined) throw new UsageError('--tenant T is required');
+  const body: Record<string, unknown> = { tenant: values.tenant, roles: splitList(values.roles), permissions: splitList(values.permissions) };
+  if (values.id !== undefined) body.id = values.id;
+  if (values.expires !== undefined) body.expires = values.expires;
+  if (values.subject !== undefined) body.subject = values.subject;
+  const r = await adminCall(io, values.admin!, 'POST', 'admin/keys', body);
+  if (typeof r === 'number') return r;
+  io.stdout(`API key (shown once, store it now): ${r.json.key}\nid: ${r.json.id}\ntenant: ${r.json.tenant}\n`);
+  return EXIT.ok;
+}
+
+async function list(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { admin: { type: 'string' }, tenant: { type: 'string' }, json: { type: 'boolean' } });
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.admin === undefined) throw new UsageError('portcullis keys list --admin URL [--tenant T]');
+  const r = await adminCall(io, values.admin, 'GET', `admin/keys${values.tenant ? `?tenant=${encodeURIComponent(values.tenant)}` : ''}`);
+  if (typeof r === 'number') return r;
+  if (values.json) {
+    io.stdout(`${JSON.stringify(r.json.keys, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  io.stdout('ID\tTENANT\tROLES\tCREATED\tEXPIRES\n');
+  for (const k of r.json.keys as { id: string; tenant: string; roles: string[]; created: string; expires: string | null }[]) {
+    io.stdout(`${k.id}\t${k.tenant}\t${k.roles.join(',')}\t${k.created}\t${k.expires ?? '-'}\n`);
+  }
+  return EXIT.ok;
+}
+
+async function revoke(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { admin: { type: 'string' } });
+  if (positionals.length !== 1 || values.admin === undefined) throw new UsageError('portcullis keys revoke ID --admin URL');
+  const r = await adminCall(io, values.admin, 'DELETE', `admin/keys/${encodeURIComponent(positionals[0]!)}`);
+  if (typeof r === 'number') return r;
+  io.stdout(`revoked ${positionals[0]}\n`);
+  return EXIT.ok;
+}
+
+async function create(argv: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     tenant: { type: 'string' },
     roles: { type: 'string' },
     id: { type: 'string' },
     expires: { type: 'string' },
     admin: { type: 'string' },
+    permissions: { type: 'string' },
+    subject: { type: 'string' },
   });
-  if (values.admin !== undefined) {
-    io.stderr('portcullis keys create --admin: not available yet (issue 6)\n');
-    return EXIT.usage;
-  }
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  if (values.admin !== undefined) return createRemote(values, io);
   if (values.tenant === undefined || !/^[\x21-\x7e]+$/.test(values.tenant)) throw new UsageError('--tenant T is required (visible ASCII)');
   const roles = (values.roles ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
   if (roles.length === 0) throw new UsageError('--roles R,R is required');
@@ -75,9 +149,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     case 'hash':
       return hash(rest, io);
     case 'revoke':
+      return revoke(rest, io);
     case 'list':
-      io.stderr(`portcullis keys ${sub}: not available yet (issue 6: dynamic keys through the admin API)\n`);
-      return EXIT.usage;
+      return list(rest, io);
     default:
       throw new UsageError(sub === undefined ? 'a subcommand is required' : `unknown subcommand "${sub}"`);
   }

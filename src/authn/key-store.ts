@@ -1,0 +1,212 @@
+// Dynamic API keys (issue 6): created through the admin API, stored hashed (digest → record), found
+// by DynamicKeyLookup through an LRU cache with negative caching. Revocation reaches every replica
+// within ~1 s: Redis pub/sub on `portcullis:keys:invalidate` drops the cached entry; the memory store
+// invalidates locally. Wiring: app.ts creates one DynamicKeyLookup and installs it with
+// setDynamicKeyLookup() BEFORE PolicyManager.open; compile.ts appends it to every compiled
+// ApiKeyAuthenticator (so dynamic keys need an `authentication.apiKeys` section in the policy).
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import type { ApiKeyRecord, KeyLookup } from './api-key.js';
+
+export interface StoredKey {
+  readonly id: string;
+  /** Hex sha256 of the key (never the key). */
+  readonly digest: string;
+  readonly tenant: string;
+  readonly subject: string;
+  readonly roles: readonly string[];
+  readonly permissions: readonly string[];
+  /** ISO dates. */
+  readonly created: string;
+  readonly expires: string | undefined;
+}
+
+export interface KeyStore {
+  readonly kind: 'memory' | 'redis';
+  put(key: StoredKey): Promise<'ok' | 'duplicate'>;
+  byDigest(digest: string): Promise<StoredKey | undefined>;
+  list(tenant?: string): Promise<StoredKey[]>;
+  /** The removed key, or undefined when the id is unknown. */
+  remove(id: string): Promise<StoredKey | undefined>;
+  /** Called with a digest whenever any replica revokes it. */
+  onInvalidate(listener: (digest: string) => void): void;
+  close(): Promise<void>;
+}
+
+export const KEYS_HASH = 'portcullis:keys:byDigest';
+export const KEYS_ID_INDEX = 'portcullis:keys:byId';
+export const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
+
+export class MemoryKeyStore implements KeyStore {
+  readonly kind = 'memory' as const;
+  readonly #byDigest = new Map<string, StoredKey>();
+  readonly #byId = new Map<string, string>();
+  readonly #listeners: ((digest: string) => void)[] = [];
+  async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
+    if (this.#byId.has(key.id) || this.#byDigest.has(key.digest)) return 'duplicate';
+    this.#byDigest.set(key.digest, key);
+    this.#byId.set(key.id, key.digest);
+    for (const l of this.#listeners) l(key.digest);
+    return 'ok';
+  }
+  async byDigest(digest: string): Promise<StoredKey | undefined> {
+    return this.#byDigest.get(digest);
+  }
+  async list(tenant?: string): Promise<StoredKey[]> {
+    return [...this.#byDigest.values()].filter((k) => tenant === undefined || k.tenant === tenant);
+  }
+  async remove(id: string): Promise<StoredKey | undefined> {
+    const digest = this.#byId.get(id);
+    if (digest === undefined) return undefined;
+    const key = this.#byDigest.get(digest);
+    this.#byId.delete(id);
+    this.#byDigest.delete(digest);
+    for (const l of this.#listeners) l(digest);
+    return key;
+  }
+  onInvalidate(listener: (digest: string) => void): void {
+    this.#listeners.push(listener);
+  }
+  async close(): Promise<void> {}
+}
+
+export class RedisKeyStore implements KeyStore {
+  readonly kind = 'redis' as const;
+  readonly #cmd: Redis;
+  readonly #sub: Redis;
+  readonly #listeners: ((digest: string) => void)[] = [];
+  constructor(url: string) {
+    this.#cmd = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2 });
+    this.#sub = new Redis(url, { lazyConnect: false });
+    this.#cmd.on('error', () => undefined);
+    this.#sub.on('error', () => undefined);
+    void this.#sub.subscribe(INVALIDATE_CHANNEL).catch(() => undefined);
+    this.#sub.on('message', (channel: string, digest: string) => {
+      if (channel !== INVALIDATE_CHANNEL) return;
+      for (const l of this.#listeners) l(digest);
+    });
+  }
+  async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
+    const set = await this.#cmd.hsetnx(KEYS_ID_INDEX, key.id, key.digest);
+    if (set === 0) return 'duplicate';
+    const ok = await this.#cmd.hsetnx(KEYS_HASH, key.digest, JSON.stringify(key));
+    if (ok === 0) {
+      await this.#cmd.hdel(KEYS_ID_INDEX, key.id);
+      return 'duplicate';
+    }
+    // A replica may have cached this digest as unknown: drop it there too.
+    await this.#cmd.publish(INVALIDATE_CHANNEL, key.digest);
+    return 'ok';
+  }
+  async byDigest(digest: string): Promise<StoredKey | undefined> {
+    const raw = await this.#cmd.hget(KEYS_HASH, digest);
+    return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
+  }
+  async list(tenant?: string): Promise<StoredKey[]> {
+    const all = await this.#cmd.hvals(KEYS_HASH);
+    return all.map((r) => JSON.parse(r) as StoredKey).filter((k) => tenant === undefined || k.tenant === tenant);
+  }
+  async remove(id: string): Promise<StoredKey | undefined> {
+    const digest = await this.#cmd.hget(KEYS_ID_INDEX, id);
+    if (digest === null) return undefined;
+    const raw = await this.#cmd.hget(KEYS_HASH, digest);
+    await this.#cmd.multi().hdel(KEYS_ID_INDEX, id).hdel(KEYS_HASH, digest).exec();
+    await this.#cmd.publish(INVALIDATE_CHANNEL, digest);
+    return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
+  }
+  onInvalidate(listener: (digest: string) => void): void {
+    this.#listeners.push(listener);
+  }
+  async close(): Promise<void> {
+    this.#sub.disconnect();
+    await this.#cmd.quit().catch(() => undefined);
+  }
+}
+
+export function createKeyStore(storeUrl: string | undefined): KeyStore {
+  return storeUrl === undefined ? new MemoryKeyStore() : new RedisKeyStore(storeUrl);
+}
+
+const NOT_FOUND = Symbol('not-found');
+type Cached = ApiKeyRecord | typeof NOT_FOUND;
+
+export function toRecord(k: StoredKey): ApiKeyRecord {
+  return {
+    id: k.id,
+    principal: Object.freeze({ subject: k.subject, tenant: k.tenant, roles: Object.freeze([...k.roles]), permissions: Object.freeze([...k.permissions]), keyId: k.id, via: 'apiKey' as const }),
+    expiresAt: k.expires === undefined ? undefined : Date.parse(k.expires),
+    disabled: false,
+  };
+}
+
+export interface DynamicKeyLookupOptions {
+  readonly max?: number;
+  /** Positive entries (revocation also drops them via invalidation). */
+  readonly ttlMs?: number;
+  /** Unknown digests: remembered this long so junk keys do not hit the store per request. */
+  readonly negativeTtlMs?: number;
+}
+
+export class DynamicKeyLookup implements KeyLookup {
+  #store: KeyStore | undefined;
+  readonly #cache: LRUCache<string, { v: Cached }>;
+  readonly #inflight = new Map<string, Promise<ApiKeyRecord | undefined>>();
+  readonly #negativeTtl: number;
+  /** The store may be attached later: app.ts only knows store.url once the policy is loaded. */
+  constructor(store?: KeyStore, opts: DynamicKeyLookupOptions = {}) {
+    this.#negativeTtl = opts.negativeTtlMs ?? 1000;
+    this.#cache = new LRUCache({ max: opts.max ?? 10_000, ttl: opts.ttlMs ?? 60_000 });
+    if (store) this.attach(store);
+  }
+  get store(): KeyStore | undefined {
+    return this.#store;
+  }
+  attach(store: KeyStore): void {
+    this.#store = store;
+    this.#cache.clear();
+    store.onInvalidate((digest) => {
+      this.#cache.delete(digest);
+      this.#inflight.delete(digest);
+    });
+  }
+  lookup(digest: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined> {
+    const store = this.#store;
+    if (store === undefined) return undefined;
+    const hit = this.#cache.get(digest);
+    if (hit !== undefined) return hit.v === NOT_FOUND ? undefined : hit.v;
+    const pending = this.#inflight.get(digest);
+    if (pending) return pending;
+    const p = store.byDigest(digest).then(
+      (k) => {
+        if (this.#inflight.get(digest) === p) {
+          this.#inflight.delete(digest);
+          if (k === undefined) this.#cache.set(digest, { v: NOT_FOUND }, { ttl: this.#negativeTtl });
+          else this.#cache.set(digest, { v: toRecord(k) });
+        }
+        return k === undefined ? undefined : toRecord(k);
+      },
+      () => {
+        this.#inflight.delete(digest);
+        return undefined; // store down: fail closed (unknown)
+      },
+    );
+    this.#inflight.set(digest, p);
+    return p;
+  }
+  /** Local invalidation (the store also broadcasts). */
+  invalidate(digest: string): void {
+    this.#cache.delete(digest);
+  }
+}
+
+let installed: DynamicKeyLookup | undefined;
+/**
+ * Process-wide registry (kept simple): set by app.ts before PolicyManager.open; every ApiKeyAuthenticator compiled afterwards appends
+ * it. Several apps in one process (tests): each plan keeps the lookup installed when it was compiled.
+ */
+export function setDynamicKeyLookup(lookup: DynamicKeyLookup | undefined): void {
+  installed = lookup;
+}
+export function dynamicKeyLookup(): DynamicKeyLookup | undefined {
+  return installed;
+}
