@@ -1,34 +1,16 @@
 // `portcullis bench` as a user runs it: the built CLI against a small fixture policy, 1s per run.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { root, runCli, type Ran } from '../helpers/cli.js';
 
-const root = new URL('../../', import.meta.url).pathname;
 const POLICY = 'test/fixtures/bench/basic';
 const LIMITED = 'test/fixtures/bench/limited';
 let work: string;
 
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bench(args: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'error' };
-    delete env.BENCH_FIXTURE_UPSTREAM;
-    const child = spawn(process.execPath, ['dist/main.js', 'bench', ...args], { cwd: root, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+// The fixture policies read BENCH_FIXTURE_UPSTREAM; unset, `bench` fills it with its own stub.
+const bench = (args: string[]): Promise<Ran> => runCli(['bench', ...args], { LOG_LEVEL: 'error' }, ['BENCH_FIXTURE_UPSTREAM']);
 
 interface Report {
   route: string;
