@@ -8,6 +8,7 @@
 //                    [--only direct,bare,public-route] [--json FILE]
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
+import { renderChart } from './chart.mjs';
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -176,7 +177,8 @@ async function main() {
   const json = JSON.stringify({ meta, results: rows }, null, 2);
   fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
   fs.writeFileSync(path.join(root, 'bench/results/latest.json'), `${json}\n`);
-  fs.writeFileSync(path.join(root, 'bench/results/latest.md'), md);
+  fs.writeFileSync(path.join(root, 'bench/results/latest.md'), `${md}\n![bench chart](latest.svg)\n`);
+  fs.writeFileSync(path.join(root, 'bench/results/latest.svg'), renderChart(rows, meta));
   if (flags.json) fs.writeFileSync(path.resolve(flags.json), `${json}\n`);
   process.stdout.write(md);
 }
