@@ -44,6 +44,12 @@ export class RequestContext {
   query = '';
   /** Host without port, lower-case. */
   host = '';
+  /** The Host header as sent ("" when absent). */
+  hostHeader = '';
+  /** Content-Length as sent, when present. */
+  contentLength: string | undefined = undefined;
+  /** Whether the request has a Transfer-Encoding (a chunked body). */
+  chunked = false;
   traceparent = '';
 
   route: CompiledRoute | undefined = undefined;

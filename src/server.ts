@@ -16,6 +16,7 @@ import { Forwarder } from './upstream/forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
 import { inFlight, requestCell, requestDuration, type HotCell } from './observability/metrics.js';
 import { requestIdFor } from './observability/request-id.js';
+import { arrivalHeaders } from './request-headers.js';
 import { traceparentFor } from './observability/traceparent.js';
 
 /** Audit's view of a finished request (implemented by the audit pipeline; a no-op by default). */
@@ -40,7 +41,10 @@ export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #forwarder: Forwarder;
   readonly #trusted = new WeakMap<Plan, TrustedProxies>();
-  readonly #counters = new Map<string, HotCell>();
+  /** portcullis_requests_total cells: route → (status, method, code) as one number → cell. */
+  readonly #counters = new Map<string, Map<number, HotCell>>();
+  readonly #methodIndex = new Map<string, number>();
+  readonly #codeIndex = new Map<string, number>();
   readonly #durations = new Map<string, Histogram>();
   readonly #sockets = new Set<Socket>();
   #inFlight = 0;
@@ -107,17 +111,21 @@ export class ProxyServer {
     const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
     this.#inFlight++;
     inFlight.n++;
-    res.once('close', () => this.#settle(ctx));
+    // `on`, not `once`: the response is never reused, and `once` costs a wrapper per request.
+    res.on('close', () => this.#settle(ctx));
     if (this.#draining) res.shouldKeepAlive = false;
 
     const trust = this.#trustOf(ctx.plan);
     const peer = req.socket.remoteAddress ?? '';
+    const h = arrivalHeaders(req.rawHeaders);
     ctx.trustedPeer = trust.trusts(peer);
     ctx.peerIp = peer;
-    ctx.clientIp = trust.clientIp(peer, req.headers['x-forwarded-for']);
-    ctx.requestId = requestIdFor(ctx.trustedPeer, req.headers['x-request-id']);
-    ctx.traceparent = traceparentFor(req.headers.traceparent);
-    const hostHeader = req.headers.host ?? '';
+    ctx.clientIp = trust.clientIp(peer, h.forwardedFor);
+    ctx.requestId = requestIdFor(ctx.trustedPeer, h.requestId);
+    ctx.traceparent = traceparentFor(h.traceparent);
+    ctx.contentLength = h.contentLength;
+    ctx.chunked = h.chunked;
+    const hostHeader = (ctx.hostHeader = h.host ?? '');
     const target = canonicalize(req.url ?? '/', hostHeader);
     if (isDeny(target)) return this.#deny(ctx, target);
     ctx.path = target.path;
@@ -166,7 +174,7 @@ export class ProxyServer {
     const limitHeaders = ctx.limits?.headers;
     if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
     // An unread request body (denied before reading it) would otherwise be parsed as the next request.
-    if (!ctx.req.complete && (ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined)) {
+    if (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked)) {
       headers.connection = 'close';
       res.shouldKeepAlive = false;
     }
@@ -187,9 +195,13 @@ export class ProxyServer {
       release();
     }
     const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
-    const key = `${route}\u0000${ctx.req.method}\u0000${status}\u0000${code}`;
-    let c = this.#counters.get(key);
-    if (c === undefined) this.#counters.set(key, (c = requestCell(route, ctx.req.method ?? '', String(status), code)));
+    const method = ctx.req.method ?? '';
+    // A number, not a concatenated string, names the cell: no string is built or hashed per request.
+    const key = status * 16384 + smallIndex(this.#methodIndex, method) * 128 + smallIndex(this.#codeIndex, code);
+    let cells = this.#counters.get(route);
+    if (cells === undefined) this.#counters.set(route, (cells = new Map()));
+    let c = cells.get(key);
+    if (c === undefined) cells.set(key, (c = requestCell(route, method, String(status), code)));
     c.n++;
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
@@ -221,6 +233,13 @@ export class ProxyServer {
     await closed;
     await this.#forwarder.close();
   }
+}
+
+/** A small stable number for a string of a bounded set: HTTP methods (llhttp knows < 50), reason codes (< 30). */
+function smallIndex(index: Map<string, number>, value: string): number {
+  let i = index.get(value);
+  if (i === undefined) index.set(value, (i = index.size));
+  return i;
 }
 
 /** Host header without port, lower-case ("[::1]:8080" → "[::1]"). */

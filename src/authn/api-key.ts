@@ -2,8 +2,8 @@
 // comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
 // object, so their 401 bodies are byte-identical apart from the request id.
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { deny, type Deny } from '../errors.js';
+import { firstHeader } from '../request-headers.js';
 import type { Principal } from './principal.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
@@ -77,10 +77,10 @@ export class ApiKeyAuthenticator {
   }
 
   /** undefined: no API key presented (not mine). */
-  authenticate(req: IncomingMessage, now: number = Date.now()): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
-    const value = req.headers[this.header];
+  authenticate(rawHeaders: readonly string[], now: number = Date.now()): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
+    const value = firstHeader(rawHeaders, this.header); // a repeated key header was refused (400) before
     if (value === undefined) return undefined;
-    if (typeof value !== 'string' || value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
+    if (value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
     let digest = this.#digests.get(value);
     if (digest === undefined) {
       digest = createHash('sha256').update(value).digest('hex');

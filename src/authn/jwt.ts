@@ -3,11 +3,11 @@
 // algorithms, exp (required), nbf, iss, aud, typ and crit. Keys never come from token headers:
 // tokens that carry jku/x5u/jwk/x5c are refused outright. Verified tokens are cached (bounded,
 // TTL never past exp) so a repeated token costs a map lookup, not a signature check.
-import type { IncomingMessage } from 'node:http';
 import type { KeyObject } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { deny, type Deny } from '../errors.js';
+import { firstHeader } from '../request-headers.js';
 import { jwtCacheTotal } from '../observability/metrics.js';
 import { claimAt, listClaim, stringClaim, type ClaimPath } from './claims.js';
 import { IdpUnavailable } from './jwks.js';
@@ -55,8 +55,8 @@ export class JwtAuthenticator {
   readonly challenge: string;
   readonly #byIssuer: Map<string, JwtIssuer>;
   readonly #cache = new LRUCache<string, Cached>({ max: CACHE_MAX_ENTRIES, ttl: CACHE_MAX_TTL_MS, maxSize: 32 * 1024 * 1024, sizeCalculation: (_v, k) => k.length + 64 });
-  readonly #hit = jwtCacheTotal.labels('hit');
-  readonly #miss = jwtCacheTotal.labels('miss');
+  readonly #hit = jwtCacheTotal.cell('hit');
+  readonly #miss = jwtCacheTotal.cell('miss');
   readonly #invalid: Deny;
   readonly #expired: Deny;
   readonly #unavailable: Deny;
@@ -70,8 +70,8 @@ export class JwtAuthenticator {
   }
 
   /** undefined: no bearer token presented (not mine). */
-  authenticate(req: IncomingMessage): JwtOutcome | Promise<JwtOutcome> | undefined {
-    const header = req.headers.authorization;
+  authenticate(rawHeaders: readonly string[]): JwtOutcome | Promise<JwtOutcome> | undefined {
+    const header = firstHeader(rawHeaders, 'authorization'); // a repeated Authorization was refused (400) before
     if (header === undefined) return undefined;
     const scheme = BEARER.exec(header);
     if (scheme === null) return undefined;
@@ -83,10 +83,10 @@ export class JwtAuthenticator {
     if (token.length > MAX_TOKEN_LENGTH) return this.#fail('too-large');
     const cached = this.#cache.get(token);
     if (cached !== undefined) {
-      this.#hit.inc();
+      this.#hit.n++;
       return cached.outcome;
     }
-    this.#miss.inc();
+    this.#miss.n++;
     return this.#verifyUncached(token);
   }
 

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { deny, type Deny } from '../errors.js';
 import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
 import type { RequestContext } from '../context.js';
-import { authTotal } from '../observability/metrics.js';
+import { authTotal, type HotCell } from '../observability/metrics.js';
 import type { ApiKeyAuthenticator, ApiKeyOutcome } from './api-key.js';
 import type { JwtAuthenticator, JwtOutcome } from './jwt.js';
 
@@ -72,7 +72,7 @@ export class AuthenticateStage implements Stage {
   readonly #logger: Pick<Logger, 'info' | 'debug'> | undefined;
   readonly #onFailure: ((ctx: RequestContext, code: string) => void) | undefined;
   readonly #queryNames = new Map<string, ReadonlySet<string>>();
-  readonly #counters = new Map<string, Map<string, { inc(): void }>>();
+  readonly #counters = new Map<string, Map<string, HotCell>>();
 
   constructor(options: AuthenticateStageOptions = {}) {
     this.#logger = options.logger;
@@ -94,7 +94,7 @@ export class AuthenticateStage implements Stage {
     const methods = routeAuthn.methods;
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;
-      const out = m.authenticate(ctx.req) as AnyOutcome | Promise<AnyOutcome> | undefined;
+      const out = m.authenticate(ctx.req.rawHeaders) as AnyOutcome | Promise<AnyOutcome> | undefined;
       if (out === undefined) continue;
       if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
       return this.#finish(ctx, m, out);
@@ -106,7 +106,7 @@ export class AuthenticateStage implements Stage {
     if (out.principal !== undefined) {
       ctx.principal = out.principal;
       this.#count(m.method, 'success');
-      ctx.note(this.name, `authenticated ${out.principal.subject} via ${m.method}`);
+      if (ctx.trace !== undefined) ctx.note(this.name, `authenticated ${out.principal.subject} via ${m.method}`);
       return CONTINUE;
     }
     const d = out.deny!;
@@ -132,8 +132,8 @@ export class AuthenticateStage implements Stage {
     let byResult = this.#counters.get(method);
     if (byResult === undefined) this.#counters.set(method, (byResult = new Map()));
     let counter = byResult.get(result);
-    if (counter === undefined) byResult.set(result, (counter = authTotal.labels(method, result)));
-    counter.inc();
+    if (counter === undefined) byResult.set(result, (counter = authTotal.cell(method, result)));
+    counter.n++;
   }
 
   #namesFor(header: string): ReadonlySet<string> {

@@ -17,29 +17,52 @@ export interface HotCell {
   n: number;
 }
 
-const requestCells = new Map<string, { labels: Record<string, string>; cell: HotCell }>();
+type CounterConfig<T extends string> = ConstructorParameters<typeof Counter<T>>[0];
 
-export const requestsTotal = new Counter({
+/**
+ * A counter the hot path bumps through cells (one per label combination, looked up once and kept):
+ * a cell is a plain number, added to the prom-client counter when /metrics is scraped.
+ */
+export type HotCounter<T extends string> = Counter<T> & { cell(...values: string[]): HotCell };
+
+function hotCounter<T extends string>(config: CounterConfig<T>): HotCounter<T> {
+  const cells = new Map<string, { labels: Partial<Record<T, string>>; cell: HotCell }>();
+  const names = (config.labelNames ?? []) as readonly T[];
+  const counter = new Counter<T>({
+    ...config,
+    collect() {
+      for (const { labels, cell } of cells.values()) {
+        if (cell.n > 0) {
+          this.inc(labels, cell.n);
+          cell.n = 0;
+        }
+      }
+    },
+  });
+  return Object.assign(counter, {
+    cell(...values: string[]): HotCell {
+      const key = values.join('\u0000');
+      let e = cells.get(key);
+      if (e === undefined) {
+        const labels: Partial<Record<T, string>> = {};
+        names.forEach((n, i) => (labels[n] = values[i] ?? ''));
+        cells.set(key, (e = { labels, cell: { n: 0 } }));
+      }
+      return e.cell;
+    },
+  });
+}
+
+export const requestsTotal = hotCounter({
   name: 'portcullis_requests_total',
   help: 'Requests answered, by route, method, status and reason code ("OK" when allowed and forwarded).',
   labelNames: ['route', 'method', 'status', 'code'] as const,
   registers: [registry],
-  collect() {
-    for (const { labels, cell } of requestCells.values()) {
-      if (cell.n > 0) {
-        this.inc(labels, cell.n);
-        cell.n = 0;
-      }
-    }
-  },
 });
 
 /** The cell for one label combination of portcullis_requests_total (cache it: it is stable). */
 export function requestCell(route: string, method: string, status: string, code: string): HotCell {
-  const key = `${route}\u0000${method}\u0000${status}\u0000${code}`;
-  let e = requestCells.get(key);
-  if (e === undefined) requestCells.set(key, (e = { labels: { route, method, status, code }, cell: { n: 0 } }));
-  return e.cell;
+  return requestsTotal.cell(route, method, status, code);
 }
 
 /** A histogram whose observe is a bucket search and two additions; exported in Prometheus form. */
@@ -139,13 +162,13 @@ export const policyInfo = new Gauge({
 });
 
 // Authentication and authorization
-export const authTotal = new Counter({
+export const authTotal = hotCounter({
   name: 'portcullis_auth_total',
   help: 'Authentication attempts by method (apiKey | jwt | none) and result (success or a reason code).',
   labelNames: ['method', 'result'] as const,
   registers: [registry],
 });
-export const jwtCacheTotal = new Counter({
+export const jwtCacheTotal = hotCounter({
   name: 'portcullis_jwt_cache_total',
   help: 'Verified-token cache lookups by result (hit | miss).',
   labelNames: ['result'] as const,

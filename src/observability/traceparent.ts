@@ -24,5 +24,7 @@ export function traceparentFor(header: string | string[] | undefined): string {
     const m = TRACEPARENT.exec(header);
     if (m !== null && m[1] !== 'ff' && m[2] !== ZERO_TRACE && m[3] !== ZERO_SPAN) return `00-${m[2]}-${randomHex(8)}-${m[4]}`;
   }
-  return `00-${randomHex(16)}-${randomHex(8)}-01`;
+  // One hex conversion for both ids: 16 bytes of trace id, then 8 of parent id.
+  const ids = randomHex(24);
+  return `00-${ids.slice(0, 32)}-${ids.slice(32)}-01`;
 }

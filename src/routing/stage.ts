@@ -15,7 +15,7 @@ export const routeStage: Stage = {
     }
     ctx.route = match.route;
     ctx.params = match.params;
-    ctx.note('route', `matched route ${match.route.name}`);
+    if (ctx.trace !== undefined) ctx.note('route', `matched route ${match.route.name}`);
     return CONTINUE;
   },
 };

@@ -21,7 +21,7 @@ export const bodyLimitStage: Stage = {
   run(ctx: RequestContext): Outcome {
     const max = ctx.route?.maxBodySize;
     if (max === undefined) return CONTINUE;
-    const declared = ctx.req.headers['content-length'];
+    const declared = ctx.contentLength;
     if (declared !== undefined && Number(declared) > max) {
       ctx.note('bodyLimit', `Content-Length ${declared} exceeds ${max}`);
       return TOO_LARGE;
@@ -50,6 +50,6 @@ class ByteLimit extends Transform {
 export function requestBody(ctx: RequestContext): Readable {
   const max = ctx.route?.maxBodySize;
   // With Content-Length, the stage checked it and the parser never delivers more than declared.
-  if (max === undefined || ctx.req.headers['content-length'] !== undefined) return ctx.req;
+  if (max === undefined || ctx.contentLength !== undefined) return ctx.req;
   return ctx.req.pipe(new ByteLimit(max));
 }

@@ -27,7 +27,7 @@ export class BreakerStage implements Stage {
       return deny('BREAKER_OPEN', `The circuit breaker of upstream "${up.name}" is open.`, { 'retry-after': String(seconds) });
     }
     ctx.admission = pick;
-    ctx.note('breaker', `target ${pick.handle.origin}`);
+    if (ctx.trace !== undefined) ctx.note('breaker', `target ${pick.handle.origin}`);
     return CONTINUE;
   }
 }

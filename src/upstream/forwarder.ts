@@ -6,7 +6,7 @@ import type { RequestContext } from '../context.js';
 import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
 import { deny, type Deny } from '../errors.js';
 import { upstreamDuration } from '../observability/metrics.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeadersRaw, upstreamRequestHeaders } from './headers.js';
 import { retryAdmission } from './retry.js';
 import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 
@@ -21,10 +21,16 @@ interface PoolEntry {
   readonly pool: Pool;
   readonly host: string;
   readonly histogram: { observe(v: number): void };
+  /** Set when retain() closed the pool: a request still on an older Plan gets a fresh entry. */
+  closed: boolean;
 }
+
+const poolKey = (up: UpstreamPlan, target: UpstreamTarget): string => `${target.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`;
 
 export class Forwarder {
   readonly #pools = new Map<string, PoolEntry>();
+  /** The entry of each target object of a Plan, so the per-request lookup builds no key string. */
+  readonly #byTarget = new WeakMap<UpstreamTarget, PoolEntry>();
   readonly #onFailure: ForwardFailure;
 
   constructor(onFailure: ForwardFailure) {
@@ -32,7 +38,9 @@ export class Forwarder {
   }
 
   #entry(up: UpstreamPlan, target: UpstreamTarget): PoolEntry {
-    const key = `${target.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`;
+    const cached = this.#byTarget.get(target);
+    if (cached !== undefined && !cached.closed) return cached;
+    const key = poolKey(up, target);
     let e = this.#pools.get(key);
     if (e === undefined) {
       const pool = new Pool(target.origin, {
@@ -42,9 +50,10 @@ export class Forwarder {
         bodyTimeout: up.responseTimeoutMs,
         keepAliveTimeout: 4_000,
       });
-      e = { pool, host: new URL(target.origin).host, histogram: upstreamDuration.labels(up.name) };
+      e = { pool, host: new URL(target.origin).host, histogram: upstreamDuration.labels(up.name), closed: false };
       this.#pools.set(key, e);
     }
+    this.#byTarget.set(target, e);
     return e;
   }
 
@@ -52,11 +61,12 @@ export class Forwarder {
   retain(plan: Plan): void {
     const live = new Set<string>();
     for (const up of plan.upstreams.values()) {
-      for (const t of up.targets) live.add(`${t.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`);
+      for (const t of up.targets) live.add(poolKey(up, t));
     }
     for (const [key, e] of this.#pools) {
       if (!live.has(key)) {
         this.#pools.delete(key);
+        e.closed = true;
         void e.pool.close().catch(() => undefined);
       }
     }
@@ -68,7 +78,7 @@ export class Forwarder {
     const t = target ?? ctx.admission?.handle.target ?? up.targets[0]!;
     const entry = this.#entry(up, t);
     const req = ctx.req;
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    const hasBody = ctx.contentLength !== undefined ? ctx.contentLength !== '0' : ctx.chunked;
     const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody);
     ctx.upstream = handler;
     entry.pool.dispatch(
@@ -101,7 +111,12 @@ export class Forwarder {
   }
 }
 
-/** Streams one upstream response to the client. One object per request: no closures. */
+/**
+ * Streams one upstream response to the client. One object per request: no closures. It speaks
+ * undici's raw handler protocol (onConnect/onHeaders/onData/onComplete/onError), the one undici's
+ * clients call internally: the newer onRequestStart/onResponseStart form is wrapped by an adapter
+ * that parses every response header into an object we would only turn back into an array.
+ */
 class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #ctx: RequestContext;
   readonly #histogram: { observe(v: number): void };
@@ -109,9 +124,13 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #forwardPath: string;
   readonly #attempt: number;
   readonly #hasBody: boolean;
-  #controller: Dispatcher.DispatchController | undefined;
+  #abort: ((err?: Error) => void) | undefined;
   #done = false;
   #resume: (() => void) | undefined;
+  /** Body bytes still to come when the upstream declared a Content-Length (-1: not declared). */
+  #remaining = -1;
+  /** The last chunk already ended the client response (Content-Length reached). */
+  #ended = false;
 
   constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean) {
     this.#ctx = ctx;
@@ -124,34 +143,45 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   /** The client went away (the server calls this from its one 'close' listener): stop the upstream request too. */
   abort(): void {
-    if (!this.#done) this.#controller?.abort(new Error('client closed the connection'));
+    if (!this.#done) this.#abort?.(new Error('client closed the connection'));
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#ctx.res.destroyed) controller.abort(new Error('client closed the connection'));
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    ctx.res.writeHead(statusCode, clientResponseHeaders(headers, ctx.requestId, ctx.limits?.headers));
+    const headers = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers);
+    this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : declaredLength(rawHeaders);
+    ctx.res.writeHead(statusCode, headers);
+    this.#resume = resume;
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#ctx.res.write(chunk)) {
-      controller.pause();
-      this.#ctx.res.once('drain', (this.#resume ??= () => controller.resume()));
+  onData(chunk: Buffer): boolean {
+    const res = this.#ctx.res;
+    // The chunk that completes a declared length ends the response in the same call: one write, no
+    // extra tick to uncork the socket.
+    if (this.#remaining > 0 && (this.#remaining -= chunk.length) === 0) {
+      this.#ended = true;
+      res.end(chunk);
+      return true;
     }
+    if (res.write(chunk)) return true;
+    res.once('drain', this.#resume!);
+    return false;
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#done = true;
-    this.#ctx.res.end();
+    if (!this.#ended) this.#ctx.res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.#done = true;
     const ctx = this.#ctx;
     const res = ctx.res;
@@ -173,4 +203,16 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
+}
+
+/** The upstream's Content-Length from raw headers, or -1 when absent or not a plain number. */
+function declaredLength(raw: readonly Buffer[]): number {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
+      const n = Number(raw[i + 1]!.toString('latin1'));
+      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+  }
+  return -1;
 }

@@ -3,43 +3,77 @@
 // choose identity: X-Forwarded-*, X-Request-Id, traceparent and the identity headers are always
 // the gateway's, whatever their case, however often they appear, whatever Connection lists.
 import type { RequestContext } from '../context.js';
-import { forwardOf, identityHeaders } from '../authn/forward.js';
+import { forwardOf, identityHeaders, type IdentityForward } from '../authn/forward.js';
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) plus those the proxy itself sets. */
+/** How a request header name is treated; one Map lookup per header decides. */
+const enum Kind {
+  /** Hop-by-hop (RFC 9110 §7.6.1), or set by the proxy itself: dropped. */
+  Drop = 1,
+  /** Set by the gateway; a trusted proxy's value is carried over (and extended). */
+  GatewayOwned = 2,
+  /** Connection: dropped, and the names it lists are dropped too. */
+  Connection = 3,
+}
+
 // `expect` too: the proxy answers 100-continue itself (after every stage passed), and undici refuses it.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'proxy-authorization', 'proxy-authenticate', 'expect']);
-/** Set by the gateway: client copies are dropped. */
-const GATEWAY_OWNED = new Set(['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent', 'tracestate', 'x-real-ip']);
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'proxy-authorization', 'proxy-authenticate', 'expect'];
+const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent', 'tracestate', 'x-real-ip'];
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
 
-/** The lower-case names listed in Connection header values (each may be a comma list). */
-function connectionListed(raw: readonly string[]): string[] | undefined {
-  let listed: string[] | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
-    for (const token of raw[i + 1]!.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t !== '' && t !== 'close' && t !== 'keep-alive') (listed ??= []).push(t);
-    }
+/** The request header classes for one set of forwarding rules (identity and credential names are plan-specific). */
+const kindsByForward = new WeakMap<IdentityForward, ReadonlyMap<string, Kind>>();
+function kindsOf(forward: IdentityForward): ReadonlyMap<string, Kind> {
+  let kinds = kindsByForward.get(forward);
+  if (kinds === undefined) {
+    const m = new Map<string, Kind>();
+    for (const n of forward.strip) m.set(n, Kind.Drop);
+    for (const n of HOP_BY_HOP) m.set(n, Kind.Drop);
+    for (const n of GATEWAY_OWNED) m.set(n, Kind.GatewayOwned);
+    m.set('connection', Kind.Connection);
+    kindsByForward.set(forward, (kinds = m));
   }
-  return listed;
+  return kinds;
+}
+
+/** The lower-case names a Connection value lists, besides close and keep-alive (undefined: none). */
+function listedIn(value: string, into: string[] | undefined): string[] | undefined {
+  const v = value.length === 10 || value.length === 5 ? value.toLowerCase() : '';
+  if (v === 'keep-alive' || v === 'close') return into; // the usual values: nothing to split
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive') (into ??= []).push(t);
+  }
+  return into;
+}
+
+/** Removes the [name, value] pairs whose (lower-case) name is listed, in place. */
+function dropListed(out: string[], listed: readonly string[], lowerCase: boolean): void {
+  let w = 0;
+  for (let r = 0; r < out.length; r += 2) {
+    const name = lowerCase ? out[r]! : out[r]!.toLowerCase();
+    if (listed.includes(name)) continue;
+    out[w++] = out[r]!;
+    out[w++] = out[r + 1]!;
+  }
+  out.length = w;
 }
 
 /** Upstream request headers for an allowed request. */
 export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string): string[] {
   const raw = ctx.req.rawHeaders;
   const forward = forwardOf(ctx.plan);
-  const strip = forward.strip;
-  const listed = connectionListed(raw);
+  const kinds = kindsOf(forward);
   const out: string[] = [];
+  let listed: string[] | undefined;
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || strip.has(name)) continue;
-    if (GATEWAY_OWNED.has(name)) {
+    const kind = kinds.get(name);
+    if (kind === undefined) {
+      out.push(name, raw[i + 1]!);
+    } else if (kind === Kind.GatewayOwned) {
       // Only a trusted proxy's values carry over (and are extended below).
       if (ctx.trustedPeer) {
         const v = raw[i + 1]!;
@@ -47,17 +81,17 @@ export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string
         else if (name === 'x-forwarded-proto') forwardedProto ??= v;
         else if (name === 'x-forwarded-host') forwardedHost ??= v;
       }
-      continue;
+    } else if (kind === Kind.Connection) {
+      listed = listedIn(raw[i + 1]!, listed);
     }
-    if (listed !== undefined && listed.includes(name)) continue;
-    out.push(name, raw[i + 1]!);
   }
+  if (listed !== undefined) dropListed(out, listed, true);
   const peer = ctx.peerIp;
   out.push(
     'host', upstreamHost,
     'x-forwarded-for', forwardedFor === undefined ? peer : `${forwardedFor}, ${peer}`,
     'x-forwarded-proto', forwardedProto ?? ((ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
-    'x-forwarded-host', forwardedHost ?? ctx.req.headers.host ?? '',
+    'x-forwarded-host', forwardedHost ?? ctx.hostHeader,
     'x-request-id', ctx.requestId,
     'traceparent', ctx.traceparent,
   );
@@ -66,11 +100,39 @@ export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string
   return out;
 }
 
-/** Client response headers from the upstream's, as a flat array for `writeHead`. */
+/** Appends the gateway's own response headers: the request id and the rate-limit headers. */
+function gatewayResponseHeaders(out: string[], requestId: string, extra: Readonly<Record<string, string>> | undefined): string[] {
+  out.push('x-request-id', requestId);
+  if (extra !== undefined) for (const k in extra) out.push(k, extra[k]!);
+  return out;
+}
+
+/**
+ * Client response headers from undici's raw response headers ([name, value, …] as bytes), as a
+ * flat array for `writeHead`. Bytes are carried as latin1 so any value round-trips unchanged.
+ */
+export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: string, extra?: Readonly<Record<string, string>>): string[] {
+  const out: string[] = [];
+  let listed: string[] | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (RESPONSE_HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') listed = listedIn(raw[i + 1]!.toString('latin1'), listed);
+      continue;
+    }
+    if (lower === 'x-request-id') continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  if (listed !== undefined) dropListed(out, listed, false);
+  return gatewayResponseHeaders(out, requestId, extra);
+}
+
+/** Client response headers from a parsed (node:http) header object, as a flat array for `writeHead`. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>, requestId: string, extra?: Readonly<Record<string, string>>): string[] {
   const out: string[] = [];
   const connection = headers.connection;
-  const listed = connection === undefined ? undefined : connectionListed(['connection', typeof connection === 'string' ? connection : connection.join(',')]);
+  const listed = connection === undefined ? undefined : listedIn(typeof connection === 'string' ? connection : connection.join(','), undefined);
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || RESPONSE_HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
@@ -78,7 +140,5 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }
-  out.push('x-request-id', requestId);
-  if (extra !== undefined) for (const k in extra) out.push(k, extra[k]!);
-  return out;
+  return gatewayResponseHeaders(out, requestId, extra);
 }

@@ -9,7 +9,7 @@ const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { 
 describe('bench policies for authentication', () => {
   it('the API key scenario authenticates its bench key', async () => {
     const plan = await load('bench/policies/api-key');
-    const out = await plan.authn!.apiKey!.authenticate({ headers: { 'x-api-key': 'bench-key-acme' } } as never);
+    const out = await plan.authn!.apiKey!.authenticate(['x-api-key', 'bench-key-acme']);
     expect(out?.principal?.tenant).toBe('acme');
   });
 

@@ -32,7 +32,7 @@ authentication:
 routes:
   - { name: r, match: { path: /r } }
 `);
-    const out = await plan.authn!.apiKey!.authenticate({ headers: { 'x-api-key': key } } as never);
+    const out = await plan.authn!.apiKey!.authenticate(['x-api-key', key]);
     expect(out?.principal?.tenant).toBe('acme');
   });
 
