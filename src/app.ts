@@ -37,6 +37,9 @@ export interface App {
   shutdown(): Promise<void>;
 }
 
+/** How long startup waits for the limits store before serving anyway. */
+const STORE_WARMUP_MS = 3_000;
+
 export async function startApp(opts: AppOptions): Promise<App> {
   const logger = opts.logger;
   const bus = new EventBus();
@@ -72,6 +75,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => {
     if ((plan.limits?.storeUrl ?? '') !== (store.url ?? '')) logger.warn('store.url changed: restart Portcullis to use the new store');
   });
+  // Connected (and its scripts loaded) before the first request, or said why not: the first
+  // requests must not spend their short store timeout on a handshake.
+  if (!(await store.store.warmUp(STORE_WARMUP_MS))) logger.warn({ waitedMs: STORE_WARMUP_MS }, 'limits store not reachable yet: serving with store.onError until it is');
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));

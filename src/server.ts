@@ -242,11 +242,18 @@ function smallIndex(index: Map<string, number>, value: string): number {
   return i;
 }
 
+let lastHost = '';
+let lastHostOnly = '';
+
 /** Host header without port, lower-case ("[::1]:8080" → "[::1]"). */
 function hostOnly(host: string): string {
+  // Clients send the same Host on every request of a connection: remember the last answer.
+  if (host === lastHost) return lastHostOnly;
   let end = host.length;
   const colon = host.lastIndexOf(':');
   if (colon !== -1 && host.indexOf(']', colon) === -1) end = colon;
   const h = end === host.length ? host : host.slice(0, end);
-  return h.toLowerCase();
+  lastHost = host;
+  lastHostOnly = h.toLowerCase();
+  return lastHostOnly;
 }

@@ -15,12 +15,20 @@ export interface IdentityForward {
 
 export const FORWARD_DEFAULTS = Object.freeze({ subject: 'x-auth-subject', tenant: 'x-auth-tenant', roles: 'x-auth-roles', keyId: 'x-auth-key-id' });
 
+/** Roles header values by roles array: principals are long-lived (static keys, cached tokens), so join once. */
+const joinedRoles = new WeakMap<readonly string[], string>();
+function rolesValue(roles: readonly string[]): string {
+  let v = joinedRoles.get(roles);
+  if (v === undefined) joinedRoles.set(roles, (v = roles.join(',')));
+  return v;
+}
+
 /** The gateway's identity headers for this principal (appended as name/value pairs to `out`). */
 export function identityHeaders(forward: IdentityForward, principal: Principal | undefined, out: string[]): void {
   if (principal === undefined) return;
   out.push(forward.subject, principal.subject);
   if (principal.tenant !== undefined) out.push(forward.tenant, principal.tenant);
-  if (principal.roles.length > 0) out.push(forward.roles, principal.roles.join(','));
+  if (principal.roles.length > 0) out.push(forward.roles, rolesValue(principal.roles));
   if (principal.keyId !== undefined) out.push(forward.keyId, principal.keyId);
 }
 
@@ -29,7 +37,7 @@ export function setIdentityHeaders(forward: IdentityForward, principal: Principa
   if (principal === undefined) return;
   headers[forward.subject] = principal.subject;
   if (principal.tenant !== undefined) headers[forward.tenant] = principal.tenant;
-  if (principal.roles.length > 0) headers[forward.roles] = principal.roles.join(',');
+  if (principal.roles.length > 0) headers[forward.roles] = rolesValue(principal.roles);
   if (principal.keyId !== undefined) headers[forward.keyId] = principal.keyId;
 }
 

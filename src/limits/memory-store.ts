@@ -135,6 +135,10 @@ export class MemoryStore implements LimitStore {
     return Promise.resolve(durationMs);
   }
 
+  async warmUp(): Promise<boolean> {
+    return true;
+  }
+
   async close(): Promise<void> {
     this.#buckets.clear();
     this.#lockouts.clear();

@@ -127,6 +127,29 @@ export class RedisStore implements LimitStore {
     return Math.max(0, Number(await this.#client.portcullisLockout(key, failures, Math.max(1, Math.round(windowMs)), Math.max(1, Math.round(durationMs)))));
   }
 
+  async warmUp(maxWaitMs: number): Promise<boolean> {
+    const client = this.#client;
+    if (client.status !== 'ready') {
+      const ready = await new Promise<boolean>((resolve) => {
+        const done = (ok: boolean): void => {
+          clearTimeout(timer);
+          client.off('ready', onReady);
+          resolve(ok);
+        };
+        const onReady = (): void => done(true);
+        const timer = setTimeout(() => done(false), maxWaitMs);
+        client.once('ready', onReady);
+      });
+      if (!ready) return false;
+    }
+
+    // One call of each script through the client: ioredis sends a script it has not run yet with
+    // EVAL (the whole script) on every command of the first pipeline, so without this the first burst
+    // of requests would each upload it and could blow their short timeout. Afterwards: EVALSHA.
+    await Promise.all([this.check({ buckets: [], quota: undefined, concurrency: undefined }), this.lockedOut('portcullis:{warmup}:lockout')]).catch(() => undefined);
+    return true;
+  }
+
   async close(): Promise<void> {
     this.#client.disconnect();
   }

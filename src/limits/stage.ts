@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deny, type Deny } from '../errors.js';
 import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { RequestContext } from '../context.js';
+import type { LimitState, RequestContext } from '../context.js';
 import type { EventBus } from '../events.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
 import type { LimitsPlan, RouteBucketPlan, TierPlan } from './compile.js';
@@ -22,7 +22,60 @@ let slotCounter = 0;
 interface Lease {
   tokens: number;
   expires: number;
-  headers: Readonly<Record<string, string>>;
+  /** Shared by every request the lease admits: headers only, nothing to release. */
+  readonly state: LimitState;
+}
+
+/** What the limits of one route and tenant are, precomputed (see LimitsStage.#templateOf). */
+interface Template {
+  readonly tag: string;
+  /** The buckets whose keys do not depend on the request (the tier's). */
+  readonly buckets: readonly BucketCheck[];
+  /** Route buckets, whose keys name who is asking; undefined when the route has none. */
+  readonly routeBuckets: readonly RouteBucketPlan[] | undefined;
+  readonly policies: readonly string[];
+  readonly quota: LimitCheck['quota'];
+  readonly concurrency: { readonly key: string; readonly limit: number; readonly ttlMs: number } | undefined;
+  /** Whether every bucket can be leased (no quota, no concurrency, leases above cost). */
+  readonly leasable: boolean;
+  /** The lease key when it does not depend on the request. */
+  readonly leaseKey: string | undefined;
+}
+
+const NO_TENANT = '\u0000none';
+const MAX_TEMPLATES_PER_ROUTE = 10_000;
+const NO_LIMITS = Object.freeze({}) as Template;
+
+function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[] | undefined, tenant: string | undefined): Template {
+  const tier = tenant === undefined ? undefined : (plan.members.get(tenant) ?? plan.defaultTier);
+  if (routeBuckets === undefined && tier === undefined) return NO_LIMITS;
+  const tag = `${plan.prefix}{t:${tenant ?? '-'}}`;
+  const buckets: BucketCheck[] = [];
+  const policies: string[] = [];
+  let leasable = true;
+  if (tier !== undefined && tier.ratePerMs !== undefined) {
+    buckets.push(Object.freeze({ key: `${tag}:tier:${tier.name}`, ratePerMs: tier.ratePerMs, burst: tier.burst, cost: 1, lease: tier.lease, policy: 'tier' }));
+    policies.push(tier.policyHeader!);
+    if (tier.lease <= 1) leasable = false;
+  }
+  for (const b of routeBuckets ?? []) {
+    policies.push(b.policyHeader);
+    if (b.lease <= b.cost) leasable = false;
+  }
+  const quota = tier?.quota === undefined ? undefined : Object.freeze({ key: `${tag}:quota`, limit: tier.quota.limit, window: tier.quota.window });
+  const concurrency = tier?.concurrency === undefined ? undefined : Object.freeze({ key: `${tag}:conc`, limit: tier.concurrency, ttlMs: plan.slotTtlMs });
+  if (quota !== undefined || concurrency !== undefined) leasable = false;
+  const fixedKey = buckets.length === 1 ? buckets[0]!.key : buckets.map((b) => b.key).join('|');
+  return Object.freeze({
+    tag,
+    buckets: Object.freeze(buckets),
+    routeBuckets,
+    policies: Object.freeze(policies),
+    quota,
+    concurrency,
+    leasable,
+    leaseKey: leasable && routeBuckets === undefined ? fixedKey : undefined,
+  });
 }
 
 /** Holds the long-lived store: survives Plan swaps (a changed store.url needs a restart). */
@@ -36,6 +89,7 @@ export class LimitsStage implements Stage {
   readonly #logger: Logger | undefined;
   readonly #bus: EventBus | undefined;
   readonly #leases = new Map<string, Lease>();
+  readonly #templates = new WeakMap<LimitsPlan, Map<number, Map<string, Template>>>();
   /** Lease refills in flight: requests arriving meanwhile wait for that one call instead of each making their own. */
   readonly #refills = new Map<string, Promise<unknown>>();
   #degraded = false;
@@ -48,53 +102,67 @@ export class LimitsStage implements Stage {
 
   run(ctx: RequestContext): Outcome | Promise<Outcome> {
     const plan = ctx.plan.limits;
-    if (plan === undefined || ctx.route === undefined) return CONTINUE;
-    const routeBuckets = plan.routes.get(ctx.route.index);
-    const tenant = ctx.principal?.tenant;
-    const tier = tenant === undefined ? undefined : (plan.members.get(tenant) ?? plan.defaultTier);
-    if (routeBuckets === undefined && tier === undefined) return CONTINUE;
+    const route = ctx.route;
+    if (plan === undefined || route === undefined) return CONTINUE;
+    const t = this.#templateOf(plan, route.index, ctx.principal?.tenant);
+    if (t === undefined) return CONTINUE;
 
-    const tag = `${plan.prefix}{t:${tenant ?? '-'}}`;
-    const buckets: BucketCheck[] = [];
-    let leasable = true;
-    const policies: string[] = [];
-    if (tier !== undefined && tier.ratePerMs !== undefined) {
-      buckets.push({ key: `${tag}:tier:${tier.name}`, ratePerMs: tier.ratePerMs, burst: tier.burst, cost: 1, lease: tier.lease, policy: 'tier' });
-      policies.push(tier.policyHeader!);
-      if (tier.lease <= 1) leasable = false;
-    }
-    if (routeBuckets !== undefined) {
-      for (const b of routeBuckets) {
-        buckets.push({ key: `${tag}:r:${ctx.route.name}:${b.index}:${identify(ctx, b)}`, ratePerMs: b.ratePerMs, burst: b.burst, cost: b.cost, lease: b.lease, policy: b.policyName });
-        policies.push(b.policyHeader);
-        if (b.lease <= b.cost) leasable = false;
+    let buckets = t.buckets;
+    let leaseKey = t.leaseKey;
+    if (t.routeBuckets !== undefined) {
+      // Route buckets count by who is asking: their keys are per request.
+      const all = buckets.slice();
+      for (const b of t.routeBuckets) {
+        all.push({ key: `${t.tag}:r:${route.name}:${b.index}:${identify(ctx, b)}`, ratePerMs: b.ratePerMs, burst: b.burst, cost: b.cost, lease: b.lease, policy: b.policyName });
       }
+      buckets = all;
+      if (t.leasable) leaseKey = all.length === 1 ? all[0]!.key : all.map((b) => b.key).join('|');
     }
-    const quota = tier?.quota === undefined ? undefined : { key: `${tag}:quota`, limit: tier.quota.limit, window: tier.quota.window };
-    const concurrency = tier?.concurrency === undefined ? undefined : { key: `${tag}:conc`, limit: tier.concurrency, ttlMs: plan.slotTtlMs, slot: `${instance}:${(slotCounter = (slotCounter + 1) % 1e12)}` };
-    if (quota !== undefined || concurrency !== undefined) leasable = false;
+    const c = t.concurrency;
+    const concurrency = c === undefined ? undefined : { key: c.key, limit: c.limit, ttlMs: c.ttlMs, slot: `${instance}:${(slotCounter = (slotCounter + 1) % 1e12)}` };
 
-    const leaseKey = leasable ? (buckets.length === 1 ? buckets[0]!.key : buckets.map((b) => b.key).join('|')) : undefined;
     if (leaseKey !== undefined) {
       if (this.#spend(ctx, leaseKey)) return CONTINUE;
       const refill = this.#refills.get(leaseKey);
       if (refill !== undefined) {
         // Wait for the refill in flight, then spend from it; only if it ran dry ask the store ourselves.
-        return refill.then(() => (this.#spend(ctx, leaseKey) ? CONTINUE : this.#ask(ctx, plan, buckets, quota, concurrency, policies, leaseKey)));
+        const key = leaseKey;
+        return refill.then(() => (this.#spend(ctx, key) ? CONTINUE : this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key)));
       }
     }
-    return this.#ask(ctx, plan, buckets, quota, concurrency, policies, leaseKey);
+    return this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, leaseKey);
+  }
+
+  /**
+   * What applies to one route and tenant, built on first use and kept with the Plan: keys, bucket
+   * checks and policy names are the same for every request of that pair, so a request whose lease
+   * has tokens left allocates nothing here. undefined: no limit applies.
+   */
+  #templateOf(plan: LimitsPlan, routeIndex: number, tenant: string | undefined): Template | undefined {
+    let byRoute = this.#templates.get(plan);
+    if (byRoute === undefined) this.#templates.set(plan, (byRoute = new Map()));
+    let byTenant = byRoute.get(routeIndex);
+    if (byTenant === undefined) byRoute.set(routeIndex, (byTenant = new Map()));
+    const tenantKey = tenant ?? NO_TENANT;
+    let t = byTenant.get(tenantKey);
+    if (t === undefined) {
+      t = buildTemplate(plan, plan.routes.get(routeIndex), tenant);
+      // Tenants come from credentials (JWT claims too): bound what one route remembers.
+      if (byTenant.size >= MAX_TEMPLATES_PER_ROUTE) byTenant.clear();
+      byTenant.set(tenantKey, t);
+    }
+    return t === NO_LIMITS ? undefined : t;
   }
 
   #spend(ctx: RequestContext, leaseKey: string): boolean {
     const lease = this.#leases.get(leaseKey);
     if (lease === undefined || lease.tokens <= 0 || lease.expires <= performance.now()) return false;
     lease.tokens--;
-    ctx.limits = { headers: lease.headers, release: undefined, degraded: false };
+    ctx.limits = lease.state;
     return true;
   }
 
-  #ask(ctx: RequestContext, plan: LimitsPlan, buckets: BucketCheck[], quota: LimitCheck['quota'], concurrency: LimitCheck['concurrency'], policies: string[], leaseKey: string | undefined): Outcome | Promise<Outcome> {
+  #ask(ctx: RequestContext, plan: LimitsPlan, buckets: readonly BucketCheck[], quota: LimitCheck['quota'], concurrency: LimitCheck['concurrency'], policies: readonly string[], leaseKey: string | undefined): Outcome | Promise<Outcome> {
     const check: LimitCheck = { buckets, quota, concurrency };
     const store = this.#holder.store;
     if (store instanceof MemoryStore) return this.#decide(ctx, plan, check, store.checkSync(check), policies, leaseKey, undefined);
@@ -113,7 +181,7 @@ export class LimitsStage implements Stage {
     return pending;
   }
 
-  #decide(ctx: RequestContext, plan: LimitsPlan, check: LimitCheck, r: LimitResult, policies: string[], leaseKey: string | undefined, tier: TierPlan | undefined): Outcome {
+  #decide(ctx: RequestContext, plan: LimitsPlan, check: LimitCheck, r: LimitResult, policies: readonly string[], leaseKey: string | undefined, tier: TierPlan | undefined): Outcome {
     if (this.#degraded) this.#recovered();
     const policyHeader = policies.join(', ');
     const b = r.bucket >= 0 ? check.buckets[r.bucket] : undefined;
@@ -131,7 +199,7 @@ export class LimitsStage implements Stage {
     if (leaseKey !== undefined) {
       let spare = Infinity;
       for (let i = 0; i < check.buckets.length; i++) spare = Math.min(spare, (r.granted[i] ?? 1) - check.buckets[i]!.cost);
-      if (spare > 0) this.#leases.set(leaseKey, { tokens: spare, expires: performance.now() + LEASE_TTL_MS, headers });
+      if (spare > 0) this.#leases.set(leaseKey, { tokens: spare, expires: performance.now() + LEASE_TTL_MS, state: { headers, release: undefined, degraded: false } });
       if (this.#leases.size > 50_000) this.#leases.clear();
     }
     void plan;

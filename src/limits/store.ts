@@ -88,6 +88,12 @@ export interface LimitStore {
    * lockout (0: not locked out). Failures while locked out do not extend the lockout.
    */
   recordFailure(key: string, failures: number, windowMs: number, durationMs: number): Promise<number>;
+  /**
+   * Waits (at most `maxWaitMs`) until the store can answer a check quickly: connected, scripts
+   * loaded. Startup calls it before listening, so the first requests do not spend their short
+   * timeout on a connection handshake. Resolves false when the store is not reachable yet.
+   */
+  warmUp(maxWaitMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -19,7 +19,6 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEO
 
 interface PoolEntry {
   readonly pool: Pool;
-  readonly host: string;
   readonly histogram: { observe(v: number): void };
   /** Set when retain() closed the pool: a request still on an older Plan gets a fresh entry. */
   closed: boolean;
@@ -50,7 +49,7 @@ export class Forwarder {
         bodyTimeout: up.responseTimeoutMs,
         keepAliveTimeout: 4_000,
       });
-      e = { pool, host: new URL(target.origin).host, histogram: upstreamDuration.labels(up.name), closed: false };
+      e = { pool, histogram: upstreamDuration.labels(up.name), closed: false };
       this.#pools.set(key, e);
     }
     this.#byTarget.set(target, e);
@@ -86,7 +85,7 @@ export class Forwarder {
         origin: t.origin,
         path: t.basePath + forwardPath + ctx.query,
         method: req.method as Dispatcher.HttpMethod,
-        headers: upstreamRequestHeaders(ctx, entry.host),
+        headers: upstreamRequestHeaders(ctx, undefined), // undici writes the pool origin's Host
         body: hasBody ? requestBody(ctx) : null, // counted against maxBodySize when chunked
       },
       handler,

@@ -58,8 +58,11 @@ function dropListed(out: string[], listed: readonly string[], lowerCase: boolean
   out.length = w;
 }
 
-/** Upstream request headers for an allowed request. */
-export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string): string[] {
+/**
+ * Upstream request headers for an allowed request. Host is the upstream's own: undici writes it
+ * from the pool's origin when `upstreamHost` is undefined (node:http callers pass it explicitly).
+ */
+export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string | undefined): string[] {
   const raw = ctx.req.rawHeaders;
   const forward = forwardOf(ctx.plan);
   const kinds = kindsOf(forward);
@@ -87,8 +90,8 @@ export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string
   }
   if (listed !== undefined) dropListed(out, listed, true);
   const peer = ctx.peerIp;
+  if (upstreamHost !== undefined) out.push('host', upstreamHost);
   out.push(
-    'host', upstreamHost,
     'x-forwarded-for', forwardedFor === undefined ? peer : `${forwardedFor}, ${peer}`,
     'x-forwarded-proto', forwardedProto ?? ((ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
     'x-forwarded-host', forwardedHost ?? ctx.hostHeader,

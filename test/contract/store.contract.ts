@@ -19,6 +19,12 @@ const only = (b: BucketCheck): LimitCheck => ({ buckets: [b], quota: undefined, 
 
 export function storeContract(name: string, make: () => Promise<StoreFixture>): void {
   describe(`${name} store contract`, () => {
+    it('warms up, then answers checks', async () => {
+      const f = await make();
+      expect(await f.store.warmUp(3000)).toBe(true);
+      expect((await f.store.check(only(bucket(`${f.tag()}:warm`, 10, 1)))).allowed).toBe(true);
+    });
+
     it('lockout: the N-th failure within the window locks the key for the duration', async () => {
       const f = await make();
       const key = `${f.tag()}:lockout`;

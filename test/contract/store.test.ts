@@ -70,6 +70,38 @@ describe('redis store specifics', () => {
     expect(await admin.pttl(key)).toBeGreaterThan(60_000);
   });
 
+  it('warms up before the first check: connected, scripts loaded, so the first check is one EVALSHA', async () => {
+    const server = await PrivateRedis.start();
+    const probe = new Redis(server.url);
+    const store = new RedisStore({ url: server.url, timeoutMs: 500 });
+    try {
+      expect(await store.warmUp(3000)).toBe(true);
+      const before = await commandStats(probe);
+      await store.check({ buckets: [{ key: 'w:{t:a}:b', ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined });
+      const after = await commandStats(probe);
+      expect((after.evalsha ?? 0) - (before.evalsha ?? 0)).toBe(1);
+      expect((after.eval ?? 0) - (before.eval ?? 0)).toBe(0); // no NOSCRIPT fallback
+    } finally {
+      probe.disconnect();
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('says when it cannot warm up because Redis is not there, within the wait', async () => {
+    const server = await PrivateRedis.start();
+    await server.kill();
+    const store = new RedisStore({ url: server.url, timeoutMs: 50 });
+    try {
+      const t0 = Date.now();
+      expect(await store.warmUp(300)).toBe(false);
+      expect(Date.now() - t0).toBeLessThan(1500);
+    } finally {
+      await store.close();
+      await server.stop();
+    }
+  });
+
   it('recovers after SCRIPT FLUSH', async () => {
     const tag = `test:${run}:{t:flush}`;
     const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined };

@@ -54,7 +54,7 @@ export class PrivateRedis {
   /** SIGKILL: the abrupt failure a crashed Redis is. */
   async kill(): Promise<void> {
     const c = this.#child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return; // already gone
     await new Promise<void>((resolve) => {
       c.once('exit', () => resolve());
       c.kill('SIGKILL');
