@@ -154,9 +154,9 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    const headers = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers);
-    this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : declaredLength(rawHeaders);
-    ctx.res.writeHead(statusCode, headers);
+    const head = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers);
+    this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : head.contentLength;
+    ctx.res.writeHead(statusCode, head.headers);
     this.#resume = resume;
     return true;
   }
@@ -202,16 +202,4 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
-}
-
-/** The upstream's Content-Length from raw headers, or -1 when absent or not a plain number. */
-function declaredLength(raw: readonly Buffer[]): number {
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') {
-      const n = Number(raw[i + 1]!.toString('latin1'));
-      return Number.isSafeInteger(n) && n >= 0 ? n : -1;
-    }
-  }
-  return -1;
 }

@@ -110,13 +110,22 @@ function gatewayResponseHeaders(out: string[], requestId: string, extra: Readonl
   return out;
 }
 
+/** The client's response head, from the upstream's. */
+export interface ResponseHead {
+  /** Flat [name, value, …] for `writeHead`. */
+  readonly headers: string[];
+  /** The upstream's Content-Length, or -1 when absent or not a plain number. */
+  readonly contentLength: number;
+}
+
 /**
- * Client response headers from undici's raw response headers ([name, value, …] as bytes), as a
- * flat array for `writeHead`. Bytes are carried as latin1 so any value round-trips unchanged.
+ * The client response head from undici's raw response headers ([name, value, …] as bytes). Bytes
+ * are carried as latin1 so any value round-trips unchanged.
  */
-export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: string, extra?: Readonly<Record<string, string>>): string[] {
+export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: string, extra?: Readonly<Record<string, string>>): ResponseHead {
   const out: string[] = [];
   let listed: string[] | undefined;
+  let contentLength = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
@@ -125,10 +134,15 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: stri
       continue;
     }
     if (lower === 'x-request-id') continue;
-    out.push(name, raw[i + 1]!.toString('latin1'));
+    const value = raw[i + 1]!.toString('latin1');
+    if (lower.length === 14 && lower === 'content-length') {
+      const n = Number(value);
+      contentLength = Number.isSafeInteger(n) && n >= 0 ? n : -1;
+    }
+    out.push(name, value);
   }
   if (listed !== undefined) dropListed(out, listed, false);
-  return gatewayResponseHeaders(out, requestId, extra);
+  return { headers: gatewayResponseHeaders(out, requestId, extra), contentLength };
 }
 
 /** Client response headers from a parsed (node:http) header object, as a flat array for `writeHead`. */

@@ -204,6 +204,52 @@ describe('proxy core', () => {
     }
   });
 
+  it('tells the upstream its own Host, never the one the client sent', async () => {
+    const prev = handler;
+    handler = (req, res) => res.end(JSON.stringify({ host: req.headers.host, forwardedHost: req.headers['x-forwarded-host'] }));
+    try {
+      const r = await get('/open/host', { host: 'api.example.com' });
+      expect(r.json()).toEqual({ host: new URL(upstreamUrl).host, forwardedHost: 'api.example.com' });
+    } finally {
+      handler = prev;
+    }
+  });
+
+  it('relays response header bytes unchanged, and bodies whether their length is declared, chunked or absent (HEAD)', async () => {
+    const prev = handler;
+    const big = 'y'.repeat(300_000); // arrives in many chunks
+    handler = (req, res) => {
+      req.resume();
+      if (req.url === '/open/latin1') {
+        res.setHeader('x-name', Buffer.from('caf\u00e9 \u00fc', 'latin1').toString('latin1'));
+        return res.end('ok');
+      }
+      if (req.url === '/open/chunked') {
+        res.write('first,');
+        return setTimeout(() => res.end('second'), 20);
+      }
+      res.setHeader('content-length', String(big.length));
+      res.end(req.method === 'HEAD' ? undefined : big);
+    };
+    try {
+      const head = await raw('GET /open/latin1 HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect(Buffer.from(head, 'latin1').includes(Buffer.from('x-name: caf\u00e9 \u00fc', 'latin1'))).toBe(true);
+      const chunked = await get('/open/chunked');
+      expect(chunked.text).toBe('first,second');
+      const long = await get('/open/long');
+      expect(long.headers['content-length']).toBe(String(big.length));
+      expect(long.text).toBe(big);
+      const res = await undiciRequest(`${base}/open/long`, { method: 'HEAD' });
+      await res.body.text();
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-length']).toBe(String(big.length));
+      // The connection is still usable afterwards: nothing of a HEAD body was left on it.
+      expect((await get('/open/chunked')).text).toBe('first,second');
+    } finally {
+      handler = prev;
+    }
+  });
+
   it('overwrites X-Forwarded-* and X-Request-Id from an untrusted client', async () => {
     const r = await get('/open/xff', { 'x-forwarded-for': '6.6.6.6', 'X-Forwarded-Host': 'evil', 'x-forwarded-proto': 'https', 'x-request-id': 'chosen-by-client' });
     const seen = r.json().headers;
