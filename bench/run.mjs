@@ -97,6 +97,23 @@ const stopAll = async () => {
 };
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
+// CPU time the proxy process spent (µs): its main thread (the event loop, which bounds its
+// throughput) and all its threads. Steadier than req/s on a small, shared machine. Linux only.
+const TICK_US = 1e6 / 100; // USER_HZ
+function cpuOf(pid) {
+  if (pid === undefined) return undefined;
+  const read = (file) => {
+    const f = fs.readFileSync(file, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  };
+  try {
+    return { main: read(`/proc/${pid}/task/${pid}/stat`), all: read(`/proc/${pid}/stat`) };
+  } catch {
+    return undefined;
+  }
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -113,8 +130,9 @@ async function main() {
   const targets = [];
   if (wanted('direct')) targets.push({ name: 'direct', url: upstream, path: PATH, headers: {} });
   const barePort = await freePort();
-  await waitPort(barePort, start(process.execPath, ['bench/bare-proxy.mjs', String(barePort), upstream]));
-  targets.push({ name: 'bare undici proxy', url: `http://127.0.0.1:${barePort}`, path: PATH, headers: {} });
+  const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(barePort), upstream]);
+  await waitPort(barePort, bare);
+  targets.push({ name: 'bare undici proxy', url: `http://127.0.0.1:${barePort}`, path: PATH, headers: {}, pid: bare.pid });
 
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
     const extra = s.setup ? await s.setup(ctx) : {};
@@ -125,7 +143,7 @@ async function main() {
       { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
     );
     await waitReady(adminPort, child);
-    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers: s.headers ?? {}, measure: extra.measure });
+    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers: s.headers ?? {}, measure: extra.measure, pid: child.pid });
   }
 
   if (warmup > 0) for (const t of targets) await load(t, warmup);
@@ -135,9 +153,13 @@ async function main() {
     const order = targets.map((_, i) => targets[(i + r) % targets.length]);
     for (const t of order) {
       const before = t.measure ? await t.measure.before() : undefined;
+      const cpu0 = cpuOf(t.pid);
       const res = await load(t, duration);
+      const cpu1 = cpuOf(t.pid);
       const extra = t.measure ? await t.measure.after(before, res.requests.total) : {};
-      samples.get(t.name).push({ rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...extra });
+      const perRequest = (a, b) => (a === undefined || b === undefined ? undefined : Number(((b - a) / Math.max(1, res.requests.total)).toFixed(1)));
+      const cpu = cpu0 === undefined ? {} : { 'main µs/req': perRequest(cpu0.main, cpu1?.main), 'cpu µs/req': perRequest(cpu0.all, cpu1?.all) };
+      samples.get(t.name).push({ rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...cpu, ...extra });
       process.stderr.write(`round ${r + 1}/${rounds} ${t.name}: ${Math.round(res.requests.average)} req/s, p99 ${res.latency.p99} ms, non-2xx ${res.non2xx}\n`);
     }
   }
@@ -159,10 +181,17 @@ async function main() {
       rounds: ss,
     };
   });
+  // Throughput a single event loop can reach is bounded by its CPU per request: the bare proxy's
+  // main-thread µs/req over each target's is the steadier twin of the req/s ratio.
+  const bareMain = rows.find((r) => r.name === 'bare undici proxy')?.extra['main µs/req'];
+  for (const r of rows) {
+    const m = r.extra['main µs/req'];
+    if (bareMain !== undefined && m !== undefined && m > 0) r.extra['× bare (main CPU)'] = Number((bareMain / m).toFixed(2));
+  }
   const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, path: PATH };
   // Columns a scenario's measure adds (e.g. redis round trips per request); blank for the others.
   const extraCols = [...new Set(rows.flatMap((r) => Object.keys(r.extra)))];
-  const cell = (v) => (v === undefined ? '' : Number.isInteger(v) ? String(v) : v.toFixed(2));
+  const cell = (v, col = '') => (v === undefined ? '' : col.startsWith('×') || !Number.isInteger(v) ? v.toFixed(2) : String(v));
   const md = [
     `Bench ${meta.date} · node ${meta.node} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections (medians)`,
     '',
@@ -170,7 +199,7 @@ async function main() {
     `| --- | ---: | ---: | ---: | ---: | ---: | ---: |${extraCols.map(() => ' ---: |').join('')}`,
     ...rows.map(
       (r) =>
-        `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c])} |`).join('')}`,
+        `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`,
     ),
     '',
   ].join('\n');
