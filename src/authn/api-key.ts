@@ -1,8 +1,8 @@
 // API keys: the configured header only, looked up by sha256 digest (a Map get: no scan, no string
 // comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
 // object, so their 401 bodies are byte-identical apart from the request id.
-import { createHash } from 'node:crypto';
 import { deny, type Deny } from '../errors.js';
+import { sha256Hex } from '../sha256.js';
 import { firstHeader } from '../request-headers.js';
 import type { Principal } from './principal.js';
 
@@ -53,7 +53,6 @@ export interface ApiKeyOutcome {
 
 // Visible ASCII only: anything else cannot be one of our keys (and must not reach a log line).
 const KEY_SHAPE = /^[\x21-\x7e]+$/;
-const DIGEST_MEMO_SIZE = 10_000;
 
 export class ApiKeyAuthenticator {
   readonly method = 'apiKey' as const;
@@ -64,8 +63,6 @@ export class ApiKeyAuthenticator {
   readonly #invalid: Deny;
   readonly #malformed: ApiKeyOutcome;
   readonly #unknown: ApiKeyOutcome;
-  /** Presented value → digest, so a repeated key costs a Map get instead of a sha256. */
-  readonly #digests = new Map<string, string>();
 
   constructor(header: string, lookups: readonly KeyLookup[]) {
     this.header = header.toLowerCase();
@@ -81,13 +78,9 @@ export class ApiKeyAuthenticator {
     const value = firstHeader(rawHeaders, this.header); // a repeated key header was refused (400) before
     if (value === undefined) return undefined;
     if (value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
-    let digest = this.#digests.get(value);
-    if (digest === undefined) {
-      digest = createHash('sha256').update(value).digest('hex');
-      // Bounded: a flood of distinct junk keys only empties the memo, it never grows past the cap.
-      if (this.#digests.size >= DIGEST_MEMO_SIZE) this.#digests.clear();
-      this.#digests.set(value, digest);
-    }
+    // Hashed on every request rather than memoised by the presented value: a memo would keep
+    // plaintext keys (and every guess) in a map, and the one-shot digest costs well under a µs.
+    const digest = sha256Hex(value);
     return this.#find(digest, 0, now);
   }
 
@@ -112,5 +105,5 @@ export class ApiKeyAuthenticator {
 
 /** `sha256:<hex>` as written in policies and printed by `portcullis keys`. */
 export function hashApiKey(key: string): string {
-  return `sha256:${createHash('sha256').update(key).digest('hex')}`;
+  return `sha256:${sha256Hex(key)}`;
 }
