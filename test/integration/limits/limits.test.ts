@@ -96,6 +96,48 @@ describe('limits', () => {
     expect(ok.headers.ratelimit).toMatch(/^"tier";r=\d+;t=\d+$/);
   });
 
+  it('keeps one bucket per tenant and, for route limits, one per principal or header value', async () => {
+    const app = await start(`version: 1
+upstreams: { app: { url: "${upstreamUrl}" } }
+authentication:
+  apiKeys:
+    keys:
+      - { id: a1, hash: "${hashApiKey('a1-secret')}", tenant: acme, roles: [user] }
+      - { id: a2, hash: "${hashApiKey('a2-secret')}", tenant: acme, roles: [user] }
+      - { id: g1, hash: "${hashApiKey('g1-secret')}", tenant: globex, roles: [user] }
+roles: { user: { permissions: ["api:use"] } }
+tenants:
+  tiers: { small: { rate: 1/m, burst: 3 } }
+  default: small
+routes:
+  - name: per-principal
+    match: { path: "/p/**" }
+    require: ["api:use"]
+    limits: [{ by: principal, rate: 1/m, burst: 1 }]
+  - name: tier-only
+    match: { path: "/t/**" }
+    require: ["api:use"]
+  - name: per-user
+    match: { path: "/h/**" }
+    public: true
+    limits: [{ by: "header:x-user", rate: 1/m, burst: 1 }]
+`);
+    const statuses = async (path: string, key: string, n: number) => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((await get(app.proxyUrl, path, key)).status);
+      return out;
+    };
+    // Route bucket by principal: a1 and a2 (same tenant) each get their one request.
+    expect(await statuses('/p/x', 'a1-secret', 2)).toEqual([200, 429]);
+    expect(await statuses('/p/x', 'a2-secret', 2)).toEqual([200, 429]);
+    // The tier bucket (burst 3) is per tenant: acme spent 2 above (a refused request takes no token),
+    // so one more acme request passes; globex has its own full bucket.
+    expect(await statuses('/t/x', 'a1-secret', 2)).toEqual([200, 429]);
+    expect(await statuses('/t/x', 'g1-secret', 4)).toEqual([200, 200, 200, 429]);
+    const byUser = async (user: string) => (await request(`${app.proxyUrl}/h/x`, { headers: { 'x-user': user } })).statusCode;
+    expect([await byUser('ann'), await byUser('ann'), await byUser('bob')]).toEqual([200, 429, 200]);
+  });
+
   it('counts a request without the identifier against one shared bucket, not a bypass', async () => {
     const app = await start(policy(''));
     const statuses = [];
