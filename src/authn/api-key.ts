@@ -63,6 +63,8 @@ export class ApiKeyAuthenticator {
   readonly #invalid: Deny;
   readonly #malformed: ApiKeyOutcome;
   readonly #unknown: ApiKeyOutcome;
+  /** The success outcome of each key record, built once (records are long-lived and immutable). */
+  readonly #accepted = new WeakMap<ApiKeyRecord, ApiKeyOutcome>();
 
   constructor(header: string, lookups: readonly KeyLookup[]) {
     this.header = header.toLowerCase();
@@ -99,7 +101,9 @@ export class ApiKeyAuthenticator {
   #judge(record: ApiKeyRecord, now: number): ApiKeyOutcome {
     if (record.disabled) return { deny: this.#invalid, failure: 'disabled', keyId: record.id };
     if (record.expiresAt !== undefined && now >= record.expiresAt) return { deny: this.#invalid, failure: 'expired', keyId: record.id };
-    return { principal: record.principal, keyId: record.id };
+    let ok = this.#accepted.get(record);
+    if (ok === undefined) this.#accepted.set(record, (ok = Object.freeze({ principal: record.principal, keyId: record.id })));
+    return ok;
   }
 }
 
