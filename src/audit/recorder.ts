@@ -1,16 +1,21 @@
 // F-proxy's RequestRecorder: turns a finished request into a small record for the pipeline,
-// honouring the route's `audit: all | denied | none`. No I/O, no copies of request data.
+// honouring the route's `audit: all | denied | none`. No I/O, no copies of request data. With the
+// audit worker it does not even build a record: it appends the fields to the batch in wire order.
 import type { RequestContext } from '../context.js';
 import type { RequestRecorder } from '../server.js';
+import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
+import { REQUEST } from './wire.js';
 
 export class AuditRecorder implements RequestRecorder {
-  readonly #pipeline: AuditPipeline;
+  readonly #pipeline: AuditPipeline | undefined;
+  readonly #worker: AuditWorker | undefined;
   readonly #redact: readonly string[];
 
-  constructor(pipeline: AuditPipeline) {
-    this.#pipeline = pipeline;
+  constructor(pipeline: AuditPipeline | AuditWorker) {
+    if (pipeline instanceof AuditWorker) this.#worker = pipeline;
+    else this.#pipeline = pipeline;
     this.#redact = pipeline.plan.redact;
   }
 
@@ -23,12 +28,36 @@ export class AuditRecorder implements RequestRecorder {
     const allowed = code === undefined || code === 'UPSTREAM_ERROR' || code === 'UPSTREAM_TIMEOUT';
     if (mode === 'denied' && allowed) return;
     const p = ctx.principal;
-    this.#pipeline.push({
+    const path = redactedTarget(ctx.path, ctx.query, this.#redact);
+    if (this.#worker !== undefined) {
+      // Order: see RequestRecord (wire.ts decodes it back).
+      this.#worker.take().push(
+        REQUEST,
+        Date.now(),
+        ctx.requestId,
+        ctx.req.method ?? '',
+        path,
+        route?.name ?? null,
+        ctx.clientIp,
+        p?.subject ?? null,
+        p?.tenant ?? null,
+        p?.keyId ?? null,
+        p?.via ?? null,
+        allowed,
+        code ?? null,
+        ctx.permission ?? null,
+        ctx.shadowDecision ?? null,
+        status,
+        durationMs,
+      );
+      return;
+    }
+    this.#pipeline!.push({
       kind: 0,
       time: Date.now(),
       requestId: ctx.requestId,
       method: ctx.req.method ?? '',
-      path: redactedTarget(ctx.path, ctx.query, this.#redact),
+      path,
       route: route?.name ?? null,
       ip: ctx.clientIp,
       subject: p?.subject ?? null,
