@@ -13,7 +13,7 @@ import { AuditPipeline } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
 import type { FromWorker, MetricSample, ToWorker, WorkerInit } from './worker.js';
 
-const FLUSH_MS = 5;
+const FLUSH_MS = Number(process.env.PORTCULLIS_AUDIT_BATCH_MS ?? 5);
 const FLUSH_AT = 2000;
 /**
  * Events posted but not yet processed by the worker. Past this the batch timer waits for the

@@ -6,12 +6,23 @@ import type { RequestRecorder } from '../server.js';
 import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
-import { REQUEST } from './wire.js';
+import { REQUEST, REQUEST_SAME, type WireValue } from './wire.js';
+import type { Principal } from '../authn/principal.js';
+import type { CompiledRoute } from '../routing/route.js';
 
 export class AuditRecorder implements RequestRecorder {
   readonly #pipeline: AuditPipeline | undefined;
   readonly #worker: AuditWorker | undefined;
   readonly #redact: readonly string[];
+  // What the last full request record of the current batch carried (see REQUEST_SAME).
+  #batch: WireValue[] | undefined;
+  #principal: Principal | undefined;
+  #route: CompiledRoute | undefined;
+  #method = '';
+  #ip = '';
+  #code: string | undefined;
+  #permission: string | undefined;
+  #shadow: string | undefined;
 
   constructor(pipeline: AuditPipeline | AuditWorker) {
     if (pipeline instanceof AuditWorker) this.#worker = pipeline;
@@ -30,26 +41,7 @@ export class AuditRecorder implements RequestRecorder {
     const p = ctx.principal;
     const path = redactedTarget(ctx.path, ctx.query, this.#redact);
     if (this.#worker !== undefined) {
-      // Order: see RequestRecord (wire.ts decodes it back).
-      this.#worker.take().push(
-        REQUEST,
-        Date.now(),
-        ctx.requestId,
-        ctx.req.method ?? '',
-        path,
-        route?.name ?? null,
-        ctx.clientIp,
-        p?.subject ?? null,
-        p?.tenant ?? null,
-        p?.keyId ?? null,
-        p?.via ?? null,
-        allowed,
-        code ?? null,
-        ctx.permission ?? null,
-        ctx.shadowDecision ?? null,
-        status,
-        durationMs,
-      );
+      this.#append(this.#worker.take(), ctx, path, allowed, status, durationMs);
       return;
     }
     this.#pipeline!.push({
@@ -71,5 +63,52 @@ export class AuditRecorder implements RequestRecorder {
       status,
       durationMs,
     });
+  }
+
+  #append(out: WireValue[], ctx: RequestContext, path: string, allowed: boolean, status: number, durationMs: number): void {
+    const p = ctx.principal;
+    const route = ctx.route;
+    const method = ctx.req.method ?? '';
+    if (
+      out === this.#batch &&
+      p === this.#principal &&
+      route === this.#route &&
+      method === this.#method &&
+      ctx.clientIp === this.#ip &&
+      ctx.code === this.#code &&
+      ctx.permission === this.#permission &&
+      ctx.shadowDecision === this.#shadow
+    ) {
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs);
+      return;
+    }
+    this.#batch = out;
+    this.#principal = p;
+    this.#route = route;
+    this.#method = method;
+    this.#ip = ctx.clientIp;
+    this.#code = ctx.code;
+    this.#permission = ctx.permission;
+    this.#shadow = ctx.shadowDecision;
+    // Order: see RequestRecord (wire.ts decodes it back).
+    out.push(
+      REQUEST,
+      Date.now(),
+      ctx.requestId,
+      method,
+      path,
+      route?.name ?? null,
+      ctx.clientIp,
+      p?.subject ?? null,
+      p?.tenant ?? null,
+      p?.keyId ?? null,
+      p?.via ?? null,
+      allowed,
+      ctx.code ?? null,
+      ctx.permission ?? null,
+      ctx.shadowDecision ?? null,
+      status,
+      durationMs,
+    );
   }
 }

@@ -22,18 +22,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fileSink = (file: string): SinkConfig => ({ kind: 'file', name: 'file', path: file, rotateBytes: 0, retainMs: 0, fsync: 'batch' });
 const lines = (file: string): string[] => readFileSync(file, 'utf8').trimEnd().split('\n');
 
+// Shared objects, as the server has them (compiled routes, cached principals): runs of requests
+// with the same ones travel in the short "same as before" wire form.
+const ROUTE = { name: 'reports', audit: 'all' };
+const PRINCIPALS = [
+  { subject: 'sub-"quoted"', tenant: 'acme', keyId: 'k1', via: 'apiKey' },
+  { subject: 'other', tenant: undefined, keyId: undefined, via: 'jwt' },
+];
+
 /** Just the fields AuditRecorder reads. */
 function ctx(i: number): RequestContext {
-  const denied = i % 3 === 0;
+  const denied = i % 7 === 0;
+  const lost = i % 11 === 0;
   return {
-    route: i % 5 === 0 ? undefined : { name: 'reports', audit: 'all' },
-    code: i % 5 === 0 ? 'ROUTE_NOT_FOUND' : denied ? 'PERMISSION_DENIED' : undefined,
-    principal: i % 5 === 0 ? undefined : { subject: `sub-"${i}"`, tenant: 'acme', keyId: 'k1', via: 'apiKey' },
+    route: lost ? undefined : ROUTE,
+    code: lost ? 'ROUTE_NOT_FOUND' : denied ? 'PERMISSION_DENIED' : undefined,
+    principal: lost ? undefined : PRINCIPALS[(i >> 4) % 2],
     path: `/v1/reports/${i}`,
     query: i % 2 === 0 ? `?token=t${i}&page=2` : '',
     requestId: `req-${i}`,
-    req: { method: 'GET' },
-    clientIp: '10.0.0.1',
+    req: { method: i % 13 === 0 ? 'POST' : 'GET' },
+    clientIp: i % 17 === 0 ? '10.0.0.2' : '10.0.0.1',
     permission: denied ? 'reports:read' : undefined,
     shadowDecision: undefined,
   } as unknown as RequestContext;
@@ -60,7 +69,7 @@ describe('audit worker', () => {
     const write = async (file: string, audit: AuditWorker | AuditPipeline): Promise<void> => {
       const r = new AuditRecorder(audit);
       for (let i = 0; i < 300; i++) {
-        r.record(ctx(i), i % 3 === 0 ? 403 : 200, i / 7);
+        r.record(ctx(i), i % 7 === 0 ? 403 : 200, i / 7);
         if (i % 50 === 0) audit.recordSystem({ type: 'key.revoked', keyId: `k${i}` });
       }
       await audit.close();
