@@ -33,14 +33,16 @@ export interface PipelineOptions {
    * main thread, which logs them and publishes them on its bus).
    */
   readonly onSinkHealth?: (e: SystemEvent) => void;
+  /** File sinks write synchronously (set by the audit worker, whose thread does nothing else). */
+  readonly syncIo?: boolean;
 }
 
-export function createSink(c: SinkConfig): AuditSink {
+export function createSink(c: SinkConfig, syncIo = false): AuditSink {
   switch (c.kind) {
     case 'stdout':
       return new StdoutSink({ name: c.name });
     case 'file':
-      return new FileSink({ name: c.name, path: c.path, rotateBytes: c.rotateBytes, retainMs: c.retainMs, fsync: c.fsync });
+      return new FileSink({ name: c.name, path: c.path, rotateBytes: c.rotateBytes, retainMs: c.retainMs, fsync: c.fsync, syncIo });
     case 'redisStream':
       return new RedisStreamSink({ name: c.name, url: c.url, key: c.key, maxLen: c.maxLen });
     case 'webhook':
@@ -77,7 +79,7 @@ export class AuditPipeline {
     this.#ids = new EventIds(`${this.instance}.${process.pid.toString(36)}`);
     this.#logger = o.logger;
     this.#head = chainHeadFor(plan, this.instance);
-    const sinks = o.sinks ?? plan.sinks.map(createSink);
+    const sinks = o.sinks ?? plan.sinks.map((c) => createSink(c, o.syncIo));
     this.dispatchers = sinks.map(
       (sink) =>
         new SinkDispatcher(sink, path.join(plan.spoolDir, `${sink.name}.spool.ndjson`), {

@@ -43,6 +43,7 @@ const pipeline = new AuditPipeline(init.plan, {
   instance: init.instance,
   maxQueue: init.maxQueue,
   retryMs: init.retryMs,
+  syncIo: true,
   onSinkHealth: (ev) => post({ t: 'health', ev }),
 });
 
