@@ -13,7 +13,10 @@ import { AuditPipeline } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
 import type { FromWorker, MetricSample, ToWorker, WorkerInit } from './worker.js';
 
-const FLUSH_MS = Number(process.env.PORTCULLIS_AUDIT_BATCH_MS ?? 5);
+// Longer than the in-thread pipeline's 5 ms: every batch wakes the worker (and its sink), and on a
+// 2-core box those wake-ups cost the main thread too. Measured (bench full vs redis-limits, main
+// thread µs/req above limits, 7 rounds): 5 ms +26, 20 ms +23; 50 ms was no better than 20 ms.
+const FLUSH_MS = 20;
 const FLUSH_AT = 2000;
 /**
  * Events posted but not yet processed by the worker. Past this the batch timer waits for the
