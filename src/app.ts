@@ -5,8 +5,10 @@ import { EventBus } from './events.js';
 import { PolicyManager } from './policy/manager.js';
 import { ProxyServer, type RequestRecorder } from './server.js';
 import { createStages } from './stages.js';
+import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
+import type { AuditPlan } from './audit/compile.js';
 import { AdminServer } from './admin/server.js';
 import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
 import { jwksResponse } from './upstream/identity-jwt.js';
@@ -62,7 +64,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   }
   // Audit is long-lived: built once from the first plan; it records the startup load itself
   // because the bus published that before anyone could subscribe.
-  const audit = policy.plan.audit ? new AuditPipeline(policy.plan.audit, { logger, bus }) : undefined;
+  const audit = policy.plan.audit ? createAudit(policy.plan.audit, logger, bus, env) : undefined;
   if (audit) {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
     policy.onSwap((plan) => audit.onPlan(plan.audit));
@@ -126,4 +128,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
       return stopping;
     },
   };
+}
+
+/**
+ * The audit worker thread when the compiled worker exists (a build), else the in-thread pipeline
+ * (running from TypeScript sources, or PORTCULLIS_AUDIT_WORKER=0 to compare the two).
+ */
+function createAudit(plan: AuditPlan, logger: Logger, bus: EventBus, env: NodeJS.ProcessEnv): AuditWorker | AuditPipeline {
+  const entry = env.PORTCULLIS_AUDIT_WORKER === '0' ? undefined : defaultWorkerEntry();
+  return entry ? new AuditWorker(plan, { logger, bus, entry }) : new AuditPipeline(plan, { logger, bus });
 }

@@ -60,10 +60,17 @@ export type AuditRecord = RequestRecord | SystemRecord;
 export class EventIds {
   readonly #prefix: string;
   #n = 0;
+  // Radix conversion of the clock is the expensive part: done once per distinct millisecond.
+  #lastTime = -1;
+  #head = '';
   constructor(instance: string) {
     this.#prefix = instance;
   }
   next(time: number): string {
-    return `${time.toString(36).padStart(9, '0')}-${this.#prefix}-${(this.#n++).toString(36).padStart(6, '0')}`;
+    if (time !== this.#lastTime) {
+      this.#lastTime = time;
+      this.#head = `${time.toString(36).padStart(9, '0')}-${this.#prefix}-`;
+    }
+    return `${this.#head}${(this.#n++).toString(36).padStart(6, '0')}`;
   }
 }

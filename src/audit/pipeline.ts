@@ -8,13 +8,14 @@ import type { EventBus, SystemEvent } from '../events.js';
 import { GENESIS, chainHash, type ChainHead } from './chain.js';
 import type { AuditPlan, SinkConfig } from './compile.js';
 import { SinkDispatcher } from './dispatcher.js';
-import { EventIds, type AuditRecord, type AuditSeverity } from './event.js';
+import { EventIds, type AuditRecord } from './event.js';
 import { formatHalves } from './format.js';
 import type { AuditSink } from './sink.js';
 import { FileSink, lastLine } from './sinks/file.js';
 import { RedisStreamSink } from './sinks/redis-stream.js';
 import { StdoutSink } from './sinks/stdout.js';
 import { WebhookSink } from './sinks/webhook.js';
+import { severityOf } from './wire.js';
 
 const FLUSH_MS = 5;
 const FLUSH_AT = 2000;
@@ -27,14 +28,21 @@ export interface PipelineOptions {
   readonly sinks?: readonly AuditSink[];
   readonly maxQueue?: number;
   readonly retryMs?: number;
+  /**
+   * Where sink failed/recovered events go instead of the bus (the audit worker hands them to the
+   * main thread, which logs them and publishes them on its bus).
+   */
+  readonly onSinkHealth?: (e: SystemEvent) => void;
+  /** File sinks write synchronously (set by the audit worker, whose thread does nothing else). */
+  readonly syncIo?: boolean;
 }
 
-export function createSink(c: SinkConfig): AuditSink {
+export function createSink(c: SinkConfig, syncIo = false): AuditSink {
   switch (c.kind) {
     case 'stdout':
       return new StdoutSink({ name: c.name });
     case 'file':
-      return new FileSink({ name: c.name, path: c.path, rotateBytes: c.rotateBytes, retainMs: c.retainMs, fsync: c.fsync });
+      return new FileSink({ name: c.name, path: c.path, rotateBytes: c.rotateBytes, retainMs: c.retainMs, fsync: c.fsync, syncIo });
     case 'redisStream':
       return new RedisStreamSink({ name: c.name, url: c.url, key: c.key, maxLen: c.maxLen });
     case 'webhook':
@@ -71,7 +79,7 @@ export class AuditPipeline {
     this.#ids = new EventIds(`${this.instance}.${process.pid.toString(36)}`);
     this.#logger = o.logger;
     this.#head = chainHeadFor(plan, this.instance);
-    const sinks = o.sinks ?? plan.sinks.map(createSink);
+    const sinks = o.sinks ?? plan.sinks.map((c) => createSink(c, o.syncIo));
     this.dispatchers = sinks.map(
       (sink) =>
         new SinkDispatcher(sink, path.join(plan.spoolDir, `${sink.name}.spool.ndjson`), {
@@ -79,6 +87,7 @@ export class AuditPipeline {
           retryMs: o.retryMs,
           onHealth: (failed, error) => {
             const ev: SystemEvent = failed ? { type: 'sink.failed', sink: sink.name, error: error ?? '' } : { type: 'sink.recovered', sink: sink.name };
+            if (o.onSinkHealth) return o.onSinkHealth(ev);
             this.#logger?.[failed ? 'warn' : 'info']({ sink: sink.name, error }, failed ? 'audit sink failed, spooling' : 'audit sink recovered');
             if (o.bus) o.bus.publish(ev);
             else this.recordSystem(ev);
@@ -114,6 +123,12 @@ export class AuditPipeline {
     const records = this.#records;
     if (records.length === 0) return;
     this.#records = [];
+    this.write(records);
+  }
+
+  /** Formats, chains and dispatches one batch now, after anything flushed before (the worker's entry). */
+  write(records: readonly AuditRecord[]): void {
+    if (records.length === 0) return;
     const lines = new Array<string>(records.length);
     const chain = this.plan.chain;
     let { seq, prev } = this.#head;
@@ -150,20 +165,5 @@ export class AuditPipeline {
     this.#closed = true;
     this.#unsubscribe?.();
     await Promise.all(this.dispatchers.map((d) => d.close(deadlineMs)));
-  }
-}
-
-function severityOf(e: SystemEvent): AuditSeverity {
-  switch (e.type) {
-    case 'policy.rejected':
-    case 'sink.failed':
-    case 'store.degraded':
-      return 'error';
-    case 'lockout':
-    case 'breaker.transition':
-    case 'key.revoked':
-      return 'warning';
-    default:
-      return 'notice';
   }
 }

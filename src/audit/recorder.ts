@@ -1,16 +1,32 @@
 // F-proxy's RequestRecorder: turns a finished request into a small record for the pipeline,
-// honouring the route's `audit: all | denied | none`. No I/O, no copies of request data.
+// honouring the route's `audit: all | denied | none`. No I/O, no copies of request data. With the
+// audit worker it does not even build a record: it appends the fields to the batch in wire order.
 import type { RequestContext } from '../context.js';
 import type { RequestRecorder } from '../server.js';
+import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
+import { REQUEST, REQUEST_SAME, type WireValue } from './wire.js';
+import type { Principal } from '../authn/principal.js';
+import type { CompiledRoute } from '../routing/route.js';
 
 export class AuditRecorder implements RequestRecorder {
-  readonly #pipeline: AuditPipeline;
+  readonly #pipeline: AuditPipeline | undefined;
+  readonly #worker: AuditWorker | undefined;
   readonly #redact: readonly string[];
+  // What the last full request record of the current batch carried (see REQUEST_SAME).
+  #batch: WireValue[] | undefined;
+  #principal: Principal | undefined;
+  #route: CompiledRoute | undefined;
+  #method = '';
+  #ip = '';
+  #code: string | undefined;
+  #permission: string | undefined;
+  #shadow: string | undefined;
 
-  constructor(pipeline: AuditPipeline) {
-    this.#pipeline = pipeline;
+  constructor(pipeline: AuditPipeline | AuditWorker) {
+    if (pipeline instanceof AuditWorker) this.#worker = pipeline;
+    else this.#pipeline = pipeline;
     this.#redact = pipeline.plan.redact;
   }
 
@@ -23,12 +39,17 @@ export class AuditRecorder implements RequestRecorder {
     const allowed = code === undefined || code === 'UPSTREAM_ERROR' || code === 'UPSTREAM_TIMEOUT';
     if (mode === 'denied' && allowed) return;
     const p = ctx.principal;
-    this.#pipeline.push({
+    const path = redactedTarget(ctx.path, ctx.query, this.#redact);
+    if (this.#worker !== undefined) {
+      this.#append(this.#worker.take(), ctx, path, allowed, status, durationMs);
+      return;
+    }
+    this.#pipeline!.push({
       kind: 0,
       time: Date.now(),
       requestId: ctx.requestId,
       method: ctx.req.method ?? '',
-      path: redactedTarget(ctx.path, ctx.query, this.#redact),
+      path,
       route: route?.name ?? null,
       ip: ctx.clientIp,
       subject: p?.subject ?? null,
@@ -42,5 +63,52 @@ export class AuditRecorder implements RequestRecorder {
       status,
       durationMs,
     });
+  }
+
+  #append(out: WireValue[], ctx: RequestContext, path: string, allowed: boolean, status: number, durationMs: number): void {
+    const p = ctx.principal;
+    const route = ctx.route;
+    const method = ctx.req.method ?? '';
+    if (
+      out === this.#batch &&
+      p === this.#principal &&
+      route === this.#route &&
+      method === this.#method &&
+      ctx.clientIp === this.#ip &&
+      ctx.code === this.#code &&
+      ctx.permission === this.#permission &&
+      ctx.shadowDecision === this.#shadow
+    ) {
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs);
+      return;
+    }
+    this.#batch = out;
+    this.#principal = p;
+    this.#route = route;
+    this.#method = method;
+    this.#ip = ctx.clientIp;
+    this.#code = ctx.code;
+    this.#permission = ctx.permission;
+    this.#shadow = ctx.shadowDecision;
+    // Order: see RequestRecord (wire.ts decodes it back).
+    out.push(
+      REQUEST,
+      Date.now(),
+      ctx.requestId,
+      method,
+      path,
+      route?.name ?? null,
+      ctx.clientIp,
+      p?.subject ?? null,
+      p?.tenant ?? null,
+      p?.keyId ?? null,
+      p?.via ?? null,
+      allowed,
+      ctx.code ?? null,
+      ctx.permission ?? null,
+      ctx.shadowDecision ?? null,
+      status,
+      durationMs,
+    );
   }
 }

@@ -30,6 +30,19 @@ sinkContract('file', {
   },
 });
 
+// The audit worker's file sink: same contract with synchronous I/O.
+sinkContract('file (syncIo)', {
+  async make() {
+    const file = path.join(tmp(), 'sub', 'audit.ndjson');
+    return { sink: new FileSink({ path: file, fsync: 'always', syncIo: true }), stored: async () => readLines(file) };
+  },
+  async unreachable() {
+    const dir = tmp();
+    writeFileSync(path.join(dir, 'not-a-dir'), '');
+    return new FileSink({ path: path.join(dir, 'not-a-dir', 'audit.ndjson'), syncIo: true });
+  },
+});
+
 sinkContract('stdout', {
   async make() {
     const file = path.join(tmp(), 'stdout.ndjson');

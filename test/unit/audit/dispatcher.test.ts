@@ -66,16 +66,16 @@ describe('sink dispatcher', () => {
 });
 
 describe('file sink', () => {
-  it('rotates by size to timestamped files and deletes rotated files past retention', async () => {
+  it.each([false, true])('rotates by size to timestamped files and deletes rotated files past retention (syncIo %s)', async (syncIo) => {
     const dir = tmpDir();
     const file = path.join(dir, 'audit.ndjson');
-    const s = new FileSink({ path: file, rotateBytes: 100, retainMs: 60_000 });
+    const s = new FileSink({ path: file, rotateBytes: 100, retainMs: 60_000, syncIo });
     for (let i = 0; i < 5; i++) await s.write(['x'.repeat(60)]);
     await s.close();
     const rotated = readdirSync(dir).filter((f) => f.startsWith('audit.ndjson.'));
     expect(rotated.length).toBeGreaterThanOrEqual(3);
     expect(readFileSync(file, 'utf8')).toBe(`${'x'.repeat(60)}\n`);
-    const old = new FileSink({ path: file, rotateBytes: 100, retainMs: 1 });
+    const old = new FileSink({ path: file, rotateBytes: 100, retainMs: 1, syncIo });
     await sleep(5);
     await old.write(['y'.repeat(60)]);
     await old.write(['z'.repeat(60)]);

@@ -1,0 +1,78 @@
+// The audit worker thread: runs the whole pipeline (formatting, chaining, sinks, dispatchers,
+// spools) off the proxy's main thread. The main thread sends flat batches (wire.ts); the worker
+// writes them in arrival order, counts them into a shared "processed" counter (the main thread's
+// backpressure reads it without a message), and reports sink health and metrics back.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { SystemEvent } from '../events.js';
+import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import type { AuditPlan } from './compile.js';
+import { AuditPipeline } from './pipeline.js';
+import { decodeBatch, type WireValue } from './wire.js';
+
+export interface WorkerInit {
+  readonly plan: AuditPlan;
+  readonly instance: string;
+  readonly maxQueue: number | undefined;
+  readonly retryMs: number | undefined;
+  /** Int32Array view: [0] = events processed (handed to every dispatcher). */
+  readonly processed: SharedArrayBuffer;
+}
+
+export type ToWorker = { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number } | { readonly t: 'close'; readonly deadlineMs: number };
+
+export interface MetricSample {
+  readonly name: 'events' | 'depth' | 'spooled';
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+export type FromWorker =
+  | { readonly t: 'health'; readonly ev: SystemEvent }
+  | { readonly t: 'metrics'; readonly samples: readonly MetricSample[] }
+  | { readonly t: 'closed' };
+
+const METRICS_MS = 250;
+
+const port = parentPort;
+if (port === null) throw new Error('audit worker: not started as a worker thread');
+const init = workerData as WorkerInit;
+const processed = new Int32Array(init.processed);
+const post = (m: FromWorker): void => port.postMessage(m);
+
+const pipeline = new AuditPipeline(init.plan, {
+  instance: init.instance,
+  maxQueue: init.maxQueue,
+  retryMs: init.retryMs,
+  syncIo: true,
+  onSinkHealth: (ev) => post({ t: 'health', ev }),
+});
+
+let lastSent = '';
+async function sendMetrics(force: boolean): Promise<void> {
+  const samples: MetricSample[] = [];
+  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents]] as const) {
+    for (const v of (await metric.get()).values) samples.push({ name, labels: v.labels as Record<string, string>, value: v.value });
+  }
+  const text = JSON.stringify(samples);
+  if (!force && text === lastSent) return;
+  lastSent = text;
+  post({ t: 'metrics', samples });
+}
+const metricsTimer = setInterval(() => void sendMetrics(false), METRICS_MS);
+
+port.on('message', (m: ToWorker) => {
+  if (m.t === 'batch') {
+    pipeline.write(decodeBatch(m.a));
+    Atomics.add(processed, 0, m.n);
+    Atomics.notify(processed, 0);
+    return;
+  }
+  clearInterval(metricsTimer);
+  void pipeline
+    .close(m.deadlineMs)
+    .then(() => sendMetrics(true))
+    .finally(() => {
+      post({ t: 'closed' });
+      port.close();
+    });
+});
