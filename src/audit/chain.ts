@@ -6,7 +6,7 @@
 //                  prev being the previous event's hash in hex (64 chars).
 // The first event of a chain has prev = GENESIS (64 zeros); a chain continued after a restart or a
 // rotation names the previous head as its prev, so segments verify as one chain.
-import crypto from 'node:crypto';
+import { sha256Hex } from '../sha256.js';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -19,12 +19,8 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
-// crypto.hash (Node ≥ 20.12) is the one-shot form: several times cheaper than createHash per event.
-const oneShot = (crypto as { hash?: (alg: string, data: string, enc: 'hex') => string }).hash;
-
 export function chainHash(prev: string, canonical: string): string {
-  if (oneShot !== undefined) return oneShot('sha256', prev + canonical, 'hex');
-  return crypto.createHash('sha256').update(prev).update(canonical).digest('hex');
+  return sha256Hex(prev + canonical);
 }
 
 /** canonical(e) of a parsed event: drops chain.hash and canonicalises the rest. */
