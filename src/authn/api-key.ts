@@ -51,6 +51,7 @@ export interface ApiKeyOutcome {
   readonly keyId?: string;
 }
 
+const DIGEST_MEMO_SIZE = 10_000;
 // Visible ASCII only: anything else cannot be one of our keys (and must not reach a log line).
 const KEY_SHAPE = /^[\x21-\x7e]+$/;
 
@@ -63,6 +64,8 @@ export class ApiKeyAuthenticator {
   readonly #invalid: Deny;
   readonly #malformed: ApiKeyOutcome;
   readonly #unknown: ApiKeyOutcome;
+  /** Presented value → digest, for issued keys only (see #remember). */
+  readonly #digests = new Map<string, string>();
   /** The success outcome of each key record, built once (records are long-lived and immutable). */
   readonly #accepted = new WeakMap<ApiKeyRecord, ApiKeyOutcome>();
 
@@ -80,22 +83,35 @@ export class ApiKeyAuthenticator {
     const value = firstHeader(rawHeaders, this.header); // a repeated key header was refused (400) before
     if (value === undefined) return undefined;
     if (value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
-    // Hashed on every request rather than memoised by the presented value: a memo would keep
-    // plaintext keys (and every guess) in a map, and the one-shot digest costs well under a µs.
-    const digest = sha256Hex(value);
-    return this.#find(digest, 0, now);
+    const known = this.#digests.get(value);
+    return this.#find(known ?? sha256Hex(value), 0, now, known === undefined ? value : undefined);
   }
 
-  #find(digest: string, from: number, now: number): ApiKeyOutcome | Promise<ApiKeyOutcome> {
+  /** `remember`: the presented value, to memoise its digest once a lookup knows the key. */
+  #find(digest: string, from: number, now: number, remember: string | undefined): ApiKeyOutcome | Promise<ApiKeyOutcome> {
     for (let i = from; i < this.#lookups.length; i++) {
       const found = this.#lookups[i]!.lookup(digest);
       if (found === undefined) continue;
       if (found instanceof Promise) {
-        return found.then((record) => (record === undefined ? this.#find(digest, i + 1, now) : this.#judge(record, now)));
+        return found.then((record) => (record === undefined ? this.#find(digest, i + 1, now, remember) : this.#judge(this.#remember(remember, digest, record), now)));
       }
-      return this.#judge(found, now);
+      return this.#judge(this.#remember(remember, digest, found), now);
     }
     return this.#unknown;
+  }
+
+  /**
+   * Memoises the digest of a presented value that names an issued key (never of an unknown value:
+   * guesses are not kept). The lookup still runs by digest on every request, so revocation, expiry
+   * and disabling take effect at once; only the sha256 is saved, a few µs per request.
+   */
+  #remember(value: string | undefined, digest: string, record: ApiKeyRecord): ApiKeyRecord {
+    if (value !== undefined) {
+      // Bounded: a flood of distinct issued keys only empties the memo, it never grows past the cap.
+      if (this.#digests.size >= DIGEST_MEMO_SIZE) this.#digests.clear();
+      this.#digests.set(value, digest);
+    }
+    return record;
   }
 
   #judge(record: ApiKeyRecord, now: number): ApiKeyOutcome {

@@ -155,3 +155,20 @@ describe('API key authentication', () => {
     for (const secret of [good, revoked, expired, unknown, token, token.split('.')[2]!]) expect(text).not.toContain(secret);
   });
 });
+
+describe('API key digests', () => {
+  it('looks every request up by digest, so a key removed from its store is refused at once even after it was accepted', async () => {
+    const { ApiKeyAuthenticator } = await import('../../../src/authn/api-key.js');
+    const key = generateApiKey();
+    const digest = hashApiKey(key).slice('sha256:'.length);
+    const principal = Object.freeze({ subject: 'k', tenant: 't', roles: Object.freeze([]), permissions: Object.freeze([]), keyId: 'k', via: 'apiKey' as const });
+    const records = new Map([[digest, { id: 'k', principal, expiresAt: undefined, disabled: false }]]);
+    const seen: string[] = [];
+    const auth = new ApiKeyAuthenticator('x-api-key', [{ lookup: (d: string) => (seen.push(d), records.get(d)) }]);
+    expect((await auth.authenticate(['x-api-key', key]))?.principal).toBe(principal);
+    expect((await auth.authenticate(['x-api-key', key]))?.principal).toBe(principal);
+    records.delete(digest);
+    expect((await auth.authenticate(['x-api-key', key]))?.failure).toBe('unknown');
+    expect(seen).toEqual([digest, digest, digest]);
+  });
+});
