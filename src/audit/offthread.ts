@@ -6,10 +6,10 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { EventBus, SystemEvent } from '../events.js';
+import type { SystemEvent } from '../events.js';
 import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
-import { AuditPipeline } from './pipeline.js';
+import { AuditPipeline, type PipelineOptions } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
 import type { FromWorker, MetricSample, ToWorker, WorkerInit } from './worker.js';
 
@@ -26,12 +26,8 @@ const FLUSH_AT = 2000;
 const MAX_IN_FLIGHT = 100_000;
 const WAIT_SLICE_MS = 50;
 
-export interface AuditWorkerOptions {
-  readonly instance?: string;
-  readonly logger?: Logger;
-  readonly bus?: EventBus;
-  readonly maxQueue?: number;
-  readonly retryMs?: number;
+/** The in-thread pipeline's options that also apply to the worker (sinks are built inside it). */
+export interface AuditWorkerOptions extends Pick<PipelineOptions, 'instance' | 'logger' | 'bus' | 'maxQueue' | 'retryMs'> {
   /** The worker's compiled entry (dist/audit/worker.js); tests point it at the build. */
   readonly entry?: URL;
 }
