@@ -14,7 +14,7 @@ import { canonicalize, isDeny } from './routing/canonical.js';
 import { TrustedProxies } from './authn/client-ip.js';
 import { Forwarder } from './upstream/forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
-import { inFlight, requestCell, requestDuration, type HotCell } from './observability/metrics.js';
+import { inFlight, requestDuration, requestsTotal, type HotCell } from './observability/metrics.js';
 import { requestIdFor } from './observability/request-id.js';
 import { arrivalHeaders } from './request-headers.js';
 import { traceparentFor } from './observability/traceparent.js';
@@ -201,7 +201,7 @@ export class ProxyServer {
     let cells = this.#counters.get(route);
     if (cells === undefined) this.#counters.set(route, (cells = new Map()));
     let c = cells.get(key);
-    if (c === undefined) cells.set(key, (c = requestCell(route, method, String(status), code)));
+    if (c === undefined) cells.set(key, (c = requestsTotal.cell(route, method, String(status), code)));
     c.n++;
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));

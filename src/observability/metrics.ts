@@ -60,11 +60,6 @@ export const requestsTotal = hotCounter({
   registers: [registry],
 });
 
-/** The cell for one label combination of portcullis_requests_total (cache it: it is stable). */
-export function requestCell(route: string, method: string, status: string, code: string): HotCell {
-  return requestsTotal.cell(route, method, status, code);
-}
-
 /** A histogram whose observe is a bucket search and two additions; exported in Prometheus form. */
 export class HotHistogram {
   readonly name: string;

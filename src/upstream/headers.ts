@@ -135,7 +135,7 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: stri
     }
     if (lower === 'x-request-id') continue;
     const value = raw[i + 1]!.toString('latin1');
-    if (lower.length === 14 && lower === 'content-length') {
+    if (lower === 'content-length') {
       const n = Number(value);
       contentLength = Number.isSafeInteger(n) && n >= 0 ? n : -1;
     }
