@@ -49,5 +49,5 @@ EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "require('node:http').get('http://127.0.0.1:9090/healthz', (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
 
-ENTRYPOINT ["node", "dist/main.js"]
+ENTRYPOINT ["node", "--no-memory-reducer", "dist/main.js"]
 CMD ["serve", "--policy", "/etc/portcullis/policies", "--listen", "0.0.0.0:8080", "--admin", "0.0.0.0:9090"]

@@ -2,9 +2,10 @@
 // `npm run bench`: the stub upstream directly, a bare undici proxy (the Node ceiling) and Portcullis
 // in each scenario (bench/scenarios.mjs), measured with autocannon in interleaved rounds so drift in
 // the machine's speed hits every target alike. Reports median req/s, p50/p99 latency, throughput as
-// a ratio of the bare proxy in the same run, and non-2xx counts; writes bench/results/latest.{json,md}.
+// a ratio of the bare proxy serving the same request in the same run, and non-2xx counts; writes
+// bench/results/latest.{json,md}.
 //
-//   npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 1]
+//   npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 5]
 //                    [--only direct,bare,public-route] [--json FILE]
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
@@ -25,7 +26,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '3' },
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
-    warmup: { type: 'string', default: '1' },
+    warmup: { type: 'string', default: '5' },
     only: { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -33,7 +34,7 @@ const { values: flags } = parseArgs({
   strict: true,
 });
 if (flags.help) {
-  console.log('usage: npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 1] [--only direct,bare,public-route] [--json FILE]');
+  console.log('usage: npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 5] [--only direct,bare,public-route] [--json FILE]');
   process.exit(0);
 }
 const rounds = Number(flags.rounds);
@@ -114,6 +115,10 @@ function cpuOf(pid) {
   }
 }
 
+// Portcullis runs as deployed: with the node flags its executable's shebang line names.
+const NODE_FLAGS = fs.readFileSync(path.join(root, 'dist/main.js'), 'utf8').split('\n', 1)[0].match(/^#!\/usr\/bin\/env -S node(.*)$/)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+const BARE = 'bare undici proxy';
+const rank = (t) => (t.name === 'direct' ? 0 : t.name.startsWith(BARE) ? 1 : 2);
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -132,20 +137,42 @@ async function main() {
   const barePort = await freePort();
   const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(barePort), upstream]);
   await waitPort(barePort, bare);
-  targets.push({ name: 'bare undici proxy', url: `http://127.0.0.1:${barePort}`, path: PATH, headers: {}, pid: bare.pid });
+  // Each scenario is compared with the bare proxy serving the same request: a credential header
+  // (a 25-byte API key, a 700-byte JWT) costs a proxy that parses and forwards it, policy or not.
+  // One bare target per distinct request shape, all on the same bare process.
+  const bareFor = new Map();
+  const bareTarget = (headers) => {
+    const key = JSON.stringify(headers);
+    let t = bareFor.get(key);
+    if (t === undefined) {
+      const names = Object.keys(headers);
+      const name = names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`;
+      bareFor.set(key, (t = { name, url: `http://127.0.0.1:${barePort}`, path: PATH, headers, pid: bare.pid }));
+      targets.push(t);
+    }
+    return t;
+  };
+  bareTarget({});
 
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
     const extra = s.setup ? await s.setup(ctx) : {};
     const [port, adminPort] = [await freePort(), await freePort()];
     const child = start(
       process.execPath,
-      ['dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+      [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
       { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
     );
     await waitReady(adminPort, child);
-    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers: s.headers ?? {}, measure: extra.measure, pid: child.pid });
+    const headers = s.headers ?? {};
+    const baseline = bareTarget(headers).name;
+    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers, measure: extra.measure, pid: child.pid, baseline });
   }
+  // Bare rows first, so the table reads baseline, then what is measured against it.
+  targets.sort((a, b) => rank(a) - rank(b));
 
+  // Seconds of load per target before measuring: a JIT-compiled proxy takes several seconds of
+  // traffic to reach its steady state (Portcullis ~10 s on 2 cores), and steady state is what a
+  // long-running proxy serves at. Every target gets the same warm-up.
   if (warmup > 0) for (const t of targets) await load(t, warmup);
   const samples = new Map(targets.map((t) => [t.name, []]));
   for (let r = 0; r < rounds; r++) {
@@ -164,17 +191,19 @@ async function main() {
     }
   }
 
-  const bareRps = median(samples.get('bare undici proxy').map((s) => s.rps));
+  const medianRps = (name) => median(samples.get(name).map((s) => s.rps));
   const rows = targets.map((t) => {
     const ss = samples.get(t.name);
     const rps = median(ss.map((s) => s.rps));
+    const baseline = t.baseline ?? BARE;
     const extraKeys = Object.keys(ss[0]).filter((k) => !['rps', 'p50', 'p99', 'non2xx', 'errors', 'requests'].includes(k));
     return {
       name: t.name,
       rps: Math.round(rps),
       p50: median(ss.map((s) => s.p50)),
       p99: median(ss.map((s) => s.p99)),
-      ratioToBare: Number((rps / bareRps).toFixed(3)),
+      baseline,
+      ratioToBare: Number((rps / medianRps(baseline)).toFixed(3)),
       non2xx: ss.reduce((a, s) => a + s.non2xx, 0),
       errors: ss.reduce((a, s) => a + s.errors, 0),
       extra: Object.fromEntries(extraKeys.map((k) => [k, median(ss.map((s) => s[k]))])),
@@ -183,8 +212,8 @@ async function main() {
   });
   // Throughput a single event loop can reach is bounded by its CPU per request: the bare proxy's
   // main-thread µs/req over each target's is the steadier twin of the req/s ratio.
-  const bareMain = rows.find((r) => r.name === 'bare undici proxy')?.extra['main µs/req'];
   for (const r of rows) {
+    const bareMain = rows.find((b) => b.name === r.baseline)?.extra['main µs/req'];
     const m = r.extra['main µs/req'];
     if (bareMain !== undefined && m !== undefined && m > 0) r.extra['× bare (main CPU)'] = Number((bareMain / m).toFixed(2));
   }
@@ -201,6 +230,8 @@ async function main() {
       (r) =>
         `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`,
     ),
+    '',
+    '× bare: against the bare proxy serving the same request (same path and headers; a "bare undici proxy + …" row when the scenario sends a credential). × bare (main CPU): the same, from main-thread CPU per request.',
     '',
   ].join('\n');
   const json = JSON.stringify({ meta, results: rows }, null, 2);

@@ -1,4 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
+// The node flags on the line above are the ones Portcullis runs with everywhere (npm start, the
+// Docker image, npm run bench; tests keep them in step). --no-memory-reducer: when a process goes
+// quiet, V8's memory reducer runs heap-shrinking GCs, and the traffic that follows cost Portcullis
+// about 15% more CPU per request (bench rounds after idle gaps; see docs/operations.md). A proxy
+// keeps its working heap instead; ordinary GC still bounds it.
 // The `portcullis` command. Each command is one module under src/cli/, loaded only when used.
 // To add one: put src/cli/<name>.ts (exporting `usage` and `run`) and one line in COMMANDS.
 import { readFileSync } from 'node:fs';

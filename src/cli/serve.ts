@@ -71,6 +71,10 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     throw new UsageError((err as Error).message);
   }
 
+  // Logged before "portcullis listening", on the same stream. Why the flag: the first line of src/main.ts.
+  if (!process.execArgv.includes('--no-memory-reducer')) {
+    logger.info('node runs without --no-memory-reducer: after an idle spell V8 shrinks the heap and traffic that follows costs more CPU per request (the portcullis executable, npm start and the Docker image pass the flag)');
+  }
   let app: App;
   try {
     app = await startApp({ ...config, logger, watch: true });

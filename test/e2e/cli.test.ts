@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, requireBuiltCli, root, runCli, type Ran } from '../helpers/cli.js';
+import { nodeFlags } from '../helpers/node-flags.js';
 import { freePort } from '../helpers/redis.js';
 
 const TOKEN = 'e2e-admin-token';
@@ -15,7 +16,8 @@ beforeAll(requireBuiltCli);
 describe('the portcullis CLI', () => {
   it('is an executable node script', () => {
     const main = new URL(MAIN, `file://${root}`);
-    expect(readFileSync(main, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(readFileSync(main, 'utf8').split('\n', 1)[0]).toBe(`#!/usr/bin/env -S node ${nodeFlags().join(' ')}`);
+    expect(nodeFlags('dist/main.js')).toEqual(['--no-memory-reducer']);
     expect(statSync(main).mode & 0o111).not.toBe(0);
   });
 
@@ -114,6 +116,10 @@ describe('portcullis serve --demo', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
 
+  it('says that node runs without the flags the portcullis executable passes', () => {
+    expect(stdout).toContain('node runs without --no-memory-reducer');
+  });
+
   it('prints the proxy URL and curl lines to try', () => {
     expect(stdout).toContain(`curl -i ${proxy}/healthz`);
     expect(stdout).toContain(`curl -i ${proxy}/v1/tenants/acme/reports/`);
@@ -160,5 +166,44 @@ describe('portcullis serve --demo', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+});
+
+describe('the portcullis executable, run as itself', () => {
+  it('starts node with the flags on its first line, serves, and stops on SIGTERM', async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const child = spawn(`${root}${MAIN}`, ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '1s'], {
+      cwd: root,
+      env: { ...process.env, LOG_LEVEL: 'info' },
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      const until = Date.now() + 20_000;
+      // The notice would come before "portcullis listening", on the same stream.
+      while (!out.includes('Stop with Ctrl-C') || !out.includes('portcullis listening')) {
+        if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${out}`);
+        if (Date.now() > until) throw new Error(`serve did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(out).toContain('portcullis listening');
+      expect(out).not.toContain('node runs without');
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('npm start', () => {
+  it('runs node with the same flags as the executable', () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).toBe(`node ${nodeFlags().join(' ')} dist/main.js serve --demo`);
   });
 });

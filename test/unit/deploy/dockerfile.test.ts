@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../../src/admin/server.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { nodeFlags } from '../../helpers/node-flags.js';
 import { freePort } from '../../helpers/redis.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
@@ -118,7 +119,7 @@ describe('the Dockerfile', () => {
   });
 
   it('serves the mounted policy directory on the exposed proxy and admin ports by default', () => {
-    expect(execForm(one(runtime, 'ENTRYPOINT'))).toEqual(['node', 'dist/main.js']);
+    expect(execForm(one(runtime, 'ENTRYPOINT'))).toEqual(['node', ...nodeFlags(), 'dist/main.js']);
     const cmd = execForm(one(runtime, 'CMD'));
     expect(cmd).toEqual(['serve', '--policy', '/etc/portcullis/policies', '--listen', '0.0.0.0:8080', '--admin', '0.0.0.0:9090']);
     expect(one(runtime, 'EXPOSE').split(/\s+/).sort()).toEqual(['8080', '9090']);
