@@ -119,6 +119,23 @@ function cpuOf(pid) {
 const NODE_FLAGS = fs.readFileSync(path.join(root, 'dist/main.js'), 'utf8').split('\n', 1)[0].match(/^#!\/usr\/bin\/env -S node(.*)$/)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
 const BARE = 'bare undici proxy';
 const rank = (t) => (t.name === 'direct' ? 0 : t.name.startsWith(BARE) ? 1 : 2);
+const SETTLE_MS = 300;
+/** Fisher–Yates with a small seeded PRNG (mulberry32). */
+function shuffled(xs, seed) {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -176,9 +193,12 @@ async function main() {
   if (warmup > 0) for (const t of targets) await load(t, warmup);
   const samples = new Map(targets.map((t) => [t.name, []]));
   for (let r = 0; r < rounds; r++) {
-    // Rotate the order each round so no target always runs first (or right after another's load).
-    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    // A new order each round (seeded: runs are repeatable), so no target always runs first or
+    // always right after the same other one: a plain rotation kept every predecessor fixed, and the
+    // target after "direct" (20k req/s through the stub) always ran in its aftermath.
+    const order = shuffled(targets, r + 1);
     for (const t of order) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS)); // let the last load's sockets close
       const before = t.measure ? await t.measure.before() : undefined;
       const cpu0 = cpuOf(t.pid);
       const res = await load(t, duration);
