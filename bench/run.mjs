@@ -10,6 +10,7 @@
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
+import { nodeFlags } from './node-flags.mjs';
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -116,7 +117,7 @@ function cpuOf(pid) {
 }
 
 // Portcullis runs as deployed: with the node flags its executable's shebang line names.
-const NODE_FLAGS = fs.readFileSync(path.join(root, 'dist/main.js'), 'utf8').split('\n', 1)[0].match(/^#!\/usr\/bin\/env -S node(.*)$/)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+const NODE_FLAGS = nodeFlags('dist/main.js');
 const BARE = 'bare undici proxy';
 const rank = (t) => (t.name === 'direct' ? 0 : t.name.startsWith(BARE) ? 1 : 2);
 const SETTLE_MS = 300;
