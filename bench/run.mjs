@@ -152,25 +152,27 @@ async function main() {
   const upstream = `http://127.0.0.1:${upPort}`;
   const targets = [];
   if (wanted('direct')) targets.push({ name: 'direct', url: upstream, path: PATH, headers: {} });
-  const barePort = await freePort();
-  const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(barePort), upstream]);
-  await waitPort(barePort, bare);
   // Each scenario is compared with the bare proxy serving the same request: a credential header
   // (a 25-byte API key, a 700-byte JWT) costs a proxy that parses and forwards it, policy or not.
-  // One bare target per distinct request shape, all on the same bare process.
+  // One bare target per distinct request shape, each on its own bare process: every measured
+  // process then idles for the same share of a round (a process shared by several rows was busy
+  // several times as often, and a process that has just been busy serves faster).
   const bareFor = new Map();
-  const bareTarget = (headers) => {
+  const bareTarget = async (headers) => {
     const key = JSON.stringify(headers);
     let t = bareFor.get(key);
     if (t === undefined) {
       const names = Object.keys(headers);
       const name = names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`;
-      bareFor.set(key, (t = { name, url: `http://127.0.0.1:${barePort}`, path: PATH, headers, pid: bare.pid }));
+      const port = await freePort();
+      const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(port), upstream]);
+      await waitPort(port, bare);
+      bareFor.set(key, (t = { name, url: `http://127.0.0.1:${port}`, path: PATH, headers, pid: bare.pid }));
       targets.push(t);
     }
     return t;
   };
-  bareTarget({});
+  await bareTarget({});
 
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
     const extra = s.setup ? await s.setup(ctx) : {};
@@ -182,7 +184,7 @@ async function main() {
     );
     await waitReady(adminPort, child);
     const headers = s.headers ?? {};
-    const baseline = bareTarget(headers).name;
+    const baseline = (await bareTarget(headers)).name;
     targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers, measure: extra.measure, pid: child.pid, baseline });
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.

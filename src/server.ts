@@ -46,7 +46,8 @@ export class ProxyServer {
   readonly #methodIndex = new Map<string, number>();
   readonly #codeIndex = new Map<string, number>();
   readonly #durations = new Map<string, Histogram>();
-  readonly #sockets = new Set<Socket>();
+  /** Open client sockets and their peer address, read once per connection rather than per request. */
+  readonly #sockets = new Map<Socket, string | undefined>();
   #inFlight = 0;
   #draining = false;
   #drained: (() => void) | undefined;
@@ -72,7 +73,7 @@ export class ProxyServer {
     // Upgrades (WebSockets) run the same stages; src/upstream/websocket.ts answers on the raw socket.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handle(req, upgradeResponse(req, socket), false, head));
     this.#server.on('connection', (s: Socket) => {
-      this.#sockets.add(s);
+      this.#sockets.set(s, s.remoteAddress);
       s.once('close', () => this.#sockets.delete(s));
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
@@ -116,7 +117,7 @@ export class ProxyServer {
     if (this.#draining) res.shouldKeepAlive = false;
 
     const trust = this.#trustOf(ctx.plan);
-    const peer = req.socket.remoteAddress ?? '';
+    const peer = this.#sockets.get(req.socket) ?? req.socket.remoteAddress ?? '';
     const h = arrivalHeaders(req.rawHeaders);
     ctx.trustedPeer = trust.trusts(peer);
     ctx.peerIp = peer;
@@ -229,7 +230,7 @@ export class ProxyServer {
         };
       });
     }
-    for (const s of this.#sockets) s.destroy();
+    for (const s of this.#sockets.keys()) s.destroy();
     await closed;
     await this.#forwarder.close();
   }

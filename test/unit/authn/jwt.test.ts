@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
 import { createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, type JWK } from 'jose';
@@ -62,6 +62,22 @@ afterAll(async () => {
   await trap?.close();
   await jwks?.close();
 });
+
+/** One request over `agent` (keepAlive, one socket: every call rides the same connection). */
+function callOn(agent: Agent, token: string): Promise<{ status: number; body: Record<string, unknown>; port: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${app.url}/v1/things`, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let data = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (data += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) as Record<string, unknown>, port: req.socket?.localPort ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const cacheCount = async (result: 'hit' | 'miss'): Promise<number> => (await jwtCacheTotal.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
 
 const payload = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ sub: 'alice', iss: ISS, aud: 'portcullis', exp: nowSec() + 600, ...extra });
 
@@ -183,6 +199,42 @@ describe('JWT bearer authentication', () => {
     expect((await call(token)).status).toBe(200);
     expect(await hits()).toBe(before + 2);
     expect(plan.authn!.jwt!.cachedTokens).toBe(before2);
+  });
+
+  it('serves a token repeated on one keep-alive connection from the cache until its exp, then verifies it again', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await new Promise((r) => setTimeout(r, 1000 - (Date.now() % 1000) + 5));
+      const token = signRaw(rsa, { alg: 'RS256', kid: 'rsa-1' }, payload({ exp: nowSec() + 2, jti: 'connection-memo' }));
+      const [hits, misses] = [await cacheCount('hit'), await cacheCount('miss')];
+      const first = await callOn(agent, token);
+      const again = [await callOn(agent, token), await callOn(agent, token), await callOn(agent, token)];
+      expect([first, ...again].map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(new Set([first, ...again].map((r) => r.port)).size).toBe(1); // one connection throughout
+      expect([(await cacheCount('hit')) - hits, (await cacheCount('miss')) - misses]).toEqual([3, 1]);
+      await new Promise((r) => setTimeout(r, 2100)); // past exp (still inside the 30 s clock tolerance)
+      const later = await callOn(agent, token);
+      expect(later.status).toBe(200);
+      expect(later.port).toBe(first.port);
+      expect((await cacheCount('miss')) - misses).toBe(2); // verified again, not served from the connection
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('verifies a different token sent on the same connection on its own', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const good = await sign(rsa, { payload: { iss: ISS, aud: 'portcullis', jti: 'same-connection' } });
+      const forged = await sign(attacker, { payload: { iss: ISS, aud: 'portcullis', jti: 'same-connection' } });
+      expect((await callOn(agent, good)).status).toBe(200);
+      expect((await callOn(agent, good)).status).toBe(200);
+      const refused = await callOn(agent, forged);
+      expect([refused.status, refused.body.code]).toEqual([401, 'AUTH_INVALID']);
+      expect((await callOn(agent, good)).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('never caches a token past its exp', async () => {
