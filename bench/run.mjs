@@ -24,10 +24,11 @@ import { PATH, scenarios } from './scenarios.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: flags } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '4' },
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     warmup: { type: 'string', default: '5' },
+    processes: { type: 'string', default: '2' },
     only: { type: 'string' },
     json: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -35,14 +36,15 @@ const { values: flags } = parseArgs({
   strict: true,
 });
 if (flags.help) {
-  console.log('usage: npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 5] [--only direct,bare,public-route] [--json FILE]');
+  console.log('usage: npm run bench -- [--rounds 4] [--duration 5] [--connections 50] [--warmup 5] [--processes 2] [--only direct,bare,public-route] [--json FILE]');
   process.exit(0);
 }
 const rounds = Number(flags.rounds);
 const duration = Number(flags.duration);
 const connections = Number(flags.connections);
 const warmup = Number(flags.warmup);
-for (const [k, v] of Object.entries({ rounds, duration, connections })) {
+const processes = Number(flags.processes);
+for (const [k, v] of Object.entries({ rounds, duration, connections, processes })) {
   if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
 }
 const slug = (s) => s.toLowerCase().replace(/[\s_]+/g, '-');
@@ -142,8 +144,8 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const load = (target, seconds) =>
-  autocannon({ url: target.url + target.path, connections, duration: seconds, headers: target.headers });
+const load = (target, proc, seconds) =>
+  autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
 
 async function main() {
   const ctx = { freePort, spawn: start, waitPort, work };
@@ -151,12 +153,15 @@ async function main() {
   await waitPort(upPort, start(process.execPath, ['bench/upstream.mjs', String(upPort)]));
   const upstream = `http://127.0.0.1:${upPort}`;
   const targets = [];
-  if (wanted('direct')) targets.push({ name: 'direct', url: upstream, path: PATH, headers: {} });
+  if (wanted('direct')) targets.push({ name: 'direct', path: PATH, headers: {}, procs: [{ url: upstream }] });
   // Each scenario is compared with the bare proxy serving the same request: a credential header
   // (a 25-byte API key, a 700-byte JWT) costs a proxy that parses and forwards it, policy or not.
-  // One bare target per distinct request shape, each on its own bare process: every measured
-  // process then idles for the same share of a round (a process shared by several rows was busy
-  // several times as often, and a process that has just been busy serves faster).
+  // One bare target per distinct request shape.
+  //
+  // Every proxy target runs on `processes` processes of its own, and round r loads process
+  // r mod processes: two identical processes of one program can differ by 8% in CPU per request
+  // for their whole life (seen here: two bare proxies, 135 and 148 µs/req over all 10 rounds), so
+  // a row measured on a single process carries that luck of the draw, and so does its ratio.
   const bareFor = new Map();
   const bareTarget = async (headers) => {
     const key = JSON.stringify(headers);
@@ -164,10 +169,14 @@ async function main() {
     if (t === undefined) {
       const names = Object.keys(headers);
       const name = names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`;
-      const port = await freePort();
-      const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(port), upstream]);
-      await waitPort(port, bare);
-      bareFor.set(key, (t = { name, url: `http://127.0.0.1:${port}`, path: PATH, headers, pid: bare.pid }));
+      const procs = [];
+      for (let i = 0; i < processes; i++) {
+        const port = await freePort();
+        const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(port), upstream]);
+        await waitPort(port, bare);
+        procs.push({ url: `http://127.0.0.1:${port}`, pid: bare.pid });
+      }
+      bareFor.set(key, (t = { name, path: PATH, headers, procs }));
       targets.push(t);
     }
     return t;
@@ -175,17 +184,21 @@ async function main() {
   await bareTarget({});
 
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
-    const extra = s.setup ? await s.setup(ctx) : {};
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const child = start(
-      process.execPath,
-      [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
-      { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
-    );
-    await waitReady(adminPort, child);
+    const procs = [];
+    for (let i = 0; i < processes; i++) {
+      const extra = s.setup ? await s.setup(ctx) : {}; // per process: e.g. its own audit file
+      const [port, adminPort] = [await freePort(), await freePort()];
+      const child = start(
+        process.execPath,
+        [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+        { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
+      );
+      await waitReady(adminPort, child);
+      procs.push({ url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure });
+    }
     const headers = s.headers ?? {};
     const baseline = (await bareTarget(headers)).name;
-    targets.push({ name: `portcullis: ${s.name}`, url: `http://127.0.0.1:${port}`, path: s.path, headers, measure: extra.measure, pid: child.pid, baseline });
+    targets.push({ name: `portcullis: ${s.name}`, path: s.path, headers, procs, baseline });
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.
   targets.sort((a, b) => rank(a) - rank(b));
@@ -193,7 +206,7 @@ async function main() {
   // Seconds of load per target before measuring: a JIT-compiled proxy takes several seconds of
   // traffic to reach its steady state (Portcullis ~10 s on 2 cores), and steady state is what a
   // long-running proxy serves at. Every target gets the same warm-up.
-  if (warmup > 0) for (const t of targets) await load(t, warmup);
+  if (warmup > 0) for (const t of targets) for (const p of t.procs) await load(t, p, warmup);
   const samples = new Map(targets.map((t) => [t.name, []]));
   for (let r = 0; r < rounds; r++) {
     // A new order each round (seeded: runs are repeatable), so no target always runs first or
@@ -202,15 +215,16 @@ async function main() {
     const order = shuffled(targets, r + 1);
     for (const t of order) {
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS)); // let the last load's sockets close
-      const before = t.measure ? await t.measure.before() : undefined;
-      const cpu0 = cpuOf(t.pid);
-      const res = await load(t, duration);
-      const cpu1 = cpuOf(t.pid);
-      const extra = t.measure ? await t.measure.after(before, res.requests.total) : {};
+      const p = t.procs[r % t.procs.length];
+      const before = p.measure ? await p.measure.before() : undefined;
+      const cpu0 = cpuOf(p.pid);
+      const res = await load(t, p, duration);
+      const cpu1 = cpuOf(p.pid);
+      const extra = p.measure ? await p.measure.after(before, res.requests.total) : {};
       const perRequest = (a, b) => (a === undefined || b === undefined ? undefined : Number(((b - a) / Math.max(1, res.requests.total)).toFixed(1)));
       const cpu = cpu0 === undefined ? {} : { 'main µs/req': perRequest(cpu0.main, cpu1?.main), 'cpu µs/req': perRequest(cpu0.all, cpu1?.all) };
-      samples.get(t.name).push({ rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...cpu, ...extra });
-      process.stderr.write(`round ${r + 1}/${rounds} ${t.name}: ${Math.round(res.requests.average)} req/s, p99 ${res.latency.p99} ms, non-2xx ${res.non2xx}\n`);
+      samples.get(t.name).push({ process: r % t.procs.length, rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...cpu, ...extra });
+      process.stderr.write(`round ${r + 1}/${rounds} ${t.name} #${r % t.procs.length}: ${Math.round(res.requests.average)} req/s, p99 ${res.latency.p99} ms, non-2xx ${res.non2xx}\n`);
     }
   }
 
@@ -219,7 +233,7 @@ async function main() {
     const ss = samples.get(t.name);
     const rps = median(ss.map((s) => s.rps));
     const baseline = t.baseline ?? BARE;
-    const extraKeys = Object.keys(ss[0]).filter((k) => !['rps', 'p50', 'p99', 'non2xx', 'errors', 'requests'].includes(k));
+    const extraKeys = Object.keys(ss[0]).filter((k) => !['process', 'rps', 'p50', 'p99', 'non2xx', 'errors', 'requests'].includes(k));
     return {
       name: t.name,
       rps: Math.round(rps),
@@ -240,12 +254,12 @@ async function main() {
     const m = r.extra['main µs/req'];
     if (bareMain !== undefined && m !== undefined && m > 0) r.extra['× bare (main CPU)'] = Number((bareMain / m).toFixed(2));
   }
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, path: PATH };
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, processes, path: PATH };
   // Columns a scenario's measure adds (e.g. redis round trips per request); blank for the others.
   const extraCols = [...new Set(rows.flatMap((r) => Object.keys(r.extra)))];
   const cell = (v, col = '') => (v === undefined ? '' : col.startsWith('×') || !Number.isInteger(v) ? v.toFixed(2) : String(v));
   const md = [
-    `Bench ${meta.date} · node ${meta.node} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections (medians)`,
+    `Bench ${meta.date} · node ${meta.node} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections · ${processes} processes per proxy target (medians)`,
     '',
     `| target | req/s | p50 ms | p99 ms | × bare | non-2xx | errors |${extraCols.map((c) => ` ${c} |`).join('')}`,
     `| --- | ---: | ---: | ---: | ---: | ---: | ---: |${extraCols.map(() => ' ---: |').join('')}`,
