@@ -79,12 +79,12 @@ export class ApiKeyAuthenticator {
   }
 
   /** undefined: no API key presented (not mine). */
-  authenticate(rawHeaders: readonly string[], now: number = Date.now()): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
+  authenticate(rawHeaders: readonly string[]): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
     const value = firstHeader(rawHeaders, this.header); // a repeated key header was refused (400) before
     if (value === undefined) return undefined;
     if (value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
     const known = this.#digests.get(value);
-    return this.#find(known ?? sha256Hex(value), 0, now, known === undefined ? value : undefined);
+    return this.#find(known ?? sha256Hex(value), 0, Date.now(), known === undefined ? value : undefined);
   }
 
   /** `remember`: the presented value, to memoise its digest once a lookup knows the key. */

@@ -94,8 +94,8 @@ export class AuthenticateStage implements Stage {
     const methods = routeAuthn.methods;
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;
-      const raw = ctx.req.rawHeaders;
-      const out = (m.method === 'jwt' ? m.authenticate(raw, ctx.req.socket) : m.authenticate(raw)) as AnyOutcome | Promise<AnyOutcome> | undefined;
+      // The socket lets an authenticator remember what a keep-alive connection last presented.
+      const out = m.authenticate(ctx.req.rawHeaders, ctx.req.socket) as AnyOutcome | Promise<AnyOutcome> | undefined;
       if (out === undefined) continue;
       if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
       return this.#finish(ctx, m, out);
