@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { PolicyDocument } from '../policy/schema.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import { parseDuration, parseSize } from '../policy/values.js';
+import { parseRedisUrl } from '../redis-url.js';
 
 export type SinkConfig =
   | { readonly kind: 'stdout'; readonly name: string }
@@ -50,8 +51,12 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
       });
     } else if ('redisStream' in s) {
       const url = s.redisStream.url ?? doc.store?.url;
+      const target = url === undefined ? undefined : parseRedisUrl(url);
       if (url === undefined) cx.error(['audit', 'sinks', i, 'redisStream'], 'redisStream needs url (or store.url)');
-      else sinks.push({ kind: 'redisStream', name: unique('redisStream'), url, key: s.redisStream.key, maxLen: s.redisStream.maxLen ?? 1_000_000 });
+      // A problem with store.url itself is reported once, at store.url.
+      else if (target !== undefined && 'problem' in target) {
+        if (s.redisStream.url !== undefined) cx.error(['audit', 'sinks', i, 'redisStream', 'url'], target.problem);
+      } else sinks.push({ kind: 'redisStream', name: unique('redisStream'), url, key: s.redisStream.key, maxLen: s.redisStream.maxLen ?? 1_000_000 });
     } else {
       sinks.push({ kind: 'webhook', name: unique('webhook'), url: s.webhook.url, secret: s.webhook.secret, batch: s.webhook.batch ?? 500 });
     }

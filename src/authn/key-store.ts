@@ -4,7 +4,8 @@
 // invalidates locally. Wiring: app.ts creates one DynamicKeyLookup and installs it with
 // setDynamicKeyLookup() BEFORE PolicyManager.open; compile.ts appends it to every compiled
 // ApiKeyAuthenticator (so dynamic keys need an `authentication.apiKeys` section in the policy).
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { createRedisClient } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
 import type { ApiKeyRecord, KeyLookup } from './api-key.js';
 
@@ -33,8 +34,9 @@ export interface KeyStore {
   close(): Promise<void>;
 }
 
-export const KEYS_HASH = 'portcullis:keys:byDigest';
-export const KEYS_ID_INDEX = 'portcullis:keys:byId';
+// One hash tag for both: revoking deletes from both in one MULTI, which Redis Cluster allows only within a slot.
+export const KEYS_HASH = 'portcullis:{keys}:byDigest';
+export const KEYS_ID_INDEX = 'portcullis:{keys}:byId';
 export const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
 
 export class MemoryKeyStore implements KeyStore {
@@ -72,12 +74,12 @@ export class MemoryKeyStore implements KeyStore {
 
 export class RedisKeyStore implements KeyStore {
   readonly kind = 'redis' as const;
-  readonly #cmd: Redis;
-  readonly #sub: Redis;
+  readonly #cmd: Redis | Cluster;
+  readonly #sub: Redis | Cluster;
   readonly #listeners: ((digest: string) => void)[] = [];
   constructor(url: string) {
-    this.#cmd = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2 });
-    this.#sub = new Redis(url, { lazyConnect: false });
+    this.#cmd = createRedisClient(url, { redis: { lazyConnect: false, maxRetriesPerRequest: 2 } });
+    this.#sub = createRedisClient(url, { redis: { lazyConnect: false } });
     this.#cmd.on('error', () => undefined);
     this.#sub.on('error', () => undefined);
     void this.#sub.subscribe(INVALIDATE_CHANNEL).catch(() => undefined);

@@ -4,6 +4,7 @@ import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
 import { didYouMean } from '../policy/suggest.js';
+import { parseRedisUrl } from '../redis-url.js';
 import type { CompiledRoute } from '../routing/route.js';
 
 export interface TierPlan {
@@ -112,8 +113,13 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
     );
   }
   if (tiers.size === 0 && routeLimits.size === 0 && doc.store === undefined) return undefined;
+  const storeUrl = doc.store?.url === '' ? undefined : doc.store?.url;
+  if (storeUrl !== undefined) {
+    const target = parseRedisUrl(storeUrl);
+    if ('problem' in target) cx.error(['store', 'url'], target.problem);
+  }
   return Object.freeze({
-    storeUrl: doc.store?.url === '' ? undefined : doc.store?.url,
+    storeUrl,
     onError: doc.store?.onError ?? 'allow',
     prefix: doc.store?.prefix ?? 'portcullis:',
     timeoutMs: doc.store?.timeout === undefined ? 50 : parseDuration(doc.store.timeout),

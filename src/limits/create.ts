@@ -13,6 +13,6 @@ export interface CreatedStore extends StoreHolder {
 export function createStore(plan: LimitsPlan | undefined, logger: Logger): CreatedStore {
   const url = plan?.storeUrl;
   if (url === undefined) return { store: new MemoryStore(), url: undefined };
-  logger.info({ store: new URL(url).protocol.replace(':', ''), timeoutMs: plan!.timeoutMs }, 'limits store: redis');
+  logger.info({ store: url.slice(0, Math.max(0, url.indexOf(':'))), timeoutMs: plan!.timeoutMs }, 'limits store: redis');
   return { store: new RedisStore({ url, timeoutMs: plan!.timeoutMs }), url };
 }

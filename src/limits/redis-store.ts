@@ -3,9 +3,10 @@
 // a call shares one hash tag, so it runs on Redis Cluster too. A short command timeout keeps a
 // stalled Redis from stalling requests: the stage then applies store.onError.
 import { readFileSync } from 'node:fs';
-import { Redis, Cluster, type RedisOptions } from 'ioredis';
+import type { Redis, Cluster, RedisOptions } from 'ioredis';
 import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, UsageQuery } from './store.js';
 import { windowBounds } from './store.js';
+import { createRedisClient } from '../redis-client.js';
 
 const SCRIPT = readFileSync(new URL('./lua/check.lua', import.meta.url), 'utf8');
 const LOCKOUT_SCRIPT = readFileSync(new URL('./lua/lockout.lua', import.meta.url), 'utf8');
@@ -22,12 +23,9 @@ export interface RedisStoreOptions {
   readonly timeoutMs: number;
 }
 
-/**
- * `redis://`, `rediss://` (TLS), `redis+sentinel://host:port,host:port/mastername` and
- * `redis+cluster://host:port,host:port`.
- */
-export function createRedisClient(url: string, timeoutMs: number): Redis | Cluster {
-  const common: RedisOptions = {
+/** The per-connection settings of the store's client. */
+function storeConnection(timeoutMs: number): RedisOptions {
+  return {
     enableAutoPipelining: true,
     commandTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
@@ -35,15 +33,6 @@ export function createRedisClient(url: string, timeoutMs: number): Redis | Clust
     lazyConnect: false,
     retryStrategy: (times) => Math.min(50 * times, 1000),
   };
-  const u = new URL(url);
-  const hosts = () =>
-    u.host.split(',').map((h) => {
-      const [host, port] = h.split(':');
-      return { host: host!, port: Number(port ?? 6379) };
-    });
-  if (u.protocol === 'redis+cluster:') return new Cluster(hosts(), { enableAutoPipelining: true, redisOptions: common });
-  if (u.protocol === 'redis+sentinel:') return new Redis({ ...common, sentinels: hosts(), name: u.pathname.slice(1) || 'mymaster', password: u.password || undefined });
-  return new Redis(url, common);
 }
 
 export class RedisStore implements LimitStore {
@@ -51,7 +40,13 @@ export class RedisStore implements LimitStore {
   readonly #client: Client;
 
   constructor(options: RedisStoreOptions) {
-    const client = createRedisClient(options.url, options.timeoutMs);
+    const client = createRedisClient(options.url, {
+      redis: storeConnection(options.timeoutMs),
+      // ioredis groups auto-pipelined commands on a cluster by the slot of their first argument,
+      // which for a script with a variable key count is the count, not a key: checks of tenants on
+      // different nodes would share a pipeline and fail. Sent on their own, they route by their keys.
+      clusterUnpipelined: ['portcullisCheck'],
+    });
     client.defineCommand('portcullisCheck', { lua: SCRIPT });
     client.defineCommand('portcullisLockout', { lua: LOCKOUT_SCRIPT, numberOfKeys: 1 });
     // Errors surface per call (and are counted by the stage); an 'error' listener keeps ioredis

@@ -20,15 +20,33 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Waits until a Redis (or Sentinel) on `port` answers PING. */
+export async function untilPong(port: number, failure: string): Promise<void> {
+  const until = Date.now() + 10_000;
+  while (Date.now() < until) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+      s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(failure);
+}
+
 /** A redis-server of the test's own, on a fixed port so it can be stopped and started again. */
 export class PrivateRedis {
   #child: ChildProcess | undefined;
   readonly port: number;
-  constructor(port: number) {
+  /** Arguments after the port and bind address (a topology's cluster or replica settings). */
+  readonly #extra: readonly string[];
+  constructor(port: number, extra: readonly string[] = []) {
     this.port = port;
+    this.#extra = extra;
   }
-  static async start(): Promise<PrivateRedis> {
-    const r = new PrivateRedis(await freePort());
+  static async start(extra: readonly string[] = []): Promise<PrivateRedis> {
+    const r = new PrivateRedis(await freePort(), extra);
     await r.start();
     return r;
   }
@@ -38,18 +56,8 @@ export class PrivateRedis {
   async start(): Promise<void> {
     const bin = inject('redisServerBin');
     if (!bin) throw new Error('redis-server is not installed: sudo apt-get install -y redis-server');
-    this.#child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    const until = Date.now() + 10_000;
-    while (Date.now() < until) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = net.connect(this.port, '127.0.0.1', () => s.write('PING\r\n'));
-        s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
-        s.on('error', () => resolve(false));
-      });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`private redis-server on ${this.port} did not start`);
+    this.#child = spawn(bin, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extra], { stdio: 'ignore' });
+    await untilPong(this.port, `private redis-server on ${this.port} did not start`);
   }
   /** SIGKILL: the abrupt failure a crashed Redis is. */
   async kill(): Promise<void> {

@@ -1,7 +1,8 @@
 // XADD to a Redis stream, one pipeline per batch, approximate MAXLEN trimming. Fields: `id` (the
 // event id, for de-duplication) and `event` (the NDJSON line). While Redis is unreachable commands
 // fail at once (no offline queue), so the dispatcher spools instead of buffering in ioredis.
-import { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { createRedisClient } from '../../redis-client.js';
 import type { AuditSink } from '../sink.js';
 
 export interface RedisStreamSinkOptions {
@@ -18,7 +19,7 @@ export function eventIdOf(line: string): string {
 
 export class RedisStreamSink implements AuditSink {
   readonly name: string;
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #key: string;
   readonly #maxLen: string;
 
@@ -26,10 +27,12 @@ export class RedisStreamSink implements AuditSink {
     this.name = o.name ?? 'redisStream';
     this.#key = o.key;
     this.#maxLen = String(o.maxLen ?? 1_000_000);
-    this.#redis = new Redis(o.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (n) => Math.min(n * 100, 1000),
+    this.#redis = createRedisClient(o.url, {
+      redis: {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        retryStrategy: (n) => Math.min(n * 100, 1000),
+      },
     });
     this.#redis.on('error', () => undefined);
   }
