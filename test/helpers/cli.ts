@@ -30,3 +30,45 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
 export function requireBuiltCli(): void {
   if (!existsSync(`${root}${MAIN}`)) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it first)');
 }
+
+export interface Serving {
+  /** http://127.0.0.1:port of the proxy listener. */
+  readonly proxy: string;
+  /** http://127.0.0.1:port of the admin listener. */
+  readonly admin: string;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/** `portcullis serve --policy P` as a user starts it, once its admin /healthz answers. */
+export async function serveCli(policy: string, env: Record<string, string> = {}, unset: readonly string[] = []): Promise<Serving> {
+  requireBuiltCli();
+  const { freePort } = await import('./redis.js');
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
+  for (const name of unset) delete childEnv[name];
+  const child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '1s'], { cwd: root, env: childEnv });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  child.stdout.resume();
+  const admin = `http://127.0.0.1:${adminPort}`;
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  };
+  const until = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
+    if (Date.now() > until) {
+      await stop();
+      throw new Error(`serve did not start: ${stderr}`);
+    }
+    if (await fetch(`${admin}/healthz`).then((r) => r.ok, () => false)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proxy: `http://127.0.0.1:${port}`, admin, stderr: () => stderr, stop };
+}
