@@ -172,7 +172,10 @@ async function main() {
       const procs = [];
       for (let i = 0; i < processes; i++) {
         const port = await freePort();
-        const bare = start(process.execPath, ['bench/bare-proxy.mjs', String(port), upstream]);
+        // The node flags Portcullis runs with, so both sides of a ratio run on the same runtime
+        // settings: without --no-memory-reducer a bare process that sat idle while other rows ran
+        // paid for its shrunken heap afterwards (Node 24: 135 against 120 µs/req for a while).
+        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-proxy.mjs', String(port), upstream]);
         await waitPort(port, bare);
         procs.push({ url: `http://127.0.0.1:${port}`, pid: bare.pid });
       }
