@@ -120,6 +120,12 @@ function cpuOf(pid) {
 
 // Portcullis runs as deployed: with the node flags its executable's shebang line names.
 const NODE_FLAGS = nodeFlags('dist/main.js');
+
+/** The Node major of the Docker image (its NODE_IMAGE argument, e.g. node:24-slim), if it names one. */
+function imageNode() {
+  const m = /^ARG NODE_IMAGE=node:(\d+)/m.exec(fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8'));
+  return m === null ? undefined : m[1];
+}
 const BARE = 'bare undici proxy';
 const rank = (t) => (t.name === 'direct' ? 0 : t.name.startsWith(BARE) ? 1 : 2);
 const SETTLE_MS = 300;
@@ -257,12 +263,15 @@ async function main() {
     const m = r.extra['main µs/req'];
     if (bareMain !== undefined && m !== undefined && m > 0) r.extra['× bare (main CPU)'] = Number((bareMain / m).toFixed(2));
   }
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, processes, path: PATH };
+  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, rounds, duration, connections, warmup, processes, path: PATH, imageNode: imageNode() };
+  // Node versions differ in what a request costs, and not alike for both sides of a ratio: say when
+  // this run's Node is not the one the Docker image ships.
+  const sameAsImage = meta.imageNode === undefined || process.version.startsWith(`v${meta.imageNode}.`);
   // Columns a scenario's measure adds (e.g. redis round trips per request); blank for the others.
   const extraCols = [...new Set(rows.flatMap((r) => Object.keys(r.extra)))];
   const cell = (v, col = '') => (v === undefined ? '' : col.startsWith('×') || !Number.isInteger(v) ? v.toFixed(2) : String(v));
   const md = [
-    `Bench ${meta.date} · node ${meta.node} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections · ${processes} processes per proxy target (medians)`,
+    `Bench ${meta.date} · node ${meta.node}${sameAsImage ? '' : ` (the Docker image runs Node ${meta.imageNode})`} · ${meta.cpus} CPUs · ${rounds} rounds × ${duration}s · ${connections} connections · ${processes} processes per proxy target (medians)`,
     '',
     `| target | req/s | p50 ms | p99 ms | × bare | non-2xx | errors |${extraCols.map((c) => ` ${c} |`).join('')}`,
     `| --- | ---: | ---: | ---: | ---: | ---: | ---: |${extraCols.map(() => ' ---: |').join('')}`,
