@@ -52,25 +52,19 @@ afterAll(async () => {
   }
 });
 
-storeContract('redis cluster', async () => {
-  const { store, admin } = await clusterOnce();
+/** The store contract's fixture on one deployment; `letter` keeps its tenants apart from the other's. */
+const limitsFixture = (letter: string, once: () => Promise<{ store: RedisStore; admin: Redis | Cluster }>) => async () => {
+  const { store, admin } = await once();
   return {
     store,
-    tag: () => `test:${run}:{t:c${++n}}`,
-    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
-    ageQuota: async (key) => void (await admin.hset(key, 'w', 0)),
+    tag: () => `test:${run}:{t:${letter}${++n}}`,
+    advance: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)),
+    ageQuota: async (key: string) => void (await admin.hset(key, 'w', 0)),
   };
-});
+};
 
-storeContract('redis sentinel', async () => {
-  const { store, admin } = await sentinelOnce();
-  return {
-    store,
-    tag: () => `test:${run}:{t:s${++n}}`,
-    advance: (ms) => new Promise((r) => setTimeout(r, ms)),
-    ageQuota: async (key) => void (await admin.hset(key, 'w', 0)),
-  };
-});
+storeContract('redis cluster', limitsFixture('c', clusterOnce));
+storeContract('redis sentinel', limitsFixture('s', sentinelOnce));
 
 keyStoreContract('redis cluster', async () => {
   const { deployment } = await clusterOnce();

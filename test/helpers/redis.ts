@@ -1,38 +1,15 @@
 // Redis for tests: the shared server started by global-redis.ts, or a private one a test may kill
 // and restart (fault tests). Never a mock.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { inject } from 'vitest';
+import { freePort, untilPong } from './ports.js';
+
+export { freePort, untilPong };
 
 export function redisUrl(): string {
   const url = inject('redisUrl');
   if (!url) throw new Error('no Redis for this run (global-redis.ts should have failed the run)');
   return url;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
-/** Waits until a Redis (or Sentinel) on `port` answers PING. */
-export async function untilPong(port: number, failure: string): Promise<void> {
-  const until = Date.now() + 10_000;
-  while (Date.now() < until) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-      s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(failure);
 }
 
 /** A redis-server of the test's own, on a fixed port so it can be stopped and started again. */
