@@ -51,12 +51,13 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
       });
     } else if ('redisStream' in s) {
       const url = s.redisStream.url ?? doc.store?.url;
-      const target = url === undefined ? undefined : parseRedisUrl(url);
       if (url === undefined) cx.error(['audit', 'sinks', i, 'redisStream'], 'redisStream needs url (or store.url)');
-      // A problem with store.url itself is reported once, at store.url.
-      else if (target !== undefined && 'problem' in target) {
-        if (s.redisStream.url !== undefined) cx.error(['audit', 'sinks', i, 'redisStream', 'url'], target.problem);
-      } else sinks.push({ kind: 'redisStream', name: unique('redisStream'), url, key: s.redisStream.key, maxLen: s.redisStream.maxLen ?? 1_000_000 });
+      else {
+        const target = parseRedisUrl(url);
+        if (!('problem' in target)) sinks.push({ kind: 'redisStream', name: unique('redisStream'), url, key: s.redisStream.key, maxLen: s.redisStream.maxLen ?? 1_000_000 });
+        // A problem with store.url itself is reported once, at store.url.
+        else if (s.redisStream.url !== undefined) cx.error(['audit', 'sinks', i, 'redisStream', 'url'], target.problem);
+      }
     } else {
       sinks.push({ kind: 'webhook', name: unique('webhook'), url: s.webhook.url, secret: s.webhook.secret, batch: s.webhook.batch ?? 500 });
     }

@@ -1,6 +1,7 @@
 // The built CLI as a user runs it: `node dist/main.js …` from the repository root.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { freePort } from './ports.js';
 
 export const root = new URL('../../', import.meta.url).pathname;
 export const MAIN = 'dist/main.js';
@@ -44,7 +45,6 @@ export interface Serving {
 /** `portcullis serve --policy P` as a user starts it, once its admin /healthz answers. */
 export async function serveCli(policy: string, env: Record<string, string> = {}, unset: readonly string[] = []): Promise<Serving> {
   requireBuiltCli();
-  const { freePort } = await import('./redis.js');
   const [port, adminPort] = [await freePort(), await freePort()];
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
   for (const name of unset) delete childEnv[name];
