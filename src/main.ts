@@ -7,7 +7,7 @@
 // The `portcullis` command. Each command is one module under src/cli/, loaded only when used.
 // To add one: put src/cli/<name>.ts (exporting `usage` and `run`) and one line in COMMANDS.
 import { readFileSync } from 'node:fs';
-import { EXIT, notAvailable, UsageError, type CliIo, type CommandModule } from './cli/command.js';
+import { EXIT, UsageError, type CliIo, type CommandModule } from './cli/command.js';
 
 interface CommandEntry {
   readonly summary: string;
@@ -88,6 +88,14 @@ const io: CliIo = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
   env: process.env,
+  stdin: {
+    isTTY: process.stdin.isTTY === true,
+    read: async () => {
+      let text = '';
+      for await (const chunk of process.stdin) text += String(chunk);
+      return text;
+    },
+  },
 };
 
 main(process.argv.slice(2), io).then(

@@ -1,11 +1,14 @@
 // What every `portcullis <command>` module exports, and the helpers they share. A command returns
 // its exit code; it throws UsageError for bad invocations (exit 2, usage printed).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { didYouMean } from '../policy/suggest.js';
 
 export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly env: NodeJS.ProcessEnv;
+  /** Standard input, for secrets that must not be passed on the command line. Absent: none. */
+  readonly stdin?: { readonly isTTY: boolean; read(): Promise<string> };
 }
 
 export interface CommandModule {
@@ -22,23 +25,29 @@ export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** node:util parseArgs, strict: an unknown flag or a missing value is a UsageError. */
+/**
+ * node:util parseArgs, strict: an unknown flag or a missing value is a UsageError, said in our
+ * words (parseArgs's own text speaks of its API) with the closest known flag for a typo.
+ */
 export function parseFlags<O extends Options>(argv: readonly string[], options: O) {
   try {
     return parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(flagError(err as NodeJS.ErrnoException, options));
   }
 }
 
-/** A command that a later issue delivers: listed in help, answers plainly until then. */
-export function notAvailable(name: string, issue: number, summary: string): CommandModule {
-  const message = `portcullis ${name}: not available yet (issue ${issue})\n`;
-  return {
-    usage: `portcullis ${name} — ${summary}\n\nNot available yet (issue ${issue}).\n`,
-    run: async (_argv, io) => {
-      io.stderr(message);
-      return EXIT.usage;
-    },
-  };
+function flagError(err: NodeJS.ErrnoException, options: Options): string {
+  const flags = Object.keys(options).map((name) => `--${name}`);
+  const named = /'(-{1,2}[^' ]+)/.exec(err.message)?.[1] ?? '';
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option "${named}"${didYouMean(named, flags)}`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const name = named.replace(/^-+/, '');
+      return options[name]?.type === 'boolean' ? `option "--${name}" takes no value` : `option "--${name}" needs a value`;
+    }
+    default:
+      return err.message;
+  }
 }
