@@ -17,8 +17,10 @@ Usage:
   portcullis keys create --tenant T --roles R,R [--id ID] [--expires DATE]
       Prints a new key ONCE (store it now; Portcullis keeps only its hash) and the policy entry
       to paste under authentication.apiKeys.keys.
-  portcullis keys hash KEY
-      Prints sha256:<hex> of KEY, the form policies store.
+  portcullis keys hash [KEY | -]
+      Prints sha256:<hex> of KEY, the form policies store. With "-", or no KEY and standard input
+      not a terminal, the key is read from standard input (one trailing newline dropped), so it
+      stays out of shell history and the process list:  printf %s "$KEY" | portcullis keys hash
   portcullis keys create --admin URL --tenant T [--roles R,R] [--permissions P,P] [--id ID] [--expires DATE] [--subject S]
   portcullis keys list --admin URL [--tenant T]
   portcullis keys revoke ID --admin URL
@@ -134,10 +136,17 @@ async function create(argv: readonly string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
-function hash(argv: readonly string[], io: CliIo): number {
+async function hash(argv: readonly string[], io: CliIo): Promise<number> {
   const { positionals } = parseFlags(argv, {});
-  if (positionals.length !== 1 || positionals[0] === '') throw new UsageError('portcullis keys hash KEY');
-  io.stdout(`${hashApiKey(positionals[0]!)}\n`);
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  const fromStdin = positionals[0] === '-' || (positionals.length === 0 && io.stdin !== undefined && !io.stdin.isTTY);
+  let key = positionals[0];
+  if (fromStdin) {
+    if (io.stdin === undefined || io.stdin.isTTY) throw new UsageError('"-" reads the key from standard input, which is a terminal here: pipe the key in');
+    key = (await io.stdin.read()).replace(/\r?\n$/, '');
+  }
+  if (key === undefined || key === '') throw new UsageError(fromStdin ? 'standard input held no key' : 'portcullis keys hash KEY (or pipe the key in)');
+  io.stdout(`${hashApiKey(key)}\n`);
   return EXIT.ok;
 }
 
