@@ -11,7 +11,7 @@ import { SimulationError, simulate, type SimResult } from '../authz/simulate.js'
 import { loadTestFile, type PolicyTest } from '../authz/test-file.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
-export const usage = `Usage: portcullis test PATH [--coverage] [--json]
+export const usage = `Usage: portcullis test PATH [--coverage] [--json] [--allow-empty]
 
 Runs the policy tests (*.test.yaml) against the policy, through the real pipeline stages
 (route, IP rules, authentication, authorization; limits, breaker and forwarding are skipped).
@@ -19,11 +19,14 @@ Runs the policy tests (*.test.yaml) against the policy, through the real pipelin
         or one *.test.yaml file (run against the policy in its directory)
 
 Prints one line per failing test followed by its decision trace, and last "N passed, M failed".
-  exit 0  every test passed;  exit 1  a test failed or the policy/test files are invalid
+  exit 0  every test passed;  exit 1  a test failed, no test was found, or the policy/test files
+  are invalid
 
 Options:
   --coverage  also list routes and roles that no test exercised
   --json      print the results as JSON
+  --allow-empty  finding no test is a pass (by default it fails: a CI job must not go green having
+              tested nothing)
   -h, --help
 `;
 
@@ -80,7 +83,7 @@ function coverage(plan: Plan, outcomes: readonly Outcome[]): { routes: string[];
 }
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parseFlags(argv, { coverage: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values, positionals } = parseFlags(argv, { coverage: { type: 'boolean' }, json: { type: 'boolean' }, 'allow-empty': { type: 'boolean' } });
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'PATH is required' : `unexpected argument "${positionals[1]}"`);
   const { policy, tests: files } = await locate(positionals[0]!);
 
@@ -106,7 +109,15 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     io.stderr(`invalid test file${errors.length === 1 ? '' : 's'}\n`);
     return EXIT.failed;
   }
-  if (files.length === 0) io.stderr(`${policy}: no *${TEST_SUFFIX} files found\n`);
+  if (tests.length === 0) {
+    io.stderr(`${policy}: no tests found (${files.length === 0 ? `no *${TEST_SUFFIX} files` : 'the test files hold no tests'})\n`);
+    if (!values['allow-empty']) {
+      io.stderr('a run that tests nothing fails; pass --allow-empty to accept it\n');
+      if (values.json) io.stdout(`${JSON.stringify({ passed: 0, failed: 0, tests: [] }, null, 2)}\n`);
+      else io.stdout('0 passed, 0 failed\n');
+      return EXIT.failed;
+    }
+  }
 
   const outcomes: Outcome[] = [];
   for (const t of tests) outcomes.push(await runOne(plan, t));

@@ -60,6 +60,17 @@ describe('portcullis test', () => {
     expect(r.code).toBe(1);
   });
 
+  it('fails a run that found no test, unless --allow-empty accepts it', async () => {
+    const none = await cli(['test', 'test/fixtures/e2e/valid.yaml']);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toBe('0 passed, 0 failed\n');
+    expect(none.stderr).toContain('no tests found (no *.test.yaml files)');
+    expect(none.stderr).toContain('--allow-empty');
+    const allowed = await cli(['test', 'test/fixtures/e2e/valid.yaml', '--allow-empty']);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toBe('0 passed, 0 failed\n');
+  });
+
   it('prints JSON results for tools', async () => {
     const r = await cli(['test', `${F}/failing`, '--json']);
     const out = JSON.parse(r.stdout) as { passed: number; failed: number; tests: { name: string; passed: boolean; expected: string; actual: string }[] };
