@@ -4,7 +4,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+// Process metrics keep prom-client's standard names (process_cpu_seconds_total, nodejs_*): stock Node
+// dashboards and alerts query exactly those.
+collectDefaultMetrics({ register: registry });
 
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 

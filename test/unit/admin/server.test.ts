@@ -58,7 +58,10 @@ describe('AdminServer', () => {
     expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
     const text = await res.text();
     expect(text).toContain('# TYPE portcullis_requests_total counter');
-    expect(text).toContain('portcullis_process_');
+    // Process metrics under the standard names stock Node dashboards query, prefixed nowhere.
+    expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    expect(text).not.toMatch(/process_process|portcullis_process_|portcullis_nodejs_/);
   });
 
   it('answers /healthz while up, and /readyz only once a policy is loaded and until draining', async () => {
