@@ -51,3 +51,8 @@ function flagError(err: NodeJS.ErrnoException, options: Options): string {
       return err.message;
   }
 }
+
+/** "1 route", "2 routes": counts in CLI output read as English. */
+export function counted(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

@@ -37,7 +37,8 @@ async function locate(path: string): Promise<{ policy: string; tests: string[] }
   try {
     info = await stat(path);
   } catch {
-    throw new UsageError(`${path}: no such file or directory`);
+    // The policy loader says "policy not found" at PATH:1:1, exit 1, as validate does.
+    return { policy: path, tests: [] };
   }
   const inDir = async (dir: string): Promise<string[]> =>
     (await readdir(dir)).filter((f) => f.endsWith(TEST_SUFFIX)).sort().map((f) => join(dir, f));

@@ -1,7 +1,7 @@
 // `portcullis validate PATH [--json]`: the whole policy checked as `serve` would load it.
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics.js';
 import { validatePolicy } from '../policy/validate.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { counted, EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis validate PATH [--json]
 
@@ -29,11 +29,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
   for (const d of [...errors, ...warnings]) io.stderr(`${formatDiagnostic(d)}\n`);
   if (!result.ok) {
-    io.stderr(`${path}: invalid policy (${errors.length} error${errors.length === 1 ? '' : 's'})\n`);
+    io.stderr(`${path}: invalid policy (${counted(errors.length, 'error')})\n`);
     return EXIT.failed;
   }
   const plan = result.plan;
-  const w = warnings.length > 0 ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : '';
-  io.stdout(`${path}: valid (${plan.routes.length} routes, ${plan.upstreams.size} upstreams${w}; hash ${plan.hash.slice(0, 12)})\n`);
+  const w = warnings.length > 0 ? `, ${counted(warnings.length, 'warning')}` : '';
+  io.stdout(`${path}: valid (${counted(plan.routes.length, 'route')}, ${counted(plan.upstreams.size, 'upstream')}${w}; hash ${plan.hash.slice(0, 12)})\n`);
   return EXIT.ok;
 }

@@ -62,7 +62,7 @@ describe('the portcullis CLI', () => {
   it('validates a good policy with exit 0, printing its warnings on stderr', async () => {
     const r = await cli(['validate', 'test/fixtures/e2e/valid.yaml']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/valid \(3 routes, 1 upstreams, 1 warning/);
+    expect(r.stdout).toMatch(/valid \(3 routes, 1 upstream, 1 warning;/);
     expect(r.stderr).toMatch(/^test\/fixtures\/e2e\/valid\.yaml:10:5 warning: routes\[2\]: route "reports" is never reached/m);
   });
 
@@ -96,8 +96,8 @@ describe('portcullis keys hash', () => {
       const child = spawn(process.execPath, [MAIN, 'keys', 'hash', ...args], { cwd: root, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
+      child.stdout!.on('data', (d) => (stdout += d));
+      child.stderr!.on('data', (d) => (stderr += d));
       child.on('error', reject);
       child.on('close', (code) => resolve({ code, stdout, stderr }));
       if (input !== undefined) child.stdin!.end(input);

@@ -71,6 +71,12 @@ describe('portcullis test', () => {
     expect(allowed.stdout).toBe('0 passed, 0 failed\n');
   });
 
+  it('answers a missing PATH as validate does: file:line:col on stderr, exit 1', async () => {
+    const r = await cli(['test', 'test/fixtures/no-such-policy']);
+    expect(r.stderr).toBe('test/fixtures/no-such-policy:1:1 policy not found\ntest/fixtures/no-such-policy: invalid policy\n');
+    expect(r.code).toBe(1);
+  });
+
   it('prints JSON results for tools', async () => {
     const r = await cli(['test', `${F}/failing`, '--json']);
     const out = JSON.parse(r.stdout) as { passed: number; failed: number; tests: { name: string; passed: boolean; expected: string; actual: string }[] };
