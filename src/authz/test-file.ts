@@ -9,28 +9,35 @@ import { schemaDiagnostics } from '../policy/schema-errors.js';
 import { nodePosition, type SourceFile } from '../policy/source-map.js';
 import type { SimRequest } from './simulate.js';
 
+const requestSchema = z
+  .strictObject({
+    method: z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').describe('The request method, e.g. GET.'),
+    path: z.string().min(1).describe('The request target as a client sends it (path and query, percent-encoding included): it goes through the same canonicaliser as a real request.'),
+    host: z.string().optional().describe('The Host header; routes with `match.host` need it.'),
+    ip: z.string().optional().describe('The client address the IP rules see (default 127.0.0.1).'),
+    headers: z.record(z.string(), z.string()).optional().describe('More request headers, name → value.'),
+    as: z
+      .strictObject({
+        tenant: z.string().optional(),
+        roles: z.array(z.string()).optional(),
+        permissions: z.array(z.string()).optional(),
+        subject: z.string().optional(),
+      })
+      .optional()
+      .describe('A principal given directly (subject defaults to `test`), accepted by every route that needs credentials: tests authorization alone.'),
+    apiKey: z.string().optional().describe('The id of a static key in authentication.apiKeys.keys: authenticates as that key would, expiry and disabled included.'),
+    jwt: z
+      .strictObject({ claims: z.record(z.string(), z.unknown()) })
+      .optional()
+      .describe('A token carrying these claims, signed by a key that stands in for the policy\'s issuers; `iss` and `aud` of the first issuer, `sub: test-subject` and a 5-minute `exp` are filled in unless given: tests the claim mapping.'),
+  })
+  .refine((r) => [r.as, r.apiKey, r.jwt].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt')
+  .describe('The request to decide. Without as, apiKey or jwt it carries no credentials (unless headers has some).');
+
 const testSchema = z.strictObject({
-  name: z.string().min(1),
-  request: z
-    .strictObject({
-      method: z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method'),
-      path: z.string().min(1),
-      host: z.string().optional(),
-      ip: z.string().optional().describe('client address the IP rules see (default 127.0.0.1)'),
-      headers: z.record(z.string(), z.string()).optional(),
-      as: z
-        .strictObject({
-          tenant: z.string().optional(),
-          roles: z.array(z.string()).optional(),
-          permissions: z.array(z.string()).optional(),
-          subject: z.string().optional(),
-        })
-        .optional(),
-      apiKey: z.string().optional().describe('the id of a static key in authentication.apiKeys.keys'),
-      jwt: z.strictObject({ claims: z.record(z.string(), z.unknown()) }).optional(),
-    })
-    .refine((r) => [r.as, r.apiKey, r.jwt].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt'),
-  expect: z.unknown().refine((v) => v !== undefined, "required"),
+  name: z.string().min(1).describe('What the test proves, as a sentence; printed when it fails.'),
+  request: requestSchema,
+  expect: z.unknown().refine((v) => v !== undefined, 'required'),
 });
 
 // `expect` is checked on its own so a mistake gets the message of the form it was written in
@@ -40,6 +47,23 @@ const denySchema = z.strictObject({ deny: z.enum(REASON_CODES as unknown as [str
 type Expect = 'allow' | z.infer<typeof denySchema>;
 
 export const testFileSchema = z.strictObject({ tests: z.array(testSchema) });
+
+/** The JSON Schema of a `*.test.yaml` file, with `expect` in both its forms (for editors and the reference). */
+export function policyTestJsonSchema(): Record<string, unknown> {
+  const documented = z.strictObject({
+    tests: z
+      .array(
+        testSchema.extend({
+          expect: z
+            .union([allowSchema, denySchema])
+            .describe('`allow` (every stage lets the request through), or `{ deny: CODE }` with the reason code the decision must carry.'),
+        }),
+      )
+      .describe('The tests of this file, run in order.'),
+  });
+  const schema = z.toJSONSchema(documented, { target: 'draft-7', unrepresentable: 'any' }) as Record<string, unknown>;
+  return { $id: 'https://portcullis.dev/schemas/policy-test.v1.json', title: 'Portcullis policy tests v1', ...schema };
+}
 
 export interface PolicyTest {
   readonly file: string;

@@ -91,6 +91,12 @@ describe('portcullis test', () => {
     expect(r.code).toBe(1);
   });
 
+  it('passes the examples of the policy-test reference (docs/policy-tests.md), covering every route and role', async () => {
+    const r = await cli(['test', 'docs/examples/tests', '--coverage']);
+    expect(r.stdout).toBe(['coverage: routes no test exercised: none', 'coverage: roles no test exercised: none', '14 passed, 0 failed', ''].join('\n'));
+    expect(r.code).toBe(0);
+  });
+
   it('passes the tests shipped with policies/', async () => {
     const r = await cli(['test', 'policies', '--coverage'], { DEMO_UPSTREAM: 'http://127.0.0.1:3000' });
     expect(r.stdout).toBe(['coverage: routes no test exercised: none', 'coverage: roles no test exercised: none', '18 passed, 0 failed', ''].join('\n'));

@@ -9,7 +9,7 @@ import { policyJsonSchema } from '../../../src/policy/schema.js';
 const root = new URL('../../../', import.meta.url).pathname;
 
 describe('docs/', () => {
-  it('has a policy reference generated from the current schema (run `node scripts/gen-policy-docs.mjs` when this fails)', () => {
+  it('has policy and policy-test references generated from the current schemas (run `node scripts/gen-policy-docs.mjs` when this fails)', () => {
     const r = spawnSync(process.execPath, ['scripts/gen-policy-docs.mjs', '--check'], { cwd: root, encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -26,7 +26,7 @@ describe('docs/', () => {
 
   it('links only to files that exist', () => {
     const docs = readdirSync(`${root}docs`).filter((f) => f.endsWith('.md'));
-    expect(docs.sort()).toEqual(['deployment.md', 'operations.md', 'policy-reference.md', 'security.md']);
+    expect(docs.sort()).toEqual(['deployment.md', 'operations.md', 'policy-reference.md', 'policy-tests.md', 'security.md']);
     for (const doc of docs) {
       const text = readFileSync(join(root, 'docs', doc), 'utf8');
       for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {

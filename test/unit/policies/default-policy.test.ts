@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { schemaText } from '../../../src/cli/schema.js';
+import { schemaText, testSchemaText } from '../../../src/cli/schema.js';
 import { validatePolicy } from '../../../src/policy/validate.js';
 
 const root = new URL('../../../', import.meta.url);
@@ -9,6 +9,11 @@ describe('the embedded default policy', () => {
   it('ships a policies/policy.schema.json identical to what `portcullis schema` prints', () => {
     const committed = readFileSync(new URL('policies/policy.schema.json', root), 'utf8');
     expect(committed === schemaText(), 'policies/policy.schema.json is stale: run `npm run schema`').toBe(true);
+  });
+
+  it('ships a schemas/policy-test.schema.json identical to what `portcullis schema --tests` prints', () => {
+    const committed = readFileSync(new URL('schemas/policy-test.schema.json', root), 'utf8');
+    expect(committed === testSchemaText(), 'schemas/policy-test.schema.json is stale: run `npm run schema`').toBe(true);
   });
 
   it('points editors at the schema from gateway.yaml', () => {
