@@ -107,7 +107,7 @@ export class AuthenticateStage implements Stage {
     if (out.principal !== undefined) {
       ctx.principal = out.principal;
       this.#count(m.method, 'success');
-      if (ctx.trace !== undefined) ctx.note(this.name, `authenticated ${out.principal.subject} via ${m.method}`);
+      if (ctx.trace !== undefined) ctx.note(this.name, `authenticated ${out.principal.subject} via ${out.principal.via}`);
       return CONTINUE;
     }
     const d = out.deny!;

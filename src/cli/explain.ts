@@ -22,6 +22,10 @@ Options:
   --ip A            client address the IP rules see (default 127.0.0.1)
   --json            print the decision as JSON
   -h, --help
+
+API keys given with --header are looked up among the policy's static keys only. Dynamic keys
+(created through the admin API) live in the store, which explain does not read: they explain as
+AUTH_INVALID (unknown). Use --as to explain what such a key's tenant and roles may do.
 `;
 
 function parseHeader(h: string): [string, string] {
@@ -104,6 +108,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
   }
   if (r.shadowDecision !== undefined) out.push(`shadow decision: ${r.shadowDecision}`);
+  if (r.decision === 'AUTH_INVALID' && r.trace.some((s) => s.stage === 'authenticate' && s.message.startsWith('apiKey:'))) {
+    out.push("note: explain knows only the policy's static keys; a dynamic key (admin API) is unknown here");
+  }
   out.push(r.decision === 'allow'
     ? 'decision: allow'
     : `decision: deny ${r.decision} (${REASONS[r.decision].status})${missing !== undefined ? `, missing ${String(missing)}` : ''}`);

@@ -18,7 +18,7 @@ describe('portcullis explain', () => {
         'routes:',
         '  no match health: path /v1/tenants/acme/reports/q1 does not match /healthz',
         '  match    tenant-reports: GET /v1/tenants/acme/reports/q1 matches /v1/tenants/{tenant}/reports/**',
-        'authenticate: authenticated explain via apiKey',
+        'authenticate: authenticated explain via test',
         'principal: explain, tenant acme, roles admin, via test',
         'authorize: requires reports:read: granted by role admin → analyst → viewer',
         'authorize: tenant check: {tenant} is "acme", matches the principal\'s tenant; allowed',
@@ -48,7 +48,7 @@ describe('portcullis explain', () => {
         '  no match health: path /v1/tenants/acme/exports does not match /healthz',
         '  no match tenant-reports: method POST is not one of GET, HEAD',
         '  match    tenant-exports: POST /v1/tenants/acme/exports matches /v1/tenants/{tenant}/exports',
-        'authenticate: authenticated explain via apiKey',
+        'authenticate: authenticated explain via test',
         'principal: explain, tenant acme, roles viewer, via test',
         'authorize: requires reports:export: MISSING (granted: reports:read)',
         'authorize: shadow route: would deny (PERMISSION_DENIED); not enforced, continuing',
@@ -73,6 +73,15 @@ describe('portcullis explain', () => {
     expect(r.stdout.endsWith('decision: allow\n')).toBe(true);
     const wrong = await cli(['explain', P, '--path', '/v1/tenants/acme/reports/q1', '--header', 'x-api-key: not-a-key']);
     expect(wrong.stdout.endsWith('decision: deny AUTH_INVALID (401)\n')).toBe(true);
+    // A dynamic key lives in the store, which explain does not read: it says so rather than leave
+    // the reader to think the key was revoked.
+    expect(wrong.stdout).toContain('note: explain knows only the policy\'s static keys');
+  });
+
+  it('says how an --as principal was authenticated in the same words as the principal line', async () => {
+    const r = await cli(['explain', P, '--path', '/v1/tenants/acme/reports/q1', '--as', 'acme:viewer']);
+    expect(r.stdout).toContain('authenticate: authenticated explain via test\nprincipal: explain, tenant acme, roles viewer, via test\n');
+    expect(r.stdout).not.toContain('via apiKey');
   });
 
   it('prints JSON with the missing permission, never the granted ones in the decision', async () => {

@@ -27,7 +27,7 @@ describe('portcullis test', () => {
         `FAIL ${F}/failing/policy.test.yaml:5 viewers reach the admin area (wrong on purpose): expected allow, got PERMISSION_DENIED (missing admin:*)`,
         '    canonical: canonical path /v1/admin/users',
         '    route: matched route admin',
-        '    authenticate: authenticated test via apiKey',
+        '    authenticate: authenticated test via test',
         '    authorize: requires admin:*: MISSING (granted: reports:read)',
         `FAIL ${F}/failing/policy.test.yaml:8 cross-tenant is allowed (wrong on purpose): expected allow, got TENANT_MISMATCH`,
         '    canonical: canonical path /v1/tenants/globex/reports/q1',
