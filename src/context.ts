@@ -53,6 +53,8 @@ export class RequestContext {
   traceparent = '';
 
   route: CompiledRoute | undefined = undefined;
+  /** The method a method-override header named, when the route honours it: routed and authorized as this. */
+  methodOverride: string | undefined = undefined;
   params: Readonly<Record<string, string>> | undefined = undefined;
   principal: Principal | undefined = undefined;
   /** Signed identity token for the upstream (authentication.forward.jwt), set by the identity-jwt stage. */

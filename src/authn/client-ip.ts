@@ -3,15 +3,14 @@
 // hop; the first untrusted address is the client. Anything left of it was written by the client
 // and is never believed. A malformed entry stops the walk at the hop that reported it.
 import { isIP, type BlockList } from 'node:net';
+import { canonicalIp } from '../ip-address.js';
 import { blockListOf, familyOf } from './ip-rules.js';
 
-const MAPPED = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i;
-
-/** ::ffff:10.1.2.3 → 10.1.2.3: the client address is reported (logs, X-Forwarded-For, limits) in one form. */
-export function normalizeIp(ip: string): string {
-  const m = ip.length > 7 && ip.charCodeAt(0) === 58 /* : */ ? MAPPED.exec(ip) : null;
-  return m ? m[1]! : ip;
-}
+/**
+ * One spelling per address (::ffff:10.1.2.3 → 10.1.2.3, 2001:DB8:0::1 → 2001:db8::1): the client
+ * address is reported (logs, audit, X-Forwarded-For) and counted (limits, lockout) in one form.
+ */
+export const normalizeIp = canonicalIp;
 
 export class TrustedProxies {
   readonly #list: BlockList | undefined;

@@ -11,10 +11,12 @@ import { deny, type Deny } from '../errors.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from './api-key.js';
 import { dynamicKeyLookup } from './key-store.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
-import { FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
+import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
+import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
 import { DEFAULT_IDENTITY_JWT_HEADER } from '../upstream/identity-jwt.js';
 import { IpRule } from './ip-rules.js';
 import { TrustedProxies } from './client-ip.js';
+import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import { jwksSource } from './jwks.js';
 import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
 import type { AuthMethod } from './principal.js';
@@ -24,6 +26,8 @@ export interface RouteAuthn {
   readonly methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[];
   /** AUTH_MISSING with a WWW-Authenticate challenge per accepted method. */
   readonly missing: Deny;
+  /** The route accepts both an API key and a bearer token: a request carrying both is ambiguous. */
+  readonly both: boolean;
 }
 
 export interface AuthnPlan {
@@ -40,6 +44,8 @@ export interface LockoutPlan {
   readonly failures: number;
   readonly windowMs: number;
   readonly durationMs: number;
+  /** IPv6 clients are counted (and locked out) per network of this many leading bits. */
+  readonly ipv6Prefix: number;
 }
 
 export interface IpRulesPlan {
@@ -53,16 +59,16 @@ export interface IpRulesPlan {
 
 type Path = (string | number)[];
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const RESERVED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'keep-alive', 'proxy-authorization', 'cookie', 'authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent']);
 const SIGNATURE_FAMILY: Record<string, string> = { RS: 'rsa', PS: 'rsa', ES: 'ec', Ed: 'okp', HS: 'secret' };
 const DEFAULT_COOLDOWN_MS = 30_000;
 const DEFAULT_CACHE_MAX_AGE_MS = 600_000;
 const JWKS_TIMEOUT_MS = 5_000;
 
-function headerName(value: string, at: Path, cx: CompileContext): string {
+function headerName(value: string, at: Path, cx: CompileContext, identity = false): string {
   const name = value.toLowerCase();
   if (!TOKEN.test(value)) cx.error(at, `"${value}" is not a valid header name`);
-  else if (RESERVED_HEADERS.has(name)) cx.error(at, `"${value}" is a reserved header and cannot be used here`);
+  else if (identity && name.includes('_')) cx.error(at, `"${value}": write "-" instead of "_" (upstreams that read "_" and "-" as one character could not tell it from a client's "${name.replace(/_/g, '-')}")`);
+  else if (RESERVED_REQUEST_HEADERS.has(name)) cx.error(at, `"${value}" is a reserved header and cannot be used here`);
   return name;
 }
 
@@ -197,25 +203,29 @@ function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undef
   const spec = doc.authentication?.forward ?? {};
   const at: Path = ['authentication', 'forward'];
   const names = {
-    subject: headerName(spec.subject ?? FORWARD_DEFAULTS.subject, [...at, 'subject'], cx),
-    tenant: headerName(spec.tenant ?? FORWARD_DEFAULTS.tenant, [...at, 'tenant'], cx),
-    roles: headerName(spec.roles ?? FORWARD_DEFAULTS.roles, [...at, 'roles'], cx),
-    keyId: headerName(spec.keyId ?? FORWARD_DEFAULTS.keyId, [...at, 'keyId'], cx),
+    subject: headerName(spec.subject ?? FORWARD_DEFAULTS.subject, [...at, 'subject'], cx, true),
+    tenant: headerName(spec.tenant ?? FORWARD_DEFAULTS.tenant, [...at, 'tenant'], cx, true),
+    roles: headerName(spec.roles ?? FORWARD_DEFAULTS.roles, [...at, 'roles'], cx, true),
+    keyId: headerName(spec.keyId ?? FORWARD_DEFAULTS.keyId, [...at, 'keyId'], cx, true),
+    issuer: headerName(spec.issuer ?? FORWARD_DEFAULTS.issuer, [...at, 'issuer'], cx, true),
   };
   const strip = new Set(Object.values(names));
-  if (strip.size !== 4) cx.error(at, 'the forward headers must have four different names');
+  if (strip.size !== Object.keys(names).length) cx.error(at, `the forward headers must have ${Object.keys(names).length} different names`);
   if (spec.jwt !== undefined) {
     // Signed identity (upstream/identity-jwt.ts): a client's copy of its header is removed like the others.
-    const identityJwt = headerName(spec.jwt.header ?? DEFAULT_IDENTITY_JWT_HEADER, [...at, 'jwt', 'header'], cx);
+    const identityJwt = headerName(spec.jwt.header ?? DEFAULT_IDENTITY_JWT_HEADER, [...at, 'jwt', 'header'], cx, true);
     if (strip.has(identityJwt) || identityJwt === apiKey?.header) cx.error([...at, 'jwt', 'header'], `"${identityJwt}" is already used by another identity or credential header`);
     strip.add(identityJwt);
   }
   if (apiKey !== undefined && strip.has(apiKey.header)) cx.error(at, `the API key header "${apiKey.header}" cannot also be an identity header`);
+  // The default names stay the gateway's when renamed (an upstream may still read them), and an
+  // upstream that verifies signed identity must never get a client's token, configured here or not.
+  for (const n of [...Object.values(FORWARD_DEFAULTS), DEFAULT_IDENTITY_JWT_HEADER]) if (n !== apiKey?.header) strip.add(n);
   if (doc.authentication?.forwardCredentials !== true) {
     strip.add('authorization');
     if (apiKey !== undefined) strip.add(apiKey.header);
   }
-  return { ...names, strip };
+  return { ...names, strip, effectiveRoles: new EffectiveRoles(doc.roles ?? {}) };
 }
 
 function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[]): Deny {
@@ -237,7 +247,7 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
       else if (explicit) cx.error(['routes', route.index, 'authenticate', j], `${m} is not configured under authentication`);
     });
     if (methods.length === 0 && !explicit && doc.authentication !== undefined) cx.warn(['routes', route.index], 'no authentication method is configured: every request to this route is denied (AUTH_MISSING)');
-    perRoute.set(route.index, { methods, missing: challengeOf(methods) });
+    perRoute.set(route.index, { methods, missing: challengeOf(methods), both: methods.some((m) => m.method === 'apiKey') && methods.some((m) => m.method === 'jwt') });
   }
   return {
     apiKey,
@@ -251,7 +261,7 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
 function compileLockout(doc: PolicyDocument): LockoutPlan | undefined {
   const l = doc.authentication?.lockout;
   if (l === undefined) return undefined;
-  return { failures: l.failures, windowMs: parseDuration(l.window), durationMs: parseDuration(l.duration) };
+  return { failures: l.failures, windowMs: parseDuration(l.window), durationMs: parseDuration(l.duration), ipv6Prefix: l.ipv6Prefix ?? DEFAULT_IPV6_PREFIX };
 }
 
 /** Top-level and per-route ipAllow/ipDeny, and trustedProxies; the CIDRs were already checked by compilePolicy. */

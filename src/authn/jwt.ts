@@ -20,7 +20,7 @@ const CACHE_MAX_TTL_MS = 5 * 60_000;
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'jwk', 'x5c'] as const;
 
 export interface JwtIssuer {
-  /** The policy's name for this issuer (keyId of its principals, logs). */
+  /** The policy's name for this issuer (the issuer of its principals, logs). */
   readonly name: string;
   readonly issuer: string;
   readonly audience: string | readonly string[];
@@ -167,7 +167,8 @@ export class JwtAuthenticator {
       tenant,
       roles: Object.freeze([...roles]),
       permissions: Object.freeze([...permissions]),
-      keyId: issuer.name,
+      keyId: undefined,
+      issuer: issuer.name,
       via: 'jwt' as const,
     });
   }

@@ -1,5 +1,5 @@
 // authentication.lockout: authentication failures (AUTH_INVALID, AUTH_EXPIRED — not AUTH_MISSING,
-// not IDP_UNAVAILABLE) are counted per client IP in the limits store; the N-th within `window` locks
+// not IDP_UNAVAILABLE) are counted per client IP (an IPv6 client per /64, see ip-address.ts) in the limits store; the N-th within `window` locks
 // that IP out for `duration`: every request from it to a non-public route is answered 429 LOCKED_OUT
 // (Retry-After = seconds left) before credentials are checked.
 //
@@ -15,6 +15,7 @@ import type { RequestContext } from '../context.js';
 import type { EventBus } from '../events.js';
 import { storeErrorsTotal } from '../observability/metrics.js';
 import type { StoreHolder } from '../limits/stage.js';
+import { ipKey } from '../ip-address.js';
 
 const COUNTED = new Set(['AUTH_INVALID', 'AUTH_EXPIRED']);
 const MAX_LOCAL = 100_000;
@@ -46,7 +47,7 @@ export class Lockout {
   onFailure(ctx: RequestContext, code: string): void {
     const plan = ctx.plan.authn?.lockout;
     if (plan === undefined || !COUNTED.has(code)) return;
-    const ip = ctx.clientIp || '-';
+    const ip = ipKey(ctx.clientIp, plan.ipv6Prefix) || '-';
     const key = `${ctx.plan.limits?.prefix ?? 'portcullis:'}{ip:${ip}}:lockout`;
     let pending: Promise<number>;
     try {
@@ -92,8 +93,9 @@ export class LockoutStage implements Stage {
   }
 
   run(ctx: RequestContext): Outcome {
-    if (ctx.plan.authn?.lockout === undefined || ctx.route === undefined || ctx.route.public) return CONTINUE;
-    const ms = this.#lockout.lockedFor(ctx.clientIp || '-');
+    const plan = ctx.plan.authn?.lockout;
+    if (plan === undefined || ctx.route === undefined || ctx.route.public) return CONTINUE;
+    const ms = this.#lockout.lockedFor(ipKey(ctx.clientIp, plan.ipv6Prefix) || '-');
     if (ms === 0) return CONTINUE;
     const retry = Math.max(1, Math.ceil(ms / 1000));
     ctx.note(this.name, `LOCKED_OUT (retry after ${retry}s)`);

@@ -8,7 +8,24 @@ export interface Principal {
   readonly roles: readonly string[];
   /** Permissions granted directly to the credential (besides those of its roles). */
   readonly permissions: readonly string[];
-  /** API key id, or the JWT's `jti`/issuer name; what audit and logs may name. */
+  /** The API key's id (API key callers only); what audit and logs may name. */
   readonly keyId: string | undefined;
+  /** The policy's name of the JWT issuer that vouched for the caller (JWT callers only). */
+  readonly issuer?: string | undefined;
   readonly via: AuthMethod | 'test';
+}
+
+const byIssuer = new Map<string, string>();
+
+/**
+ * What a `by: key` limit counts by: the API key id, or for a JWT caller its issuer ("jwt:<name>",
+ * which no key id can spell), or "-" without a credential.
+ */
+export function credentialKey(p: Principal | undefined): string {
+  if (p === undefined) return '-';
+  if (p.keyId !== undefined) return p.keyId;
+  if (p.issuer === undefined) return '-';
+  let k = byIssuer.get(p.issuer);
+  if (k === undefined) byIssuer.set(p.issuer, (k = `jwt:${p.issuer}`));
+  return k;
 }

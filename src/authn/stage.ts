@@ -1,7 +1,8 @@
 // The authenticate stage. Public routes pass. Otherwise the route's methods are tried in its
 // order: a method whose kind of credential is absent is "not mine" (try the next); the first one
 // that finds its credential decides (success → ctx.principal; failure → its Deny, never a
-// fall-through to a weaker method). No credential at all → AUTH_MISSING with a challenge.
+// fall-through to a weaker method). No credential at all → AUTH_MISSING with a challenge. An API
+// key and a bearer token together, on a route that accepts both, are 400: no order picks one.
 import type { Logger } from 'pino';
 import { deny, type Deny } from '../errors.js';
 import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
@@ -19,6 +20,25 @@ const BAD_DUPLICATE = {
   apiKey: deny('BAD_REQUEST', 'The request has more than one API key header.'),
 };
 const KEY_IN_QUERY = deny('BAD_REQUEST', 'API keys are accepted only in the API key header, never in the query string.');
+const TWO_CREDENTIALS = deny('BAD_REQUEST', 'The request carries both an API key and a bearer token; send one credential.');
+const BEARER = /^\s*bearer(\s|$)/i;
+
+/**
+ * Whether the request carries an API key header and a bearer Authorization, one pass. On a route
+ * that accepts both, neither may win silently: the caller meant one identity, and the upstream
+ * (with forwardCredentials) could act on the other.
+ */
+function carriesBoth(raw: readonly string[], apiKeyHeader: string): boolean {
+  let key = false;
+  let bearer = false;
+  const keyLength = apiKeyHeader.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === keyLength && name.toLowerCase() === apiKeyHeader) key = true;
+    else if (name.length === 13 && name.toLowerCase() === 'authorization' && BEARER.test(raw[i + 1]!)) bearer = true;
+  }
+  return key && bearer;
+}
 
 /** Which credential (or Host) header appears more than once, case-insensitively; Node keeps only one. */
 export function duplicateHeader(raw: readonly string[], apiKeyHeader: string | undefined): Deny | undefined {
@@ -91,6 +111,7 @@ export class AuthenticateStage implements Stage {
     if (apiKey !== undefined && ctx.query.length > 1 && queryCarriesKey(ctx.query, this.#namesFor(apiKey.header))) {
       return this.#refuse(ctx, 'apiKey', KEY_IN_QUERY, 'key-in-query');
     }
+    if (routeAuthn.both && carriesBoth(ctx.req.rawHeaders, apiKey!.header)) return this.#refuse(ctx, 'none', TWO_CREDENTIALS, 'two-credentials');
     const methods = routeAuthn.methods;
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;

@@ -5,6 +5,7 @@ import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
 import { didYouMean } from '../policy/suggest.js';
 import { parseRedisUrl } from '../redis-url.js';
+import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import type { CompiledRoute } from '../routing/route.js';
 
 export interface TierPlan {
@@ -24,6 +25,8 @@ export interface RouteBucketPlan {
   readonly by: string;
   /** For `header:<name>`: the lower-case header name. */
   readonly header: string | undefined;
+  /** For `ip`: IPv6 clients share a bucket per network of this many leading bits. */
+  readonly ipv6Prefix: number;
   readonly ratePerMs: number;
   readonly burst: number;
   readonly cost: number;
@@ -95,12 +98,15 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
       r.index,
       Object.freeze(
         r.limits.map((l, i) => {
+          const spec = doc.routes?.[r.index]?.limits?.[i];
+          if (spec?.ipv6Prefix !== undefined && l.by !== 'ip') cx.error(['routes', r.index, 'limits', i, 'ipv6Prefix'], `ipv6Prefix applies only to by: ip (this bucket is by: ${l.by})`);
           const ratePerMs = l.ratePerSecond / 1000;
           const policyName = `${r.name}.${l.by.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
           return Object.freeze({
             index: i,
             by: l.by,
             header: l.by.startsWith('header:') ? l.by.slice(7).toLowerCase() : undefined,
+            ipv6Prefix: spec?.ipv6Prefix ?? DEFAULT_IPV6_PREFIX,
             ratePerMs,
             burst: l.burst,
             cost: l.cost,

@@ -12,6 +12,8 @@ import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observabi
 import type { LimitsPlan, RouteBucketPlan, TierPlan } from './compile.js';
 import type { BucketCheck, LimitCheck, LimitResult, LimitStore } from './store.js';
 import { MemoryStore } from './memory-store.js';
+import { ipKey } from '../ip-address.js';
+import { credentialKey } from '../authn/principal.js';
 
 /** Unspent leased tokens are dropped after this: a lease never outlives a short burst. */
 const LEASE_TTL_MS = 100;
@@ -241,9 +243,9 @@ function identify(ctx: RequestContext, b: RouteBucketPlan): string {
     case 'tenant':
       return ctx.principal?.tenant ?? '-';
     case 'key':
-      return ctx.principal?.keyId ?? '-';
+      return credentialKey(ctx.principal);
     case 'ip':
-      return ctx.clientIp || '-';
+      return ipKey(ctx.clientIp, b.ipv6Prefix) || '-';
     default: {
       const v = ctx.req.headers[b.header!];
       return typeof v === 'string' && v !== '' ? encodeURIComponent(v) : '-';

@@ -2,7 +2,7 @@
 // runs them all, collects every diagnostic, and refuses the policy on any error.
 import { createHash } from 'node:crypto';
 import { compileRouter } from '../routing/router.js';
-import { compileRoutes } from '../routing/compile.js';
+import { compilePathRules, compileRoutes } from '../routing/compile.js';
 import { compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../upstream/identity-jwt.js';
@@ -110,6 +110,7 @@ export function compilePolicy(loaded: LoadedPolicy): { plan: Plan; warnings: Dia
     files: [...loaded.files],
     routes,
     router: compileRouter(routes),
+    paths: compilePathRules(doc, routes),
     upstreams,
     trustedProxies,
     authn,

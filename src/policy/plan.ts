@@ -4,7 +4,7 @@
 import type { Diagnostic } from './diagnostics.js';
 import type { LimitsPlan } from '../limits/compile.js';
 import type { PolicyDocument } from './schema.js';
-import type { CompiledRoute, Router } from '../routing/route.js';
+import type { CompiledRoute, PathRules, Router } from '../routing/route.js';
 import type { AuthnPlan, IpRulesPlan } from '../authn/compile.js';
 import type { IdentityJwtSigner } from '../upstream/identity-jwt.js';
 import type { BreakerSettings } from '../upstream/breaker.js';
@@ -36,6 +36,8 @@ export interface Plan {
   readonly files: readonly string[];
   readonly routes: readonly CompiledRoute[];
   readonly router: Router;
+  /** `paths` and method override (the route stage); absent in hand-built plans: the defaults. */
+  readonly paths?: PathRules;
   readonly upstreams: ReadonlyMap<string, UpstreamPlan>;
   /** CIDRs whose X-Forwarded-For / X-Request-Id are believed. */
   readonly trustedProxies: readonly string[];

@@ -39,6 +39,9 @@ const limitBy = z
   .string()
   .regex(/^(principal|tenant|key|ip|header:[A-Za-z0-9-]+)$/, 'expected principal, tenant, key, ip or header:<name>');
 
+/** IPv6 clients are counted per network of this many leading bits (default 64; 128: per address). */
+const ipv6Prefix = z.number().int().min(1).max(128);
+
 export const breakerSchema = z.strictObject({
   consecutiveFailures: z.number().int().positive().optional(),
   errorRate: percent.optional(),
@@ -95,11 +98,12 @@ export const authenticationSchema = z.strictObject({
       tenant: z.string().optional(),
       roles: z.string().optional(),
       keyId: z.string().optional(),
+      issuer: z.string().optional(),
       jwt: z.strictObject({ key: z.string(), ttl: duration.optional(), audience: z.string().optional(), header: z.string().optional() }).optional(),
     })
     .optional(),
   forwardCredentials: z.boolean().optional(),
-  lockout: z.strictObject({ failures: z.number().int().positive(), window: duration, duration }).optional(),
+  lockout: z.strictObject({ failures: z.number().int().positive(), window: duration, duration, ipv6Prefix: ipv6Prefix.optional() }).optional(),
 });
 
 export const roleSchema = z.strictObject({
@@ -125,6 +129,7 @@ export const routeLimitSchema = z.strictObject({
   rate,
   burst: z.number().int().positive().optional(),
   cost: z.number().int().positive().optional(),
+  ipv6Prefix: ipv6Prefix.optional(),
 });
 
 export const routeSchema = z.strictObject({
@@ -142,9 +147,14 @@ export const routeSchema = z.strictObject({
   ipAllow: z.array(cidr).optional(),
   ipDeny: z.array(cidr).optional(),
   limits: z.array(routeLimitSchema).optional(),
+  methodOverride: z.array(httpMethod).min(1).optional(),
   maxBodySize: size.optional(),
   shadow: z.boolean().optional(),
   audit: z.enum(['all', 'denied', 'none']).optional(),
+});
+
+export const pathsSchema = z.strictObject({
+  semicolons: z.enum(['reject', 'unambiguous', 'allow']).optional(),
 });
 
 export const storeSchema = z.strictObject({
@@ -177,6 +187,7 @@ export const policySchema = z
     upstreams: z.record(z.string(), upstreamSchema).optional(),
     authentication: authenticationSchema.optional(),
     trustedProxies: z.array(cidr).optional(),
+    paths: pathsSchema.optional(),
     ipAllow: z.array(cidr).optional(),
     ipDeny: z.array(cidr).optional(),
     roles: z.record(z.string(), roleSchema).optional(),

@@ -4,6 +4,11 @@
 // path that was matched (a decoded "%" is sent as "%25": nothing downstream decodes twice).
 // Empty segments ("//") are kept as written: merging them would make "/a//b" and "/a/b" the same
 // route here while the upstream may treat them differently.
+// Path parameters (";…" in a segment, RFC 3986 §3.3) are cut from each segment before dot segments
+// are resolved by Tomcat, Jetty and Spring, so "/public/..;/admin" reaches them as "/admin". A dot
+// segment or an empty segment that carries parameters has no meaning but that one, and is refused
+// here (after decoding: "%2e%2e;" and "..%3b" too, since ";" is forwarded unencoded). Whether other
+// segments may carry parameters is a policy choice made by the route stage (`paths.semicolons`).
 import { deny, type Deny } from '../errors.js';
 
 export interface CanonicalTarget {
@@ -25,6 +30,7 @@ const BAD_ESCAPE = bad('The path contains an invalid percent-escape.');
 const BAD_ENCODED_SLASH = bad('The path contains an encoded "/" or "\\" (%2F, %5C).');
 const BAD_ENCODED_CONTROL = bad('The path contains an encoded NUL or control character.');
 const BAD_UTF8 = bad('The decoded path is not valid UTF-8.');
+const BAD_DOT_PARAMS = bad('A dot segment or an empty segment carries ";" parameters ("..;", ".;x", "/;x/"): upstream frameworks would resolve it differently.');
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -33,6 +39,21 @@ function hexValue(c: number): number {
   if (c >= 65 && c <= 70) return c - 55;
   if (c >= 97 && c <= 102) return c - 87;
   return -1;
+}
+
+/** The path with every segment's ";" parameters cut off, as Tomcat, Jetty and Spring route it. */
+export function withoutParams(path: string): string {
+  let out = '';
+  let from = 0;
+  let semi = path.indexOf(';');
+  while (semi !== -1) {
+    const next = path.indexOf('/', semi);
+    out += path.slice(from, semi);
+    if (next === -1) return out;
+    from = next;
+    semi = path.indexOf(';', next);
+  }
+  return from === 0 ? path : out + path.slice(from);
 }
 
 /**
@@ -57,6 +78,7 @@ export function canonicalize(target: string, host: string): CanonicalTarget | De
 
   let needsDecode = false;
   let hasDot = false;
+  let hasParams = false;
   for (let i = 0; i < rawPath.length; i++) {
     const c = rawPath.charCodeAt(i);
     if (c <= 32 || c >= 127) return BAD_CHAR;
@@ -64,9 +86,10 @@ export function canonicalize(target: string, host: string): CanonicalTarget | De
     if (c === 35 /* # */) return BAD_FRAGMENT;
     if (c === 37 /* % */) needsDecode = true;
     else if (c === 46 /* . */ && rawPath.charCodeAt(i - 1) === 47) hasDot = true;
+    else if (c === 59 /* ; */) hasParams = true;
   }
-  // The common case: nothing to decode, no dot segment. No allocation beyond the query split.
-  if (!needsDecode && !hasDot) return { path: rawPath, forwardPath: rawPath, query };
+  // The common case: nothing to decode, no dot segment, no parameters. No allocation beyond the query split.
+  if (!needsDecode && !hasDot && !hasParams) return { path: rawPath, forwardPath: rawPath, query };
 
   let decoded = rawPath;
   if (needsDecode) {
@@ -97,8 +120,23 @@ export function canonicalize(target: string, host: string): CanonicalTarget | De
       if ((c >= 0x80 && c < 0xa0) || c === 0x2028 || c === 0x2029) return BAD_ENCODED_CONTROL;
     }
   }
+  if ((hasParams || needsDecode) && decoded.indexOf(';') !== -1 && paramsHideSegment(decoded)) return BAD_DOT_PARAMS;
   const path = resolveDots(decoded);
   return { path, forwardPath: encodePath(path), query };
+}
+
+/** Whether a segment's name (the part before ";") is empty, "." or ".." while it carries parameters. */
+function paramsHideSegment(path: string): boolean {
+  let semi = path.indexOf(';');
+  while (semi !== -1) {
+    const start = path.lastIndexOf('/', semi) + 1;
+    const len = semi - start;
+    if (len === 0 || (len <= 2 && path.charCodeAt(start) === 46 && (len === 1 || path.charCodeAt(start + 1) === 46))) return true;
+    const next = path.indexOf('/', semi);
+    if (next === -1) return false;
+    semi = path.indexOf(';', next);
+  }
+  return false;
 }
 
 /** RFC 3986 §5.2.4 on a decoded path: "." removed, ".." pops (never above the root). */

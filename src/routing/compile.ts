@@ -7,7 +7,7 @@ import type { PolicyDocument, RouteSpec } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
 import { parseRate, parseSize } from '../policy/values.js';
 import { checkPattern, compilePattern, type CompiledPattern } from './pattern.js';
-import type { CompiledRoute } from './route.js';
+import type { CompiledRoute, PathRules } from './route.js';
 
 const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
 
@@ -58,6 +58,12 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
     if (spec.tenantParam !== undefined && matcher !== undefined && !matcher.params.includes(spec.tenantParam)) {
       cx.error([...at, 'tenantParam'], `the path pattern has no parameter {${spec.tenantParam}}${didYouMean(spec.tenantParam, matcher.params)}`);
     }
+    const overrides = spec.methodOverride;
+    if (overrides !== undefined && spec.match.methods !== undefined) {
+      overrides.forEach((m, j) => {
+        if (!spec.match.methods!.includes(m)) cx.error([...at, 'methodOverride', j], `${m} is not one of this route's methods (${spec.match.methods!.join(', ')}): a request overridden to it would never match this route`);
+      });
+    }
     if (matcher === undefined || upstream === undefined) return;
     routes.push({
       name: spec.name,
@@ -77,6 +83,7 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
         const ratePerSecond = parseRate(l.rate);
         return { by: l.by, ratePerSecond, burst: l.burst ?? Math.max(1, Math.ceil(ratePerSecond)), cost: l.cost ?? 1 };
       }),
+      methodOverride: overrides !== undefined ? new Set(overrides) : undefined,
       maxBodySize: spec.maxBodySize !== undefined ? parseSize(spec.maxBodySize) : undefined,
       shadow: spec.shadow === true,
       audit: spec.audit ?? 'all',
@@ -84,6 +91,11 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
   });
   warnShadowed(routes, cx);
   return routes;
+}
+
+/** `paths` and what the routes need of the route stage. */
+export function compilePathRules(doc: PolicyDocument, routes: readonly CompiledRoute[]): PathRules {
+  return { semicolons: doc.paths?.semicolons ?? 'unambiguous', methodOverride: routes.some((r) => r.methodOverride !== undefined) };
 }
 
 /** A route that an earlier route matches entirely can never be reached. */

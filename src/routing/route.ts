@@ -39,10 +39,20 @@ export interface CompiledRoute {
   readonly ipAllow: readonly string[];
   readonly ipDeny: readonly string[];
   readonly limits: readonly RouteLimit[];
+  /** Methods a POST may be overridden to (method-override headers); undefined: the headers are removed. */
+  readonly methodOverride?: ReadonlySet<string> | undefined;
   /** Bytes; undefined: no limit beyond the server's. */
   readonly maxBodySize: number | undefined;
   readonly shadow: boolean;
   readonly audit: 'all' | 'denied' | 'none';
+}
+
+/** How the route stage reads what could make the upstream see another route than this gateway. */
+export interface PathRules {
+  /** `paths.semicolons`: ";" path parameters refused, accepted when they do not change the route, or ignored. */
+  readonly semicolons: 'reject' | 'unambiguous' | 'allow';
+  /** Whether any route honours method-override headers (else they are never read, only removed). */
+  readonly methodOverride: boolean;
 }
 
 /** Why a route did or did not match (for explain). */

@@ -1,24 +1,29 @@
 // What crosses the proxy in each direction. Request headers are built in one pass over
 // `rawHeaders` into the flat [name, value, …] array undici takes; nothing the client sends can
-// choose identity: X-Forwarded-*, X-Request-Id, traceparent and the identity headers are always
-// the gateway's, whatever their case, however often they appear, whatever Connection lists.
+// choose identity or make the upstream see another request than the one the gateway checked:
+// identity, forwarding, rewrite and method-override headers are the gateway's (src/header-names.ts),
+// whatever their case, however often they appear, whatever Connection lists, and in their "_"
+// look-alike spellings too.
 import type { RequestContext } from '../context.js';
 import { forwardOf, identityHeaders, type IdentityForward } from '../authn/forward.js';
+import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS } from '../header-names.js';
 
 /** How a request header name is treated; one Map lookup per header decides. */
 const enum Kind {
-  /** Hop-by-hop (RFC 9110 §7.6.1), or set by the proxy itself: dropped. */
+  /** Hop-by-hop, identity, credentials (unless forwarded), or set by the gateway only: dropped. */
   Drop = 1,
-  /** Set by the gateway; a trusted proxy's value is carried over (and extended). */
+  /** Written by the gateway; a trusted proxy's value is carried over (and extended). */
   GatewayOwned = 2,
   /** Connection: dropped, and the names it lists are dropped too. */
   Connection = 3,
+  /** Passed on from a trusted proxy only. */
+  TrustedOnly = 4,
+  /** Passed on only when the route honoured the override (ctx.methodOverride). */
+  MethodOverride = 5,
 }
 
-// `expect` too: the proxy answers 100-continue itself (after every stage passed), and undici refuses it.
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'proxy-authorization', 'proxy-authenticate', 'expect'];
-const GATEWAY_OWNED = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-request-id', 'traceparent', 'tracestate', 'x-real-ip'];
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+const UNDERSCORES = /_/g;
 
 /** The request header classes for one set of forwarding rules (identity and credential names are plan-specific). */
 const kindsByForward = new WeakMap<IdentityForward, ReadonlyMap<string, Kind>>();
@@ -28,11 +33,23 @@ function kindsOf(forward: IdentityForward): ReadonlyMap<string, Kind> {
     const m = new Map<string, Kind>();
     for (const n of forward.strip) m.set(n, Kind.Drop);
     for (const n of HOP_BY_HOP) m.set(n, Kind.Drop);
-    for (const n of GATEWAY_OWNED) m.set(n, Kind.GatewayOwned);
+    for (const n of GATEWAY_ONLY) m.set(n, Kind.Drop);
+    for (const n of FORWARDED_BY_GATEWAY) m.set(n, Kind.GatewayOwned);
+    for (const n of FORWARDED_FROM_TRUSTED) m.set(n, Kind.TrustedOnly);
+    for (const n of METHOD_OVERRIDE_HEADERS) m.set(n, Kind.MethodOverride);
     m.set('connection', Kind.Connection);
     kindsByForward.set(forward, (kinds = m));
   }
   return kinds;
+}
+
+/**
+ * Whether a name with "_" is a look-alike of a name the gateway owns (x_auth_tenant,
+ * X-Forwarded_For): those are dropped from every peer, trusted or not, since a CGI-style upstream
+ * would read them as the real header.
+ */
+function isLookAlike(kinds: ReadonlyMap<string, Kind>, lowerName: string): boolean {
+  return lowerName.indexOf('_') !== -1 && kinds.has(lowerName.replace(UNDERSCORES, '-'));
 }
 
 /** The lower-case names a Connection value lists, besides close and keep-alive (undefined: none). */
@@ -75,7 +92,11 @@ export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string
     const name = raw[i]!.toLowerCase();
     const kind = kinds.get(name);
     if (kind === undefined) {
-      out.push(name, raw[i + 1]!);
+      if (!isLookAlike(kinds, name)) out.push(name, raw[i + 1]!);
+    } else if (kind === Kind.TrustedOnly) {
+      if (ctx.trustedPeer) out.push(name, raw[i + 1]!);
+    } else if (kind === Kind.MethodOverride) {
+      if (ctx.methodOverride !== undefined) out.push(name, raw[i + 1]!);
     } else if (kind === Kind.GatewayOwned) {
       // Only a trusted proxy's values carry over (and are extended below).
       if (ctx.trustedPeer) {

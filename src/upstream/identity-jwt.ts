@@ -9,6 +9,7 @@ import { SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { AdminResponse } from '../admin/routes.js';
 import type { Principal } from '../authn/principal.js';
+import { forwardOf } from '../authn/forward.js';
 import type { RequestContext } from '../context.js';
 import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
 import type { CompileContext } from '../policy/compile-context.js';
@@ -65,7 +66,7 @@ function algorithmOf(key: KeyObject): IdentityJwtAlgorithm | undefined {
   return undefined;
 }
 
-const cacheKey = (p: Principal): string => JSON.stringify([p.via, p.subject, p.tenant ?? null, p.keyId ?? null, p.roles, p.permissions]);
+const cacheKey = (p: Principal): string => JSON.stringify([p.via, p.subject, p.tenant ?? null, p.keyId ?? null, p.issuer ?? null, p.roles, p.permissions]);
 
 export class IdentityJwtSigner {
   readonly #key: KeyObject;
@@ -109,24 +110,30 @@ export class IdentityJwtSigner {
     return { keys: [this.#jwk] };
   }
 
-  /** A token for this principal: a cached string when one is fresh enough, else a promise of a new one. */
-  token(principal: Principal, now: number = Date.now()): string | Promise<string> {
+  /**
+   * A token for this principal: a cached string when one is fresh enough, else a promise of a new
+   * one. `roles` is the principal's effective roles (what the roles header carries); the cache is
+   * keyed by the principal's own roles, from which the effective ones follow within one policy.
+   */
+  token(principal: Principal, now: number = Date.now(), roles: readonly string[] = principal.roles): string | Promise<string> {
     const key = cacheKey(principal);
     const entry = this.#cache.get(key);
     if (entry && now < entry.staleAt) {
-      if (now >= entry.refreshAt && !this.#pending.has(key)) void this.#sign(key, principal).catch(() => undefined);
+      if (now >= entry.refreshAt && !this.#pending.has(key)) void this.#sign(key, principal, roles).catch(() => undefined);
       return entry.token;
     }
-    return this.#pending.get(key) ?? this.#sign(key, principal);
+    return this.#pending.get(key) ?? this.#sign(key, principal, roles);
   }
 
-  #sign(key: string, p: Principal): Promise<string> {
+  #sign(key: string, p: Principal, roles: readonly string[]): Promise<string> {
     const issuedAt = Date.now();
     const iat = Math.floor(issuedAt / 1000);
     const exp = iat + Math.max(1, Math.floor(this.#ttlMs / 1000));
-    const claims: Record<string, unknown> = { roles: p.roles, via: p.via };
+    // The same facts as the identity headers, one meaning each: key_id only for an API key, idp only for a JWT issuer.
+    const claims: Record<string, unknown> = { roles, via: p.via };
     if (p.tenant !== undefined) claims.tenant = p.tenant;
     if (p.keyId !== undefined) claims.key_id = p.keyId;
+    if (p.issuer !== undefined) claims.idp = p.issuer;
     if (p.permissions.length > 0) claims.permissions = p.permissions;
     const jwt = new SignJWT(claims)
       .setProtectedHeader({ alg: this.#alg, kid: this.#jwk.kid, typ: 'JWT' })
@@ -183,7 +190,7 @@ export const identityJwtStage: Stage = {
     const signer = ctx.plan.identityJwt;
     const principal = ctx.principal;
     if (signer === undefined || principal === undefined) return CONTINUE;
-    const token = signer.token(principal);
+    const token = signer.token(principal, Date.now(), forwardOf(ctx.plan).effectiveRoles.of(principal.roles));
     if (typeof token === 'string') {
       ctx.identityJwt = token;
       return CONTINUE;

@@ -136,7 +136,8 @@ describe('identity to the upstream', () => {
     expect(valuesOf(req, 'x-auth-subject')).toEqual(['bob']);
     expect(valuesOf(req, 'x-auth-tenant')).toEqual(['acme']);
     expect(valuesOf(req, 'x-auth-roles')).toEqual(['viewer']);
-    expect(valuesOf(req, 'x-auth-key-id')).toEqual(['corp']);
+    expect(valuesOf(req, 'x-auth-key-id')).toEqual([]);
+    expect(valuesOf(req, 'x-auth-issuer')).toEqual(['corp']);
     expect(valuesOf(req, 'authorization')).toEqual([]);
   });
 

@@ -99,9 +99,17 @@ describe('API key authentication', () => {
     expect(JSON.parse(res.text).principal.via).toBe('jwt');
   });
 
-  it('does not fall through to the next method when the first credential is bad', async () => {
-    const res = await call('/v1/both', { 'x-api-key': unknown, authorization: `Bearer ${token}` });
-    expect(JSON.parse(res.text).code).toBe('AUTH_INVALID');
+  it('refuses an API key and a bearer token together on a route that accepts both, rather than picking one', async () => {
+    for (const key of [unknown, good]) {
+      const res = await call('/v1/both', { 'x-api-key': key, authorization: `Bearer ${token}` });
+      expect(res.status).toBe(400);
+      expect(JSON.parse(res.text).code).toBe('BAD_REQUEST');
+    }
+  });
+
+  it('on a route that accepts only API keys, a bearer token beside the key is not a credential: the key decides', async () => {
+    expect((await call('/v1/keys-only', { 'x-api-key': good, authorization: `Bearer ${token}` })).status).toBe(200);
+    expect(JSON.parse((await call('/v1/keys-only', { 'x-api-key': unknown, authorization: `Bearer ${token}` })).text).code).toBe('AUTH_INVALID');
   });
 
   it('ignores credentials a route does not accept', async () => {

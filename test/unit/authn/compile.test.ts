@@ -44,7 +44,7 @@ routes:
     expect(authn.routes.get(1)!.methods.map((m) => m.method)).toEqual(['jwt', 'apiKey']);
     expect(authn.routes.has(0)).toBe(false);
     expect(authn.forward.subject).toBe('x-user');
-    expect([...authn.forward.strip].sort()).toEqual(['authorization', 'x-api-key', 'x-auth-key-id', 'x-auth-roles', 'x-auth-tenant', 'x-user']);
+    expect([...authn.forward.strip].sort()).toEqual(['authorization', 'x-api-key', 'x-auth-issuer', 'x-auth-jwt', 'x-auth-key-id', 'x-auth-roles', 'x-auth-subject', 'x-auth-tenant', 'x-user']);
     expect(Object.isFrozen(authn)).toBe(true);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalize, isDeny } from '../../../src/routing/canonical.js';
+import { canonicalize, isDeny, withoutParams } from '../../../src/routing/canonical.js';
 
 const ok = (target: string, host = 'example.com') => {
   const r = canonicalize(target, host);
@@ -65,5 +65,41 @@ describe('canonical path', () => {
   it('allocates no new path string on the common path', () => {
     const target = '/v1/tenants/acme/reports/q1';
     expect(ok(target).path).toBe(target);
+  });
+});
+
+describe('";" path parameters next to dot segments', () => {
+  it.each([
+    ['/public/..;/admin/x', 'a ".." segment with parameters (Tomcat resolves it as "..")'],
+    ['/public/%2e%2e;/admin', 'an encoded ".." with parameters'],
+    ['/a/..;jsessionid=1/b', 'a ".." segment with a session id'],
+    ['/public/..%3b/admin', 'a ".." with an encoded ";"'],
+    ['/public/%2E%2E%3Bx/admin', 'everything encoded'],
+    ['/a/.;x/b', 'a "." segment with parameters'],
+    ['/a/%2e;/b', 'an encoded "." with parameters'],
+    ['/;x/admin', 'a segment that is only parameters'],
+    ['/admin/%3bx/', 'an encoded segment that is only parameters'],
+  ])('refuses %s with 400 (%s)', (target) => {
+    expect(refused(target)).toBe('BAD_REQUEST');
+  });
+
+  it.each([
+    ['/a;x=1/b', '/a;x=1/b'],
+    ['/a/..x;y/b', '/a/..x;y/b'],
+    ['/a/...;/b', '/a/...;/b'],
+    ['/a%3Bx/b', '/a;x/b'],
+  ])('leaves %s to the route stage as %s (the segment has a name)', (target, path) => {
+    expect(ok(target).path).toBe(path);
+  });
+});
+
+describe('withoutParams', () => {
+  it.each([
+    ['/admin;x/secret', '/admin/secret'],
+    ['/a;jsessionid=1/b;v=2', '/a/b'],
+    ['/a/b', '/a/b'],
+    ['/files/report.pdf;', '/files/report.pdf'],
+  ])('%s is routed by Tomcat, Jetty and Spring as %s', (path, stripped) => {
+    expect(withoutParams(path)).toBe(stripped);
   });
 });
