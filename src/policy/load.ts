@@ -27,6 +27,8 @@ export interface LoadedPolicy {
 export interface LoadOptions {
   /** Where env: values come from (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** Hears the absolute path of every file a `file:` value names, also when the load fails. */
+  readonly onFileReference?: (target: string) => void;
 }
 
 /** Policy tests live beside the policy, named *.test.yaml; they are not policy. */
@@ -69,7 +71,7 @@ export async function loadPolicySource(path: string, options: LoadOptions = {}):
       errors.push(...syntax);
       continue;
     }
-    const unresolved = resolveReferences(file, name, options.env);
+    const unresolved = resolveReferences(file, name, options.env, options.onFileReference);
     errors.push(...unresolved);
     const expanded = yamlValue(file);
     if ('error' in expanded) {

@@ -2,13 +2,13 @@
 // atomically. A request holds the Plan it started with; a reload replaces the field, never the
 // object. A policy that fails to load or compile is logged and counted, and the last good one stays.
 import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
 import { compilePolicy } from './compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { loadPolicySource, policyFiles } from './load.js';
+import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
 import type { Plan } from './plan.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
@@ -18,14 +18,16 @@ export interface PolicyManagerOptions {
   readonly watch: boolean;
   readonly logger: Logger;
   readonly bus: EventBus;
-  /** Quiet time after the last file event before reloading (default 200ms): editors write in bursts. */
+  /** Quiet time after the last policy file event before reloading (default 200ms): editors write in bursts. */
   readonly debounceMs?: number;
+  /** Longest time from the first policy file event to the reload, however often files keep changing (default 1s). */
+  readonly maxWaitMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** Loads and compiles; PolicyError carries every diagnostic. */
-async function build(path: string, env: NodeJS.ProcessEnv | undefined): Promise<{ plan: Plan; warnings: Diagnostic[] }> {
-  return compilePolicy(await loadPolicySource(path, { env }));
+/** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
+async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<{ plan: Plan; warnings: Diagnostic[] }> {
+  return compilePolicy(await loadPolicySource(path, { env, onFileReference }));
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {
@@ -40,6 +42,11 @@ export class PolicyManager {
   #listeners: ((plan: Plan) => void)[] = [];
   #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** When the first policy file event of the pending reload arrived (undefined: none pending). */
+  #firstEventAt: number | undefined;
+  #policyIsDirectory = false;
+  /** Every file the last load's `file:` values named (absolute paths). */
+  #references: readonly string[] = [];
   /** Reloads run one after another, so the last file state always wins. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -53,13 +60,15 @@ export class PolicyManager {
   /** Loads the policy (throws PolicyError when it is invalid) and, with watch, follows its changes. */
   static async open(path: string, options: PolicyManagerOptions): Promise<PolicyManager> {
     let built: { plan: Plan; warnings: Diagnostic[] };
+    const references: string[] = [];
     try {
-      built = await build(path, options.env);
+      built = await build(path, options.env, (t) => references.push(t));
     } catch (err) {
       policyReloadsTotal.inc({ result: 'failure' });
       throw err instanceof PolicyError ? err : new PolicyError(asDiagnostics(path, err));
     }
     const manager = new PolicyManager(path, built.plan, options);
+    manager.#references = references;
     manager.#accepted(built.plan, built.warnings, 'startup');
     if (options.watch) await manager.#watch();
     return manager;
@@ -95,9 +104,12 @@ export class PolicyManager {
   async #reload(trigger: ReloadTrigger): Promise<ReloadResult> {
     const log = this.#options.logger;
     let built: { plan: Plan; warnings: Diagnostic[] };
+    const references: string[] = [];
     try {
-      built = await build(this.#path, this.#options.env);
+      built = await build(this.#path, this.#options.env, (t) => references.push(t));
     } catch (err) {
+      // Also after a failure: the file a new `file:` value names may be about to be created.
+      this.#references = references;
       const diagnostics = asDiagnostics(this.#path, err);
       const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
       policyReloadsTotal.inc({ result: 'failure' });
@@ -106,6 +118,7 @@ export class PolicyManager {
       this.#options.bus.publish({ type: 'policy.rejected', errors, trigger });
       return { ok: false, diagnostics };
     }
+    this.#references = references;
     if (built.plan.hash === this.#plan.hash) {
       // Same content (an editor touching the file, a ConfigMap resync): nothing to swap.
       if (trigger !== 'watch') {
@@ -144,15 +157,31 @@ export class PolicyManager {
    */
   async #watch(): Promise<void> {
     const { isDirectory } = await policyFiles(this.#path);
-    const dir = isDirectory ? this.#path : dirname(this.#path);
-    this.#arm(dir);
+    this.#policyIsDirectory = isDirectory;
+    this.#arm(isDirectory ? this.#path : dirname(this.#path));
+  }
+
+  /**
+   * Whether an event about `name` in the watched directory may change the policy. Other files there
+   * (an audit trail, logs, editor swap files) change all the time and must not hold a reload back.
+   */
+  #concerns(dir: string, name: string | null): boolean {
+    if (name === null) return true; // the platform did not say which entry changed
+    // Kubernetes swaps a ConfigMap or Secret by replacing the `..data` symlink (via `..data_tmp` and
+    // a `..<timestamp>` directory); the policy files themselves are symlinks that never change.
+    if (name.startsWith('..')) return true;
+    if (this.#policyIsDirectory ? isPolicyFileName(name) : name === basename(this.#path)) return true;
+    // A file a `file:` value names, or the subdirectory it lives in (replaced as a whole by atomic swaps).
+    return this.#references.some((target) => relative(dir, target).split(sep)[0] === name);
   }
 
   #arm(dir: string): void {
     if (this.#closed) return;
     let watcher: FSWatcher;
     try {
-      watcher = watch(dir, { persistent: false }, () => this.#schedule());
+      watcher = watch(dir, { persistent: false }, (_event, name) => {
+        if (this.#concerns(dir, name === null ? null : String(name))) this.#schedule();
+      });
     } catch (err) {
       this.#options.logger.error({ err, dir }, 'cannot watch the policy; retrying');
       setTimeout(() => this.#arm(dir), 1_000).unref();
@@ -170,12 +199,21 @@ export class PolicyManager {
     this.#watchers.push(watcher);
   }
 
+  /**
+   * Debounced, so an editor's burst of writes loads once; but never later than maxWaitMs after the
+   * first event, so a file rewritten without pause still reaches the running policy.
+   */
   #schedule(): void {
     if (this.#closed) return;
+    const now = performance.now();
+    this.#firstEventAt ??= now;
+    const debounce = this.#options.debounceMs ?? 200;
+    const deadline = this.#firstEventAt + (this.#options.maxWaitMs ?? 1_000);
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
+      this.#firstEventAt = undefined;
       void this.reload('watch');
-    }, this.#options.debounceMs ?? 200);
+    }, Math.max(0, Math.min(debounce, deadline - now)));
     this.#timer.unref();
   }
 }
