@@ -19,6 +19,7 @@ import type { PolicyManager } from '../policy/manager.js';
 import { sendJson, sendProblem } from './problem.js';
 import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
 import { policyRoutes } from './policy-routes.js';
+import { checkAdminToken } from './token.js';
 
 export type { AdminHandler, AdminRequest, AdminResponse, AdminMethod } from './routes.js';
 
@@ -45,7 +46,11 @@ export class AdminServer {
   #draining = false;
   #url: string | undefined;
 
+  /** Throws when the token cannot guard the address (see token.ts): nothing may listen then. */
   constructor(options: AdminServerOptions) {
+    const check = checkAdminToken(options.host, options.port, options.token);
+    if (check && 'refuse' in check) throw new Error(check.refuse);
+    if (check) options.logger.warn(check.warn);
     this.#options = options;
     this.#tokenDigest = options.token ? digest(options.token) : undefined;
     this.#policy = options.policy;
