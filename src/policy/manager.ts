@@ -10,8 +10,22 @@ import { compilePolicy } from './compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
 import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
 import type { Plan } from './plan.js';
+import type { KeyPath, SourceMap } from './source-map.js';
+import type { SourcePosition } from '../routing/route.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
+
+/**
+ * A check a policy must also pass against state outside it before it runs (e.g. key ids that the
+ * key store already holds). Its errors refuse the policy like validation errors; `position` turns a
+ * key path of the merged document into file:line:column.
+ */
+export type PlanGuard = (plan: Plan, position: (path: KeyPath) => SourcePosition) => Promise<readonly Diagnostic[]>;
+interface Built {
+  readonly plan: Plan;
+  readonly warnings: Diagnostic[];
+  readonly sourceMap: SourceMap;
+}
 export type ReloadResult = { ok: true; plan: Plan } | { ok: false; diagnostics: Diagnostic[] };
 
 export interface PolicyManagerOptions {
@@ -26,8 +40,9 @@ export interface PolicyManagerOptions {
 }
 
 /** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
-async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<{ plan: Plan; warnings: Diagnostic[] }> {
-  return compilePolicy(await loadPolicySource(path, { env, onFileReference }));
+async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built> {
+  const loaded = await loadPolicySource(path, { env, onFileReference });
+  return { ...compilePolicy(loaded), sourceMap: loaded.sourceMap };
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {
@@ -39,6 +54,9 @@ export class PolicyManager {
   readonly #path: string;
   readonly #options: PolicyManagerOptions;
   #plan: Plan;
+  /** Where the running plan's keys were written, for guards run against it. */
+  #sourceMap: SourceMap;
+  #guards: PlanGuard[] = [];
   #listeners: ((plan: Plan) => void)[] = [];
   #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -51,15 +69,16 @@ export class PolicyManager {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  private constructor(path: string, plan: Plan, options: PolicyManagerOptions) {
+  private constructor(path: string, built: Built, options: PolicyManagerOptions) {
     this.#path = path;
-    this.#plan = plan;
+    this.#plan = built.plan;
+    this.#sourceMap = built.sourceMap;
     this.#options = options;
   }
 
   /** Loads the policy (throws PolicyError when it is invalid) and, with watch, follows its changes. */
   static async open(path: string, options: PolicyManagerOptions): Promise<PolicyManager> {
-    let built: { plan: Plan; warnings: Diagnostic[] };
+    let built: Built;
     const references: string[] = [];
     try {
       built = await build(path, options.env, (t) => references.push(t));
@@ -67,7 +86,7 @@ export class PolicyManager {
       policyReloadsTotal.inc({ result: 'failure' });
       throw err instanceof PolicyError ? err : new PolicyError(asDiagnostics(path, err));
     }
-    const manager = new PolicyManager(path, built.plan, options);
+    const manager = new PolicyManager(path, built, options);
     manager.#references = references;
     manager.#accepted(built.plan, built.warnings, 'startup');
     if (options.watch) await manager.#watch();
@@ -76,6 +95,20 @@ export class PolicyManager {
 
   get plan(): Plan {
     return this.#plan;
+  }
+
+  /**
+   * Adds a check every later policy must pass before it is swapped in, and runs it once against the
+   * running policy: throws PolicyError (nothing registered) when that one fails it.
+   */
+  async addGuard(guard: PlanGuard): Promise<void> {
+    const sourceMap = this.#sourceMap;
+    const errors = (await guard(this.#plan, (path) => sourceMap.position(path))).filter((d) => d.severity === 'error');
+    if (errors.length > 0) {
+      policyReloadsTotal.inc({ result: 'failure' });
+      throw new PolicyError(errors);
+    }
+    this.#guards.push(guard);
   }
 
   /** Called after every swap with the new Plan. Returns an unsubscribe function. */
@@ -103,20 +136,14 @@ export class PolicyManager {
 
   async #reload(trigger: ReloadTrigger): Promise<ReloadResult> {
     const log = this.#options.logger;
-    let built: { plan: Plan; warnings: Diagnostic[] };
+    let built: Built;
     const references: string[] = [];
     try {
       built = await build(this.#path, this.#options.env, (t) => references.push(t));
     } catch (err) {
       // Also after a failure: the file a new `file:` value names may be about to be created.
       this.#references = references;
-      const diagnostics = asDiagnostics(this.#path, err);
-      const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
-      policyReloadsTotal.inc({ result: 'failure' });
-      for (const line of errors) log.error({ trigger, policy: this.#path }, `policy rejected: ${line}`);
-      log.warn({ trigger, hash: this.#plan.hash }, 'policy reload failed; still serving the last good policy');
-      this.#options.bus.publish({ type: 'policy.rejected', errors, trigger });
-      return { ok: false, diagnostics };
+      return this.#rejected(trigger, asDiagnostics(this.#path, err));
     }
     this.#references = references;
     if (built.plan.hash === this.#plan.hash) {
@@ -127,8 +154,19 @@ export class PolicyManager {
       }
       return { ok: true, plan: this.#plan };
     }
+    const sourceMap = built.sourceMap;
+    for (const guard of this.#guards) {
+      let refused: Diagnostic[];
+      try {
+        refused = (await guard(built.plan, (path) => sourceMap.position(path))).filter((d) => d.severity === 'error');
+      } catch (err) {
+        refused = asDiagnostics(this.#path, err);
+      }
+      if (refused.length > 0) return this.#rejected(trigger, refused);
+    }
     const previous = this.#plan;
     this.#plan = built.plan;
+    this.#sourceMap = sourceMap;
     policyInfo.remove({ hash: previous.hash });
     this.#accepted(built.plan, built.warnings, trigger);
     for (const fn of this.#listeners) {
@@ -139,6 +177,16 @@ export class PolicyManager {
       }
     }
     return { ok: true, plan: built.plan };
+  }
+
+  #rejected(trigger: ReloadTrigger, diagnostics: Diagnostic[]): ReloadResult {
+    const log = this.#options.logger;
+    const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+    policyReloadsTotal.inc({ result: 'failure' });
+    for (const line of errors) log.error({ trigger, policy: this.#path }, `policy rejected: ${line}`);
+    log.warn({ trigger, hash: this.#plan.hash }, 'policy reload failed; still serving the last good policy');
+    this.#options.bus.publish({ type: 'policy.rejected', errors, trigger });
+    return { ok: false, diagnostics };
   }
 
   #accepted(plan: Plan, warnings: readonly Diagnostic[], trigger: string): void {
