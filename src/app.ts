@@ -16,7 +16,7 @@ import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';
 import { usageRoutes } from './limits/usage.js';
-import { createKeyStore, DynamicKeyLookup, setDynamicKeyLookup } from './authn/key-store.js';
+import { createKeyStore, DynamicKeyLookup, keyIdGuard, setDynamicKeyLookup } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
 
 export interface AppOptions {
@@ -88,13 +88,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let proxyUrl: string;
   let adminUrl: string | undefined;
   try {
+    // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
+    await policy.addGuard(keyIdGuard(keyStore, logger));
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
-      keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus);
+      keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus, () => policy.plan);
       adminUrl = await admin.listen();
     }
   } catch (err) {

@@ -58,15 +58,23 @@ export function deny(code: ReasonCode, detail?: string, headers?: Record<string,
 /** RFC 9457 problem details body for a denial. */
 export function problemBody(d: Deny, requestId: string): string {
   const r = REASONS[d.code];
+  return problemJson(d.code, r.status, r.title, d.detail ?? r.message, requestId, d.extra);
+}
+
+/**
+ * The one problem+json builder: denials (problemBody) and the admin API's answers (src/admin/problem.ts,
+ * whose codes live in their own catalogue there). `extra` members never replace the standard ones.
+ */
+export function problemJson(code: string, status: number, title: string, detail: string, requestId?: string, extra?: Readonly<Record<string, unknown>>): string {
   const body: Record<string, unknown> = {
-    type: `https://portcullis.dev/problems/${d.code.toLowerCase().replace(/_/g, '-')}`,
-    title: r.title,
-    status: r.status,
-    detail: d.detail ?? r.message,
-    code: d.code,
-    requestId,
+    type: `https://portcullis.dev/problems/${code.toLowerCase().replace(/_/g, '-')}`,
+    title,
+    status,
+    detail,
+    code,
   };
-  if (d.extra) for (const k in d.extra) if (!(k in body)) body[k] = d.extra[k];
+  if (requestId !== undefined) body.requestId = requestId;
+  if (extra) for (const k in extra) if (!(k in body)) body[k] = extra[k];
   return JSON.stringify(body);
 }
 

@@ -1,58 +1,105 @@
-// Dynamic API keys through the admin API (issue 6):
+// Dynamic API keys through the admin API:
 //   POST /admin/keys {tenant, roles?, permissions?, id?, expires?, subject?} → 201, the key shown ONCE
 //   GET /admin/keys?tenant= → list (never digests or keys)
-//   DELETE /admin/keys/:id → 204 (404 unknown); every replica drops it from its cache within ~1 s.
+//   DELETE /admin/keys/:id → 204 (404 unknown; 409 for a static key); every replica drops it within ~1 s.
+// A key id names one key: an id a static key of the running policy or a stored key has is 409
+// KEY_ID_TAKEN (the reverse, a policy bringing a taken id, is refused by keyIdGuard in key-store.ts).
+// The body is checked with the policy's own schemas for what static keys share with dynamic ones.
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import { hashApiKey } from '../authn/api-key.js';
-import type { KeyStore, StoredKey } from '../authn/key-store.js';
+import { isSafeListElement } from '../authn/claims.js';
+import { staticKeyIds, type KeyStore, type StoredKey } from '../authn/key-store.js';
 import { generateApiKey } from '../cli/keys.js';
 import type { EventBus } from '../events.js';
+import type { Plan } from '../policy/plan.js';
+import { apiKeySchema } from '../policy/schema.js';
+import { formatPath } from '../policy/source-map.js';
+import { closest } from '../policy/suggest.js';
 import type { AdminHandler, AdminMethod, AdminResponse } from './routes.js';
 
 type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const VISIBLE = /^[\x21-\x7e]{1,256}$/;
-const LIST_ITEM = /^[\x21-\x2b\x2d-\x7e]{1,256}$/;
 
-const bad = (detail: string): AdminResponse => ({ status: 400, problem: { title: 'Bad Request', detail } });
+const createKeySchema = z.strictObject({
+  tenant: z.string().regex(VISIBLE, 'expected 1 to 256 visible ASCII characters'),
+  roles: z.array(z.string().refine(isSafeListElement, 'a role name must be visible ASCII without spaces or commas')).max(64).optional(),
+  permissions: apiKeySchema.shape.permissions.unwrap().max(256).optional(),
+  id: apiKeySchema.shape.id.max(128).optional(),
+  expires: z
+    .string()
+    .refine((s) => Number.isFinite(Date.parse(s)), { message: 'expected a date (e.g. 2027-01-01)', abort: true })
+    .refine((s) => Date.parse(s) > Date.now(), 'is in the past')
+    .nullable()
+    .optional(),
+  subject: z.string().regex(VISIBLE, 'expected 1 to 256 visible ASCII characters').optional(),
+});
+const FIELDS = Object.keys(createKeySchema.shape);
 
-function strings(v: unknown, name: string): string[] | string {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && LIST_ITEM.test(x))) return `${name} must be an array of names (visible ASCII, no commas)`;
-  return v as string[];
+const problem = (code: 'INVALID_BODY' | 'UNKNOWN_ROLE' | 'KEY_ID_TAKEN' | 'KEY_IS_STATIC' | 'NOT_FOUND', status: number, detail: string, extra?: Record<string, unknown>): AdminResponse => ({
+  status,
+  problem: { code, detail, extra },
+});
+
+/** Every issue as `field: message`, unknown fields with a did-you-mean. */
+function invalid(issues: readonly z.core.$ZodIssue[]): AdminResponse {
+  const errors: string[] = [];
+  for (const issue of issues) {
+    const path = formatPath(issue.path.filter((p): p is string | number => typeof p !== 'symbol'));
+    if (issue.code === 'unrecognized_keys') {
+      for (const k of issue.keys) {
+        const hint = closest(k, FIELDS);
+        errors.push(`${path === '' ? '' : `${path}.`}${k}: unknown field${hint ? ` (did you mean "${hint}"?)` : ''}`);
+      }
+    } else {
+      errors.push(`${path === '' ? '(body)' : path}: ${issue.code === 'invalid_type' && issue.input === undefined ? 'required' : issue.message}`);
+    }
+  }
+  return problem('INVALID_BODY', 400, errors.join('; '), { errors });
 }
 
 export function publicView(k: StoredKey): Record<string, unknown> {
   return { id: k.id, tenant: k.tenant, subject: k.subject, roles: k.roles, permissions: k.permissions, created: k.created, expires: k.expires ?? null };
 }
 
-export function keyRoutes(route: Register, store: () => KeyStore, bus: EventBus): void {
+export function keyRoutes(route: Register, store: () => KeyStore, bus: EventBus, plan: () => Plan): void {
   route('POST', '/admin/keys', async (req) => {
-    const b = req.body;
-    if (typeof b !== 'object' || b === null || Array.isArray(b)) return bad('expected a JSON object {tenant, roles?, permissions?, id?, expires?, subject?}');
-    const body = b as Record<string, unknown>;
-    if (typeof body.tenant !== 'string' || !VISIBLE.test(body.tenant)) return bad('tenant is required (visible ASCII)');
-    const tenant = body.tenant;
-    const roles = strings(body.roles, 'roles');
-    if (typeof roles === 'string') return bad(roles);
-    const permissions = strings(body.permissions, 'permissions');
-    if (typeof permissions === 'string') return bad(permissions);
-    const id = body.id ?? `${tenant.replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(6).toString('hex')}`;
-    if (typeof id !== 'string' || !ID.test(id)) return bad('id must be letters, digits, "_", "." or "-"');
-    const subject = body.subject ?? id;
-    if (typeof subject !== 'string' || !VISIBLE.test(subject)) return bad('subject must be visible ASCII');
-    let expires: string | undefined;
-    if (body.expires !== undefined && body.expires !== null) {
-      const ms = typeof body.expires === 'string' ? Date.parse(body.expires) : NaN;
-      if (!Number.isFinite(ms)) return bad('expires must be a date (e.g. 2027-01-01)');
-      if (ms <= Date.now()) return bad('expires is in the past');
-      expires = new Date(ms).toISOString();
+    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
+      return problem('INVALID_BODY', 400, 'expected a JSON object {tenant, roles?, permissions?, id?, expires?, subject?}');
     }
+    const parsed = createKeySchema.safeParse(req.body);
+    if (!parsed.success) return invalid(parsed.error.issues);
+    const body = parsed.data;
+    const running = plan();
+    // As in the policy, where an undeclared role is a warning; here it is refused: the key would be
+    // created, handed out and then grant nothing.
+    const declared = new Set(Object.keys(running.document.roles ?? {}));
+    const unknown = (body.roles ?? []).filter((r) => !declared.has(r));
+    if (unknown.length > 0) {
+      const hints = unknown.map((r) => {
+        const hint = closest(r, declared);
+        return `"${r}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
+      });
+      return problem('UNKNOWN_ROLE', 400, `the running policy declares no role ${hints.join(', ')} under roles`, { roles: unknown });
+    }
+    const tenant = body.tenant;
+    const id = body.id ?? `${tenant.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]/, 'k')}-${randomBytes(6).toString('hex')}`;
+    if (staticKeyIds(running).includes(id)) return problem('KEY_ID_TAKEN', 409, `the id "${id}" is taken by a static key of the running policy`);
+    const expires = typeof body.expires === 'string' ? new Date(Date.parse(body.expires)).toISOString() : undefined;
     const key = generateApiKey();
-    const stored: StoredKey = { id, digest: hashApiKey(key).slice('sha256:'.length), tenant, subject, roles, permissions, created: new Date().toISOString(), expires };
+    const stored: StoredKey = {
+      id,
+      digest: hashApiKey(key).slice('sha256:'.length),
+      tenant,
+      subject: body.subject ?? id,
+      roles: body.roles ?? [],
+      permissions: body.permissions ?? [],
+      created: new Date().toISOString(),
+      expires,
+    };
     const r = await store().put(stored);
-    if (r === 'duplicate') return { status: 409, problem: { title: 'Conflict', detail: `a key with id "${id}" already exists` } };
+    if (r === 'duplicate') return problem('KEY_ID_TAKEN', 409, `the id "${id}" is taken by a dynamic key`);
     bus.publish({ type: 'key.created', keyId: id, tenant });
     return { status: 201, headers: { location: `/admin/keys/${encodeURIComponent(id)}` }, body: { ...publicView(stored), key } };
   });
@@ -65,7 +112,10 @@ export function keyRoutes(route: Register, store: () => KeyStore, bus: EventBus)
   route('DELETE', '/admin/keys/:id', async (req) => {
     const id = req.params.id!;
     const removed = await store().remove(id);
-    if (removed === undefined) return { status: 404, problem: { title: 'Not Found', detail: `no dynamic key with id "${id}"` } };
+    if (removed === undefined) {
+      if (staticKeyIds(plan()).includes(id)) return problem('KEY_IS_STATIC', 409, `"${id}" is a static key of the running policy: remove it from the policy to revoke it`);
+      return problem('NOT_FOUND', 404, `no dynamic key with id "${id}"`);
+    }
     bus.publish({ type: 'key.revoked', keyId: id });
     return { status: 204 };
   });

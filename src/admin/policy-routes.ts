@@ -5,7 +5,7 @@ import type { AdminHandler, AdminMethod } from './routes.js';
 
 type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
-const NOT_LOADED = { status: 503, problem: { title: 'Service Unavailable', detail: 'no policy is loaded yet' } } as const;
+const NOT_LOADED = { status: 503, problem: { code: 'POLICY_NOT_LOADED', detail: 'no policy is loaded yet' } } as const;
 
 export function policyRoutes(route: Register, policy: () => PolicyManager | undefined): void {
   route('GET', '/admin/policy', () => {
@@ -37,7 +37,7 @@ export function policyRoutes(route: Register, policy: () => PolicyManager | unde
     return {
       status: 422,
       problem: {
-        title: 'Policy rejected',
+        code: 'POLICY_REJECTED',
         detail: `the policy was not reloaded; still serving ${manager.plan.hash}`,
         extra: { ok: false, hash: manager.plan.hash, errors: errors.map(formatDiagnostic), diagnostics: result.diagnostics },
       },

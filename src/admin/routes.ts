@@ -1,5 +1,6 @@
 // The admin listener's endpoint table: `route('GET', '/admin/tenants/:id/usage', handler)`. Patterns are
 // split once at registration; lookup walks the (small) table per admin request.
+import type { AdminProblemCode } from './problem.js';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -13,12 +14,15 @@ export interface AdminRequest {
   readonly body: unknown;
 }
 
-/** A handler's answer: JSON `body` with `status`; `problem` makes it an application/problem+json error. */
+/**
+ * A handler's answer: JSON `body` with `status`; `problem` makes it an application/problem+json error
+ * whose `code` is from ADMIN_PROBLEMS (problem.ts; derived from the status when not given).
+ */
 export interface AdminResponse {
   readonly status: number;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
-  readonly problem?: { readonly title: string; readonly detail: string; readonly extra?: Record<string, unknown> };
+  readonly problem?: { readonly code?: AdminProblemCode; readonly title?: string; readonly detail: string; readonly extra?: Record<string, unknown> };
 }
 
 export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;

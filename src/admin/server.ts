@@ -16,13 +16,15 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { registry } from '../observability/metrics.js';
 import type { PolicyManager } from '../policy/manager.js';
-import { sendJson, sendProblem } from './problem.js';
+import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
 import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
 import { policyRoutes } from './policy-routes.js';
+import { checkAdminToken } from './token.js';
 
 export type { AdminHandler, AdminRequest, AdminResponse, AdminMethod } from './routes.js';
 
-const MAX_BODY = 1024 * 1024;
+/** Admin requests are small JSON documents; anything bigger is refused before it is buffered. */
+export const MAX_ADMIN_BODY_BYTES = 16 * 1024;
 
 export interface AdminServerOptions {
   readonly host: string;
@@ -45,14 +47,18 @@ export class AdminServer {
   #draining = false;
   #url: string | undefined;
 
+  /** Throws when the token cannot guard the address (see token.ts): nothing may listen then. */
   constructor(options: AdminServerOptions) {
+    const check = checkAdminToken(options.host, options.port, options.token);
+    if (check && 'refuse' in check) throw new Error(check.refuse);
+    if (check) options.logger.warn(check.warn);
     this.#options = options;
     this.#tokenDigest = options.token ? digest(options.token) : undefined;
     this.#policy = options.policy;
     this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         options.logger.error({ err }, 'admin request failed');
-        if (!res.headersSent) sendProblem(res, 500, 'Internal Server Error', 'the admin request failed; see the logs');
+        if (!res.headersSent) sendProblem(res, 'INTERNAL_ERROR', 'the admin request failed; see the logs');
         else res.destroy();
       });
     });
@@ -126,13 +132,18 @@ export class AdminServer {
     // Only /admin/ needs the token; the few endpoints outside it are public by design (JWKS).
     if ((path === '/admin' || path.startsWith('/admin/')) && !this.#authorized(req, res)) return;
     const found = this.#routes.lookup(method, path);
-    if (found.kind === 'none') return sendProblem(res, 404, 'Not Found', `no admin endpoint ${path}`);
+    if (found.kind === 'none') return sendProblem(res, 'NOT_FOUND', `no admin endpoint ${path}`);
     if (found.kind === 'method') {
-      return sendProblem(res, 405, 'Method Not Allowed', `${method} is not allowed on ${path}`, {}, { allow: found.allow.join(', ') });
+      return sendProblem(res, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`, {}, { allow: found.allow.join(', ') });
     }
     const body = await readJson(req);
-    if (body === INVALID) return sendProblem(res, 400, 'Bad Request', 'the request body is not valid JSON (or larger than 1 MB)');
-    const out = await found.handler({ method, path, params: found.params, query: url.searchParams, headers: req.headers, body });
+    if ('refused' in body) {
+      const { code, detail } = body.refused;
+      // A refused body may be partly unread: that connection cannot carry another request.
+      const close: Record<string, string> = code === 'INVALID_JSON' ? {} : { connection: 'close' };
+      return sendProblem(res, code, detail, code === 'BODY_TOO_LARGE' ? { maxBytes: MAX_ADMIN_BODY_BYTES } : {}, close);
+    }
+    const out = await found.handler({ method, path, params: found.params, query: url.searchParams, headers: req.headers, body: body.value });
     respond(res, out);
   }
 
@@ -145,40 +156,63 @@ export class AdminServer {
 
   #authorized(req: IncomingMessage, res: ServerResponse): boolean {
     if (!this.#tokenDigest) {
-      sendProblem(res, 403, 'Forbidden', 'the admin API is disabled until PORTCULLIS_ADMIN_TOKEN is set');
+      sendProblem(res, 'ADMIN_DISABLED', 'the admin API is disabled until PORTCULLIS_ADMIN_TOKEN is set');
       return false;
     }
     const header = req.headers.authorization ?? '';
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     // Compare fixed-length digests so neither the token's length nor its prefix leaks through timing.
     if (!m || !timingSafeEqual(digest(m[1]!), this.#tokenDigest)) {
-      sendProblem(res, 401, 'Unauthorized', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="portcullis-admin"' });
+      sendProblem(res, 'ADMIN_UNAUTHORIZED', 'a valid admin bearer token is required', {}, { 'www-authenticate': 'Bearer realm="portcullis-admin"' });
       return false;
     }
     return true;
   }
 }
 
-const INVALID = Symbol('invalid body');
+type BodyResult = { readonly value: unknown } | { readonly refused: { readonly code: 'BODY_TOO_LARGE' | 'UNSUPPORTED_MEDIA_TYPE' | 'INVALID_JSON'; readonly detail: string } };
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY) return INVALID;
-    chunks.push(chunk);
+/** `application/json` or a `+json` type, any parameters (charset). */
+const JSON_TYPE = /^application\/(?:[\w.-]+\+)?json\s*(?:;|$)/i;
+
+/** The JSON body (value undefined when there is none), or why it is refused: checked before it is buffered. */
+async function readJson(req: IncomingMessage): Promise<BodyResult> {
+  const length = req.headers['content-length'];
+  const hasBody = (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) return { value: undefined };
+  const type = req.headers['content-type'];
+  if (type === undefined || !JSON_TYPE.test(type)) {
+    return { refused: { code: 'UNSUPPORTED_MEDIA_TYPE', detail: `the body must be application/json (got ${type === undefined ? 'no content-type' : JSON.stringify(type)})` } };
   }
-  if (size === 0) return undefined;
+  const tooLarge = { refused: { code: 'BODY_TOO_LARGE', detail: `the body is larger than ${MAX_ADMIN_BODY_BYTES} bytes` } } as const;
+  if (length !== undefined && Number(length) > MAX_ADMIN_BODY_BYTES) return tooLarge;
+  const text = await new Promise<string | undefined>((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (size > MAX_ADMIN_BODY_BYTES) return; // refused already; the rest is drained, not kept
+      size += chunk.length;
+      if (size > MAX_ADMIN_BODY_BYTES) resolve(undefined);
+      else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(undefined));
+  });
+  if (text === undefined) return tooLarge;
+  if (text === '') return { value: undefined };
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return { value: JSON.parse(text) as unknown };
   } catch {
-    return INVALID;
+    return { refused: { code: 'INVALID_JSON', detail: 'the body is not valid JSON' } };
   }
 }
 
 function respond(res: ServerResponse, out: AdminResponse): void {
-  if (out.problem) return sendProblem(res, out.status, out.problem.title, out.problem.detail, out.problem.extra, { ...out.headers });
+  if (out.problem) {
+    const p = out.problem;
+    const code = p.code ?? adminCodeFor(out.status);
+    return sendProblem(res, code, p.detail, p.extra, { ...out.headers }, out.status, p.title ?? ADMIN_PROBLEMS[code].title);
+  }
   if (out.body === undefined) {
     res.writeHead(out.status, { ...out.headers });
     res.end();

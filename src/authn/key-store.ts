@@ -7,6 +7,11 @@
 import type { Cluster, Redis } from 'ioredis';
 import { createRedisClient } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import type { Diagnostic } from '../policy/diagnostics.js';
+import type { PlanGuard } from '../policy/manager.js';
+import type { Plan } from '../policy/plan.js';
+import { formatPath } from '../policy/source-map.js';
 import type { ApiKeyRecord, KeyLookup } from './api-key.js';
 
 export interface StoredKey {
@@ -29,6 +34,8 @@ export interface KeyStore {
   list(tenant?: string): Promise<StoredKey[]>;
   /** The removed key, or undefined when the id is unknown. */
   remove(id: string): Promise<StoredKey | undefined>;
+  /** Which of `ids` a stored key already has (one round trip). */
+  takenIds(ids: readonly string[]): Promise<Set<string>>;
   /** Called with a digest whenever any replica revokes it. */
   onInvalidate(listener: (digest: string) => void): void;
   close(): Promise<void>;
@@ -65,6 +72,9 @@ export class MemoryKeyStore implements KeyStore {
     this.#byDigest.delete(digest);
     for (const l of this.#listeners) l(digest);
     return key;
+  }
+  async takenIds(ids: readonly string[]): Promise<Set<string>> {
+    return new Set(ids.filter((id) => this.#byId.has(id)));
   }
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
@@ -116,6 +126,11 @@ export class RedisKeyStore implements KeyStore {
     await this.#cmd.publish(INVALIDATE_CHANNEL, digest);
     return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
   }
+  async takenIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const digests = await this.#cmd.hmget(KEYS_ID_INDEX, ...ids);
+    return new Set(ids.filter((_, i) => digests[i] !== null));
+  }
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
   }
@@ -123,6 +138,48 @@ export class RedisKeyStore implements KeyStore {
     this.#sub.disconnect();
     await this.#cmd.quit().catch(() => undefined);
   }
+}
+
+/** The static API key ids of a policy, in document order. */
+export function staticKeyIds(plan: Plan): string[] {
+  return (plan.document.authentication?.apiKeys?.keys ?? []).map((k) => k.id);
+}
+
+/** How long a reload waits for the key store to say which ids it holds before going ahead unchecked. */
+const GUARD_TIMEOUT_MS = 2_000;
+
+/**
+ * A policy may not bring a static key whose id a dynamic key already has: both would act as one actor
+ * in the audit trail, and revoking "that id" would remove only the dynamic one. When the store cannot
+ * answer in time the policy is let through (logged): the store's availability must not block policy changes.
+ */
+export function keyIdGuard(store: KeyStore, logger: Logger): PlanGuard {
+  return async (plan, position) => {
+    const ids = staticKeyIds(plan);
+    if (ids.length === 0) return [];
+    let taken: Set<string>;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      taken = await Promise.race([
+        store.takenIds(ids),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${GUARD_TIMEOUT_MS}ms`)), GUARD_TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      logger.warn({ err }, 'cannot check the static key ids against the dynamic keys; loading the policy unchecked');
+      return [];
+    } finally {
+      clearTimeout(timer);
+    }
+    return ids.flatMap((id, i): Diagnostic[] => {
+      if (!taken.has(id)) return [];
+      const path = ['authentication', 'apiKeys', 'keys', i, 'id'];
+      const at = position(path);
+      const message = `key id "${id}" is already used by a dynamic key (created through the admin API); revoke it (DELETE /admin/keys/${encodeURIComponent(id)}) or give this key another id`;
+      return [{ severity: 'error', file: at.file, line: at.line, column: at.column, path: formatPath(path), message }];
+    });
+  };
 }
 
 export function createKeyStore(storeUrl: string | undefined): KeyStore {

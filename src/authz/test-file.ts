@@ -1,12 +1,12 @@
 // Policy test files (`*.test.yaml`): parsed with positions, validated by a zod schema, errors at
 // file:line:col like policy errors. Each test is one request and the decision it must get.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { REASON_CODES } from '../errors.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import { schemaDiagnostics } from '../policy/schema-errors.js';
-import { nodePosition, type SourceFile } from '../policy/source-map.js';
+import { nodePosition } from '../policy/source-map.js';
+import { parseYamlFile, yamlValue } from '../policy/yaml.js';
 import type { SimRequest } from './simulate.js';
 
 const requestSchema = z
@@ -76,19 +76,11 @@ export interface PolicyTest {
 
 export async function loadTestFile(name: string): Promise<{ tests: PolicyTest[]; errors: Diagnostic[] }> {
   const text = await readFile(name, 'utf8');
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    return {
-      tests: [],
-      errors: doc.errors.map((e) => {
-        const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-        return { severity: 'error', file: name, line: pos.line, column: pos.col, path: '', message: `YAML: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}` };
-      }),
-    };
-  }
-  const file: SourceFile = { name, doc, lines };
-  const value: unknown = doc.toJS() ?? {};
+  const { file, errors: syntax } = parseYamlFile(text, name);
+  if (syntax.length > 0) return { tests: [], errors: syntax };
+  const expanded = yamlValue(file);
+  if ('error' in expanded) return { tests: [], errors: [expanded.error] };
+  const value: unknown = expanded.value ?? {};
   const parsed = testFileSchema.safeParse(value);
   const errors: Diagnostic[] = parsed.success ? [] : schemaDiagnostics(file, value, parsed.error.issues, testFileSchema);
   const raw = (value as { tests?: unknown }).tests;

@@ -1,5 +1,6 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
 // (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
+import { checkAdminToken } from '../admin/token.js';
 import { startApp, type App } from '../app.js';
 import { displayUrl } from '../config/address.js';
 import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
@@ -21,7 +22,9 @@ Options:
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   -h, --help
 
-Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); LOG_LEVEL (default info).
+Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); on an admin address other
+than loopback it must be at least 32 random bytes (e.g. openssl rand -hex 32) or serve does not
+start. LOG_LEVEL (default info).
 `;
 
 /** A concrete path a route pattern matches, for the demo's curl lines. */
@@ -74,6 +77,13 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   // Logged before "portcullis listening", on the same stream. Why the flag: the first line of src/main.ts.
   if (!process.execArgv.includes('--no-memory-reducer')) {
     logger.info('node runs without --no-memory-reducer: after an idle spell V8 shrinks the heap and traffic that follows costs more CPU per request (the portcullis executable, npm start and the Docker image pass the flag)');
+  }
+  // Before anything starts: a weak token off loopback is refused without touching the policy or Redis.
+  const tokenCheck = config.admin ? checkAdminToken(config.admin.host, config.admin.port, config.adminToken) : undefined;
+  if (tokenCheck && 'refuse' in tokenCheck) {
+    io.stderr(`portcullis serve: ${tokenCheck.refuse}\n`);
+    await flushed(logger);
+    return EXIT.failed;
   }
   let app: App;
   try {

@@ -3,13 +3,13 @@
 // in every file is collected before anything is refused, so one `validate` run shows them all.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
 import { PolicyError, type Diagnostic } from './diagnostics.js';
 import { mergeDocuments } from './merge.js';
 import { resolveReferences } from './resolve.js';
 import { policySchema, type PolicyDocument } from './schema.js';
 import { schemaDiagnostics } from './schema-errors.js';
 import { SourceMap, type SourceFile } from './source-map.js';
+import { parseYamlFile, yamlValue } from './yaml.js';
 
 export interface LoadedPolicy {
   /** The policy path as given (file or directory). */
@@ -27,6 +27,8 @@ export interface LoadedPolicy {
 export interface LoadOptions {
   /** Where env: values come from (default process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /** Hears the absolute path of every file a `file:` value names, also when the load fails. */
+  readonly onFileReference?: (target: string) => void;
 }
 
 /** Policy tests live beside the policy, named *.test.yaml; they are not policy. */
@@ -64,20 +66,19 @@ export async function loadPolicySource(path: string, options: LoadOptions = {}):
       errors.push(whole(name, `cannot read: ${(err as Error).message}`));
       continue;
     }
-    const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-    const file: SourceFile = { name, doc, lines };
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-        const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-        errors.push({ severity: 'error', file: name, line: pos.line, column: pos.col, path: '', message: `YAML: ${message}` });
-      }
+    const { file, errors: syntax } = parseYamlFile(text, name);
+    if (syntax.length > 0) {
+      errors.push(...syntax);
       continue;
     }
-    const unresolved = resolveReferences(file, name, options.env);
+    const unresolved = resolveReferences(file, name, options.env, options.onFileReference);
     errors.push(...unresolved);
-    const value: unknown = doc.toJS();
+    const expanded = yamlValue(file);
+    if ('error' in expanded) {
+      errors.push(expanded.error);
+      continue;
+    }
+    const value = expanded.value;
     if (value === null || value === undefined) {
       errors.push(whole(name, 'empty policy file (expected a mapping starting with version: 1)'));
       continue;

@@ -2,30 +2,47 @@
 // atomically. A request holds the Plan it started with; a reload replaces the field, never the
 // object. A policy that fails to load or compile is logged and counted, and the last good one stays.
 import { watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
 import { compilePolicy } from './compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { loadPolicySource, policyFiles } from './load.js';
+import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
 import type { Plan } from './plan.js';
+import type { KeyPath, SourceMap } from './source-map.js';
+import type { SourcePosition } from '../routing/route.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
+
+/**
+ * A check a policy must also pass against state outside it before it runs (e.g. key ids that the
+ * key store already holds). Its errors refuse the policy like validation errors; `position` turns a
+ * key path of the merged document into file:line:column.
+ */
+export type PlanGuard = (plan: Plan, position: (path: KeyPath) => SourcePosition) => Promise<readonly Diagnostic[]>;
+interface Built {
+  readonly plan: Plan;
+  readonly warnings: Diagnostic[];
+  readonly sourceMap: SourceMap;
+}
 export type ReloadResult = { ok: true; plan: Plan } | { ok: false; diagnostics: Diagnostic[] };
 
 export interface PolicyManagerOptions {
   readonly watch: boolean;
   readonly logger: Logger;
   readonly bus: EventBus;
-  /** Quiet time after the last file event before reloading (default 200ms): editors write in bursts. */
+  /** Quiet time after the last policy file event before reloading (default 200ms): editors write in bursts. */
   readonly debounceMs?: number;
+  /** Longest time from the first policy file event to the reload, however often files keep changing (default 1s). */
+  readonly maxWaitMs?: number;
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** Loads and compiles; PolicyError carries every diagnostic. */
-async function build(path: string, env: NodeJS.ProcessEnv | undefined): Promise<{ plan: Plan; warnings: Diagnostic[] }> {
-  return compilePolicy(await loadPolicySource(path, { env }));
+/** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
+async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built> {
+  const loaded = await loadPolicySource(path, { env, onFileReference });
+  return { ...compilePolicy(loaded), sourceMap: loaded.sourceMap };
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {
@@ -37,29 +54,40 @@ export class PolicyManager {
   readonly #path: string;
   readonly #options: PolicyManagerOptions;
   #plan: Plan;
+  /** Where the running plan's keys were written, for guards run against it. */
+  #sourceMap: SourceMap;
+  #guards: PlanGuard[] = [];
   #listeners: ((plan: Plan) => void)[] = [];
   #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | undefined;
+  /** When the first policy file event of the pending reload arrived (undefined: none pending). */
+  #firstEventAt: number | undefined;
+  #policyIsDirectory = false;
+  /** Every file the last load's `file:` values named (absolute paths). */
+  #references: readonly string[] = [];
   /** Reloads run one after another, so the last file state always wins. */
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  private constructor(path: string, plan: Plan, options: PolicyManagerOptions) {
+  private constructor(path: string, built: Built, options: PolicyManagerOptions) {
     this.#path = path;
-    this.#plan = plan;
+    this.#plan = built.plan;
+    this.#sourceMap = built.sourceMap;
     this.#options = options;
   }
 
   /** Loads the policy (throws PolicyError when it is invalid) and, with watch, follows its changes. */
   static async open(path: string, options: PolicyManagerOptions): Promise<PolicyManager> {
-    let built: { plan: Plan; warnings: Diagnostic[] };
+    let built: Built;
+    const references: string[] = [];
     try {
-      built = await build(path, options.env);
+      built = await build(path, options.env, (t) => references.push(t));
     } catch (err) {
       policyReloadsTotal.inc({ result: 'failure' });
       throw err instanceof PolicyError ? err : new PolicyError(asDiagnostics(path, err));
     }
-    const manager = new PolicyManager(path, built.plan, options);
+    const manager = new PolicyManager(path, built, options);
+    manager.#references = references;
     manager.#accepted(built.plan, built.warnings, 'startup');
     if (options.watch) await manager.#watch();
     return manager;
@@ -67,6 +95,20 @@ export class PolicyManager {
 
   get plan(): Plan {
     return this.#plan;
+  }
+
+  /**
+   * Adds a check every later policy must pass before it is swapped in, and runs it once against the
+   * running policy: throws PolicyError (nothing registered) when that one fails it.
+   */
+  async addGuard(guard: PlanGuard): Promise<void> {
+    const sourceMap = this.#sourceMap;
+    const errors = (await guard(this.#plan, (path) => sourceMap.position(path))).filter((d) => d.severity === 'error');
+    if (errors.length > 0) {
+      policyReloadsTotal.inc({ result: 'failure' });
+      throw new PolicyError(errors);
+    }
+    this.#guards.push(guard);
   }
 
   /** Called after every swap with the new Plan. Returns an unsubscribe function. */
@@ -94,18 +136,16 @@ export class PolicyManager {
 
   async #reload(trigger: ReloadTrigger): Promise<ReloadResult> {
     const log = this.#options.logger;
-    let built: { plan: Plan; warnings: Diagnostic[] };
+    let built: Built;
+    const references: string[] = [];
     try {
-      built = await build(this.#path, this.#options.env);
+      built = await build(this.#path, this.#options.env, (t) => references.push(t));
     } catch (err) {
-      const diagnostics = asDiagnostics(this.#path, err);
-      const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
-      policyReloadsTotal.inc({ result: 'failure' });
-      for (const line of errors) log.error({ trigger, policy: this.#path }, `policy rejected: ${line}`);
-      log.warn({ trigger, hash: this.#plan.hash }, 'policy reload failed; still serving the last good policy');
-      this.#options.bus.publish({ type: 'policy.rejected', errors, trigger });
-      return { ok: false, diagnostics };
+      // Also after a failure: the file a new `file:` value names may be about to be created.
+      this.#references = references;
+      return this.#rejected(trigger, asDiagnostics(this.#path, err));
     }
+    this.#references = references;
     if (built.plan.hash === this.#plan.hash) {
       // Same content (an editor touching the file, a ConfigMap resync): nothing to swap.
       if (trigger !== 'watch') {
@@ -114,8 +154,19 @@ export class PolicyManager {
       }
       return { ok: true, plan: this.#plan };
     }
+    const sourceMap = built.sourceMap;
+    for (const guard of this.#guards) {
+      let refused: Diagnostic[];
+      try {
+        refused = (await guard(built.plan, (path) => sourceMap.position(path))).filter((d) => d.severity === 'error');
+      } catch (err) {
+        refused = asDiagnostics(this.#path, err);
+      }
+      if (refused.length > 0) return this.#rejected(trigger, refused);
+    }
     const previous = this.#plan;
     this.#plan = built.plan;
+    this.#sourceMap = sourceMap;
     policyInfo.remove({ hash: previous.hash });
     this.#accepted(built.plan, built.warnings, trigger);
     for (const fn of this.#listeners) {
@@ -126,6 +177,16 @@ export class PolicyManager {
       }
     }
     return { ok: true, plan: built.plan };
+  }
+
+  #rejected(trigger: ReloadTrigger, diagnostics: Diagnostic[]): ReloadResult {
+    const log = this.#options.logger;
+    const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
+    policyReloadsTotal.inc({ result: 'failure' });
+    for (const line of errors) log.error({ trigger, policy: this.#path }, `policy rejected: ${line}`);
+    log.warn({ trigger, hash: this.#plan.hash }, 'policy reload failed; still serving the last good policy');
+    this.#options.bus.publish({ type: 'policy.rejected', errors, trigger });
+    return { ok: false, diagnostics };
   }
 
   #accepted(plan: Plan, warnings: readonly Diagnostic[], trigger: string): void {
@@ -144,15 +205,31 @@ export class PolicyManager {
    */
   async #watch(): Promise<void> {
     const { isDirectory } = await policyFiles(this.#path);
-    const dir = isDirectory ? this.#path : dirname(this.#path);
-    this.#arm(dir);
+    this.#policyIsDirectory = isDirectory;
+    this.#arm(isDirectory ? this.#path : dirname(this.#path));
+  }
+
+  /**
+   * Whether an event about `name` in the watched directory may change the policy. Other files there
+   * (an audit trail, logs, editor swap files) change all the time and must not hold a reload back.
+   */
+  #concerns(dir: string, name: string | null): boolean {
+    if (name === null) return true; // the platform did not say which entry changed
+    // Kubernetes swaps a ConfigMap or Secret by replacing the `..data` symlink (via `..data_tmp` and
+    // a `..<timestamp>` directory); the policy files themselves are symlinks that never change.
+    if (name.startsWith('..')) return true;
+    if (this.#policyIsDirectory ? isPolicyFileName(name) : name === basename(this.#path)) return true;
+    // A file a `file:` value names, or the subdirectory it lives in (replaced as a whole by atomic swaps).
+    return this.#references.some((target) => relative(dir, target).split(sep)[0] === name);
   }
 
   #arm(dir: string): void {
     if (this.#closed) return;
     let watcher: FSWatcher;
     try {
-      watcher = watch(dir, { persistent: false }, () => this.#schedule());
+      watcher = watch(dir, { persistent: false }, (_event, name) => {
+        if (this.#concerns(dir, name === null ? null : String(name))) this.#schedule();
+      });
     } catch (err) {
       this.#options.logger.error({ err, dir }, 'cannot watch the policy; retrying');
       setTimeout(() => this.#arm(dir), 1_000).unref();
@@ -170,12 +247,21 @@ export class PolicyManager {
     this.#watchers.push(watcher);
   }
 
+  /**
+   * Debounced, so an editor's burst of writes loads once; but never later than maxWaitMs after the
+   * first event, so a file rewritten without pause still reaches the running policy.
+   */
   #schedule(): void {
     if (this.#closed) return;
+    const now = performance.now();
+    this.#firstEventAt ??= now;
+    const debounce = this.#options.debounceMs ?? 200;
+    const deadline = this.#firstEventAt + (this.#options.maxWaitMs ?? 1_000);
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => {
+      this.#firstEventAt = undefined;
       void this.reload('watch');
-    }, this.#options.debounceMs ?? 200);
+    }, Math.max(0, Math.min(debounce, deadline - now)));
     this.#timer.unref();
   }
 }

@@ -10,8 +10,11 @@ import { formatPath, nodePosition, type KeyPath, type SourceFile } from './sourc
 const LITERAL_KEYS = new Set(['require', 'permissions', 'inherits', '$schema']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Replaces env:/file: scalars in place; returns one error per value that cannot be resolved. */
-export function resolveReferences(file: SourceFile, filePath: string, env: NodeJS.ProcessEnv = process.env): Diagnostic[] {
+/**
+ * Replaces env:/file: scalars in place; returns one error per value that cannot be resolved.
+ * `onFile` hears every file a `file:` value names, found or not (the policy watch follows them).
+ */
+export function resolveReferences(file: SourceFile, filePath: string, env: NodeJS.ProcessEnv = process.env, onFile?: (target: string) => void): Diagnostic[] {
   const errors: Diagnostic[] = [];
   const fail = (path: KeyPath, message: string): void => {
     const pos = nodePosition(file, path);
@@ -37,6 +40,7 @@ export function resolveReferences(file: SourceFile, filePath: string, env: NodeJ
       } else if (value.startsWith('file:')) {
         const rel = value.slice(5);
         const target = resolve(dirname(filePath), rel);
+        onFile?.(target);
         try {
           // A trailing newline is how editors end files, never part of a secret.
           node.value = readFileSync(target, 'utf8').replace(/\r?\n$/, '');

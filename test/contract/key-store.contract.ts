@@ -48,6 +48,20 @@ export function keyStoreContract(name: string, make: () => Promise<KeyStoreFixtu
       expect(await store.byDigest('f'.repeat(64))).toBeUndefined();
     });
 
+    it('says which of a list of ids stored keys already have, on every replica', async () => {
+      const { store, replica } = await make();
+      const a = key(`t-${run}-taken`);
+      const b = key(`t-${run}-taken`);
+      expect(await store.put(a)).toBe('ok');
+      expect(await store.put(b)).toBe('ok');
+      const free = `free-${run}`;
+      expect(await replica.takenIds([free, b.id, a.id])).toEqual(new Set([a.id, b.id]));
+      expect(await store.takenIds([free])).toEqual(new Set());
+      expect(await store.takenIds([])).toEqual(new Set());
+      await store.remove(a.id);
+      expect(await replica.takenIds([a.id, b.id])).toEqual(new Set([b.id]));
+    });
+
     it('refuses a second key with the same id or the same digest, and keeps the first', async () => {
       const { store } = await make();
       const first = key(`t-${run}-dup`);

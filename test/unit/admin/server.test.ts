@@ -139,8 +139,9 @@ describe('AdminServer', () => {
     const echo = await fetch(`${admin.url}/admin/echo`, { method: 'POST', headers: { ...bearer(TOKEN), 'content-type': 'application/json' }, body: '{"a":1}' });
     expect(echo.status).toBe(201);
     expect(await json(echo)).toEqual({ got: { a: 1 } });
-    const badJson = await fetch(`${admin.url}/admin/echo`, { method: 'POST', headers: bearer(TOKEN), body: '{nope' });
+    const badJson = await fetch(`${admin.url}/admin/echo`, { method: 'POST', headers: { ...bearer(TOKEN), 'content-type': 'application/json' }, body: '{nope' });
     expect(badJson.status).toBe(400);
+    expect((await json(badJson)).code).toBe('INVALID_JSON');
     const missing = await fetch(`${admin.url}/admin/nothing`, { headers: bearer(TOKEN) });
     expect(missing.status).toBe(404);
     const wrong = await fetch(`${admin.url}/admin/echo`, { headers: bearer(TOKEN) });
@@ -162,5 +163,16 @@ describe('AdminServer', () => {
     expect(await json(jwks)).toEqual({ keys: [] });
     expect((await fetch(`${admin.url}/.well-known/jwks.json`, { method: 'HEAD' })).status).toBe(200);
     expect((await fetch(`${admin.url}/.well-known/other`)).status).toBe(404);
+  });
+});
+
+describe('admin problem codes', () => {
+  it('mean what a reason code of the same name means, and every status has a code', async () => {
+    const { ADMIN_PROBLEMS, adminCodeFor } = await import('../../../src/admin/problem.js');
+    const { REASONS } = await import('../../../src/errors.js');
+    for (const [code, p] of Object.entries(ADMIN_PROBLEMS)) {
+      if (code in REASONS) expect(REASONS[code as keyof typeof REASONS].status, code).toBe(p.status);
+    }
+    for (const status of [400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503, 418]) expect(ADMIN_PROBLEMS[adminCodeFor(status)].status === status || status === 418).toBe(true);
   });
 });
