@@ -228,7 +228,7 @@ export const websocketsOpen = new Gauge({
 /** Unexpected throws the proxy contained; any increase is a bug worth a log search (the log line has the stack). */
 export const gatewayFaultsTotal = new Counter({
   name: 'portcullis_gateway_faults_total',
-  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, settle, audit, client_error, connection).',
+  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, unhandled_rejection).',
   labelNames: ['where'] as const,
   registers: [registry],
 });
