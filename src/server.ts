@@ -57,10 +57,8 @@ const BAD_EXPECT = deny('BAD_REQUEST', 'Only "Expect: 100-continue" is supported
 interface Connection {
   /** The peer address, read once per connection rather than per request. */
   readonly peer: string | undefined;
-  /** Requests handled on this connection that have not settled yet. */
-  open: number;
-  /** The newest of them (the one a drain can still mark `Connection: close`). */
-  last: RequestContext | undefined;
+  /** Requests handled on this connection that have not settled yet, oldest first. */
+  readonly open: RequestContext[];
   /** This connection closes after its current response: requests parsed after it are not served. */
   closing: boolean;
   /** A parser refusal was answered (or is waiting to be): further parser errors are the same one. */
@@ -112,9 +110,14 @@ export class ProxyServer {
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('connection', (s: Socket) => {
       try {
-        const conn: Connection = { peer: s.remoteAddress, open: 0, last: undefined, closing: false, refused: false, whenIdle: undefined };
-        this.#conns.set(s, conn);
-        s.once('close', () => this.#conns.delete(s));
+        const conn = this.#track(s);
+        s.once('close', () => {
+          this.#conns.delete(s);
+          // Node 20 never closes a pipelined response still queued behind the one the socket died
+          // with: settle those here (after Node's own 'close' listeners have run), or their slots,
+          // metrics and audit events would never be released.
+          if (conn.open.length > 0) setImmediate(() => this.#settleAll(conn));
+        });
       } catch (err) {
         this.#faultLogged('connection', err);
         s.destroy();
@@ -154,14 +157,19 @@ export class ProxyServer {
     return t;
   }
 
-  #connection(socket: Socket): Connection {
-    let conn = this.#conns.get(socket);
-    if (conn === undefined) {
-      // A socket the 'connection' event did not announce (a server emitted into by hand): track it all the same.
-      conn = { peer: socket.remoteAddress, open: 0, last: undefined, closing: false, refused: false, whenIdle: undefined };
-      this.#conns.set(socket, conn);
-    }
+  #track(socket: Socket): Connection {
+    const conn: Connection = { peer: socket.remoteAddress, open: [], closing: false, refused: false, whenIdle: undefined };
+    this.#conns.set(socket, conn);
     return conn;
+  }
+
+  /** A socket the 'connection' event did not announce (a server emitted into by hand) is tracked all the same. */
+  #connection(socket: Socket): Connection {
+    return this.#conns.get(socket) ?? this.#track(socket);
+  }
+
+  #settleAll(conn: Connection): void {
+    for (const ctx of [...conn.open]) this.#settle(ctx, conn);
   }
 
   /** The 'request' / 'checkContinue' / 'checkExpectation' entry: nothing thrown below leaves it. */
@@ -190,8 +198,7 @@ export class ProxyServer {
     const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
     this.#inFlight++;
     inFlight.n++;
-    conn.open++;
-    conn.last = ctx;
+    conn.open.push(ctx);
     // `on`, not `once`: the response is never reused, and `once` costs a wrapper per request.
     res.on('close', () => this.#settle(ctx, conn));
     // A ServerResponse 'error' without a listener would be thrown from the event loop.
@@ -357,10 +364,10 @@ export class ProxyServer {
     conn.closing = true;
     // Bytes after a message that closes the connection: not a request, they are never read.
     if (code === 'HPE_CLOSED_CONNECTION') {
-      if (conn.open === 0) socket.destroySoon();
+      if (conn.open.length === 0) socket.destroySoon();
       return;
     }
-    const current = conn.last;
+    const current = conn.open[conn.open.length - 1];
     if (current !== undefined && !current.req.complete) {
       // The body of a request being handled is malformed or too slow: that request's event says so.
       current.code = timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
@@ -378,7 +385,7 @@ export class ProxyServer {
         socket.destroy();
       }
     };
-    if (conn.open === 0) answer();
+    if (conn.open.length === 0) answer();
     else conn.whenIdle = answer;
   }
 
@@ -416,7 +423,7 @@ export class ProxyServer {
       const conn = this.#connection(socket);
       if (conn.closing) return void socket.destroy();
       // A pipelined upgrade must not take over the socket while an earlier response still writes to it.
-      if (conn.open > 0) conn.whenIdle = () => this.#startUpgrade(req, socket, head, conn);
+      if (conn.open.length > 0) conn.whenIdle = () => this.#startUpgrade(req, socket, head, conn);
       else this.#startUpgrade(req, socket, head, conn);
     } catch (err) {
       this.#faultLogged('upgrade', err);
@@ -437,11 +444,17 @@ export class ProxyServer {
   }
 
   #settle(ctx: RequestContext, conn: Connection): void {
+    // Exactly once: a context leaves `open` when it settles (responses settle in order, so it is the first).
+    const open = conn.open;
+    if (open[0] === ctx) open.shift();
+    else {
+      const i = open.indexOf(ctx);
+      if (i < 0) return;
+      open.splice(i, 1);
+    }
     // Bookkeeping first, so that a fault below cannot leave the drain or a waiting upgrade hanging.
     this.#inFlight--;
     inFlight.n--;
-    conn.open--;
-    if (conn.last === ctx) conn.last = undefined;
     try {
       const durationMs = performance.now() - ctx.start;
       const res = ctx.res;
@@ -457,7 +470,7 @@ export class ProxyServer {
     } catch (err) {
       this.#faultLogged('settle', err, ctx);
     }
-    if (conn.open === 0) {
+    if (open.length === 0) {
       const next = conn.whenIdle;
       conn.whenIdle = undefined;
       if (next !== undefined) next();
@@ -496,7 +509,10 @@ export class ProxyServer {
   async shutdown(drainMs: number): Promise<void> {
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    for (const conn of this.#conns.values()) if (conn.last !== undefined) this.#lastOnConnection(conn.last, conn);
+    for (const conn of this.#conns.values()) {
+      const last = conn.open[conn.open.length - 1];
+      if (last !== undefined) this.#lastOnConnection(last, conn);
+    }
     this.#server.closeIdleConnections();
     if (this.#inFlight > 0) {
       await new Promise<void>((resolve) => {

@@ -56,7 +56,7 @@ beforeAll(async () => {
   upstream = createServer((req, res) => {
     upstreamRequests++;
     req.resume();
-    req.on('end', () => res.end('ok'));
+    req.on('end', () => setTimeout(() => res.end('ok'), req.url?.startsWith('/slow') ? 500 : 0));
   });
   upstream.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 426 Upgrade Required\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -143,6 +143,26 @@ describe('a fault inside the gateway', () => {
     expect(await faults('forward')).toBe(before + 1);
     const event = await eventFor(res.headers['x-request-id'] as string);
     expect(event.decision).toMatchObject({ allowed: false, code: 'GATEWAY_ERROR' });
+  });
+
+  it('settles every pipelined request of a client that goes away: one audit event each, nothing left in flight', async () => {
+    const { port } = new URL(base);
+    const before = upstreamRequests;
+    const s = connect(Number(port), '127.0.0.1', () => s.write('GET /slow/gone-1 HTTP/1.1\r\nHost: x\r\n\r\nGET /slow/gone-2 HTTP/1.1\r\nHost: x\r\n\r\n'));
+    s.on('error', () => undefined);
+    const until = Date.now() + 5_000;
+    while (upstreamRequests < before + 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    s.destroy();
+    const gone: Record<string, any>[] = [];
+    while (gone.length < 2 && Date.now() < until + 5_000) {
+      audit.flush();
+      gone.splice(0, gone.length, ...lines.map((l) => JSON.parse(l) as Record<string, any>).filter((e) => e.request.path.startsWith('/slow/gone-')));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(gone.map((e) => e.request.path).sort()).toEqual(['/slow/gone-1', '/slow/gone-2']);
+    for (const e of gone) expect(e.response.status).toBe(499);
+    const inFlight = (await registry.getSingleMetric('portcullis_in_flight_requests')!.get()).values[0]!.value;
+    expect(inFlight).toBe(0);
   });
 
   it('answers a WebSocket upgrade whose stage throws with 500 GATEWAY_ERROR and closes that connection', async () => {
