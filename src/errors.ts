@@ -21,6 +21,11 @@ export const REASONS = {
   STORE_UNAVAILABLE: { status: 503, title: 'Service Unavailable', message: 'The limits store cannot be reached.' },
   UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', message: 'The upstream did not answer in time.' },
   UPSTREAM_ERROR: { status: 502, title: 'Bad Gateway', message: 'The upstream could not be reached or failed.' },
+  // The gateway itself failed (a bug or an infrastructure fault inside Portcullis): never an allow.
+  GATEWAY_ERROR: { status: 500, title: 'Internal Server Error', message: 'The gateway failed to handle this request.' },
+  // Refusals of the HTTP parser that are not a plain 400.
+  HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', message: 'The request head is larger than the gateway accepts.' },
+  REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', message: 'The request did not arrive in time.' },
 } as const satisfies Record<string, { status: number; title: string; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -11,14 +11,21 @@ export interface ArrivalHeaders {
   requestId: string | undefined;
   traceparent: string | undefined;
   contentLength: string | undefined;
+  /** A Transfer-Encoding line was sent (the body is chunked, unless `badFraming`). */
   chunked: boolean;
+  /**
+   * The body's framing is not the one unambiguous form (RFC 9112 §6): more than one
+   * Transfer-Encoding line, a coding list other than exactly `chunked`, or Transfer-Encoding beside
+   * Content-Length. A proxy and its upstream could disagree on where such a body ends.
+   */
+  badFraming: boolean;
 }
 
 const join = (prev: string | undefined, v: string): string => (prev === undefined ? v : `${prev}, ${v}`);
 
 /** One pass over rawHeaders; names are compared by length first so most never get lower-cased. */
 export function arrivalHeaders(raw: readonly string[]): ArrivalHeaders {
-  const h: ArrivalHeaders = { host: undefined, forwardedFor: undefined, requestId: undefined, traceparent: undefined, contentLength: undefined, chunked: false };
+  const h: ArrivalHeaders = { host: undefined, forwardedFor: undefined, requestId: undefined, traceparent: undefined, contentLength: undefined, chunked: false, badFraming: false };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     switch (name.length) {
@@ -38,11 +45,22 @@ export function arrivalHeaders(raw: readonly string[]): ArrivalHeaders {
         if (name.toLowerCase() === 'x-forwarded-for') h.forwardedFor = join(h.forwardedFor, raw[i + 1]!);
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') h.chunked = true;
+        if (name.toLowerCase() === 'transfer-encoding') {
+          // llhttp already refuses most ambiguous forms; what it lets through ("gzip, chunked", two
+          // lines, an empty value on some versions) is refused here, on every Node version alike.
+          if (h.chunked || !isChunked(raw[i + 1]!)) h.badFraming = true;
+          h.chunked = true;
+        }
         break;
     }
   }
+  if (h.chunked && h.contentLength !== undefined) h.badFraming = true;
   return h;
+}
+
+/** Exactly "chunked", any case (Node has trimmed the surrounding whitespace). */
+function isChunked(v: string): boolean {
+  return v.length === 7 && (v === 'chunked' || v.toLowerCase() === 'chunked');
 }
 
 /** The first value of one header (`lowerName` lower-case), or undefined; repeats are the caller's to refuse. */

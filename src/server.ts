@@ -2,11 +2,15 @@
 // builds the RequestContext, establishes who the client is and the canonical path, runs the
 // stages, and either answers a Deny as problem+json or forwards. When the response ends (finish,
 // client abort or error) it settles exactly once: concurrency slot, metrics, audit record.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// Every way in (a request, an upgrade, a parser refusal, a connection, the forwarder's callbacks,
+// the settle) contains its own exceptions: a fault ends that request (500 GATEWAY_ERROR, or the
+// connection closed once nothing can be answered any more), is logged, counted and audited as not
+// allowed, and never ends the process.
+import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { RequestContext } from './context.js';
-import { PROBLEM_CONTENT_TYPE, problemBody, statusOf, type Deny } from './errors.js';
+import { deny, PROBLEM_CONTENT_TYPE, problemBody, statusOf, type Deny, type ReasonCode } from './errors.js';
 import { runStages, type Outcome, type Stage } from './pipeline.js';
 import type { PolicyManager } from './policy/manager.js';
 import type { Plan } from './policy/plan.js';
@@ -14,10 +18,11 @@ import { canonicalize, isDeny } from './routing/canonical.js';
 import { TrustedProxies } from './authn/client-ip.js';
 import { Forwarder } from './upstream/forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
-import { inFlight, requestDuration, requestsTotal, type HotCell } from './observability/metrics.js';
-import { requestIdFor } from './observability/request-id.js';
+import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from './observability/metrics.js';
+import { newRequestId, requestIdFor } from './observability/request-id.js';
 import { arrivalHeaders } from './request-headers.js';
 import { traceparentFor } from './observability/traceparent.js';
+import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 
 /** Audit's view of a finished request (implemented by the audit pipeline; a no-op by default). */
 export interface RequestRecorder {
@@ -36,6 +41,32 @@ export interface ProxyServerOptions {
 const NO_ROUTE = '-';
 type Histogram = { observe(v: number): void };
 
+/** Where a contained fault was caught: the `where` label of portcullis_gateway_faults_total. */
+type FaultSite = 'request' | 'upgrade' | 'forward' | 'answer' | 'settle' | 'audit' | 'client_error' | 'connection' | 'response';
+
+const GATEWAY_FAULT = deny('GATEWAY_ERROR');
+const BAD_FRAMING = deny('BAD_REQUEST', 'The request body framing is ambiguous: only one Transfer-Encoding line of exactly "chunked", without Content-Length, on HTTP/1.1.');
+const NO_HOST = deny('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
+const BAD_EXPECT = deny('BAD_REQUEST', 'Only "Expect: 100-continue" is supported.');
+
+/**
+ * One client connection. Node parses pipelined requests ahead of their responses, so the
+ * connection knows how many of its responses are still open; a WebSocket upgrade or a parser
+ * refusal writes straight to the socket and must wait until those are done.
+ */
+interface Connection {
+  /** The peer address, read once per connection rather than per request. */
+  readonly peer: string | undefined;
+  /** Requests handled on this connection that have not settled yet, oldest first. */
+  readonly open: RequestContext[];
+  /** This connection closes after its current response: requests parsed after it are not served. */
+  closing: boolean;
+  /** A parser refusal was answered (or is waiting to be): further parser errors are the same one. */
+  refused: boolean;
+  /** Runs once `open` is back to 0: a waiting upgrade, or a parser refusal's answer. */
+  whenIdle: (() => void) | undefined;
+}
+
 export class ProxyServer {
   readonly #server: Server;
   readonly #options: ProxyServerOptions;
@@ -46,15 +77,18 @@ export class ProxyServer {
   readonly #methodIndex = new Map<string, number>();
   readonly #codeIndex = new Map<string, number>();
   readonly #durations = new Map<string, Histogram>();
-  /** Open client sockets and their peer address, read once per connection rather than per request. */
-  readonly #sockets = new Map<Socket, string | undefined>();
+  /** Open client connections. */
+  readonly #conns = new Map<Socket, Connection>();
   #inFlight = 0;
   #draining = false;
   #drained: (() => void) | undefined;
 
   constructor(options: ProxyServerOptions) {
     this.#options = options;
-    this.#forwarder = new Forwarder((ctx, d) => this.#deny(ctx, d));
+    this.#forwarder = new Forwarder(
+      (ctx, d) => this.#deny(ctx, d),
+      (ctx, err) => this.#fault(ctx, err, 'forward'),
+    );
     options.policy.onSwap((plan) => this.#forwarder.retain(plan));
     this.#server = createServer(
       {
@@ -63,24 +97,39 @@ export class ProxyServer {
         requestTimeout: options.requestTimeoutMs ?? 60_000,
         headersTimeout: 10_000,
         keepAliveTimeout: 5_000,
-        requireHostHeader: true,
+        // Refused by #handle instead, so that a request without Host is audited like any refusal.
+        requireHostHeader: false,
         joinDuplicateHeaders: false,
       },
-      (req, res) => this.#handle(req, res, false),
+      (req, res) => this.#request(req, res, false),
     );
     // Expect: 100-continue gets its 100 only once every stage has allowed the request.
-    this.#server.on('checkContinue', (req, res) => this.#handle(req, res, true));
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, true));
+    this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, false, undefined, BAD_EXPECT));
     // Upgrades (WebSockets) run the same stages; src/upstream/websocket.ts answers on the raw socket.
-    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#handle(req, upgradeResponse(req, socket), false, head));
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('connection', (s: Socket) => {
-      this.#sockets.set(s, s.remoteAddress);
-      s.once('close', () => this.#sockets.delete(s));
+      try {
+        const conn = this.#track(s);
+        s.once('close', () => {
+          this.#conns.delete(s);
+          // Node 20 never closes a pipelined response still queued behind the one the socket died
+          // with: settle those here (after Node's own 'close' listeners have run), or their slots,
+          // metrics and audit events would never be released.
+          if (conn.open.length > 0) setImmediate(() => this.#settleAll(conn));
+        });
+      } catch (err) {
+        this.#faultLogged('connection', err);
+        s.destroy();
+      }
     });
     this.#server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-      if (!socket.writable) return socket.destroy();
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-      const body = JSON.stringify({ type: 'about:blank', title: 'Bad Request', status, code: 'BAD_REQUEST', detail: 'The request could not be parsed.' });
-      socket.end(`HTTP/1.1 ${status} Bad Request\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      try {
+        this.#clientError(err, socket);
+      } catch (e) {
+        this.#faultLogged('client_error', e);
+        socket.destroy();
+      }
     });
   }
 
@@ -108,16 +157,65 @@ export class ProxyServer {
     return t;
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, upgradeHead?: Buffer): void {
+  #track(socket: Socket): Connection {
+    const conn: Connection = { peer: socket.remoteAddress, open: [], closing: false, refused: false, whenIdle: undefined };
+    this.#conns.set(socket, conn);
+    return conn;
+  }
+
+  /** A socket the 'connection' event did not announce (a server emitted into by hand) is tracked all the same. */
+  #connection(socket: Socket): Connection {
+    return this.#conns.get(socket) ?? this.#track(socket);
+  }
+
+  #settleAll(conn: Connection): void {
+    for (const ctx of [...conn.open]) this.#settle(ctx, conn);
+  }
+
+  /** The 'request' / 'checkContinue' / 'checkExpectation' entry: nothing thrown below leaves it. */
+  #request(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, upgradeHead?: Buffer, refuse?: Deny): void {
+    try {
+      this.#handle(req, res, expectContinue, upgradeHead, refuse);
+    } catch (err) {
+      // Only reached when the context could not even be built: answer bare, or close.
+      this.#faultLogged(upgradeHead === undefined ? 'request' : 'upgrade', err);
+      try {
+        if (res.headersSent) res.destroy();
+        else {
+          res.shouldKeepAlive = false;
+          res.writeHead(500, { 'content-type': PROBLEM_CONTENT_TYPE, connection: 'close' }).end(problemBody(GATEWAY_FAULT, ''));
+        }
+      } catch {
+        req.socket.destroy();
+      }
+    }
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean, upgradeHead: Buffer | undefined, refuse: Deny | undefined): void {
+    const conn = this.#connection(req.socket);
+    // Parsed after a response this connection closes with (a refusal, a drain): never served, as if never read.
+    if (conn.closing) return;
     const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
     this.#inFlight++;
     inFlight.n++;
+    conn.open.push(ctx);
     // `on`, not `once`: the response is never reused, and `once` costs a wrapper per request.
-    res.on('close', () => this.#settle(ctx));
-    if (this.#draining) res.shouldKeepAlive = false;
+    res.on('close', () => this.#settle(ctx, conn));
+    // A ServerResponse 'error' without a listener would be thrown from the event loop.
+    res.on('error', onResponseError);
+    try {
+      this.#begin(ctx, conn, expectContinue, upgradeHead, refuse);
+    } catch (err) {
+      this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade');
+    }
+  }
+
+  #begin(ctx: RequestContext, conn: Connection, expectContinue: boolean, upgradeHead: Buffer | undefined, refuse: Deny | undefined): void {
+    const { req, res } = ctx;
+    if (this.#draining) this.#lastOnConnection(ctx, conn);
 
     const trust = this.#trustOf(ctx.plan);
-    const peer = this.#sockets.get(req.socket) ?? req.socket.remoteAddress ?? '';
+    const peer = conn.peer ?? req.socket.remoteAddress ?? '';
     const h = arrivalHeaders(req.rawHeaders);
     ctx.trustedPeer = trust.trusts(peer);
     ctx.peerIp = peer;
@@ -127,74 +225,264 @@ export class ProxyServer {
     ctx.contentLength = h.contentLength;
     ctx.chunked = h.chunked;
     const hostHeader = (ctx.hostHeader = h.host ?? '');
+    // Ambiguous framing, and any Transfer-Encoding on HTTP/1.0 (RFC 9112 §6.1): answered, then the
+    // connection closes before another byte of it is read as a request.
+    if (h.badFraming || (h.chunked && req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return this.#refuse(ctx, conn, BAD_FRAMING);
+    if (h.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return this.#refuse(ctx, conn, NO_HOST);
+    if (refuse !== undefined) return this.#refuse(ctx, conn, refuse);
     const target = canonicalize(req.url ?? '/', hostHeader);
-    if (isDeny(target)) return this.#deny(ctx, target);
+    if (isDeny(target)) return this.#refuse(ctx, conn, target);
     ctx.path = target.path;
     ctx.query = target.query;
     ctx.host = hostOnly(hostHeader);
 
-    let outcome: Outcome | Promise<Outcome>;
-    try {
-      outcome = runStages(this.#options.stages, ctx);
-    } catch (err) {
-      return this.#fault(ctx, err);
-    }
+    const outcome = runStages(this.#options.stages, ctx);
     if (outcome === null) return this.#forward(ctx, target.forwardPath, expectContinue, upgradeHead);
     if (!(outcome instanceof Promise)) return this.#deny(ctx, outcome);
     outcome.then(
-      (o) => (o === null ? this.#forward(ctx, target.forwardPath, expectContinue, upgradeHead) : this.#deny(ctx, o)),
-      (err: unknown) => this.#fault(ctx, err),
+      (o) => this.#decided(ctx, o, target.forwardPath, expectContinue, upgradeHead),
+      (err: unknown) => this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade'),
     );
+  }
+
+  /** An asynchronous pipeline's outcome. Runs in a promise callback: a throw here must not become an unhandled rejection. */
+  #decided(ctx: RequestContext, o: Outcome, forwardPath: string, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+    try {
+      if (o === null) this.#forward(ctx, forwardPath, expectContinue, upgradeHead);
+      else this.#deny(ctx, o);
+    } catch (err) {
+      this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade');
+    }
+  }
+
+  /** Refused before routing: the event records the target as sent (bounded), since there is no canonical one. */
+  #refuse(ctx: RequestContext, conn: Connection, d: Deny): void {
+    const t = attemptedTarget(ctx.req.url ?? '');
+    ctx.path = t.path;
+    ctx.query = t.query;
+    if (d === BAD_FRAMING) this.#lastOnConnection(ctx, conn);
+    this.#deny(ctx, d);
+  }
+
+  /** This request's response is the connection's last: `Connection: close`, and nothing parsed after it is served. */
+  #lastOnConnection(ctx: RequestContext, conn: Connection): void {
+    if (ctx.res.headersSent) return;
+    ctx.res.shouldKeepAlive = false;
+    conn.closing = true;
   }
 
   #forward(ctx: RequestContext, forwardPath: string, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
-    if (upgradeHead !== undefined) return forwardUpgrade(ctx, forwardPath, upgradeHead, (c, d) => this.#deny(c, d));
+    if (upgradeHead !== undefined) {
+      return forwardUpgrade(
+        ctx,
+        forwardPath,
+        upgradeHead,
+        (c, d) => this.#deny(c, d),
+        (c, err) => this.#fault(c, err, 'upgrade'),
+      );
+    }
     if (expectContinue) ctx.res.writeContinue();
     this.#forwarder.forward(ctx, forwardPath);
   }
 
-  /** A stage threw: a bug or an infrastructure fault. Logged in full; the client gets a 502 without details. */
-  #fault(ctx: RequestContext, err: unknown): void {
-    this.#options.logger.error({ err, requestId: ctx.requestId, route: ctx.route?.name }, 'request pipeline failed');
-    this.#deny(ctx, { code: 'UPSTREAM_ERROR', detail: 'The gateway failed to handle this request.' });
+  /**
+   * Something threw while handling `ctx`: a bug or an infrastructure fault. Logged in full and
+   * counted; the client gets 500 GATEWAY_ERROR without details, or, once the response has started,
+   * the connection closes (a truncated response is detectable, a wrong one is not). Never throws.
+   */
+  #fault(ctx: RequestContext, err: unknown, where: FaultSite): void {
+    this.#faultLogged(where, err, ctx);
+    ctx.code = 'GATEWAY_ERROR';
+    const res = ctx.res;
+    if (res.headersSent) {
+      if (!res.writableFinished) res.destroy();
+      return;
+    }
+    this.#deny(ctx, GATEWAY_FAULT);
   }
 
+  /** Logs and counts a contained fault. Never throws. */
+  #faultLogged(where: FaultSite, err: unknown, ctx?: RequestContext): void {
+    try {
+      gatewayFaultsTotal.labels(where).inc();
+      this.#options.logger.error({ err, where, requestId: ctx?.requestId, route: ctx?.route?.name }, 'gateway fault contained');
+    } catch {
+      // Logging itself failed: the count above (if it got that far) is all that is left to say.
+    }
+  }
+
+  /** Answers a Deny as problem+json. A throw while answering closes the connection instead. */
   #deny(ctx: RequestContext, d: Deny): void {
     ctx.code = d.code;
     const res = ctx.res;
     if (res.headersSent || res.destroyed) return;
-    const body = problemBody(d, ctx.requestId);
-    const headers: Record<string, string | number> = {
-      'content-type': PROBLEM_CONTENT_TYPE,
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': ctx.requestId,
-      'cache-control': 'no-store',
-    };
-    if (d.headers !== undefined) for (const k in d.headers) headers[k] = d.headers[k]!;
-    const limitHeaders = ctx.limits?.headers;
-    if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
-    // An unread request body (denied before reading it) would otherwise be parsed as the next request.
-    if (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked)) {
-      headers.connection = 'close';
-      res.shouldKeepAlive = false;
+    try {
+      const body = problemBody(d, ctx.requestId);
+      const headers: Record<string, string | number> = {
+        'content-type': PROBLEM_CONTENT_TYPE,
+        'content-length': Buffer.byteLength(body),
+        'x-request-id': ctx.requestId,
+        'cache-control': 'no-store',
+      };
+      if (d.headers !== undefined) for (const k in d.headers) headers[k] = d.headers[k]!;
+      // A fault's answer carries nothing the failed request computed: that state may be what broke.
+      const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
+      if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
+      // An unread request body (denied before reading it) would otherwise be parsed as the next request.
+      if (!res.shouldKeepAlive || (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked))) {
+        headers.connection = 'close';
+        const conn = this.#conns.get(ctx.req.socket);
+        if (conn !== undefined) this.#lastOnConnection(ctx, conn);
+        else res.shouldKeepAlive = false;
+      }
+      res.writeHead(statusOf(d.code), headers);
+      res.end(body);
+    } catch (err) {
+      this.#faultLogged('answer', err, ctx);
+      ctx.code = 'GATEWAY_ERROR';
+      res.destroy();
     }
-    res.writeHead(statusOf(d.code), headers);
-    res.end(body);
   }
 
-  #settle(ctx: RequestContext): void {
-    const durationMs = performance.now() - ctx.start;
-    const res = ctx.res;
-    const status = res.headersSent ? res.statusCode : 499; // 499: the client went away first
-    const route = ctx.route?.name ?? NO_ROUTE;
-    ctx.admission?.release(); // breaker probe slot of a request that ended without an upstream answer
-    if (!res.writableFinished) ctx.upstream?.abort();
-    const release = ctx.limits?.release;
-    if (release !== undefined) {
-      ctx.limits!.release = undefined;
-      release();
+  /**
+   * The parser refused what arrived, or a socket failed. A parse error about a request already in
+   * flight (its body) ends that request; one about a new request is answered (after the responses
+   * still owed on this connection), audited with what it attempted, and the connection closed.
+   */
+  #clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const conn = this.#connection(socket);
+    const code = err.code ?? '';
+    const parse = code.startsWith('HPE_');
+    const timeout = code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    if ((!parse && !timeout) || conn.refused) {
+      // A socket error (reset, broken pipe), or the parser failing again on the rest of a refused stream.
+      if (!conn.refused || !socket.writable) socket.destroy();
+      return;
     }
+    conn.refused = true;
+    conn.closing = true;
+    // Bytes after a message that closes the connection: not a request, they are never read.
+    if (code === 'HPE_CLOSED_CONNECTION') {
+      if (conn.open.length === 0) socket.destroySoon();
+      return;
+    }
+    const current = conn.open[conn.open.length - 1];
+    if (current !== undefined && !current.req.complete) {
+      // The body of a request being handled is malformed or too slow: that request's event says so.
+      current.code = timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+      socket.destroy();
+      return;
+    }
+    const reason: ReasonCode = code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE' : timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+    const start = performance.now();
+    const attempt = timeout ? undefined : attemptedFromPacket((err as { rawPacket?: Buffer }).rawPacket, (err as { bytesParsed?: number }).bytesParsed);
+    const answer = (): void => {
+      try {
+        this.#answerRefusal(socket, conn, reason, attempt?.method ?? '', attempt?.path ?? '', attempt?.query ?? '', start);
+      } catch (e) {
+        this.#faultLogged('client_error', e);
+        socket.destroy();
+      }
+    };
+    if (conn.open.length === 0) answer();
+    else conn.whenIdle = answer;
+  }
+
+  #answerRefusal(socket: Socket, conn: Connection, code: ReasonCode, method: string, path: string, query: string, start: number): void {
+    // The parser produced no request: a stand-in carries what was attempted to the metrics and the audit trail.
+    const req = new IncomingMessage(socket);
+    req.method = method;
+    req.url = path + query;
+    const ctx = new RequestContext(req, new ServerResponse(req), this.#options.policy.plan, start);
+    ctx.requestId = newRequestId();
+    ctx.peerIp = ctx.clientIp = conn.peer ?? socket.remoteAddress ?? '';
+    ctx.path = path;
+    ctx.query = query;
+    ctx.code = code;
+    const status = statusOf(code);
+    if (socket.writable) {
+      const body = problemBody(deny(code, code === 'BAD_REQUEST' ? 'The request could not be parsed.' : undefined), ctx.requestId);
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_TEXT[code] ?? 'Bad Request'}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+          `x-request-id: ${ctx.requestId}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
+      );
+      // Whatever the client still sends is not read: end() alone would wait for the client to close.
+      socket.destroySoon();
+    } else {
+      socket.destroy();
+    }
+    this.#account(ctx, status, performance.now() - start);
+  }
+
+  /** A WebSocket upgrade: handled once every response owed on its connection has been written. */
+  #upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    try {
+      // Node has detached its own listeners from the socket: an 'error' with none would be thrown.
+      socket.on('error', destroySocket);
+      const conn = this.#connection(socket);
+      if (conn.closing) return void socket.destroy();
+      // A pipelined upgrade must not take over the socket while an earlier response still writes to it.
+      if (conn.open.length > 0) conn.whenIdle = () => this.#startUpgrade(req, socket, head, conn);
+      else this.#startUpgrade(req, socket, head, conn);
+    } catch (err) {
+      this.#faultLogged('upgrade', err);
+      socket.destroy();
+    }
+  }
+
+  #startUpgrade(req: IncomingMessage, socket: Socket, head: Buffer, conn: Connection): void {
+    if (socket.destroyed || conn.closing) return void socket.destroy();
+    let res: ServerResponse;
+    try {
+      res = upgradeResponse(req, socket);
+    } catch (err) {
+      this.#faultLogged('upgrade', err);
+      return void socket.destroy();
+    }
+    this.#request(req, res, false, head);
+  }
+
+  #settle(ctx: RequestContext, conn: Connection): void {
+    // Exactly once: a context leaves `open` when it settles (responses settle in order, so it is the first).
+    const open = conn.open;
+    if (open[0] === ctx) open.shift();
+    else {
+      const i = open.indexOf(ctx);
+      if (i < 0) return;
+      open.splice(i, 1);
+    }
+    // Bookkeeping first, so that a fault below cannot leave the drain or a waiting upgrade hanging.
+    this.#inFlight--;
+    inFlight.n--;
+    try {
+      const durationMs = performance.now() - ctx.start;
+      const res = ctx.res;
+      const status = res.headersSent ? res.statusCode : 499; // 499: the client went away first
+      ctx.admission?.release(); // breaker probe slot of a request that ended without an upstream answer
+      if (!res.writableFinished) ctx.upstream?.abort();
+      const release = ctx.limits?.release;
+      if (release !== undefined) {
+        ctx.limits!.release = undefined;
+        release();
+      }
+      this.#account(ctx, status, durationMs);
+    } catch (err) {
+      this.#faultLogged('settle', err, ctx);
+    }
+    if (open.length === 0) {
+      const next = conn.whenIdle;
+      conn.whenIdle = undefined;
+      if (next !== undefined) next();
+      else if (this.#draining) this.#server.closeIdleConnections();
+    }
+    if (this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
+  }
+
+  /** Metrics and the audit record of a finished request (or of a refusal the parser made). */
+  #account(ctx: RequestContext, status: number, durationMs: number): void {
+    const res = ctx.res;
+    const route = ctx.route?.name ?? NO_ROUTE;
     const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
     const method = ctx.req.method ?? '';
     // A number, not a concatenated string, names the cell: no string is built or hashed per request.
@@ -207,19 +495,24 @@ export class ProxyServer {
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
     h.observe(durationMs / 1000);
-    inFlight.n--;
     try {
       this.#options.recorder?.record(ctx, status, durationMs);
     } catch (err) {
-      this.#options.logger.error({ err }, 'audit recorder failed');
+      this.#faultLogged('audit', err, ctx);
     }
-    if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
   }
 
-  /** Stops accepting, closes idle keep-alive sockets, lets in-flight requests finish for up to drainMs. */
+  /**
+   * Stops accepting, closes idle keep-alive connections and marks the responses still to be written
+   * `Connection: close`, lets in-flight requests finish for up to drainMs, then closes the rest.
+   */
   async shutdown(drainMs: number): Promise<void> {
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const conn of this.#conns.values()) {
+      const last = conn.open[conn.open.length - 1];
+      if (last !== undefined) this.#lastOnConnection(last, conn);
+    }
     this.#server.closeIdleConnections();
     if (this.#inFlight > 0) {
       await new Promise<void>((resolve) => {
@@ -230,10 +523,25 @@ export class ProxyServer {
         };
       });
     }
-    for (const s of this.#sockets.keys()) s.destroy();
+    for (const s of this.#conns.keys()) s.destroy();
     await closed;
     await this.#forwarder.close();
   }
+}
+
+const STATUS_TEXT: Partial<Record<ReasonCode, string>> = {
+  BAD_REQUEST: 'Bad Request',
+  HEADERS_TOO_LARGE: 'Request Header Fields Too Large',
+  REQUEST_TIMEOUT: 'Request Timeout',
+};
+
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
+function onResponseError(this: ServerResponse): void {
+  gatewayFaultsTotal.labels('response').inc();
+  this.destroy();
 }
 
 /** A small stable number for a string of a bounded set: HTTP methods (llhttp knows < 50), reason codes (< 30). */

@@ -15,10 +15,14 @@ export const auditEventSchema = z
     request: z
       .strictObject({
         id: z.string(),
-        method: z.string(),
-        path: z.string().describe('Canonical path; query values whose names look secret are [REDACTED].'),
+        method: z.string().describe('As sent; "" when a refused request\'s line could not be recovered.'),
+        path: z
+          .string()
+          .describe(
+            'Canonical path, or for a request refused before it had one (parser or canonicaliser refusal) the target as sent, cut at 2048 characters and then ending in "…"; "" when it could not be recovered. Query values whose names look secret are [REDACTED]. In the written line DEL, C1 controls, U+2028/2029 and bidi formatting characters are \\u escapes, never raw.',
+          ),
         route: z.string().nullable(),
-        ip: z.string(),
+        ip: z.string().describe('The client address (the socket peer for a request the parser refused).'),
       })
       .nullable(),
     actor: z.strictObject({ subject: z.string().nullable(), tenant: z.string().nullable(), keyId: z.string().nullable(), via: z.string().nullable() }).nullable(),

@@ -1,5 +1,6 @@
 // Builds an event's NDJSON line by hand, keys already in canonical (sorted) order, so the batch
-// writer hashes the very string it writes instead of running a generic canonicaliser per event.
+// writer hashes the very string it writes (before safeJsonLine's escapes, which parsing undoes)
+// instead of running a generic canonicaliser per event.
 // This runs once per request: consecutive events mostly share their principal, route, decision
 // and millisecond, so those parts are reused from the previous event when their inputs are equal.
 import { canonicalJson } from './chain.js';

@@ -10,6 +10,7 @@ import type { AuditPlan, SinkConfig } from './compile.js';
 import { SinkDispatcher } from './dispatcher.js';
 import { EventIds, type AuditRecord } from './event.js';
 import { formatHalves } from './format.js';
+import { safeJsonLine } from '../observability/safe-text.js';
 import type { AuditSink } from './sink.js';
 import { FileSink, lastLine } from './sinks/file.js';
 import { RedisStreamSink } from './sinks/redis-stream.js';
@@ -136,13 +137,14 @@ export class AuditPipeline {
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
       const [head, tail] = formatHalves(r, this.#ids.next(r.time));
+      // The hash covers the canonical form; the line escapes unsafe characters, which JSON.parse undoes.
       if (!chain) {
-        lines[i] = head + tail;
+        lines[i] = safeJsonLine(head + tail);
         continue;
       }
       const rest = `"instance":${inst},"prev":"${prev}","seq":${seq}}`;
       const hash = chainHash(prev, `${head},"chain":{${rest}${tail}`);
-      lines[i] = `${head},"chain":{"hash":"${hash}",${rest}${tail}`;
+      lines[i] = safeJsonLine(`${head},"chain":{"hash":"${hash}",${rest}${tail}`);
       prev = hash;
       seq++;
     }

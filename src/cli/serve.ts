@@ -5,6 +5,7 @@ import { startApp, type App } from '../app.js';
 import { displayUrl } from '../config/address.js';
 import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
 import { createLogger, type Logger } from '../observability/logger.js';
+import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import type { Plan } from '../policy/plan.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
@@ -99,6 +100,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     return EXIT.failed;
   }
   if (config.demo) io.stdout(demoBanner(app, app.policy.plan));
+  // The last line of containment: a promise some code forgot to await must not end a gateway that
+  // serves everyone else (Node's default exits). The request concerned, if any, ends on its own timeouts.
+  process.on('unhandledRejection', (err: unknown) => {
+    gatewayFaultsTotal.labels('unhandled_rejection').inc();
+    logger.error({ err, where: 'unhandled_rejection' }, 'gateway fault contained');
+  });
 
   return new Promise<number>((resolve) => {
     let stopping = false;

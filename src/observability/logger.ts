@@ -1,6 +1,7 @@
 // The one place logging is configured. Redaction lives here, once, so no caller can forget it:
 // credentials and secrets are censored before a line is serialized, whatever logs them.
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
+import { safeJsonLine } from './safe-text.js';
 
 export type { Logger } from 'pino';
 
@@ -45,6 +46,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       redact: { paths: redactPaths(options.redactHeaders), censor: '[REDACTED]' },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
+      // A logged value may come from a client (a target, a header): no raw bidi or C1 character in a line.
+      hooks: { streamWrite: safeJsonLine },
     },
     options.destination ?? pino.destination({ dest: 1, sync: false }),
   );

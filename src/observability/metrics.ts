@@ -227,6 +227,13 @@ export const websocketsOpen = new Gauge({
   help: 'WebSocket tunnels currently open.',
   registers: [registry],
 });
+/** Unexpected throws the proxy contained; any increase is a bug worth a log search (the log line has the stack). */
+export const gatewayFaultsTotal = new Counter({
+  name: 'portcullis_gateway_faults_total',
+  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, unhandled_rejection).',
+  labelNames: ['where'] as const,
+  registers: [registry],
+});
 
 // Audit
 export const auditEventsTotal = new Counter({

@@ -12,6 +12,8 @@ import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: RequestContext, d: Deny) => void;
+/** How the forwarder hands the server an exception thrown in one of its callbacks (a bug: never an upstream fault). */
+export type ForwardFault = (ctx: RequestContext, err: unknown) => void;
 
 const TIMEOUT = deny('UPSTREAM_TIMEOUT');
 const UNREACHABLE = deny('UPSTREAM_ERROR');
@@ -31,9 +33,11 @@ export class Forwarder {
   /** The entry of each target object of a Plan, so the per-request lookup builds no key string. */
   readonly #byTarget = new WeakMap<UpstreamTarget, PoolEntry>();
   readonly #onFailure: ForwardFailure;
+  readonly #onFault: ForwardFault;
 
-  constructor(onFailure: ForwardFailure) {
+  constructor(onFailure: ForwardFailure, onFault: ForwardFault) {
     this.#onFailure = onFailure;
+    this.#onFault = onFault;
   }
 
   #entry(up: UpstreamPlan, target: UpstreamTarget): PoolEntry {
@@ -103,6 +107,10 @@ export class Forwarder {
     this.#onFailure(ctx, d);
   }
 
+  fault(ctx: RequestContext, err: unknown): void {
+    this.#onFault(ctx, err);
+  }
+
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
@@ -145,12 +153,39 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     if (!this.#done) this.#abort?.(new Error('client closed the connection'));
   }
 
+  // undici calls these from its socket callbacks. It turns a throw from onHeaders/onData into an
+  // upstream error (a bug would then pass for UPSTREAM_ERROR and be retried) and does not catch
+  // one from onConnect or onError at all: each catches its own and reports it as a gateway fault.
+
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
-    if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
+    try {
+      if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
+    } catch (err) {
+      this.#fault(err);
+    }
+  }
+
+  #fault(err: unknown): void {
+    this.#done = true;
+    try {
+      this.#abort?.(new Error('gateway fault'));
+    } catch {
+      // The upstream request is torn down with the client response in any case.
+    }
+    this.#forwarder.fault(this.#ctx, err);
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    try {
+      return this.#onHeaders(statusCode, rawHeaders, resume);
+    } catch (err) {
+      this.#fault(err);
+      return false;
+    }
+  }
+
+  #onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
@@ -162,6 +197,15 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    try {
+      return this.#onData(chunk);
+    } catch (err) {
+      this.#fault(err);
+      return false;
+    }
+  }
+
+  #onData(chunk: Buffer): boolean {
     const res = this.#ctx.res;
     // The chunk that completes a declared length ends the response in the same call: one write, no
     // extra tick to uncork the socket.
@@ -177,11 +221,24 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.#done = true;
-    if (!this.#ended) this.#ctx.res.end();
+    try {
+      if (!this.#ended) this.#ctx.res.end();
+    } catch (err) {
+      this.#forwarder.fault(this.#ctx, err);
+    }
   }
 
   onError(err: Error): void {
+    if (this.#done) return; // after #fault: the abort it caused reports back here
     this.#done = true;
+    try {
+      this.#onError(err);
+    } catch (e) {
+      this.#forwarder.fault(this.#ctx, e);
+    }
+  }
+
+  #onError(err: Error): void {
     const ctx = this.#ctx;
     const res = ctx.res;
     if (res.destroyed) {

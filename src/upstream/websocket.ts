@@ -36,8 +36,18 @@ function wantsH2c(req: IncomingMessage): boolean {
   return u !== undefined && u.toLowerCase().split(',').some((p) => p.trim() === 'h2c');
 }
 
-/** Opens the tunnel for an upgrade request every stage allowed; `onFailure` answers a Deny. */
-export function forwardUpgrade(ctx: RequestContext, forwardPath: string, head: Buffer, onFailure: (ctx: RequestContext, d: Deny) => void): void {
+/**
+ * Opens the tunnel for an upgrade request every stage allowed; `onFailure` answers a Deny,
+ * `onFault` gets an exception thrown in one of the callbacks below (they run from the event loop,
+ * where nothing else would catch it).
+ */
+export function forwardUpgrade(
+  ctx: RequestContext,
+  forwardPath: string,
+  head: Buffer,
+  onFailure: (ctx: RequestContext, d: Deny) => void,
+  onFault: (ctx: RequestContext, err: unknown) => void,
+): void {
   const { req, res } = ctx;
   const client = req.socket;
   if (wantsH2c(req)) return onFailure(ctx, H2C);
@@ -61,27 +71,53 @@ export function forwardUpgrade(ctx: RequestContext, forwardPath: string, head: B
     if (answered) return;
     answered = true;
     clearTimeout(timer);
+    try {
+      upReq.destroy();
+      if (upstreamFault) ctx.admission?.fail();
+      else ctx.admission?.release();
+      onFailure(ctx, d);
+    } catch (err) {
+      onFault(ctx, err);
+    }
+  };
+  const fault = (err: unknown, upSocket?: Duplex): void => {
+    answered = true;
+    clearTimeout(timer);
+    upSocket?.destroy();
     upReq.destroy();
-    if (upstreamFault) ctx.admission?.fail();
-    else ctx.admission?.release();
-    onFailure(ctx, d);
+    onFault(ctx, err);
   };
   // The client went away before the upstream answered.
   client.once('close', () => fail(UNREACHABLE, false));
   upReq.on('error', () => fail(UNREACHABLE, true));
 
   upReq.on('response', (upRes: IncomingMessage) => {
-    if (answered) return upRes.destroy();
+    try {
+      relay(upRes);
+    } catch (err) {
+      upRes.destroy();
+      fault(err);
+    }
+  });
+  const relay = (upRes: IncomingMessage): void => {
+    if (answered) return void upRes.destroy();
     answered = true;
     clearTimeout(timer);
     ctx.admission?.settle(upRes.statusCode ?? 502);
     res.writeHead(upRes.statusCode ?? 502, clientResponseHeaders(upRes.headers, ctx.requestId, ctx.limits?.headers));
     upRes.pipe(res);
     upRes.on('error', () => client.destroy());
-  });
+  };
 
   upReq.on('upgrade', (upRes: IncomingMessage, upSocket: Socket, upHead: Buffer) => {
-    if (answered) return upSocket.destroy();
+    try {
+      tunnel(upRes, upSocket, upHead);
+    } catch (err) {
+      fault(err, upSocket);
+    }
+  });
+  const tunnel = (upRes: IncomingMessage, upSocket: Socket, upHead: Buffer): void => {
+    if (answered) return void upSocket.destroy();
     answered = true;
     clearTimeout(timer);
     ctx.admission?.settle(101);
@@ -104,7 +140,7 @@ export function forwardUpgrade(ctx: RequestContext, forwardPath: string, head: B
     if (head.length > 0) upSocket.write(head);
     upSocket.pipe(client);
     client.pipe(upSocket);
-  });
+  };
 
   upReq.end();
 }

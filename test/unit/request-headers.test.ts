@@ -4,7 +4,7 @@ import { arrivalHeaders, firstHeader } from '../../src/request-headers.js';
 describe('request headers from rawHeaders', () => {
   it('finds the headers the server needs whatever their case', () => {
     const h = arrivalHeaders(['HOST', 'api.example.com', 'X-Request-ID', 'abc', 'TraceParent', 'tp', 'Content-Length', '12', 'x-forwarded-for', '10.0.0.1']);
-    expect(h).toEqual({ host: 'api.example.com', forwardedFor: '10.0.0.1', requestId: 'abc', traceparent: 'tp', contentLength: '12', chunked: false });
+    expect(h).toEqual({ host: 'api.example.com', forwardedFor: '10.0.0.1', requestId: 'abc', traceparent: 'tp', contentLength: '12', chunked: false, badFraming: false });
   });
 
   it('joins repeated X-Forwarded-For, X-Request-Id and traceparent as Node would, and keeps the first Host', () => {
@@ -16,7 +16,24 @@ describe('request headers from rawHeaders', () => {
   });
 
   it('notices a Transfer-Encoding in any case and leaves absent headers undefined', () => {
-    expect(arrivalHeaders(['Transfer-ENCODING', 'chunked'])).toEqual({ host: undefined, forwardedFor: undefined, requestId: undefined, traceparent: undefined, contentLength: undefined, chunked: true });
+    expect(arrivalHeaders(['Transfer-ENCODING', 'chunked'])).toEqual({ host: undefined, forwardedFor: undefined, requestId: undefined, traceparent: undefined, contentLength: undefined, chunked: true, badFraming: false });
+  });
+
+  it('flags every Transfer-Encoding framing but one line of exactly "chunked" as bad', () => {
+    const bad = [
+      ['Transfer-Encoding', 'gzip, chunked'],
+      ['Transfer-Encoding', 'chunked, chunked'],
+      ['Transfer-Encoding', 'identity'],
+      ['Transfer-Encoding', ''],
+      ['Transfer-Encoding', 'chunked', 'Transfer-Encoding', 'chunked'],
+      ['Transfer-Encoding', 'gzip', 'transfer-encoding', 'chunked'],
+      ['Transfer-Encoding', 'chunked', 'Content-Length', '5'],
+      ['Content-Length', '5', 'Transfer-Encoding', 'chunked'],
+    ];
+    for (const raw of bad) expect(arrivalHeaders(raw).badFraming, JSON.stringify(raw)).toBe(true);
+    for (const ok of [['Transfer-Encoding', 'chunked'], ['transfer-encoding', 'CHUNKED'], ['Content-Length', '5'], []]) {
+      expect(arrivalHeaders(ok).badFraming, JSON.stringify(ok)).toBe(false);
+    }
   });
 
   it('does not mistake a header of the same length for one it looks for', () => {
