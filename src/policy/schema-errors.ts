@@ -64,7 +64,9 @@ function kindOf(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  // A diagnostic is one line: a long value (a pasted certificate, a whole file) is cut short.
+  const shown = JSON.stringify(v);
+  return `${typeof v} ${shown.length > 60 && typeof v === 'string' ? `${shown.slice(0, 56)}…"` : shown}`;
 }
 
 function valueAt(root: unknown, path: KeyPath): unknown {

@@ -17,12 +17,29 @@ export const MAX_EXPANDED_NODES = 500_000;
 /** Parses one file; `errors` holds the syntax errors (then the document must not be used). */
 export function parseYamlFile(text: string, name: string): { file: SourceFile; errors: Diagnostic[] } {
   const lines = new LineCounter();
+  // A NUL or a byte sequence that is not UTF-8 (decoded as U+FFFD) means this is no text file:
+  // say so at the first such byte rather than echo kilobytes of it back as a YAML value.
+  const binary = text.search(/[\u0000\uFFFD]/);
+  if (binary !== -1) {
+    const empty = parseDocument('', { lineCounter: lines });
+    let line = 1;
+    let lineStart = 0;
+    for (let i = text.indexOf('\n'); i !== -1 && i < binary; i = text.indexOf('\n', i + 1)) {
+      line++;
+      lineStart = i + 1;
+    }
+    const message = 'not a YAML text file: it holds a NUL byte or bytes that are not UTF-8';
+    return { file: { name, doc: empty, lines }, errors: [{ severity: 'error', file: name, line, column: binary - lineStart + 1, path: '', message }] };
+  }
   // merge: `<<: *base` is the usual way to share a block of settings between routes.
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true, merge: true });
   const errors = doc.errors.map((e): Diagnostic => {
     const pos = e.linePos?.[0] ?? lines.linePos(e.pos[0]);
-    const message = (e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
-    return { severity: 'error', file: name, line: pos.line, column: pos.col, path: '', message: `YAML: ${message}` };
+    const message =
+      e.code === 'MULTIPLE_DOCS'
+        ? "a file holds one YAML document, and a second one starts here: remove the '---' line or split the file in two"
+        : `YAML: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`;
+    return { severity: 'error', file: name, line: pos.line, column: pos.col, path: '', message };
   });
   return { file: { name, doc, lines }, errors };
 }

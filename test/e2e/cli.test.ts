@@ -1,6 +1,8 @@
 // The built CLI as a user runs it: `node dist/main.js …` (npm test's pretest builds dist/).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, requireBuiltCli, root, runCli, type Ran } from '../helpers/cli.js';
 import { nodeFlags } from '../helpers/node-flags.js';
@@ -70,6 +72,28 @@ describe('the portcullis CLI', () => {
     const r = await cli(['validate', 'test/fixtures/e2e/broken.yaml']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^test\/fixtures\/e2e\/broken\.yaml:5:26 upstreams\.app\.timeouts\.connect: expected a duration/m);
+  });
+
+  it('speaks of a multi-document file, a binary file and a long value in its own words, on one line each', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pcs-validate-'));
+    try {
+      writeFileSync(join(dir, 'multi.yaml'), 'version: 1\n---\nversion: 1\n');
+      writeFileSync(join(dir, 'binary.yaml'), Buffer.concat([Buffer.from('version: 1\n\x7fELF'), Buffer.alloc(2000, 0)]));
+      writeFileSync(join(dir, 'long.yaml'), `version: 1\nupstreams: "${'a'.repeat(5000)}"\n`);
+      const multi = await cli(['validate', join(dir, 'multi.yaml')]);
+      expect(multi.code).toBe(1);
+      expect(multi.stderr).toContain(`${join(dir, 'multi.yaml')}:2:1 a file holds one YAML document, and a second one starts here`);
+      expect(multi.stderr).not.toMatch(/parseAllDocuments|YAML\./);
+      const binary = await cli(['validate', join(dir, 'binary.yaml')]);
+      expect(binary.code).toBe(1);
+      expect(binary.stderr).toBe(`${join(dir, 'binary.yaml')}:2:5 not a YAML text file: it holds a NUL byte or bytes that are not UTF-8\n${join(dir, 'binary.yaml')}: invalid policy (1 error)\n`);
+      const long = await cli(['validate', join(dir, 'long.yaml')]);
+      expect(long.code).toBe(1);
+      expect(long.stderr.split('\n')[0]!.length).toBeLessThan(200);
+      expect(long.stderr).toContain('upstreams: expected a mapping, got string "aaaa');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports as JSON with --json', async () => {
