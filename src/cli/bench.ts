@@ -119,10 +119,20 @@ function flags(argv: readonly string[]): Flags {
 const MISSING_ENV = /^environment variable (\w+) is not set$/;
 
 /**
- * Loads the policy. Upstream URLs are replaced anyway, so an unset variable that only feeds an
- * upstream URL (the default policy's DEMO_UPSTREAM) is filled with a placeholder instead of failing.
+ * A stand-in for an unset variable that feeds only something bench replaces: upstream URLs, the
+ * audit sinks, and store.url unless the policy's store is asked for. The default policy's
+ * DEMO_UPSTREAM, or a REDIS_URL bench will not connect to, need not be set. Undefined: bench uses it.
  */
-async function load(path: string, env: NodeJS.ProcessEnv, io: CliIo): Promise<LoadedPolicy> {
+function standIn(path: string, usePolicyStore: boolean): string | undefined {
+  if (/^upstreams\.[^.]+\.(url|targets\[\d+\])$/.test(path)) return 'http://127.0.0.1:9';
+  if (path === 'store.url' && !usePolicyStore) return 'redis://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\.redisStream\.url$/.test(path)) return 'redis://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\.webhook\.url$/.test(path)) return 'http://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\./.test(path)) return 'unset';
+  return undefined;
+}
+
+async function load(path: string, env: NodeJS.ProcessEnv, usePolicyStore: boolean, io: CliIo): Promise<LoadedPolicy> {
   try {
     return await loadPolicySource(path, { env });
   } catch (err) {
@@ -131,10 +141,12 @@ async function load(path: string, env: NodeJS.ProcessEnv, io: CliIo): Promise<Lo
     const fill: Record<string, string> = {};
     for (const d of errors) {
       const m = MISSING_ENV.exec(d.message);
-      if (!m || !/^upstreams\.[^.]+\.(url|targets\[\d+\])$/.test(d.path)) throw err;
-      fill[m[1]!] = 'http://127.0.0.1:9';
+      const value = m ? standIn(d.path, usePolicyStore) : undefined;
+      if (value === undefined) throw err;
+      fill[m![1]!] ??= value;
     }
-    io.stderr(`bench: ${Object.keys(fill).join(', ')} not set; only upstream URLs use it and bench replaces those\n`);
+    const names = Object.keys(fill);
+    io.stderr(`bench: ${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} not set; only what bench replaces uses ${names.length === 1 ? 'it' : 'them'} (upstream URLs, the store, audit sinks)\n`);
     return loadPolicySource(path, { env: { ...env, ...fill } });
   }
 }
@@ -223,7 +235,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   let plan: Plan;
   let route;
   try {
-    loaded = await load(f.policy, io.env, io);
+    loaded = await load(f.policy, io.env, f.usePolicyStore, io);
     plan = compilePolicy(loaded).plan;
     route = pickRoute(plan.routes, f.route);
   } catch (err) {
