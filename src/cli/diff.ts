@@ -341,7 +341,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const unexplained = hashOnly && sections.length === 0;
   if (unexplained) {
     notes.push(
-      `the policy hashes differ (${before.hash.slice(0, 12)} running, ${after.hash.slice(0, 12)} in NEW) while the routes it publishes do not: another section differs, or an env:/file: value resolves differently here than on the instance`,
+      `the policy hashes differ (${before.hash.slice(0, 12)} running, ${after.hash.slice(0, 12)} in NEW) while the routes it publishes do not: another section differs, or an env:/file: value resolves differently here than on the instance${unset.length > 0 ? ' (here, unset variables had stand-ins)' : ''}`,
     );
   }
   const changed = sections.length > 0 || unexplained;
