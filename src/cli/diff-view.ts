@@ -174,9 +174,11 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
   const routes = new Map<string, Fields>();
   for (const route of plan.routes) {
     const at = ['routes', route.index];
+    const host = doc.routes?.[route.index]?.match.host;
+    const hosts = host === undefined ? undefined : typeof host === 'string' ? setOf([r.text([...at, 'match', 'host'], host.toLowerCase())!.show]) : r.set([...at, 'match', 'host'], host.map((h) => h.toLowerCase()));
     routes.set(route.name, {
       methods: route.methods ? setOf(route.methods) : undefined,
-      hosts: route.hosts ? setOf(route.hosts) : undefined,
+      hosts,
       path: r.text([...at, 'match', 'path'], route.matcher.pattern),
       public: yes(route.public),
       upstream: r.text([...at, 'upstream'], route.upstream),
@@ -232,10 +234,10 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
         {
           'apiKeys.header': plain((authn?.apiKeys?.header ?? 'x-api-key').toLowerCase()),
           forwardCredentials: yes(authn?.forwardCredentials),
-          'forward.subject': plain(fwd?.subject ?? FORWARD_DEFAULTS.subject),
-          'forward.tenant': plain(fwd?.tenant ?? FORWARD_DEFAULTS.tenant),
-          'forward.roles': plain(fwd?.roles ?? FORWARD_DEFAULTS.roles),
-          'forward.keyId': plain(fwd?.keyId ?? FORWARD_DEFAULTS.keyId),
+          'forward.subject': r.text(['authentication', 'forward', 'subject'], fwd?.subject ?? FORWARD_DEFAULTS.subject),
+          'forward.tenant': r.text(['authentication', 'forward', 'tenant'], fwd?.tenant ?? FORWARD_DEFAULTS.tenant),
+          'forward.roles': r.text(['authentication', 'forward', 'roles'], fwd?.roles ?? FORWARD_DEFAULTS.roles),
+          'forward.keyId': r.text(['authentication', 'forward', 'keyId'], fwd?.keyId ?? FORWARD_DEFAULTS.keyId),
           'forward.jwt.key': r.secret(['authentication', 'forward', 'jwt', 'key'], fwd?.jwt?.key),
           'forward.jwt.ttl': ms(fwd?.jwt?.ttl),
           'forward.jwt.audience': r.text(['authentication', 'forward', 'jwt', 'audience'], fwd?.jwt?.audience),
@@ -278,7 +280,7 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
     keys.set(k.id, {
       tenant: r.text([...at, 'tenant'], k.tenant),
       subject: r.text([...at, 'subject'], k.subject),
-      roles: setOf(k.roles ?? []),
+      roles: r.set([...at, 'roles'], k.roles),
       permissions: setOf(k.permissions ?? []),
       expires: expires === undefined ? undefined : plain(Number.isNaN(expires.getTime()) ? String(k.expires) : expires.toISOString()),
       disabled: yes(k.disabled),
@@ -325,7 +327,7 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
         {
           url: store?.url === undefined || store.url === '' ? undefined : r.text(['store', 'url'], store.url, redactUrl),
           onError: plain(store?.onError ?? 'allow'),
-          prefix: plain(store?.prefix ?? 'portcullis:'),
+          prefix: r.text(['store', 'prefix'], store?.prefix ?? 'portcullis:'),
           timeout: plain(formatMs(store?.timeout === undefined ? 50 : parseDuration(store.timeout))),
         },
       ],

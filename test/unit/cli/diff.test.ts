@@ -16,11 +16,11 @@ const routesView = (names: string[]): PolicyView => ({
   sections: [{ title: 'routes', ordered: true, entries: new Map<string, Fields>(names.map((n) => [n, { path: { show: `/${n}`, key: `/${n}` } }])) }],
 });
 
-async function view(dir: string, files: Record<string, string>): Promise<PolicyView> {
+async function view(dir: string, files: Record<string, string>, env: NodeJS.ProcessEnv = {}): Promise<PolicyView> {
   const at = join(work, dir);
   mkdirSync(at, { recursive: true });
   for (const [name, text] of Object.entries(files)) writeFileSync(join(at, name), text);
-  const loaded = await loadPolicySource(join(at, 'policy.yaml'), { env: {} });
+  const loaded = await loadPolicySource(join(at, 'policy.yaml'), { env });
   return policyView(loaded, compilePolicy(loaded).plan);
 }
 
@@ -87,5 +87,19 @@ roles:
     expect(routes.entries.get('r')!.require).toEqual({ set: ['file:read'] });
     const roles = v.sections.find((s) => s.title === 'roles')!;
     expect(roles.entries.get('reader')!.permissions).toEqual({ set: ['file:read'] });
+  });
+
+  it('shows a value read from the environment as its variable name, whatever its value', async () => {
+    const text = (host: string, prefix: string) => `version: 1
+upstreams: { app: { url: http://127.0.0.1:3000 } }
+routes:
+  - { name: r, match: { path: /r, host: ${host} }, public: true }
+store: { prefix: ${prefix} }
+`;
+    const before = await view('env-a', { 'policy.yaml': text('env:DIFF_HOST', 'env:DIFF_PREFIX') }, { DIFF_HOST: 'api.internal.example', DIFF_PREFIX: 'secret-prefix:' });
+    const after = await view('env-b', { 'policy.yaml': text('[env:DIFF_HOST, other.example]', '"p:"') }, { DIFF_HOST: 'api.internal.example' });
+    const out = formatChanges(comparePolicies(before, after));
+    expect(out).toBe('routes:\n  ~ r\n      hosts: + other.example\nstore:\n  prefix: env:DIFF_PREFIX → p:\n');
+    expect(out).not.toContain('internal');
   });
 });
