@@ -23,6 +23,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   keys: { summary: 'create, hash, list and revoke API keys', load: () => import('./cli/keys.js') },
   audit: { summary: 'verify and report on audit logs', load: () => import('./cli/audit.js') },
   bench: { summary: 'load-test a policy with autocannon', load: () => import('./cli/bench.js') },
+  diff: { summary: 'show what changes between two policies (exit 0 none, 1 changes)', load: () => import('./cli/diff.js') },
 };
 
 function version(): string {

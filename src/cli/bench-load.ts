@@ -2,8 +2,11 @@
 // share the event loop of the proxy it measures (in a worker thread it runs several times slower).
 // Receives its options over IPC (they carry the bench credential: never on a command line), posts a
 // `tick` every second (requests and statuses so far) and one `done` with the result.
+// Every count bench prints comes from the one tally kept here, response by response: the progress
+// lines, the table's request count and the status/reason breakdown cannot disagree.
 import { createRequire } from 'node:module';
 import { createHistogram } from 'node:perf_hooks';
+import { isReasonCode } from '../errors.js';
 
 export interface LoadOptions {
   readonly url: string;
@@ -26,9 +29,12 @@ export interface LatencyMs {
   readonly mean: number;
 }
 
+/** Responses by `status\u0000code`: the reason code of a Portcullis problem body, else OK (forwarded). */
+export type Tally = Record<string, number>;
+
 export type LoadMessage =
   | { readonly type: 'tick'; readonly requests: number; readonly statuses: Record<string, number> }
-  | { readonly type: 'done'; readonly result: unknown; readonly latencyMs: LatencyMs }
+  | { readonly type: 'done'; readonly result: unknown; readonly latencyMs: LatencyMs; readonly requests: number; readonly tally: Tally }
   | { readonly type: 'error'; readonly message: string };
 
 // autocannon ships no type declarations; bench-report.ts types the part of the result bench reads.
@@ -36,9 +42,26 @@ type Autocannon = (opts: Record<string, unknown>, cb: (err: Error | null, result
 
 export const LOAD_CHILD_ENV = 'PORTCULLIS_BENCH_LOAD';
 
+const PROBLEM_TYPE = 'https://portcullis.dev/problems/';
+
+/**
+ * The reason code of one response: what Portcullis wrote in its problem body, or OK for anything
+ * it forwarded (an upstream's own 4xx/5xx included, as the proxy's metrics count it).
+ */
+export function reasonOf(status: number, body: string): string {
+  if (status < 400 || !body.startsWith('{')) return 'OK';
+  try {
+    const p = JSON.parse(body) as { type?: unknown; code?: unknown };
+    return typeof p.type === 'string' && p.type.startsWith(PROBLEM_TYPE) && typeof p.code === 'string' && isReasonCode(p.code) ? p.code : 'OK';
+  } catch {
+    return 'OK';
+  }
+}
+
 function run(opts: LoadOptions, send: (m: LoadMessage) => void): void {
   const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
   const statuses: Record<string, number> = {};
+  const tally: Tally = {};
   let requests = 0;
   // autocannon's own histogram has 1ms resolution and only counts 2xx; a proxy answers in well under
   // a millisecond and its 429s matter, so every response is recorded here in microseconds.
@@ -57,13 +80,22 @@ function run(opts: LoadOptions, send: (m: LoadMessage) => void): void {
     method: opts.method,
     headers: opts.headers,
     body: opts.body,
+    // The one request, repeated; its onResponse sees each body, so a denial is tallied under its code.
+    requests: [
+      {
+        onResponse: (status: number, body: string) => {
+          const key = `${status}\u0000${reasonOf(status, body)}`;
+          tally[key] = (tally[key] ?? 0) + 1;
+        },
+      },
+    ],
     connections: opts.connections,
     duration: opts.durationSeconds,
     ...(opts.overallRate !== undefined ? { overallRate: opts.overallRate } : {}),
   };
   const instance = autocannon(settings, (err, result) => {
     if (err) send({ type: 'error', message: err.message });
-    else send({ type: 'done', result: JSON.parse(JSON.stringify(result)) as unknown, latencyMs: latencyMs() });
+    else send({ type: 'done', result: JSON.parse(JSON.stringify(result)) as unknown, latencyMs: latencyMs(), requests, tally });
   });
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
     requests++;

@@ -1,8 +1,11 @@
 // What `portcullis bench` changes in the policy it measures, in memory: every upstream points at the
 // stub (or --upstream), and the chosen route gets a credential it accepts — a temporary API key, or
 // a JWT issuer with a freshly generated key — plus a role granting exactly what the route requires.
-// The rest of the policy (limits, tenants, store, audit) is measured as written.
+// A bench must not spend anything real: the store becomes a private in-memory one (unless asked
+// otherwise) and audit goes to the bench's temporary directory. Routes, limits and tenant tiers are
+// measured as written.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import type { PolicyDocument } from '../policy/schema.js';
 import type { CompiledRoute } from '../routing/route.js';
@@ -49,21 +52,33 @@ function methodOf(route: CompiledRoute): string {
  * Returns a changed copy of `doc` and the request to send. `doc` itself is not modified.
  * Async only because a JWT is signed with jose.
  */
-export async function benchOverlay(
-  doc: PolicyDocument,
-  route: CompiledRoute,
-  options: { readonly upstreamUrl: string; readonly tenant: string; readonly durationMs: number },
-): Promise<{ doc: PolicyDocument; request: BenchRequest }> {
+export interface OverlayOptions {
+  readonly upstreamUrl: string;
+  readonly tenant: string;
+  readonly durationMs: number;
+  /** The bench's private directory (removed afterwards): audit is written there. Absolute. */
+  readonly workDir: string;
+  /** Keep store.url as written (--use-policy-store); otherwise limits live in this process only. */
+  readonly usePolicyStore?: boolean;
+}
+
+export async function benchOverlay(doc: PolicyDocument, route: CompiledRoute, options: OverlayOptions): Promise<{ doc: PolicyDocument; request: BenchRequest }> {
   const out = structuredClone(doc);
   for (const spec of Object.values(out.upstreams ?? {})) {
     spec.url = options.upstreamUrl;
     delete spec.targets;
   }
-  // Bench traffic must not reach real audit destinations (a SIEM webhook, a shared stream) nor flood
-  // the terminal: every sink becomes one file in the bench's temporary directory (events are still
-  // built, chained and written, so their cost is measured).
-  if (out.audit?.sinks && out.audit.sinks.length > 0) out.audit.sinks = [{ file: { path: './audit.ndjson' } }];
-  if (out.audit?.spool !== undefined) out.audit.spool = './audit-spool';
+  // Without store.url the limits (and dynamic keys) live in an in-memory store of this process:
+  // a bench spends no real tenant's rate, quota or concurrency and leaves no key in a shared Redis.
+  if (!options.usePolicyStore && out.store?.url !== undefined) delete out.store.url;
+  // Bench traffic must not reach real audit destinations (a file, a SIEM webhook, a shared stream)
+  // nor flood the terminal: the sinks become one file in the bench's own directory, by absolute
+  // path so no rule for relative paths can place it elsewhere (events are still built, chained and
+  // written, so their cost is measured). A spool is set even when the policy has none, for the same reason.
+  if (out.audit !== undefined) {
+    if (out.audit.sinks !== undefined && out.audit.sinks.length > 0) out.audit.sinks = [{ file: { path: join(options.workDir, 'audit.ndjson') } }];
+    out.audit.spool = join(options.workDir, 'audit-spool');
+  }
   const method = methodOf(route);
   const headers: Record<string, string> = {};
   const host = route.hosts ? [...route.hosts][0] : undefined;

@@ -1,10 +1,12 @@
 // What `portcullis bench` prints and writes: autocannon's result boiled down to one measurement per
-// target, the status breakdown with reason codes (from portcullis_requests_total), and the table.
+// target, the status breakdown with reason codes (tallied response by response by the load
+// generator, so it sums to the request count), what the run was isolated from, and the table.
+import type { LatencyMs, Tally } from './bench-load.js';
+import { counted } from './command.js';
 
 /** The parts of an autocannon result bench reads. */
 export interface AutocannonResult {
   readonly requests: { readonly average: number; readonly total: number };
-  readonly statusCodeStats?: Readonly<Record<string, { readonly count: number }>>;
   readonly errors: number;
   readonly timeouts: number;
   readonly duration: number;
@@ -12,9 +14,12 @@ export interface AutocannonResult {
 
 export interface Measurement {
   readonly requestsPerSecond: number;
+  /** Responses received during the run: every other count of the run adds up to this one. */
   readonly requests: number;
-  readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly p99_9: number; readonly max: number; readonly mean: number };
-  readonly statusCodes: Readonly<Record<string, number>>;
+  readonly latencyMs: LatencyMs;
+  /** Responses by status and reason code, most frequent first; the counts sum to `requests`. */
+  readonly statuses: readonly StatusLine[];
+  /** Connection errors and timeouts: requests that got no response (not in `requests`). */
   readonly errors: number;
   readonly timeouts: number;
 }
@@ -26,31 +31,43 @@ export interface StatusLine {
   readonly count: number;
 }
 
+/** What the run used instead of the policy's own state and destinations. */
+export interface BenchIsolation {
+  /** `private`: an in-memory store of this process; `policy`: the policy's store.url (--use-policy-store). */
+  readonly store: 'private' | 'policy';
+  /** `temporary`: the policy's audit sinks and spool became one file in a directory deleted afterwards; `none`: the policy has no audit section. */
+  readonly audit: 'temporary' | 'none';
+}
+
 export interface BenchReport {
   readonly policy: string;
   readonly route: string;
   readonly request: { readonly method: string; readonly path: string; readonly credential: string };
+  /** Tenant of the generated credential, and the limits that apply to it. */
+  readonly tenant: { readonly name: string; readonly tier: string | undefined; readonly limits: readonly string[] };
+  readonly isolation: BenchIsolation;
   readonly connections: number;
   readonly durationSeconds: number;
   readonly rate: number | undefined;
   readonly upstream: string;
   readonly proxy: Measurement;
-  readonly statuses: readonly StatusLine[];
-  /** Requests in flight when the run stopped (the proxy saw the client leave: 499). */
-  readonly cutOff: number;
   readonly direct?: Measurement;
   /** direct req/s ÷ proxy req/s: 1.0 is no throughput overhead. */
   readonly overheadRatio?: number;
 }
 
-export function measurementOf(r: AutocannonResult, latencyMs: Measurement['latencyMs']): Measurement {
-  const statusCodes: Record<string, number> = {};
-  for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = s.count;
+export function measurementOf(r: AutocannonResult, latencyMs: LatencyMs, requests: number, tally: Tally): Measurement {
+  const statuses = Object.entries(tally)
+    .map(([key, count]) => {
+      const [status, code] = key.split('\u0000') as [string, string];
+      return { status, code, count };
+    })
+    .sort((a, b) => b.count - a.count);
   return {
-    requestsPerSecond: r.duration > 0 ? r.requests.total / r.duration : r.requests.average,
-    requests: r.requests.total,
+    requestsPerSecond: r.duration > 0 ? requests / r.duration : r.requests.average,
+    requests,
     latencyMs,
-    statusCodes,
+    statuses,
     errors: r.errors,
     timeouts: r.timeouts,
   };
@@ -77,18 +94,22 @@ export function formatReport(r: BenchReport): string {
     ms(m.latencyMs.p99_9),
     ms(m.latencyMs.max),
     int(m.requests),
-    int(m.errors + m.timeouts),
+    int(m.errors), // autocannon counts a timeout as an error too
   ]);
+  const tier = r.tenant.tier === undefined ? 'no tier' : `tier "${r.tenant.tier}"`;
+  const who = r.request.credential === 'none' ? 'credential: none' : `credential: ${r.request.credential}, tenant "${r.tenant.name}", ${tier}`;
   const lines = [
-    `portcullis bench: route "${r.route}" — ${r.request.method} ${r.request.path} (credential: ${r.request.credential})`,
-    `${r.connections} connections, ${r.durationSeconds}s${r.rate !== undefined ? `, ${int(r.rate)} req/s offered` : ''}, upstream ${r.upstream}`,
+    `portcullis bench: route "${r.route}" — ${r.request.method} ${r.request.path} (${who})`,
+    `${counted(r.connections, 'connection')}, ${r.durationSeconds}s${r.rate !== undefined ? `, ${int(r.rate)} req/s offered` : ''}, upstream ${r.upstream}`,
+    `limits: ${r.tenant.limits.length > 0 ? r.tenant.limits.join('; ') : 'none apply to this request'}`,
+    `store: ${r.isolation.store === 'private' ? 'private, in memory (counters start at zero; the policy\'s store is not touched)' : 'THE POLICY\'S STORE (--use-policy-store): real counters were spent'}`,
+    `audit: ${r.isolation.audit === 'temporary' ? 'to a temporary file, deleted after the run (the policy\'s sinks and spool are not used)' : 'none (the policy has no audit section)'}`,
     '',
     table([head, ...rows]),
     '',
-    'responses through portcullis:',
-    table([['status', 'code', 'count'], ...r.statuses.map((s) => [s.status, s.code, int(s.count)])]),
+    `responses through portcullis, by status and reason (they add up to the ${int(r.proxy.requests)} requests above):`,
+    table([['status', 'code', 'count'], ...r.proxy.statuses.map((s) => [s.status, s.code, int(s.count)])]),
   ];
-  if (r.cutOff > 0) lines.push(`(${int(r.cutOff)} more were in flight when the run stopped)`);
   if (r.overheadRatio !== undefined) {
     lines.push('', `overhead: direct serves ${r.overheadRatio.toFixed(2)}x the req/s of portcullis (1.00x = no throughput cost)`);
   }

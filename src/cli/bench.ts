@@ -8,24 +8,34 @@ import { fork } from 'node:child_process';
 import { stringify } from 'yaml';
 import { startApp, type App } from '../app.js';
 import { createLogger } from '../observability/logger.js';
-import { requestsTotal } from '../observability/metrics.js';
 import { compilePolicy } from '../policy/compile.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { loadPolicySource, type LoadedPolicy } from '../policy/load.js';
+import type { Plan } from '../policy/plan.js';
+import { parseRedisUrl } from '../redis-url.js';
+import type { CompiledRoute } from '../routing/route.js';
 import { parseDuration } from '../policy/values.js';
 import { benchOverlay, pickRoute, type BenchRequest } from './bench-overlay.js';
-import { formatReport, measurementOf, type AutocannonResult, type BenchReport, type Measurement, type StatusLine } from './bench-report.js';
+import { formatReport, measurementOf, type AutocannonResult, type BenchReport, type Measurement } from './bench-report.js';
 import { startStub, type Stub } from './bench-stub.js';
 import { LOAD_CHILD_ENV, type LoadMessage, type LoadOptions } from './bench-load.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis bench --policy PATH [--route NAME] [--connections N] [--duration 10s] [--rate R]
-                       [--upstream URL] [--compare-direct] [--tenant T] [--json FILE]
+                       [--upstream URL] [--compare-direct] [--tenant T] [--use-policy-store] [--json FILE]
 
 Load-tests one route of a policy. Portcullis runs in this process on loopback with the policy as
-written, except that every upstream points at a built-in stub (or --upstream URL) and the route gets
-a temporary credential it accepts (an API key, or a JWT from a generated issuer) with a role granting
-what it requires. Limits, tenants, store and audit stay as written, so 429s show up in the results.
+written (routes, authentication, roles, limits and tenant tiers), except:
+  - every upstream points at a built-in stub (or --upstream URL);
+  - the route gets a temporary credential it accepts (an API key, or a JWT from a generated issuer)
+    for tenant T, with a role granting what the route requires;
+  - limits are counted in a private in-memory store that starts at zero: store.url is not used,
+    so no real tenant's rate, quota or concurrency is spent and nothing is written to its Redis;
+  - audit events go to one file in a private temporary directory, deleted after the run: the
+    policy's sinks (files, stdout, webhooks, Redis streams) and spool are not used.
+Nothing is written outside that directory except the --json FILE you name.
+Limits still apply to the bench credential, so 429s show up in the results; the report says which
+limits apply (T's tier and the route's limits).
 
 Options:
   --policy PATH        policy file or directory (default ./policies)
@@ -35,11 +45,17 @@ Options:
   --rate R             offered requests per second across all connections (default: as fast as possible)
   --upstream URL       send the traffic to this upstream instead of the built-in stub
   --compare-direct     also load the upstream directly and print the overhead ratio
-  --tenant T           tenant of the generated credential and of {tenantParam} (default bench)
+  --tenant T           tenant of the generated credential and of {tenantParam} (default bench). Its
+                       limits are the tier the policy gives T (tenants.members, else tenants.default),
+                       counted from zero in the private store
+  --use-policy-store   count limits in the policy's store.url instead (a warning is printed): the run
+                       spends T's real rate, quota and concurrency, shared with live traffic
   --json FILE          also write the results as JSON
   -h, --help
 
-Progress goes to stderr once a second; the table goes to stdout.
+Progress goes to stderr once a second; the report goes to stdout. Every count in it comes from one
+tally of the responses received: the status/reason lines add up to the requests column.
+Exit 0 when responses were received, 1 when none were or the policy is invalid, 2 on a usage error.
 `;
 
 interface Flags {
@@ -51,6 +67,7 @@ interface Flags {
   readonly upstream: string | undefined;
   readonly compareDirect: boolean;
   readonly tenant: string;
+  readonly usePolicyStore: boolean;
   readonly json: string | undefined;
 }
 
@@ -71,6 +88,7 @@ function flags(argv: readonly string[]): Flags {
     upstream: { type: 'string' },
     'compare-direct': { type: 'boolean' },
     tenant: { type: 'string' },
+    'use-policy-store': { type: 'boolean' },
     json: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
@@ -93,6 +111,7 @@ function flags(argv: readonly string[]): Flags {
     upstream: values.upstream?.replace(/\/$/, ''),
     compareDirect: values['compare-direct'] === true,
     tenant: values.tenant ?? 'bench',
+    usePolicyStore: values['use-policy-store'] === true,
     json: values.json,
   };
 }
@@ -100,10 +119,20 @@ function flags(argv: readonly string[]): Flags {
 const MISSING_ENV = /^environment variable (\w+) is not set$/;
 
 /**
- * Loads the policy. Upstream URLs are replaced anyway, so an unset variable that only feeds an
- * upstream URL (the default policy's DEMO_UPSTREAM) is filled with a placeholder instead of failing.
+ * A stand-in for an unset variable that feeds only something bench replaces: upstream URLs, the
+ * audit sinks, and store.url unless the policy's store is asked for. The default policy's
+ * DEMO_UPSTREAM, or a REDIS_URL bench will not connect to, need not be set. Undefined: bench uses it.
  */
-async function load(path: string, env: NodeJS.ProcessEnv, io: CliIo): Promise<LoadedPolicy> {
+function standIn(path: string, usePolicyStore: boolean): string | undefined {
+  if (/^upstreams\.[^.]+\.(url|targets\[\d+\])$/.test(path)) return 'http://127.0.0.1:9';
+  if (path === 'store.url' && !usePolicyStore) return 'redis://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\.redisStream\.url$/.test(path)) return 'redis://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\.webhook\.url$/.test(path)) return 'http://127.0.0.1:9';
+  if (/^audit\.sinks\[\d+\]\./.test(path)) return 'unset';
+  return undefined;
+}
+
+async function load(path: string, env: NodeJS.ProcessEnv, usePolicyStore: boolean, io: CliIo): Promise<LoadedPolicy> {
   try {
     return await loadPolicySource(path, { env });
   } catch (err) {
@@ -112,45 +141,14 @@ async function load(path: string, env: NodeJS.ProcessEnv, io: CliIo): Promise<Lo
     const fill: Record<string, string> = {};
     for (const d of errors) {
       const m = MISSING_ENV.exec(d.message);
-      if (!m || !/^upstreams\.[^.]+\.(url|targets\[\d+\])$/.test(d.path)) throw err;
-      fill[m[1]!] = 'http://127.0.0.1:9';
+      const value = m ? standIn(d.path, usePolicyStore) : undefined;
+      if (value === undefined) throw err;
+      fill[m![1]!] ??= value;
     }
-    io.stderr(`bench: ${Object.keys(fill).join(', ')} not set; only upstream URLs use it and bench replaces those\n`);
+    const names = Object.keys(fill);
+    io.stderr(`bench: ${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} not set; only what bench replaces uses ${names.length === 1 ? 'it' : 'them'} (upstream URLs, the store, audit sinks)\n`);
     return loadPolicySource(path, { env: { ...env, ...fill } });
   }
-}
-
-type Counts = Map<string, number>;
-
-async function requestCounts(route: string): Promise<Counts> {
-  const out: Counts = new Map();
-  for (const v of (await requestsTotal.get()).values) {
-    if (v.labels.route !== route) continue;
-    const key = `${v.labels.status}\u0000${v.labels.code}`;
-    out.set(key, (out.get(key) ?? 0) + v.value);
-  }
-  return out;
-}
-
-/** Requests the load generator abandoned when the run stopped: the proxy records them as CLIENT_CLOSED. */
-const CUT_OFF = /\u0000CLIENT_CLOSED$/;
-
-function statusLines(before: Counts, after: Counts, fallback: Measurement): { statuses: StatusLine[]; cutOff: number } {
-  const lines: StatusLine[] = [];
-  let cutOff = 0;
-  for (const [key, n] of after) {
-    const count = n - (before.get(key) ?? 0);
-    if (count <= 0) continue;
-    if (CUT_OFF.test(key)) {
-      cutOff += count;
-      continue;
-    }
-    const [status, code] = key.split('\u0000') as [string, string];
-    lines.push({ status, code, count });
-  }
-  // No metrics for the route (nothing recorded): autocannon's status counts, without reason codes.
-  if (lines.length === 0) for (const [status, count] of Object.entries(fallback.statusCodes)) lines.push({ status, code: '-', count });
-  return { statuses: lines.sort((a, b) => b.count - a.count), cutOff };
 }
 
 /** Runs autocannon in a child process; progress lines go to stderr. */
@@ -161,9 +159,10 @@ function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measur
   let printed = -1;
   return new Promise<Measurement>((resolve, reject) => {
     child.on('message', (msg: LoadMessage) => {
-      // autocannon ticks once a second, and once more as it finishes.
+      // autocannon ticks once a second, and once more as it finishes (the `done` line says that total).
       if (msg.type === 'tick') {
-        seconds = Math.min(seconds + 1, options.durationSeconds);
+        if (seconds === options.durationSeconds) return;
+        seconds++;
         if (msg.requests === printed) return;
         printed = msg.requests;
         const statuses = Object.entries(msg.statuses)
@@ -171,7 +170,9 @@ function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measur
           .join('  ');
         io.stderr(`bench: ${label} ${seconds}/${options.durationSeconds}s  ${msg.requests.toLocaleString('en-US')} requests  ${Math.round(msg.requests / seconds).toLocaleString('en-US')} req/s  ${statuses}\n`);
       } else if (msg.type === 'done') {
-        resolve(measurementOf(msg.result as AutocannonResult, msg.latencyMs));
+        const m = measurementOf(msg.result as AutocannonResult, msg.latencyMs, msg.requests, msg.tally);
+        io.stderr(`bench: ${label} finished: ${m.requests.toLocaleString('en-US')} requests\n`);
+        resolve(m);
         child.kill();
       } else {
         reject(new Error(`load generator failed: ${msg.message}`));
@@ -181,6 +182,39 @@ function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measur
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`the load generator exited (${code}) before finishing`)));
   });
+}
+
+/** Where --use-policy-store sends the counters, by host only: a store URL may carry a password. */
+function storeWarning(storeUrl: string | undefined, tenant: string): string {
+  if (storeUrl === undefined) return 'bench: --use-policy-store: the policy has no store.url, so limits are counted in memory anyway\n';
+  const target = parseRedisUrl(storeUrl);
+  const hosts = 'problem' in target ? 'the policy\'s store' : target.kind === 'server' ? new URL(target.url).host : target.hosts.map((h) => `${h.host}:${h.port}`).join(',');
+  return (
+    `bench: WARNING: --use-policy-store: limits are counted in the policy's store (${hosts}), shared with live traffic.\n` +
+    `bench: WARNING: this run spends tenant "${tenant}"'s real rate, quota and concurrency and writes counters there.\n`
+  );
+}
+
+const perSecond = (ratePerMs: number): string => `${Number((ratePerMs * 1000).toFixed(3))}/s`;
+
+/** The tenant's tier and the route's limits, as they apply to the bench credential. */
+function limitsFor(plan: Plan, route: CompiledRoute, tenant: string): BenchReport['tenant'] {
+  const limits = plan.limits;
+  if (route.public || limits === undefined) return { name: tenant, tier: undefined, limits: [] };
+  const lines: string[] = [];
+  const tier = limits.members.get(tenant) ?? limits.defaultTier;
+  if (tier !== undefined) {
+    const parts: string[] = [];
+    if (tier.ratePerMs !== undefined) parts.push(`${perSecond(tier.ratePerMs)} burst ${tier.burst}`);
+    if (tier.quota !== undefined) parts.push(`quota ${tier.quota.limit}/${tier.quota.window}`);
+    if (tier.concurrency !== undefined) parts.push(`concurrency ${tier.concurrency}`);
+    const why = limits.members.has(tenant) ? 'tenants.members' : 'tenants.default';
+    lines.push(`tier "${tier.name}" (${why}): ${parts.length > 0 ? parts.join(', ') : 'no limits'}`);
+  }
+  for (const b of limits.routes.get(route.index) ?? []) {
+    lines.push(`route by ${b.by}: ${perSecond(b.ratePerMs)} burst ${b.burst}${b.cost !== 1 ? ` cost ${b.cost}` : ''}`);
+  }
+  return { name: tenant, tier: tier?.name, limits: lines };
 }
 
 function loadOptions(base: string, request: BenchRequest, f: Flags): LoadOptions {
@@ -198,10 +232,12 @@ function loadOptions(base: string, request: BenchRequest, f: Flags): LoadOptions
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const f = flags(argv);
   let loaded: LoadedPolicy;
+  let plan: Plan;
   let route;
   try {
-    loaded = await load(f.policy, io.env, io);
-    route = pickRoute(compilePolicy(loaded).plan.routes, f.route);
+    loaded = await load(f.policy, io.env, f.usePolicyStore, io);
+    plan = compilePolicy(loaded).plan;
+    route = pickRoute(plan.routes, f.route);
   } catch (err) {
     if (!(err instanceof PolicyError)) {
       io.stderr(`portcullis bench: ${(err as Error).message}\n`);
@@ -218,7 +254,16 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   try {
     if (!f.upstream) stub = await startStub();
     const upstreamUrl = f.upstream ?? stub!.url;
-    const { doc, request } = await benchOverlay(loaded.document, route, { upstreamUrl, tenant: f.tenant, durationMs: f.durationSeconds * 1000 });
+    const storeUrl = plan.limits?.storeUrl;
+    const usePolicyStore = f.usePolicyStore && storeUrl !== undefined;
+    if (f.usePolicyStore) io.stderr(storeWarning(storeUrl, f.tenant));
+    const { doc, request } = await benchOverlay(loaded.document, route, {
+      upstreamUrl,
+      tenant: f.tenant,
+      durationMs: f.durationSeconds * 1000,
+      workDir: work,
+      usePolicyStore,
+    });
     // The overlay holds resolved secrets and a credential: a private directory, removed afterwards.
     await writeFile(join(work, 'policy.yaml'), stringify(doc), { mode: 0o600 });
     const logger = createLogger({ level: io.env.LOG_LEVEL ?? 'error', destination: { write: (line: string) => void io.stderr(line) } });
@@ -234,20 +279,19 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
     let direct: Measurement | undefined;
     if (f.compareDirect) direct = await runLoad('direct', loadOptions(upstreamUrl, request, f), io);
-    const before = await requestCounts(route.name);
     const proxy = await runLoad('portcullis', loadOptions(app.proxyUrl.replace(/\/$/, ''), request, f), io);
-    const after = await requestCounts(route.name);
 
     const report: BenchReport = {
       policy: f.policy,
       route: route.name,
       request: { method: request.method, path: request.path, credential: request.credential },
+      tenant: limitsFor(plan, route, f.tenant),
+      isolation: { store: usePolicyStore ? 'policy' : 'private', audit: loaded.document.audit === undefined ? 'none' : 'temporary' },
       connections: f.connections,
       durationSeconds: f.durationSeconds,
       rate: f.rate,
       upstream: f.upstream ?? 'built-in stub',
       proxy,
-      ...statusLines(before, after, proxy),
       ...(direct ? { direct, overheadRatio: proxy.requestsPerSecond > 0 ? direct.requestsPerSecond / proxy.requestsPerSecond : Infinity } : {}),
     };
     io.stdout(formatReport(report));

@@ -15,12 +15,31 @@ const bench = (args: string[]): Promise<Ran> => runCli(['bench', ...args], { LOG
 interface Report {
   route: string;
   request: { method: string; path: string; credential: string };
-  proxy: { requests: number; requestsPerSecond: number; latencyMs: Record<string, number> };
-  statuses: { status: string; code: string; count: number }[];
+  tenant: { name: string; tier?: string; limits: string[] };
+  isolation: { store: string; audit: string };
+  proxy: { requests: number; requestsPerSecond: number; latencyMs: Record<string, number>; statuses: { status: string; code: string; count: number }[] };
   direct?: { requests: number };
   overheadRatio?: number;
 }
 const report = (file: string): Report => JSON.parse(readFileSync(file, 'utf8')) as Report;
+const num = (s: string | undefined): number => Number((s ?? 'NaN').replace(/,/g, ''));
+
+/** Every request count the run printed: the last progress line, the table, the status lines and their heading. */
+function countsIn(r: Ran): { finished: number; table: number; statusSum: number; heading: number } {
+  const lines = r.stdout.split('\n');
+  const from = lines.findIndex((l) => l.startsWith('status '));
+  let statusSum = 0;
+  for (const l of lines.slice(from + 1)) {
+    const m = /^\d{3}\s+\S+\s+([\d,]+)$/.exec(l);
+    if (m) statusSum += num(m[1]);
+  }
+  return {
+    finished: num(/bench: portcullis finished: ([\d,]+) requests/.exec(r.stderr)?.[1]),
+    table: num(/^portcullis\s.*\s([\d,]+)\s+[\d,]+$/m.exec(r.stdout)?.[1]),
+    statusSum,
+    heading: num(/add up to the ([\d,]+) requests above/.exec(r.stdout)?.[1]),
+  };
+}
 
 beforeAll(() => {
   if (!existsSync(`${root}dist/cli/bench.js`)) throw new Error('dist/cli/bench.js is missing: run `npm run build` (npm test does it first)');
@@ -32,18 +51,14 @@ describe('portcullis bench', () => {
   it('loads a protected route with a generated API key and prints req/s, percentiles and statuses', async () => {
     const json = join(work, 'api-key.json');
     const r = await bench(['--policy', POLICY, '--duration', '1s', '--connections', '4', '--json', json]);
-    expect(r.stderr).toMatch(/bench: portcullis 1\/1s\s+[\d,]+ requests\s+[\d,]+ req\/s\s+200: [\d,]+/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('route "tenant-reports" — GET /v1/tenants/bench/reports/bench (credential: apiKey)');
+    expect(r.stdout).toContain('route "tenant-reports" — GET /v1/tenants/bench/reports/bench (credential: apiKey, tenant "bench", no tier)');
     expect(r.stdout).toMatch(/^\s+req\/s\s+p50\s+p90\s+p99\s+p99\.9\s+max\s+requests\s+errors$/m);
     expect(r.stdout).toMatch(/^portcullis\s+[\d,]+\s+[\d.]+ ms/m);
     const out = report(json);
     expect(out.proxy.requests).toBeGreaterThan(0);
-    // Counted by the proxy's metrics: the requests autocannon saw complete, plus at most one per
-    // connection that was answered as the run stopped.
-    expect(out.statuses.map((s) => `${s.status} ${s.code}`)).toEqual(['200 OK']);
-    expect(out.statuses[0]!.count).toBeGreaterThanOrEqual(out.proxy.requests);
-    expect(out.statuses[0]!.count).toBeLessThanOrEqual(out.proxy.requests + 4);
+    expect(out.proxy.statuses).toEqual([{ status: '200', code: 'OK', count: out.proxy.requests }]);
+    expect(countsIn(r)).toEqual({ finished: out.proxy.requests, table: out.proxy.requests, statusSum: out.proxy.requests, heading: out.proxy.requests });
     expect(out.proxy.latencyMs.p99_9).toBeGreaterThanOrEqual(out.proxy.latencyMs.p50);
   });
 
@@ -53,7 +68,7 @@ describe('portcullis bench', () => {
     expect(r.code).toBe(0);
     const out = report(json);
     expect(out.request).toEqual({ method: 'GET', path: '/v1/sso/acme/x', credential: 'jwt' });
-    expect(out.statuses.map((s) => `${s.status} ${s.code}`)).toEqual(['200 OK']);
+    expect(out.proxy.statuses.map((s) => `${s.status} ${s.code}`)).toEqual(['200 OK']);
   });
 
   it('shows 429s by reason code on a rate-limited route', async () => {
@@ -61,9 +76,12 @@ describe('portcullis bench', () => {
     const r = await bench(['--policy', LIMITED, '--route', 'throttled', '--duration', '2s', '--connections', '2', '--rate', '40', '--json', json]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^429\s+RATE_LIMITED\s+[\d,]+$/m);
+    expect(r.stdout).toContain('limits: route by principal: 5/s burst 5');
     const out = report(json);
-    const ok = out.statuses.find((s) => s.code === 'OK')!;
-    const limited = out.statuses.find((s) => s.code === 'RATE_LIMITED')!;
+    const ok = out.proxy.statuses.find((s) => s.code === 'OK')!;
+    const limited = out.proxy.statuses.find((s) => s.code === 'RATE_LIMITED')!;
+    expect(ok.count + limited.count).toBe(out.proxy.requests);
+    expect(countsIn(r)).toEqual({ finished: out.proxy.requests, table: out.proxy.requests, statusSum: out.proxy.requests, heading: out.proxy.requests });
     // 5/s with a burst of 5 over 2s: at most 5 + 2*5 (+1 for the clock edge) get through.
     expect(ok.count).toBeGreaterThan(0);
     expect(ok.count).toBeLessThanOrEqual(16);
