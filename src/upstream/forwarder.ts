@@ -1,7 +1,7 @@
 // Forwarding with undici: one keep-alive Pool per upstream target, both bodies streamed with
 // backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
 // swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
-import { Pool, type Dispatcher } from 'undici';
+import { errors, Pool, type Dispatcher } from 'undici';
 import type { RequestContext } from '../context.js';
 import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
 import { deny, type Deny } from '../errors.js';
@@ -49,7 +49,9 @@ export class Forwarder {
       const pool = new Pool(target.origin, {
         connections: up.connections,
         connect: { timeout: up.connectTimeoutMs },
-        headersTimeout: up.responseTimeoutMs,
+        // The response timeout is the handler's own timer: undici runs timeouts above 1 s on a
+        // 499 ms tick, so a 2 s timeout fired anywhere from 2.0 to 2.5 s (and 1.2 s from 1.0 s).
+        headersTimeout: 0,
         bodyTimeout: up.responseTimeoutMs,
         keepAliveTimeout: 4_000,
       });
@@ -138,6 +140,8 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   #remaining = -1;
   /** The last chunk already ended the client response (Content-Length reached). */
   #ended = false;
+  /** Fires when the upstream's response head is late (upstreams.<name>.timeouts.response). */
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean) {
     this.#ctx = ctx;
@@ -161,9 +165,17 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     this.#abort = abort;
     try {
       if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
+      // Counted from when undici writes the request, as its own headersTimeout was.
+      else this.#timer = setTimeout(responseTimedOut, this.#ctx.plan.upstreams.get(this.#ctx.route!.upstream)!.responseTimeoutMs, this);
     } catch (err) {
       this.#fault(err);
     }
+  }
+
+  /** The response head did not come in time: abort as undici's headers timeout did (504, never retried). */
+  timedOut(): void {
+    this.#timer = undefined;
+    if (!this.#done) this.#abort?.(new errors.HeadersTimeoutError());
   }
 
   #fault(err: unknown): void {
@@ -186,6 +198,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   #onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    clearTimeout(this.#timer);
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
@@ -229,6 +242,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   onError(err: Error): void {
+    clearTimeout(this.#timer);
     if (this.#done) return; // after #fault: the abort it caused reports back here
     this.#done = true;
     try {
@@ -259,4 +273,8 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
+}
+
+function responseTimedOut(handler: ResponseHandler): void {
+  handler.timedOut();
 }
