@@ -7,7 +7,7 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { SystemEvent } from '../events.js';
-import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
 import { AuditPipeline, type PipelineOptions } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
@@ -199,6 +199,8 @@ export class AuditWorker {
     const sink = s.labels.sink ?? '';
     if (s.name === 'depth') auditQueueDepth.labels(sink).set(s.value);
     else if (s.name === 'spooled') auditSpooledEvents.labels(sink).set(s.value);
+    else if (s.name === 'backlog') auditBacklogEvents.labels(sink).set(s.value);
+    else if (s.name === 'age') auditBacklogAge.labels(sink).set(s.value);
     else {
       // The worker reports its own counter totals; the main registry gets the increase.
       const result = s.labels.result ?? '';

@@ -6,3 +6,17 @@ export interface AuditSink {
   write(batch: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A write that stored the first `delivered` lines of its batch and then failed: the dispatcher
+ * keeps only the rest, so a sink that splits a batch into several requests does not deliver the
+ * requests that succeeded a second time.
+ */
+export class PartialWriteError extends Error {
+  readonly delivered: number;
+  constructor(delivered: number, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'PartialWriteError';
+    this.delivered = delivered;
+  }
+}

@@ -4,7 +4,7 @@
 // backpressure reads it without a message), and reports sink health and metrics back.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SystemEvent } from '../events.js';
-import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
 import { AuditPipeline } from './pipeline.js';
 import { decodeBatch, type WireValue } from './wire.js';
@@ -21,7 +21,7 @@ export interface WorkerInit {
 export type ToWorker = { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number } | { readonly t: 'close'; readonly deadlineMs: number };
 
 export interface MetricSample {
-  readonly name: 'events' | 'depth' | 'spooled';
+  readonly name: 'events' | 'depth' | 'spooled' | 'backlog' | 'age';
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
 }
@@ -50,7 +50,7 @@ const pipeline = new AuditPipeline(init.plan, {
 let lastSent = '';
 async function sendMetrics(force: boolean): Promise<void> {
   const samples: MetricSample[] = [];
-  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents]] as const) {
+  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents], ['backlog', auditBacklogEvents], ['age', auditBacklogAge]] as const) {
     for (const v of (await metric.get()).values) samples.push({ name, labels: v.labels as Record<string, string>, value: v.value });
   }
   const text = JSON.stringify(samples);
