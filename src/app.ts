@@ -88,6 +88,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   let proxyUrl: string;
   let adminUrl: string | undefined;
   try {
+    // Audited from the first request on: no answered request waits for the worker to start.
+    await audit?.open();
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });

@@ -62,6 +62,8 @@ export class AuditWorker {
   };
   readonly #counted = new Map<string, number>();
   #unsubscribe: (() => void) | undefined;
+  #onReady: (() => void) | undefined;
+  readonly #ready: Promise<void>;
 
   constructor(plan: AuditPlan, o: AuditWorkerOptions = {}) {
     const entry = o.entry ?? defaultWorkerEntry();
@@ -70,6 +72,7 @@ export class AuditWorker {
     this.#o = o;
     this.#logger = o.logger;
     this.instance = (o.instance ?? process.env.PORTCULLIS_INSTANCE ?? os.hostname()).replace(/[^A-Za-z0-9_.]/g, '_');
+    this.#ready = new Promise<void>((resolve) => (this.#onReady = resolve));
     const processed = new SharedArrayBuffer(4);
     this.#processed = new Int32Array(processed);
     const init: WorkerInit = { plan, instance: this.instance, maxQueue: o.maxQueue, retryMs: o.retryMs, processed };
@@ -81,6 +84,24 @@ export class AuditWorker {
     worker.on('exit', (code) => this.#onExit(code));
     this.#worker = worker;
     if (o.bus) this.#unsubscribe = o.bus.subscribe((e) => this.recordSystem(e));
+  }
+
+  /**
+   * Resolves once the worker runs with its sinks open (or has died and this thread took over).
+   * Serving before then would leave the first requests' events in memory for as long as the
+   * worker takes to start (module loading: most of a second on a busy machine), where a crash
+   * loses them; after it, an event waits no longer than one batch interval (FLUSH_MS).
+   */
+  open(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#logger?.warn({ waitedMs: timeoutMs }, 'audit worker not started yet: serving anyway');
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([this.#ready, late]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -192,6 +213,9 @@ export class AuditWorker {
       case 'closed':
         this.#onClosed?.();
         return;
+      case 'ready':
+        this.#onReady?.();
+        return;
     }
   }
 
@@ -228,5 +252,6 @@ export class AuditWorker {
     this.#logger?.error({ code, lost }, 'audit worker exited: auditing in the main thread from now on');
     this.#fallback = new AuditPipeline(this.plan, { instance: this.instance, logger: this.#logger, maxQueue: this.#o.maxQueue, retryMs: this.#o.retryMs, bus: undefined });
     this.#onClosed?.();
+    this.#onReady?.();
   }
 }

@@ -97,6 +97,14 @@ export class AuditPipeline {
     if (o.bus) this.#unsubscribe = o.bus.subscribe((e) => this.recordSystem(e));
   }
 
+  /**
+   * Opens what the sinks can open ahead of the first event (a file sink's file). A sink that
+   * cannot open now is not an error here: its first write fails and the dispatcher spools.
+   */
+  async open(): Promise<void> {
+    await Promise.all(this.dispatchers.map((d) => d.sink.open?.().catch(() => undefined)));
+  }
+
   /** The request path's entry: O(1), never throws, never waits. */
   push(r: AuditRecord): void {
     if (this.#closed) return;

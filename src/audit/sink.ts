@@ -4,6 +4,8 @@
 export interface AuditSink {
   readonly name: string;
   write(batch: readonly string[]): Promise<void>;
+  /** Optional: acquire what the first write needs (open the file) so it costs no more than later ones. */
+  open?(): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -29,7 +29,8 @@ export interface MetricSample {
 export type FromWorker =
   | { readonly t: 'health'; readonly ev: SystemEvent }
   | { readonly t: 'metrics'; readonly samples: readonly MetricSample[] }
-  | { readonly t: 'closed' };
+  | { readonly t: 'closed' }
+  | { readonly t: 'ready' };
 
 const METRICS_MS = 250;
 
@@ -46,6 +47,9 @@ const pipeline = new AuditPipeline(init.plan, {
   syncIo: true,
   onSinkHealth: (ev) => post({ t: 'health', ev }),
 });
+
+// The main thread holds the proxy listener back until this arrives (see AuditWorker.open).
+void pipeline.open().then(() => post({ t: 'ready' }));
 
 let lastSent = '';
 async function sendMetrics(force: boolean): Promise<void> {
