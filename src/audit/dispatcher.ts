@@ -38,6 +38,9 @@ export class SinkDispatcher {
   readonly #backlogGauge;
   /** Ticks the backlog-age gauge while anything is spooled (the age grows without any event). */
   #ageTimer: NodeJS.Timeout | undefined;
+  /** The memory batch the sink is being tried with, and whether push() spooled it meanwhile. */
+  #inFlight: readonly string[] | undefined;
+  #inFlightSpooled = false;
 
   constructor(sink: AuditSink, spoolFile: string, o: DispatcherOptions = {}) {
     this.sink = sink;
@@ -83,8 +86,12 @@ export class SinkDispatcher {
 
   push(lines: readonly string[]): void {
     if (this.#spool.count > 0 || this.#queue.length + lines.length > (this.#o.maxQueue ?? 10_000)) {
-      // Behind or failing: move what waits in memory behind the spool, keeping order.
-      this.#toSpool([...this.#queue, ...lines]);
+      // Behind or failing: move what waits in memory behind the spool, keeping order. A memory
+      // batch the sink is still trying goes first: were it to fail after this, it would otherwise
+      // land behind the events that came after it.
+      const ahead = this.#inFlight !== undefined && !this.#inFlightSpooled ? this.#inFlight : [];
+      if (ahead.length > 0) this.#inFlightSpooled = true;
+      this.#toSpool([...ahead, ...this.#queue, ...lines]);
       this.#queue = [];
     } else {
       for (const l of lines) this.#queue.push(l);
@@ -130,7 +137,18 @@ export class SinkDispatcher {
       const lines = this.#queue.splice(0, max);
       this.#depth.set(this.#queue.length);
       this.#backlogGauge.set(this.#queue.length);
+      this.#inFlight = lines;
+      this.#inFlightSpooled = false;
       const delivered = await this.#attempt(lines);
+      const spooled = this.#inFlightSpooled;
+      this.#inFlight = undefined;
+      if (spooled) {
+        // push() put this batch at the head of the spool meanwhile: drop what the sink took.
+        if (delivered > 0) this.#spool.consume(this.#spool.peek(delivered).ends[delivered - 1]!, delivered);
+        this.#gauges();
+        if (delivered < lines.length) return;
+        continue;
+      }
       if (delivered < lines.length) {
         this.#toSpool([...(delivered === 0 ? lines : lines.slice(delivered)), ...this.#queue]);
         this.#queue = [];

@@ -87,6 +87,32 @@ describe('sink dispatcher', () => {
     expect(got).toEqual(['1', '2', '3', '4']);
   });
 
+  it.each(['fails', 'succeeds'])('keeps order and sends nothing twice when the memory queue overflows while a batch is in flight (it %s)', async (outcome) => {
+    const dir = tmpDir();
+    const got: string[] = [];
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const sink: AuditSink = {
+      name: 'slow',
+      async write(batch) {
+        if (++calls === 1) {
+          await new Promise<void>((r) => (release = r));
+          if (outcome === 'fails') throw new Error('down');
+        }
+        got.push(...batch);
+      },
+      async close() {},
+    };
+    const d = new SinkDispatcher(sink, path.join(dir, 'order.spool'), { maxQueue: 2, retryMs: 10 });
+    d.push(['1', '2']);
+    await sleep(5);
+    d.push(['3', '4', '5']); // overflow while '1', '2' are in flight
+    release!();
+    await sleep(100);
+    await d.close(3000);
+    expect(got).toEqual(['1', '2', '3', '4', '5']);
+  });
+
   it('drops a torn last spool line (an append that never returned) instead of fusing it with the next', async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'torn.spool');
