@@ -18,6 +18,7 @@ import { createStore } from './limits/create.js';
 import { usageRoutes } from './limits/usage.js';
 import { createKeyStore, DynamicKeyLookup, setDynamicKeyLookup } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
+import { auditHeadRoutes } from './admin/audit-head.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -97,6 +98,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
       keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus);
+      auditHeadRoutes((m, p, h) => admin!.route(m, p, h), audit);
       adminUrl = await admin.listen();
     }
   } catch (err) {

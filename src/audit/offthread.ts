@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { SystemEvent } from '../events.js';
 import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
-import { AuditPipeline, type PipelineOptions } from './pipeline.js';
+import { AuditPipeline, type PipelineOptions, type PublishedHead } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
 import type { FromWorker, MetricSample, ToWorker, WorkerInit } from './worker.js';
 
@@ -64,6 +64,8 @@ export class AuditWorker {
   #unsubscribe: (() => void) | undefined;
   #onReady: (() => void) | undefined;
   readonly #ready: Promise<void>;
+  #head: PublishedHead | undefined;
+  #lastCheckpoint: PublishedHead | undefined;
 
   constructor(plan: AuditPlan, o: AuditWorkerOptions = {}) {
     const entry = o.entry ?? defaultWorkerEntry();
@@ -158,6 +160,18 @@ export class AuditWorker {
     }
   }
 
+  /**
+   * The newest chain head the worker reported (at most a metrics interval, 250 ms, old), or the
+   * in-thread pipeline's after a worker crash.
+   */
+  get head(): PublishedHead | undefined {
+    return this.#fallback?.head ?? this.#head;
+  }
+
+  get lastCheckpoint(): PublishedHead | undefined {
+    return this.#fallback?.lastCheckpoint ?? this.#lastCheckpoint;
+  }
+
   /** Called on every Plan swap: sinks are built once; a changed audit section needs a restart. */
   onPlan(next: AuditPlan | undefined): void {
     if ((next?.fingerprint ?? '') !== this.plan.fingerprint) {
@@ -215,6 +229,14 @@ export class AuditWorker {
         return;
       case 'ready':
         this.#onReady?.();
+        return;
+      case 'head':
+        if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
+        return;
+      case 'checkpoint':
+        this.#lastCheckpoint = m.head;
+        if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
+        this.#logger?.info({ audit: m.head }, 'audit checkpoint');
         return;
     }
   }
