@@ -89,6 +89,8 @@ const NOTES = {
   'store.onError': '`allow` (fail open, flagged) or `deny` (503 STORE_UNAVAILABLE) when the store is down.',
   'store.timeout': 'Longest wait for the per-request store call.',
   'audit.chain': 'Hash-chain every event (tamper evident): `portcullis audit verify` detects edits, deletions, insertions and reordering.',
+  'audit.checkpoint': 'Signed checkpoints (needs `chain: true`): an `audit.checkpoint` event in the chain signs the head before it, at `interval` when events were written since the last one, after `events` events, and on shutdown. `portcullis audit verify --key` checks them; `--expect-head SEQ:HASH` (from `GET /admin/audit/head` or the `audit checkpoint` log line) and `--closed` make a cut-off tail fail.',
+  'audit.checkpoint.key': 'Write it `env:NAME` or `file:path`. An HMAC secret (at least 32 bytes; `openssl rand -hex 32`), which auditors need too, or an Ed25519 private key in PEM (`openssl genpkey -algorithm ed25519`), whose public key is all an auditor needs and which cannot forge checkpoints.',
   'audit.sinks': 'Where events go; each sink is a one-key mapping.',
   'audit.spool': 'Directory where events wait while a sink fails.',
 };

@@ -18,6 +18,7 @@ import { createStore } from './limits/create.js';
 import { usageRoutes } from './limits/usage.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard, setDynamicKeyLookup } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
+import { auditHeadRoutes } from './admin/audit-head.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -90,6 +91,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   try {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
+    // Audited from the first request on: no answered request waits for the worker to start.
+    await audit?.open();
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
@@ -97,6 +100,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
       keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus, () => policy.plan);
+      auditHeadRoutes((m, p, h) => admin!.route(m, p, h), audit);
       adminUrl = await admin.listen();
     }
   } catch (err) {

@@ -1,10 +1,11 @@
 // `audit:` → a frozen AuditPlan. The pipeline built from it is long-lived: a policy reload that
 // changes the audit section is reported by the pipeline as "restart needed" (see pipeline.ts).
 import path from 'node:path';
-import type { PolicyDocument } from '../policy/schema.js';
+import type { AuditSpec, PolicyDocument } from '../policy/schema.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 import { parseRedisUrl } from '../redis-url.js';
+import { CheckpointSigner, type CheckpointAlgorithm } from './checkpoint.js';
 
 export type SinkConfig =
   | { readonly kind: 'stdout'; readonly name: string }
@@ -12,8 +13,19 @@ export type SinkConfig =
   | { readonly kind: 'redisStream'; readonly name: string; readonly url: string; readonly key: string; readonly maxLen: number }
   | { readonly kind: 'webhook'; readonly name: string; readonly url: string; readonly secret: string | undefined; readonly batch: number };
 
+export interface CheckpointPlan {
+  /** The key's text (secret or PEM): it crosses to the audit worker, never into logs. */
+  readonly key: string;
+  readonly alg: CheckpointAlgorithm;
+  readonly keyId: string;
+  readonly intervalMs: number;
+  /** Also checkpoint after this many events (0: by interval only). */
+  readonly events: number;
+}
+
 export interface AuditPlan {
   readonly chain: boolean;
+  readonly checkpoint?: CheckpointPlan | undefined;
   readonly sinks: readonly SinkConfig[];
   /** Directory of the per-sink on-disk spools. */
   readonly spoolDir: string;
@@ -68,6 +80,29 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
   const firstFile = sinks.find((s) => s.kind === 'file');
   const spoolDir = path.resolve(spec.spool ?? path.join(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool'));
   const chain = spec.chain ?? false;
-  const fingerprint = JSON.stringify({ chain, sinks, spoolDir, redact });
-  return { chain, sinks, spoolDir, redact, fingerprint };
+  const checkpoint = compileCheckpoint(spec.checkpoint, chain, cx);
+  // The key id, not the key, stands for it in the fingerprint.
+  const fingerprint = JSON.stringify({ chain, sinks, spoolDir, redact, checkpoint: checkpoint && { ...checkpoint, key: checkpoint.keyId } });
+  return { chain, checkpoint, sinks, spoolDir, redact, fingerprint };
+}
+
+/** Checkpoints below this interval would be most of the trail. */
+const MIN_CHECKPOINT_MS = 100;
+
+function compileCheckpoint(spec: AuditSpec['checkpoint'], chain: boolean, cx: CompileContext): CheckpointPlan | undefined {
+  if (spec === undefined) return undefined;
+  if (!chain) {
+    cx.errorAtKey(['audit', 'checkpoint'], 'checkpoints sign the head of the hash chain: set audit.chain: true');
+    return undefined;
+  }
+  const intervalMs = spec.interval === undefined ? 10_000 : parseDuration(spec.interval);
+  if (intervalMs < MIN_CHECKPOINT_MS) cx.error(['audit', 'checkpoint', 'interval'], `a checkpoint interval of at least ${MIN_CHECKPOINT_MS}ms is needed`);
+  let signer: CheckpointSigner;
+  try {
+    signer = new CheckpointSigner(spec.key, spec.algorithm);
+  } catch (err) {
+    cx.error(['audit', 'checkpoint', 'key'], (err as Error).message);
+    return undefined;
+  }
+  return { key: spec.key, alg: signer.alg, keyId: signer.keyId, intervalMs, events: spec.events ?? 0 };
 }

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const systemTypes = ['policy.loaded', 'policy.rejected', 'breaker.transition', 'key.created', 'key.revoked', 'lockout', 'store.degraded', 'store.recovered', 'sink.failed', 'sink.recovered'] as const;
+const systemTypes = ['policy.loaded', 'policy.rejected', 'breaker.transition', 'key.created', 'key.revoked', 'lockout', 'store.degraded', 'store.recovered', 'sink.failed', 'sink.recovered', 'audit.checkpoint'] as const;
 
 export const auditEventSchema = z
   .strictObject({

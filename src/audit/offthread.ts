@@ -7,9 +7,9 @@ import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { SystemEvent } from '../events.js';
-import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
-import { AuditPipeline, type PipelineOptions } from './pipeline.js';
+import { AuditPipeline, type PipelineOptions, type PublishedHead } from './pipeline.js';
 import { appendSystem, decodeBatch, type WireValue } from './wire.js';
 import type { FromWorker, MetricSample, ToWorker, WorkerInit } from './worker.js';
 
@@ -62,6 +62,10 @@ export class AuditWorker {
   };
   readonly #counted = new Map<string, number>();
   #unsubscribe: (() => void) | undefined;
+  #onReady: (() => void) | undefined;
+  readonly #ready: Promise<void>;
+  #head: PublishedHead | undefined;
+  #lastCheckpoint: PublishedHead | undefined;
 
   constructor(plan: AuditPlan, o: AuditWorkerOptions = {}) {
     const entry = o.entry ?? defaultWorkerEntry();
@@ -70,6 +74,7 @@ export class AuditWorker {
     this.#o = o;
     this.#logger = o.logger;
     this.instance = (o.instance ?? process.env.PORTCULLIS_INSTANCE ?? os.hostname()).replace(/[^A-Za-z0-9_.]/g, '_');
+    this.#ready = new Promise<void>((resolve) => (this.#onReady = resolve));
     const processed = new SharedArrayBuffer(4);
     this.#processed = new Int32Array(processed);
     const init: WorkerInit = { plan, instance: this.instance, maxQueue: o.maxQueue, retryMs: o.retryMs, processed };
@@ -81,6 +86,24 @@ export class AuditWorker {
     worker.on('exit', (code) => this.#onExit(code));
     this.#worker = worker;
     if (o.bus) this.#unsubscribe = o.bus.subscribe((e) => this.recordSystem(e));
+  }
+
+  /**
+   * Resolves once the worker runs with its sinks open (or has died and this thread took over).
+   * Serving before then would leave the first requests' events in memory for as long as the
+   * worker takes to start (module loading: most of a second on a busy machine), where a crash
+   * loses them; after it, an event waits no longer than one batch interval (FLUSH_MS).
+   */
+  open(timeoutMs = 10_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#logger?.warn({ waitedMs: timeoutMs }, 'audit worker not started yet: serving anyway');
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([this.#ready, late]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -135,6 +158,18 @@ export class AuditWorker {
     while (this.#worker !== undefined && this.#inFlight() >= MAX_IN_FLIGHT) {
       Atomics.wait(this.#processed, 0, Atomics.load(this.#processed, 0), WAIT_SLICE_MS);
     }
+  }
+
+  /**
+   * The newest chain head the worker reported (at most a metrics interval, 250 ms, old), or the
+   * in-thread pipeline's after a worker crash.
+   */
+  get head(): PublishedHead | undefined {
+    return this.#fallback?.head ?? this.#head;
+  }
+
+  get lastCheckpoint(): PublishedHead | undefined {
+    return this.#fallback?.lastCheckpoint ?? this.#lastCheckpoint;
   }
 
   /** Called on every Plan swap: sinks are built once; a changed audit section needs a restart. */
@@ -192,6 +227,17 @@ export class AuditWorker {
       case 'closed':
         this.#onClosed?.();
         return;
+      case 'ready':
+        this.#onReady?.();
+        return;
+      case 'head':
+        if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
+        return;
+      case 'checkpoint':
+        this.#lastCheckpoint = m.head;
+        if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
+        this.#logger?.info({ audit: m.head }, 'audit checkpoint');
+        return;
     }
   }
 
@@ -199,6 +245,8 @@ export class AuditWorker {
     const sink = s.labels.sink ?? '';
     if (s.name === 'depth') auditQueueDepth.labels(sink).set(s.value);
     else if (s.name === 'spooled') auditSpooledEvents.labels(sink).set(s.value);
+    else if (s.name === 'backlog') auditBacklogEvents.labels(sink).set(s.value);
+    else if (s.name === 'age') auditBacklogAge.labels(sink).set(s.value);
     else {
       // The worker reports its own counter totals; the main registry gets the increase.
       const result = s.labels.result ?? '';
@@ -226,5 +274,6 @@ export class AuditWorker {
     this.#logger?.error({ code, lost }, 'audit worker exited: auditing in the main thread from now on');
     this.#fallback = new AuditPipeline(this.plan, { instance: this.instance, logger: this.#logger, maxQueue: this.#o.maxQueue, retryMs: this.#o.retryMs, bus: undefined });
     this.#onClosed?.();
+    this.#onReady?.();
   }
 }

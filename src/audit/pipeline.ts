@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus, SystemEvent } from '../events.js';
 import { GENESIS, chainHash, type ChainHead } from './chain.js';
+import { CheckpointSigner, checkpointMessage, type CheckpointReason } from './checkpoint.js';
 import type { AuditPlan, SinkConfig } from './compile.js';
 import { SinkDispatcher } from './dispatcher.js';
 import { EventIds, type AuditRecord } from './event.js';
@@ -36,6 +37,18 @@ export interface PipelineOptions {
   readonly onSinkHealth?: (e: SystemEvent) => void;
   /** File sinks write synchronously (set by the audit worker, whose thread does nothing else). */
   readonly syncIo?: boolean;
+  /** Where a written checkpoint is announced (default: an info log line). */
+  readonly onCheckpoint?: (cp: PublishedHead) => void;
+}
+
+/** A chain head as published (admin endpoint, log line): what `audit verify --expect-head` takes. */
+export interface PublishedHead {
+  readonly instance: string;
+  readonly seq: number;
+  readonly hash: string;
+  readonly time: string;
+  /** Checkpoints only: why it was written. */
+  readonly reason?: CheckpointReason;
 }
 
 export function createSink(c: SinkConfig, syncIo = false): AuditSink {
@@ -73,6 +86,14 @@ export class AuditPipeline {
   #head: ChainHead;
   #unsubscribe: (() => void) | undefined;
   #closed = false;
+  #lastTime = 0;
+  readonly #signer: CheckpointSigner | undefined;
+  readonly #onCheckpoint: ((cp: PublishedHead) => void) | undefined;
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  /** Chain seq of the last checkpoint this process wrote (-1: none yet, so the first tick signs). */
+  #checkpointSeq = -1;
+  #checkpointing = false;
+  #lastCheckpoint: PublishedHead | undefined;
 
   constructor(plan: AuditPlan, o: PipelineOptions = {}) {
     this.plan = plan;
@@ -96,6 +117,60 @@ export class AuditPipeline {
         }),
     );
     if (o.bus) this.#unsubscribe = o.bus.subscribe((e) => this.recordSystem(e));
+    const cp = plan.chain ? plan.checkpoint : undefined;
+    if (cp) {
+      this.#signer = new CheckpointSigner(cp.key, cp.alg);
+      this.#onCheckpoint = o.onCheckpoint ?? ((h) => this.#logger?.info({ audit: h }, 'audit checkpoint'));
+      this.#checkpointTimer = setInterval(() => {
+        if (this.#head.seq - 1 > this.#checkpointSeq) this.checkpoint('interval');
+      }, cp.intervalMs);
+      this.#checkpointTimer.unref();
+    }
+  }
+
+  /** The newest event written (instance, seq, hash, time), or undefined before the first. */
+  get head(): PublishedHead | undefined {
+    const h = this.#head;
+    if (h.seq === 0) return undefined;
+    return { instance: this.instance, seq: h.seq - 1, hash: h.prev, time: new Date(this.#lastTime || Date.now()).toISOString() };
+  }
+
+  get lastCheckpoint(): PublishedHead | undefined {
+    return this.#lastCheckpoint;
+  }
+
+  /**
+   * Writes a signed checkpoint over the current head now (after anything pushed before it), and
+   * announces it. Nothing happens without a checkpoint key or before the chain has an event.
+   */
+  checkpoint(reason: CheckpointReason): void {
+    const signer = this.#signer;
+    if (signer === undefined || this.#checkpointing) return;
+    this.#checkpointing = true;
+    try {
+      this.flush();
+      const { seq: next, prev } = this.#head;
+      if (next === 0) return;
+      const time = Date.now();
+      const iso = new Date(time).toISOString();
+      const seq = next - 1;
+      const sig = signer.sign(checkpointMessage(this.instance, seq, prev, iso, reason));
+      this.write([{ kind: 1, time, type: 'audit.checkpoint', severity: 'info', detail: { instance: this.instance, seq, hash: prev, alg: signer.alg, keyId: signer.keyId, reason, sig } }]);
+      this.#checkpointSeq = next;
+      const written: PublishedHead = { instance: this.instance, seq: next, hash: this.#head.prev, time: iso, reason };
+      this.#lastCheckpoint = written;
+      this.#onCheckpoint?.(written);
+    } finally {
+      this.#checkpointing = false;
+    }
+  }
+
+  /**
+   * Opens what the sinks can open ahead of the first event (a file sink's file). A sink that
+   * cannot open now is not an error here: its first write fails and the dispatcher spools.
+   */
+  async open(): Promise<void> {
+    await Promise.all(this.dispatchers.map((d) => d.sink.open?.().catch(() => undefined)));
   }
 
   /** The request path's entry: O(1), never throws, never waits. */
@@ -149,7 +224,10 @@ export class AuditPipeline {
       seq++;
     }
     this.#head = { instance: this.instance, seq, prev };
+    this.#lastTime = records[records.length - 1]!.time;
     for (const d of this.dispatchers) d.push(lines);
+    const every = this.plan.checkpoint?.events ?? 0;
+    if (every > 0 && chain && seq - 1 - this.#checkpointSeq >= every) this.checkpoint('events');
   }
 
   /** Called on every Plan swap: sinks are built once; a changed audit section needs a restart. */
@@ -164,6 +242,10 @@ export class AuditPipeline {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.flush();
+    if (this.#checkpointTimer) clearInterval(this.#checkpointTimer);
+    this.#checkpointTimer = undefined;
+    // A cleanly stopped writer's trail ends with a signed head: an auditor can tell it from a cut.
+    if (!this.#closed) this.checkpoint('shutdown');
     this.#closed = true;
     this.#unsubscribe?.();
     await Promise.all(this.dispatchers.map((d) => d.close(deadlineMs)));

@@ -1,7 +1,7 @@
 // `audit report`: a compliance summary of audit files, grouped under the headings reviewers look
 // for. Counts only; it never prints an event's path or query (those stay in the files).
 import { readFileSync } from 'node:fs';
-import { verifyFiles, type VerifyResult } from './verify.js';
+import { verifyFiles, type VerifyOptions, type VerifyResult } from './verify.js';
 
 type Tally = Record<string, number>;
 
@@ -15,6 +15,8 @@ export interface AuditReport {
   readonly changeManagement: { policyLoaded: number; policyRejected: number; changes: { time: string; type: string; hash?: string; trigger?: string }[] };
   readonly availability: { breakerTransitions: { time: string; upstream: string; target: string; from: string; to: string }[]; storeDegraded: number; storeRecovered: number; sinkFailed: Tally; upstreamErrors: number };
   readonly chain: VerifyResult;
+  /** False when no event carries a chain (written with chain: false): then there is nothing to verify. */
+  readonly chained: boolean;
 }
 
 const AUTH_FAIL = new Set(['AUTH_MISSING', 'AUTH_INVALID', 'AUTH_EXPIRED', 'LOCKED_OUT']);
@@ -32,7 +34,7 @@ interface Ev {
   detail: Record<string, string> | null;
 }
 
-export function buildReport(files: readonly string[], sinceMs: number | undefined, now = Date.now()): AuditReport {
+export function buildReport(files: readonly string[], sinceMs: number | undefined, now = Date.now(), verify: VerifyOptions = {}): AuditReport {
   const cutoff = sinceMs === undefined ? undefined : new Date(now - sinceMs).toISOString();
   const r: AuditReport = {
     since: cutoff ?? null,
@@ -43,8 +45,10 @@ export function buildReport(files: readonly string[], sinceMs: number | undefine
     authentication: { failuresByIp: {}, failuresBySubject: {}, lockouts: {}, keysCreated: [], keysRevoked: [] },
     changeManagement: { policyLoaded: 0, policyRejected: 0, changes: [] },
     availability: { breakerTransitions: [], storeDegraded: 0, storeRecovered: 0, sinkFailed: {}, upstreamErrors: 0 },
-    chain: verifyFiles(files),
+    chain: verifyFiles(files, verify),
+    chained: true,
   };
+  let chained = false;
   let from: string | null = null;
   let to: string | null = null;
   let count = 0;
@@ -57,6 +61,7 @@ export function buildReport(files: readonly string[], sinceMs: number | undefine
       } catch {
         continue;
       }
+      if ((e as { chain?: unknown }).chain !== undefined) chained = true;
       if (cutoff !== undefined && e.time < cutoff) continue;
       count++;
       if (from === null || e.time < from) from = e.time;
@@ -111,7 +116,9 @@ export function buildReport(files: readonly string[], sinceMs: number | undefine
       }
     }
   }
-  return { ...r, events: count, from, to };
+  // Never-chained logs are reported, not failed; a log with some chained events is verified whole.
+  const unchained = !chained && verify.key === undefined && verify.expectHead === undefined && verify.closed !== true;
+  return { ...r, events: count, from, to, chained, ...(unchained ? { chain: { ok: true, events: r.chain.events } } : {}) };
 }
 
 const table = (t: Tally, head: string): string => {
@@ -123,7 +130,14 @@ const list = (items: readonly string[]): string => (items.length === 0 ? '_none_
 
 export function reportMarkdown(r: AuditReport): string {
   const c = r.chain;
-  const chain = c.ok ? `intact (${c.events} events${c.head ? `, head seq ${c.head.seq} ${c.head.hash.slice(0, 16)}…` : ''})` : `BROKEN at ${c.broken!.file}:${c.broken!.line} (${c.broken!.kind}: ${c.broken!.message})`;
+  const cp = c.checkpoints;
+  const signed = cp && cp.count > 0 ? `; last checkpoint seq ${cp.last!.seq} (${cp.verified ? 'signature verified' : 'signature not checked'}), ${cp.after} event(s) after it` : '';
+  const warnings = (c.warnings ?? []).map((w) => `; warning: ${w}`).join('');
+  const chain = !r.chained
+    ? 'not chained (audit.chain: false)'
+    : c.ok
+      ? `intact (${c.events} events${c.head ? `, head seq ${c.head.seq} ${c.head.hash.slice(0, 16)}…` : ''}${signed})${warnings}`
+      : `BROKEN at ${c.broken!.file}:${c.broken!.line} (${c.broken!.kind}: ${c.broken!.message})`;
   return `# Portcullis audit report
 
 Period: ${r.from ?? '-'} to ${r.to ?? '-'}${r.since ? ` (since ${r.since})` : ''} · ${r.events} events · chain ${chain}

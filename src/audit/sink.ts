@@ -4,5 +4,21 @@
 export interface AuditSink {
   readonly name: string;
   write(batch: readonly string[]): Promise<void>;
+  /** Optional: acquire what the first write needs (open the file) so it costs no more than later ones. */
+  open?(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A write that stored the first `delivered` lines of its batch and then failed: the dispatcher
+ * keeps only the rest, so a sink that splits a batch into several requests does not deliver the
+ * requests that succeeded a second time.
+ */
+export class PartialWriteError extends Error {
+  readonly delivered: number;
+  constructor(delivered: number, cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'PartialWriteError';
+    this.delivered = delivered;
+  }
 }

@@ -4,9 +4,9 @@
 // backpressure reads it without a message), and reports sink health and metrics back.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SystemEvent } from '../events.js';
-import { auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
+import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
 import type { AuditPlan } from './compile.js';
-import { AuditPipeline } from './pipeline.js';
+import { AuditPipeline, type PublishedHead } from './pipeline.js';
 import { decodeBatch, type WireValue } from './wire.js';
 
 export interface WorkerInit {
@@ -21,7 +21,7 @@ export interface WorkerInit {
 export type ToWorker = { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number } | { readonly t: 'close'; readonly deadlineMs: number };
 
 export interface MetricSample {
-  readonly name: 'events' | 'depth' | 'spooled';
+  readonly name: 'events' | 'depth' | 'spooled' | 'backlog' | 'age';
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
 }
@@ -29,7 +29,10 @@ export interface MetricSample {
 export type FromWorker =
   | { readonly t: 'health'; readonly ev: SystemEvent }
   | { readonly t: 'metrics'; readonly samples: readonly MetricSample[] }
-  | { readonly t: 'closed' };
+  | { readonly t: 'closed' }
+  | { readonly t: 'ready' }
+  | { readonly t: 'head'; readonly head: PublishedHead }
+  | { readonly t: 'checkpoint'; readonly head: PublishedHead };
 
 const METRICS_MS = 250;
 
@@ -45,12 +48,22 @@ const pipeline = new AuditPipeline(init.plan, {
   retryMs: init.retryMs,
   syncIo: true,
   onSinkHealth: (ev) => post({ t: 'health', ev }),
+  onCheckpoint: (head) => post({ t: 'checkpoint', head }),
 });
 
+// The main thread holds the proxy listener back until this arrives (see AuditWorker.open).
+void pipeline.open().then(() => post({ t: 'ready' }));
+
 let lastSent = '';
+let lastHead = -1;
 async function sendMetrics(force: boolean): Promise<void> {
+  const head = pipeline.head;
+  if (head !== undefined && head.seq !== lastHead) {
+    lastHead = head.seq;
+    post({ t: 'head', head });
+  }
   const samples: MetricSample[] = [];
-  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents]] as const) {
+  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents], ['backlog', auditBacklogEvents], ['age', auditBacklogAge]] as const) {
     for (const v of (await metric.get()).values) samples.push({ name, labels: v.labels as Record<string, string>, value: v.value });
   }
   const text = JSON.stringify(samples);

@@ -1,5 +1,9 @@
-// `portcullis audit verify FILE...` and `portcullis audit report FILE... [--since 30d] [--format md|json]`.
-import { verifyFiles } from '../audit/verify.js';
+// `portcullis audit verify FILE... [--key K] [--expect-head SEQ:HASH] [--closed]` and
+// `portcullis audit report FILE... [--since 30d] [--format md|json] [--key K] [--expect-head SEQ:HASH]`.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CheckpointVerifier } from '../audit/checkpoint.js';
+import { CHAIN_BREAKS, parseExpectHead, verifyFiles, type VerifyOptions, type VerifyResult } from '../audit/verify.js';
 import { buildReport, reportMarkdown } from '../audit/report.js';
 import { parseDuration } from '../policy/values.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
@@ -7,12 +11,89 @@ import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 export const usage = `portcullis audit — verify and report on audit logs
 
 Usage:
-  portcullis audit verify FILE...                         check the hash chain (rotated segments oldest first)
-  portcullis audit report FILE... [--since 30d] [--format md|json]
+  portcullis audit verify FILE... [--key env:NAME|file:PATH] [--expect-head SEQ:HASH] [--closed]
+  portcullis audit report FILE... [--since 30d] [--format md|json] [--key …] [--expect-head …]
 
-verify exits 0 with "N events, chain intact", or 1 naming the first broken link
-(file:line and kind: edited, deleted, inserted, reordered).
+FILEs are one instance's segments, oldest first (rotated files, then the current one).
+
+verify exits 0 with "N events, chain intact", or 1 naming the first problem as file:line and kind:
+  edited, deleted, inserted, reordered, unchained, malformed   the hash chain is broken
+  signature    a checkpoint does not verify with --key (tampered, or another key)
+  unsigned     --key was given but no checkpoint signs anything
+  truncated    the files end before --expect-head, or (--closed) lack the closing checkpoint
+  mismatch     the event at --expect-head's seq is another one
+
+  --key          the checkpoint key: the HMAC secret, or the Ed25519 public key (PEM)
+  --expect-head  a head recorded earlier (GET /admin/audit/head, or the "audit checkpoint" log
+                 line): the files must reach it and agree with it
+  --closed       the writer was stopped cleanly (SIGTERM): a trail that does not end with its
+                 closing checkpoint fails instead of warning
+
+A hash chain alone cannot show that events were cut off its end: checkpoints prove everything up to
+the last one, --expect-head proves the files reach a head you recorded, --closed that none was cut
+after the last shutdown. report exits 1 (after printing) when verification fails.
 `;
+
+const verifyFlags = {
+  key: { type: 'string' },
+  'expect-head': { type: 'string' },
+} as const;
+
+/** `env:NAME` or `file:PATH` (relative to the working directory) → the key's text. */
+function readKey(ref: string): string {
+  if (ref.startsWith('env:')) {
+    const v = process.env[ref.slice(4)];
+    if (v === undefined || v === '') throw new UsageError(`--key ${ref}: the environment variable is not set`);
+    return v;
+  }
+  if (ref.startsWith('file:')) {
+    const file = path.resolve(ref.slice(5));
+    try {
+      // A trailing newline is how editors end files, never part of a key (as in the policy).
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new UsageError(`--key ${ref}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  throw new UsageError('--key takes env:NAME or file:PATH (a key never goes on the command line)');
+}
+
+function verifyOptions(values: { key?: string | undefined; 'expect-head'?: string | undefined; closed?: boolean | undefined }): VerifyOptions {
+  let key: CheckpointVerifier | undefined;
+  if (values.key !== undefined) {
+    try {
+      key = new CheckpointVerifier(readKey(values.key));
+    } catch (err) {
+      if (err instanceof UsageError) throw err;
+      throw new UsageError(`--key ${values.key}: ${(err as Error).message}`);
+    }
+  }
+  let expectHead: VerifyOptions['expectHead'];
+  if (values['expect-head'] !== undefined) {
+    expectHead = parseExpectHead(values['expect-head']);
+    if (!expectHead) throw new UsageError(`--expect-head: expected SEQ:HASH (a number, ":", 64 hex digits), got ${values['expect-head']}`);
+  }
+  return { ...(key ? { key } : {}), ...(expectHead ? { expectHead } : {}), ...(values.closed ? { closed: true } : {}) };
+}
+
+function describe(r: VerifyResult, o: VerifyOptions): string {
+  let out = `${r.events} events, chain intact${r.head ? ` (head seq ${r.head.seq} ${r.head.hash})` : ''}\n`;
+  const c = r.checkpoints;
+  if (c && c.count > 0) {
+    const l = c.last!;
+    out += `last checkpoint: seq ${l.seq} at ${l.file}:${l.line}, ${l.time}, ${l.reason}, key ${l.keyId}; ${c.verified ? `${c.count} checkpoint signature(s) verified` : 'signatures not checked (pass --key)'}\n`;
+    if (c.after > 0) out += `${c.after} event(s) after it are not covered by a signature\n`;
+  }
+  if (o.expectHead) out += `expected head seq ${o.expectHead.seq} is present and matches\n`;
+  for (const w of r.warnings ?? []) out += `warning: ${w}\n`;
+  return out;
+}
+
+function brokenLine(r: VerifyResult): string {
+  const b = r.broken!;
+  const what = CHAIN_BREAKS.has(b.kind) ? 'chain broken' : 'verification failed';
+  return `${b.file}:${b.line}: ${what} (${b.kind}): ${b.message}`;
+}
 
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = argv;
@@ -21,25 +102,26 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     return EXIT.ok;
   }
   if (sub === 'verify') {
-    const { positionals } = parseFlags(rest, {});
+    const { values, positionals } = parseFlags(rest, { ...verifyFlags, closed: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError('audit verify needs at least one FILE');
+    const o = verifyOptions(values);
     let r;
     try {
-      r = verifyFiles(positionals);
+      r = verifyFiles(positionals, o);
     } catch (err) {
       io.stderr(`portcullis audit verify: ${(err as Error).message}\n`);
       return EXIT.failed;
     }
     if (r.ok) {
-      io.stdout(`${r.events} events, chain intact${r.head ? ` (head seq ${r.head.seq} ${r.head.hash})` : ''}\n`);
+      io.stdout(describe(r, o));
       return EXIT.ok;
     }
-    const b = r.broken!;
-    io.stdout(`${b.file}:${b.line}: chain broken (${b.kind}): ${b.message}\n${r.events} events verified before the break\n`);
+    const events = CHAIN_BREAKS.has(r.broken!.kind) ? `${r.events} events verified before the break` : `${r.events} events, chain intact up to here`;
+    io.stdout(`${brokenLine(r)}\n${events}\n`);
     return EXIT.failed;
   }
   if (sub === 'report') {
-    const { values, positionals } = parseFlags(rest, { since: { type: 'string' }, format: { type: 'string', default: 'md' } });
+    const { values, positionals } = parseFlags(rest, { ...verifyFlags, since: { type: 'string' }, format: { type: 'string', default: 'md' } });
     if (positionals.length === 0) throw new UsageError('audit report needs at least one FILE');
     if (values.format !== 'md' && values.format !== 'json') throw new UsageError('--format must be md or json');
     let since: number | undefined;
@@ -50,15 +132,19 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
         throw new UsageError(`--since: not a duration: ${values.since}`);
       }
     }
+    const o = verifyOptions(values);
     let report;
     try {
-      report = buildReport(positionals, since);
+      report = buildReport(positionals, since, Date.now(), o);
     } catch (err) {
       io.stderr(`portcullis audit report: ${(err as Error).message}\n`);
       return EXIT.failed;
     }
     io.stdout(values.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : reportMarkdown(report));
-    return EXIT.ok;
+    if (report.chain.ok) return EXIT.ok;
+    // Said on stderr as well, so a pipeline that keeps only the report still learns it.
+    io.stderr(`portcullis audit report: ${brokenLine(report.chain)}\n`);
+    return EXIT.failed;
   }
   throw new UsageError(sub === undefined ? 'audit needs a subcommand: verify | report' : `unknown audit subcommand "${sub}"`);
 }

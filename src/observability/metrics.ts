@@ -254,3 +254,15 @@ export const auditSpooledEvents = new Gauge({
   labelNames: ['sink'] as const,
   registers: [registry],
 });
+export const auditBacklogEvents = new Gauge({
+  name: 'portcullis_audit_backlog_events',
+  help: 'Audit events not yet delivered to a sink (in-memory queue plus on-disk spool).',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});
+export const auditBacklogAge = new Gauge({
+  name: 'portcullis_audit_backlog_age_seconds',
+  help: 'Age of the oldest audit event waiting in a sink\'s spool (0 when nothing is spooled).',
+  labelNames: ['sink'] as const,
+  registers: [registry],
+});

@@ -173,8 +173,21 @@ const sinkSchema = z.union([
   z.strictObject({ webhook: z.strictObject({ url: httpUrl, secret: z.string().optional(), batch: z.number().int().positive().optional() }) }),
 ]);
 
+const auditCheckpointSchema = z
+  .strictObject({
+    key: z
+      .string()
+      .min(1)
+      .describe('The signing key, written env:NAME or file:path: an HMAC secret of at least 32 bytes, or an Ed25519 private key in PEM.'),
+    algorithm: z.enum(['hmac-sha256', 'ed25519']).optional().describe('Default: ed25519 for a PEM key, else hmac-sha256.'),
+    interval: duration.optional().describe('Sign the head this often when events were written since the last checkpoint (default 10s).'),
+    events: z.number().int().positive().optional().describe('Also sign after this many events (default: by interval only).'),
+  })
+  .describe('Signed checkpoints in the chain (needs chain: true), also written on shutdown: they make a cut-off tail detectable.');
+
 export const auditSchema = z.strictObject({
   chain: z.boolean().optional(),
+  checkpoint: auditCheckpointSchema.optional(),
   sinks: z.array(sinkSchema).optional(),
   spool: z.string().optional(),
   redact: z.array(z.string()).optional(),

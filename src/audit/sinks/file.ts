@@ -49,6 +49,11 @@ export class FileSink implements AuditSink {
     return fd;
   }
 
+  async open(): Promise<void> {
+    if (this.#o.syncIo) this.#openSync();
+    else await this.#open();
+  }
+
   async write(batch: readonly string[]): Promise<void> {
     if (batch.length === 0) return;
     const text = `${batch.join('\n')}\n`;

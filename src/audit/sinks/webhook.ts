@@ -4,7 +4,7 @@
 // dispatcher spools it.
 import { createHmac } from 'node:crypto';
 import { request } from 'undici';
-import type { AuditSink } from '../sink.js';
+import { PartialWriteError, type AuditSink } from '../sink.js';
 
 export interface WebhookSinkOptions {
   readonly name?: string;
@@ -33,7 +33,13 @@ export class WebhookSink implements AuditSink {
 
   async write(batch: readonly string[]): Promise<void> {
     const size = this.#o.batch ?? 500;
-    for (let i = 0; i < batch.length; i += size) await this.#post(`${batch.slice(i, i + size).join('\n')}\n`);
+    for (let i = 0; i < batch.length; i += size) {
+      try {
+        await this.#post(`${batch.slice(i, i + size).join('\n')}\n`);
+      } catch (err) {
+        throw i === 0 ? err : new PartialWriteError(i, err);
+      }
+    }
   }
 
   async #post(body: string): Promise<void> {

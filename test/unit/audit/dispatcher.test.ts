@@ -1,8 +1,8 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SinkDispatcher } from '../../../src/audit/dispatcher.js';
-import type { AuditSink } from '../../../src/audit/sink.js';
+import { PartialWriteError, type AuditSink } from '../../../src/audit/sink.js';
 import { FileSink } from '../../../src/audit/sinks/file.js';
 import { tmpDir } from './helpers.js';
 
@@ -62,6 +62,67 @@ describe('sink dispatcher', () => {
     const again = new SinkDispatcher(sink, file, { retryMs: 10 });
     await again.close(2000);
     expect(sink.got).toEqual(['x', 'y']);
+  });
+
+  it('does not deliver again the part of a batch a sink stored before it failed', async () => {
+    const dir = tmpDir();
+    const got: string[] = [];
+    let failAfter = 2;
+    const sink: AuditSink = {
+      name: 'split',
+      async write(batch) {
+        const n = Math.min(failAfter, batch.length);
+        got.push(...batch.slice(0, n));
+        if (n < batch.length) {
+          failAfter = Infinity;
+          throw n === 0 ? new Error('down') : new PartialWriteError(n, new Error('down'));
+        }
+      },
+      async close() {},
+    };
+    const d = new SinkDispatcher(sink, path.join(dir, 'split.spool'), { retryMs: 10 });
+    d.push(['1', '2', '3', '4']);
+    await sleep(100); // the retry, after its backoff
+    await d.close(3000);
+    expect(got).toEqual(['1', '2', '3', '4']);
+  });
+
+  it.each(['fails', 'succeeds'])('keeps order and sends nothing twice when the memory queue overflows while a batch is in flight (it %s)', async (outcome) => {
+    const dir = tmpDir();
+    const got: string[] = [];
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const sink: AuditSink = {
+      name: 'slow',
+      async write(batch) {
+        if (++calls === 1) {
+          await new Promise<void>((r) => (release = r));
+          if (outcome === 'fails') throw new Error('down');
+        }
+        got.push(...batch);
+      },
+      async close() {},
+    };
+    const d = new SinkDispatcher(sink, path.join(dir, 'order.spool'), { maxQueue: 2, retryMs: 10 });
+    d.push(['1', '2']);
+    await sleep(5);
+    d.push(['3', '4', '5']); // overflow while '1', '2' are in flight
+    release!();
+    await sleep(100);
+    await d.close(3000);
+    expect(got).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('drops a torn last spool line (an append that never returned) instead of fusing it with the next', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'torn.spool');
+    writeFileSync(file, 'a\nb\n{"half');
+    const sink = new FlakySink();
+    const d = new SinkDispatcher(sink, file, { retryMs: 10 });
+    expect(d.spooled).toBe(2);
+    d.push(['c']);
+    await d.close(3000);
+    expect(sink.got).toEqual(['a', 'b', 'c']);
   });
 });
 
