@@ -162,6 +162,30 @@ describe('limits under Redis faults, through the built CLI', () => {
     }
   }, 30_000);
 
+  it('a client that gives up while its check waits on a paused Redis leaves no slot behind', async () => {
+    const server = await PrivateRedis.start();
+    const admin = new Redis(server.url);
+    try {
+      // A timeout long enough that the check is still awaited when Redis resumes and takes the slot.
+      const s = await serve(policy({ acme: 'one' }, '{ one: { concurrency: 1 } }', `{ url: "${server.url}", onError: deny, timeout: 2s }`));
+      expect((await get(s.proxy, '/api/x', 'acme')).status).toBe(200);
+      await admin.call('CLIENT', 'PAUSE', '700', 'ALL');
+      const ac = new AbortController();
+      const gone = request(`${s.proxy}/api/x`, { headers: { 'x-api-key': 'acme-secret' }, signal: ac.signal }).catch(() => undefined);
+      await sleep(200);
+      ac.abort();
+      await gone;
+      await sleep(1000); // Redis resumed and answered the abandoned check
+      const after = [];
+      for (let i = 0; i < 3; i++) after.push((await get(s.proxy, '/api/x', 'acme')).status);
+      expect(after).toEqual([200, 200, 200]);
+      expect((await usage(s, 'acme')).concurrency?.inUse).toBe(0);
+    } finally {
+      admin.disconnect();
+      await server.stop();
+    }
+  }, 30_000);
+
   it('a request that lasts longer than the slot TTL keeps its slot; the slot is freed when it ends and expires within the TTL when its replica is killed', async () => {
     const text = policy({ solo: 'one' }, '{ one: { concurrency: 1 } }', `{ url: "${redisUrl()}", prefix: "e2e:${run}:slots:", onError: deny, slotTtl: 2s }`);
     const [a, b] = [await serve(text), await serve(text)];
