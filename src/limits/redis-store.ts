@@ -129,23 +129,18 @@ export class RedisStore implements LimitStore {
   }
 
   check(req: LimitCheck): Promise<LimitResult> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [0, req.buckets.length, req.quota === undefined ? 0 : 1, req.concurrency === undefined ? 0 : 1];
-    for (const b of req.buckets) {
-      keys.push(b.key);
-      args.push(b.ratePerMs, b.burst, b.cost, b.lease);
-    }
-    if (req.quota !== undefined) {
-      keys.push(req.quota.key);
-      args.push(req.quota.limit, req.quota.window);
-    }
-    if (req.concurrency !== undefined) {
-      keys.push(req.concurrency.key);
-      args.push(req.concurrency.limit, req.concurrency.ttlMs, req.concurrency.slot);
-    }
-    const argv: (string | number)[] = [keys.length, ...keys, ...args];
+    const { buckets, quota, concurrency } = req;
+    const nKeys = buckets.length + (quota === undefined ? 0 : 1) + (concurrency === undefined ? 0 : 1);
+    const argv: (string | number)[] = [nKeys];
+    for (const b of buckets) argv.push(b.key);
+    if (quota !== undefined) argv.push(quota.key);
+    if (concurrency !== undefined) argv.push(concurrency.key);
+    argv.push(0, buckets.length, quota === undefined ? 0 : 1, concurrency === undefined ? 0 : 1); // 0: the deadline, set when written
+    for (const b of buckets) argv.push(b.ratePerMs, b.burst, b.cost, b.lease);
+    if (quota !== undefined) argv.push(quota.limit, quota.window);
+    if (concurrency !== undefined) argv.push(concurrency.limit, concurrency.ttlMs, concurrency.slot);
     return new Promise<LimitResult>((resolve, reject) => {
-      this.#queue.push(new PendingCheck(argv, 1 + keys.length, resolve, reject));
+      this.#queue.push(new PendingCheck(argv, 1 + nKeys, resolve, reject));
       if (!this.#scheduled) {
         this.#scheduled = true;
         // After the poll phase: every check this turn of the loop made goes out in one write.
@@ -163,18 +158,21 @@ export class RedisStore implements LimitStore {
     const deadline = Math.floor(performance.now() + this.#hardWaitMs + this.#offset());
     const stream = 'stream' in client && client.status === 'ready' ? client.stream : undefined;
     stream?.cork();
-    for (const p of batch) {
-      p.argv[p.deadlineAt] = deadline;
-      client.portcullisCheck(...p.argv).then(
-        (r) => this.#answered(p, r),
-        (err: unknown) => {
-          if (p.settled) return;
-          p.settled = true;
-          p.reject(err);
-        },
-      );
+    try {
+      for (const p of batch) {
+        p.argv[p.deadlineAt] = deadline;
+        client.portcullisCheck(...p.argv).then(
+          (r) => this.#answered(p, r),
+          (err: unknown) => {
+            if (p.settled) return;
+            p.settled = true;
+            p.reject(err);
+          },
+        );
+      }
+    } finally {
+      stream?.uncork();
     }
-    stream?.uncork();
     setTimeout(this.#watch, this.#timeoutMs, { checks: batch, sent: performance.now() }).unref();
   };
 
