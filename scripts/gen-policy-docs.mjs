@@ -75,7 +75,7 @@ const NOTES = {
   'routes[].audit': 'Which requests produce audit events. Default `all`.',
   'store.url': 'Redis URL, usually `env:REDIS_URL`. Absent: in-memory store (one instance only).',
   'store.onError': '`allow` (fail open, flagged) or `deny` (503 STORE_UNAVAILABLE) when the store is down.',
-  'store.timeout': 'Time Redis has to start the per-request check once it is sent (default 50ms); a check that starts later does nothing, and the proxy stops waiting a quarter of this later and applies `onError`. Time the request spends queued inside the proxy does not count.',
+  'store.timeout': 'How long Redis may stay silent while a check waits (default 50ms); then `onError` applies. Time a request spends queued inside the proxy does not count. A check that Redis runs more than ten times this (at least 500ms) after it was sent does nothing.',
   'store.slotTtl': 'A concurrency slot lives as long as its request: each replica renews its slots every third of this; the slots of a replica that died expire within it. Default 30s, at least 1s.',
   'audit.chain': 'Hash-chain every event (tamper evident): `portcullis audit verify` detects edits, deletions, insertions and reordering.',
   'audit.sinks': 'Where events go; each sink is a one-key mapping.',
