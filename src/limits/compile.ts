@@ -46,9 +46,13 @@ export interface LimitsPlan {
   readonly members: ReadonlyMap<string, TierPlan>;
   /** By route index; only routes with limits. */
   readonly routes: ReadonlyMap<number, readonly RouteBucketPlan[]>;
-  /** Concurrency slots of a replica that died expire after this. */
+  /** A concurrency slot its replica stopped renewing (the replica died) expires after this. */
   readonly slotTtlMs: number;
 }
+
+/** store.slotTtl: a held slot is renewed every third of it, so a replica's death frees its slots within it. */
+export const DEFAULT_SLOT_TTL_MS = 30_000;
+const MIN_SLOT_TTL_MS = 1_000;
 
 /**
  * Tokens one store call may take for local spending (leased mode): 10 ms worth of the rate, at most
@@ -124,6 +128,8 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
     const target = parseRedisUrl(storeUrl);
     if ('problem' in target) cx.error(['store', 'url'], target.problem);
   }
+  const slotTtlMs = doc.store?.slotTtl === undefined ? DEFAULT_SLOT_TTL_MS : parseDuration(doc.store.slotTtl);
+  if (slotTtlMs < MIN_SLOT_TTL_MS) cx.error(['store', 'slotTtl'], `slotTtl must be at least ${MIN_SLOT_TTL_MS / 1000}s (slots are renewed every third of it)`);
   return Object.freeze({
     storeUrl,
     onError: doc.store?.onError ?? 'allow',
@@ -133,6 +139,6 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
     defaultTier,
     members,
     routes: routeLimits,
-    slotTtlMs: 60_000,
+    slotTtlMs,
   });
 }

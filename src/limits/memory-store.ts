@@ -85,8 +85,23 @@ export class MemoryStore implements LimitStore {
     return { allowed: true, code: undefined, retryAfterS: 0, bucket: most, remaining: most === -1 ? 0 : Math.floor(mostRemaining), resetS, granted };
   }
 
-  release(key: string, slot: string): void {
+  release(key: string, slot: string): Promise<void> {
     this.#slots.get(key)?.delete(slot);
+    return Promise.resolve();
+  }
+
+  refreshSlots(key: string, hold: readonly string[], drop: readonly string[], ttlMs: number): Promise<void> {
+    const now = this.#now();
+    let slots = this.#slots.get(key);
+    if (slots === undefined) {
+      if (hold.length === 0) return Promise.resolve();
+      this.#slots.set(key, (slots = new Map()));
+    }
+    for (const [id, expires] of slots) if (expires <= now) slots.delete(id);
+    for (const id of hold) slots.set(id, now + ttlMs);
+    for (const id of drop) slots.delete(id);
+    if (slots.size === 0) this.#slots.delete(key);
+    return Promise.resolve();
   }
 
   async usage(q: UsageQuery): Promise<TenantUsage> {
@@ -141,6 +156,7 @@ export class MemoryStore implements LimitStore {
 
   async close(): Promise<void> {
     this.#buckets.clear();
+    this.#slots.clear();
     this.#lockouts.clear();
   }
 }

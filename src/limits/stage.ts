@@ -2,6 +2,11 @@
 // tenant tier's bucket, quota and a concurrency slot). High-rate buckets are leased: one call takes
 // a small batch of tokens and this replica spends them locally until they run out or expire, so a
 // busy route costs a fraction of a round trip per request without ever admitting more than the limit.
+//
+// When the store fails, `store.onError` decides. With leases that means: tokens the store granted
+// before it failed may still be spent here for at most LEASE_TTL_MS after the call that granted
+// them, never more tokens than it granted; quotas and concurrency are never leased, so a request
+// that needs one of them meets the fault at once. A fault is a 503 or a flagged allow, never a 429.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deny, type Deny } from '../errors.js';
@@ -14,9 +19,14 @@ import type { BucketCheck, LimitCheck, LimitResult, LimitStore } from './store.j
 import { MemoryStore } from './memory-store.js';
 import { ipKey } from '../ip-address.js';
 import { credentialKey } from '../authn/principal.js';
+import { SlotKeeper } from './slots.js';
 
-/** Unspent leased tokens are dropped after this: a lease never outlives a short burst. */
-const LEASE_TTL_MS = 100;
+/**
+ * Unspent leased tokens are dropped this long after the store granted them: a lease never outlives
+ * a short burst, and with `onError: deny` this is how long a replica may go on admitting requests
+ * from a lease once the store stops answering.
+ */
+export const LEASE_TTL_MS = 100;
 const STORE_UNAVAILABLE = deny('STORE_UNAVAILABLE');
 const instance = randomBytes(4).toString('hex');
 let slotCounter = 0;
@@ -92,14 +102,19 @@ export class LimitsStage implements Stage {
   readonly #bus: EventBus | undefined;
   readonly #leases = new Map<string, Lease>();
   readonly #templates = new WeakMap<LimitsPlan, Map<number, Map<string, Template>>>();
-  /** Lease refills in flight: requests arriving meanwhile wait for that one call instead of each making their own. */
+  /**
+   * Lease refills in flight: requests arriving meanwhile wait for that one call instead of each
+   * making their own. Resolves to undefined when the store answered, else to its fault.
+   */
   readonly #refills = new Map<string, Promise<unknown>>();
+  readonly #slots: SlotKeeper;
   #degraded = false;
 
   constructor(holder: StoreHolder, logger?: Logger, bus?: EventBus) {
     this.#holder = holder;
     this.#logger = logger;
     this.#bus = bus;
+    this.#slots = new SlotKeeper(holder.store, logger);
   }
 
   run(ctx: RequestContext): Outcome | Promise<Outcome> {
@@ -127,9 +142,13 @@ export class LimitsStage implements Stage {
       if (this.#spend(ctx, leaseKey)) return CONTINUE;
       const refill = this.#refills.get(leaseKey);
       if (refill !== undefined) {
-        // Wait for the refill in flight, then spend from it; only if it ran dry ask the store ourselves.
+        // Wait for the refill in flight, then spend from it; if it ran dry ask the store ourselves,
+        // and if the store failed it, meet the same fault (no second wait for a failing store).
         const key = leaseKey;
-        return refill.then(() => (this.#spend(ctx, key) ? CONTINUE : this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key)));
+        return refill.then((fault) => {
+          if (this.#spend(ctx, key)) return CONTINUE;
+          return fault === undefined ? this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key) : this.#fault(ctx, plan, fault, undefined);
+        });
       }
     }
     return this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, leaseKey);
@@ -169,16 +188,18 @@ export class LimitsStage implements Stage {
     const store = this.#holder.store;
     if (store instanceof MemoryStore) return this.#decide(ctx, plan, check, store.checkSync(check), policies, leaseKey, undefined);
     const started = performance.now();
-    const pending = store.check(check).then(
+    const call = store.check(check);
+    const pending = call.then(
       (r) => {
         storeCallDuration.observe((performance.now() - started) / 1000);
         return this.#decide(ctx, plan, check, r, policies, leaseKey, undefined);
       },
-      (err: unknown) => this.#fault(ctx, plan, err),
+      (err: unknown) => this.#fault(ctx, plan, err, concurrency),
     );
     if (leaseKey !== undefined && !this.#refills.has(leaseKey)) {
-      this.#refills.set(leaseKey, pending);
-      void pending.finally(() => this.#refills.delete(leaseKey));
+      const refill = pending.then(() => call.then(() => undefined, (err: unknown) => err ?? new Error('limits store failed')));
+      this.#refills.set(leaseKey, refill);
+      void refill.finally(() => this.#refills.delete(leaseKey));
     }
     return pending;
   }
@@ -196,8 +217,17 @@ export class LimitsStage implements Stage {
       return deny(r.code ?? 'RATE_LIMITED', undefined, headers) as Deny;
     }
     const conc = check.concurrency;
-    const store = this.#holder.store;
-    ctx.limits = { headers, release: conc === undefined ? undefined : () => store.release(conc.key, conc.slot), degraded: false };
+    if (conc !== undefined) {
+      if (ctx.res.destroyed) {
+        // The client went away while the check was in flight: the request has already settled and
+        // would never release the slot the check just took.
+        this.#slots.abandon(conc.key, conc.slot, conc.ttlMs, 'ended');
+        return CONTINUE;
+      }
+      this.#slots.hold(conc.key, conc.slot, conc.ttlMs);
+    }
+    const slots = this.#slots;
+    ctx.limits = { headers, release: conc === undefined ? undefined : () => slots.release(conc.key, conc.slot), degraded: false };
     if (leaseKey !== undefined) {
       let spare = Infinity;
       for (let i = 0; i < check.buckets.length; i++) spare = Math.min(spare, (r.granted[i] ?? 1) - check.buckets[i]!.cost);
@@ -209,8 +239,10 @@ export class LimitsStage implements Stage {
     return CONTINUE;
   }
 
-  #fault(ctx: RequestContext, plan: LimitsPlan, err: unknown): Outcome {
+  #fault(ctx: RequestContext, plan: LimitsPlan, err: unknown, concurrency: LimitCheck['concurrency']): Outcome {
     storeErrorsTotal.labels('check').inc();
+    // Redis may still have run the check before its deadline: whatever slot it took goes back.
+    if (concurrency !== undefined) this.#slots.abandon(concurrency.key, concurrency.slot, concurrency.ttlMs, 'abandoned');
     if (!this.#degraded) {
       this.#degraded = true;
       storeDegraded.set(1);

@@ -31,7 +31,7 @@ export interface QuotaCheck {
 export interface ConcurrencyCheck {
   readonly key: string;
   readonly limit: number;
-  /** A slot held longer than this (a replica died) expires. */
+  /** A slot not renewed (refreshSlots) for this long expires: its replica died. */
   readonly ttlMs: number;
   /** Unique id of this request's slot. */
   readonly slot: string;
@@ -76,9 +76,18 @@ export interface UsageQuery {
 
 export interface LimitStore {
   readonly kind: 'memory' | 'redis';
+  /**
+   * Rejects when the store did not answer in time or failed (see StoreTimeoutError); a rejected
+   * check changed nothing, except that a slot it took may still need a release (see SlotKeeper).
+   */
   check(req: LimitCheck): Promise<LimitResult>;
-  /** Frees a concurrency slot (finish, abort, error). Fire and forget: failures only expire later. */
-  release(key: string, slot: string): void;
+  /** Frees a concurrency slot (finish, abort, error, or a check given up on). Releasing an unknown slot is harmless. */
+  release(key: string, slot: string): Promise<void>;
+  /**
+   * One replica's periodic renewal of the slots of `key`: every `hold` slot expires `ttlMs` from
+   * now (re-added if it had expired meanwhile), every `drop` slot is removed.
+   */
+  refreshSlots(key: string, hold: readonly string[], drop: readonly string[], ttlMs: number): Promise<void>;
   usage(q: UsageQuery): Promise<TenantUsage>;
   /** Lockout (authentication.lockout): ms left of the lockout at `key` (0: not locked out). */
   lockedOut(key: string): Promise<number>;
@@ -95,6 +104,14 @@ export interface LimitStore {
    */
   warmUp(maxWaitMs: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A store call the proxy stopped waiting for: Redis did not answer within store.timeout. */
+export class StoreTimeoutError extends Error {
+  constructor(message = 'limits store did not answer within store.timeout') {
+    super(message);
+    this.name = 'StoreTimeoutError';
+  }
 }
 
 /** Start (ms) of the calendar window containing `nowMs`, and its end, in UTC. */

@@ -203,6 +203,29 @@ export const storeCallDuration = new Histogram({
   registers: [registry],
 });
 
+export const storeTimeoutsTotal = new Counter({
+  name: 'portcullis_store_timeouts_total',
+  help: 'Limits checks the proxy stopped waiting for (Redis did not answer within store.timeout).',
+  registers: [registry],
+});
+export const storeLateRepliesTotal = new Counter({
+  name: 'portcullis_store_late_replies_total',
+  help: 'Answers to checks the proxy had stopped waiting for: expired (past their deadline, they changed nothing), allowed (they spent tokens and quota; a slot is released) or denied.',
+  labelNames: ['effect'] as const,
+  registers: [registry],
+});
+export const storeSlotReleasesTotal = new Counter({
+  name: 'portcullis_store_slot_releases_total',
+  help: 'Compensating concurrency-slot releases: abandoned (a check failed or timed out), ended (the request ended before its check answered), retried (a failed release sent again).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+export const storeSlotsHeld = new Gauge({
+  name: 'portcullis_store_slots_held',
+  help: 'Concurrency slots this replica holds and renews for its in-flight requests.',
+  registers: [registry],
+});
+
 // Upstream resilience
 export const breakerState = new Gauge({
   name: 'portcullis_breaker_state',

@@ -162,6 +162,7 @@ export const storeSchema = z.strictObject({
   onError: z.enum(['allow', 'deny']).optional(),
   prefix: z.string().optional(),
   timeout: duration.optional(),
+  slotTtl: duration.optional(),
 });
 
 const sinkSchema = z.union([

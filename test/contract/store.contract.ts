@@ -153,6 +153,40 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       expect((await f.store.check(conc('e'))).allowed).toBe(true);
     });
 
+    it('keeps a slot that its replica renews past its TTL, and expires the slots nobody renews', async () => {
+      const f = await make();
+      const key = `${f.tag()}:c`;
+      const conc = (slot: string): LimitCheck => ({ buckets: [], quota: undefined, concurrency: { key, limit: 2, ttlMs: 300, slot } });
+      expect((await f.store.check(conc('kept'))).allowed).toBe(true);
+      expect((await f.store.check(conc('orphan'))).allowed).toBe(true);
+      for (let i = 0; i < 4; i++) {
+        await f.advance(150);
+        await f.store.refreshSlots(key, ['kept'], [], 300);
+      }
+      // 600 ms later: the orphan expired, the renewed slot did not.
+      expect((await f.store.check(conc('next'))).allowed).toBe(true);
+      expect((await f.store.check(conc('one-too-many'))).code).toBe('CONCURRENCY_EXCEEDED');
+      const u = await f.store.usage({ tenant: 't', quota: undefined, buckets: [], concurrency: { key, limit: 2 } });
+      expect(u.concurrency!.inUse).toBe(2);
+    });
+
+    it('a renewal puts back a held slot that expired, drops the released ones, and a release of an unknown slot changes nothing', async () => {
+      const f = await make();
+      const key = `${f.tag()}:c`;
+      const conc = (slot: string): LimitCheck => ({ buckets: [], quota: undefined, concurrency: { key, limit: 1, ttlMs: 100, slot } });
+      const inUse = async () => (await f.store.usage({ tenant: 't', quota: undefined, buckets: [], concurrency: { key, limit: 1 } })).concurrency!.inUse;
+      expect((await f.store.check(conc('a'))).allowed).toBe(true);
+      await f.advance(150); // expired while Redis could not be reached, say; the request is still in flight
+      await f.store.refreshSlots(key, ['a'], [], 60_000);
+      expect(await inUse()).toBe(1);
+      expect((await f.store.check(conc('b'))).code).toBe('CONCURRENCY_EXCEEDED');
+      await f.store.release(key, 'never-taken');
+      expect(await inUse()).toBe(1);
+      await f.store.refreshSlots(key, [], ['a'], 60_000);
+      expect(await inUse()).toBe(0);
+      expect((await f.store.check(conc('c'))).allowed).toBe(true);
+    });
+
     it('evaluates all limits of a call together: a full bucket keeps the slot free', async () => {
       const f = await make();
       const tag = f.tag();

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { MemoryStore } from '../../src/limits/memory-store.js';
 import { RedisStore } from '../../src/limits/redis-store.js';
+import { StoreTimeoutError } from '../../src/limits/store.js';
 import { storeContract } from './store.contract.js';
 import { PrivateRedis, redisUrl } from '../helpers/redis.js';
 
@@ -112,6 +113,57 @@ describe('redis store specifics', () => {
     }
   });
 
+  it('a check Redis runs after the proxy gave up on it changes nothing: no token, no quota, no slot', async () => {
+    const server = await PrivateRedis.start();
+    const store = new RedisStore({ url: server.url, timeoutMs: 50 });
+    const admin = new Redis(server.url);
+    const tag = `test:${run}:{t:late}`;
+    const check = {
+      buckets: [{ key: `${tag}:b`, ratePerMs: 0.001, burst: 5, cost: 1, lease: 1, policy: 'p' }],
+      quota: { key: `${tag}:q`, limit: 5, window: 'day' as const },
+      concurrency: { key: `${tag}:c`, limit: 1, ttlMs: 60_000, slot: 'late' },
+    };
+    try {
+      expect(await store.warmUp(3000)).toBe(true);
+      // Longer than the check's deadline (hardWaitMs(50) = 500 ms): the script runs when it is over.
+      await admin.call('CLIENT', 'PAUSE', '1500', 'ALL');
+      const t0 = Date.now();
+      await expect(store.check(check)).rejects.toThrow(StoreTimeoutError);
+      expect(Date.now() - t0).toBeLessThan(1000); // a silent Redis is given up on after the timeout, not the deadline
+      await new Promise((r) => setTimeout(r, 1800)); // the pause ends; Redis runs the queued check
+      const u = await store.usage({ tenant: 't', quota: check.quota, buckets: [{ key: `${tag}:b`, burst: 5, ratePerMs: 0.001 }], concurrency: { key: `${tag}:c`, limit: 1 } });
+      expect(u.concurrency!.inUse).toBe(0);
+      expect(u.quota!.used).toBe(0);
+      expect(u.buckets[0]!.tokens).toBe(5);
+      expect((await store.check({ ...check, concurrency: { ...check.concurrency, slot: 'next' } })).allowed).toBe(true);
+    } finally {
+      admin.disconnect();
+      await store.close();
+      await server.stop();
+    }
+  });
+
+  it('a reply that waited in this process while its event loop was busy is used, not taken for a silent Redis', async () => {
+    const store = new RedisStore({ url: redisUrl(), timeoutMs: 50 });
+    try {
+      expect(await store.warmUp(3000)).toBe(true);
+      const tag = `test:${run}:{t:busy}`;
+      const pending = Array.from({ length: 100 }, (_, i) => store.check({ buckets: [{ key: `${tag}:b`, ratePerMs: 0.001, burst: 50, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: i % 2 ? { key: `${tag}:c`, limit: 1000, ttlMs: 60_000, slot: `s${i}` } : undefined }));
+      // Once the checks are written, this process is busy for six timeouts (a burst of requests to
+      // parse, a long GC): Redis answers within a millisecond, and the answers wait in the socket.
+      await new Promise<void>((resolve) => setImmediate(() => {
+        const until = performance.now() + 300;
+        while (performance.now() < until);
+        resolve();
+      }));
+      const results = await Promise.allSettled(pending);
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      expect(results.filter((r) => r.status === 'fulfilled' && r.value.allowed)).toHaveLength(50);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('recovers after SCRIPT FLUSH', async () => {
     const tag = `test:${run}:{t:flush}`;
     const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: undefined };
@@ -128,7 +180,7 @@ describe('redis store specifics', () => {
       expect((await store.check(check)).allowed).toBe(true);
       await server.kill();
       const t0 = Date.now();
-      await expect(store.check(check)).rejects.toThrow();
+      await expect(store.check(check)).rejects.toThrow(StoreTimeoutError);
       expect(Date.now() - t0).toBeLessThan(1000);
       await server.start();
       const until = Date.now() + 5000;

@@ -46,6 +46,15 @@ export class PrivateRedis {
     });
   }
   async stop(): Promise<void> {
+    await this.resume();
     await this.kill();
+  }
+  /** SIGSTOP: a Redis that hangs (connections stay open, nothing is answered) until resume(). */
+  freeze(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+  resume(): void {
+    const c = this.#child;
+    if (c && c.exitCode === null && c.signalCode === null) c.kill('SIGCONT');
   }
 }

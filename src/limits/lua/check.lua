@@ -1,19 +1,26 @@
 -- The whole per-request limits decision, atomically, on Redis's own clock (TIME).
 -- KEYS: bucket keys…, [quota key], [concurrency key]   (all under one hash tag)
--- ARGV: nBuckets, hasQuota, hasConcurrency,
+-- ARGV: deadline, nBuckets, hasQuota, hasConcurrency,
 --       per bucket: ratePerMs, burst, cost, lease,
 --       [quota: limit, window (minute|hour|day|month)], [concurrency: limit, ttlMs, slot]
--- Returns: { allowed, code (0 none, 1 rate, 2 quota, 3 concurrency), retryMs, bucket (0-based, -1),
---            remaining, resetMs, granted… }
+-- deadline: ms on this server's clock after which the caller no longer waits for the answer
+-- (0: none). A call that runs later (it sat in a paused server, an offline queue, a resend after a
+-- reconnect) changes nothing: its caller already answered the request without it.
+-- Returns: { allowed, code (0 none, 1 rate, 2 quota, 3 concurrency, 4 past its deadline), retryMs,
+--            bucket (0-based, -1), remaining, resetMs, now, granted… }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nb = tonumber(ARGV[1])
-local hasQuota = ARGV[2] == '1'
-local hasConc = ARGV[3] == '1'
+local deadline = tonumber(ARGV[1])
+if deadline > 0 and now >= deadline then
+  return { 0, 4, 0, -1, 0, 0, now }
+end
+local nb = tonumber(ARGV[2])
+local hasQuota = ARGV[3] == '1'
+local hasConc = ARGV[4] == '1'
 
 local levels = {}
 for i = 1, nb do
-  local a = 3 + (i - 1) * 4
+  local a = 4 + (i - 1) * 4
   local rate, burst, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local v = redis.call('HMGET', KEYS[i], 't', 'ts')
   local tokens = burst
@@ -23,11 +30,11 @@ for i = 1, nb do
   end
   levels[i] = tokens
   if tokens < cost then
-    return { 0, 1, math.ceil((cost - tokens) / rate), i - 1, math.floor(tokens), math.ceil((burst - tokens) / rate) }
+    return { 0, 1, math.ceil((cost - tokens) / rate), i - 1, math.floor(tokens), math.ceil((burst - tokens) / rate), now }
   end
 end
 
-local a = 3 + nb * 4
+local a = 4 + nb * 4
 local k = nb
 local quotaKey, windowStart
 if hasQuota then
@@ -68,7 +75,7 @@ if hasQuota then
   local used = 0
   if q[1] and tonumber(q[1]) == windowStart then used = tonumber(q[2]) end
   if used + 1 > limit then
-    return { 0, 2, windowEnd - now, -1, 0, 0 }
+    return { 0, 2, windowEnd - now, -1, 0, 0, now }
   end
   redis.call('HSET', quotaKey, 'w', windowStart, 'n', used)
   redis.call('PEXPIREAT', quotaKey, windowEnd + 60000)
@@ -80,7 +87,7 @@ if hasConc then
   local limit, ttl, slot = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   if redis.call('ZCARD', key) >= limit then
-    return { 0, 3, 1000, -1, 0, 0 }
+    return { 0, 3, 1000, -1, 0, 0, now }
   end
   redis.call('ZADD', key, now + ttl, slot)
   redis.call('PEXPIRE', key, ttl * 2)
@@ -88,16 +95,16 @@ end
 
 if quotaKey then redis.call('HINCRBY', quotaKey, 'n', 1) end
 
-local out = { 1, 0, 0, -1, 0, 0 }
+local out = { 1, 0, 0, -1, 0, 0, now }
 local most = math.huge
 for i = 1, nb do
-  local b = 3 + (i - 1) * 4
+  local b = 4 + (i - 1) * 4
   local rate, burst, cost, lease = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local take = math.max(cost, math.min(lease, math.floor(levels[i])))
   local left = levels[i] - take
   redis.call('HSET', KEYS[i], 't', tostring(left), 'ts', now)
   redis.call('PEXPIRE', KEYS[i], math.ceil(burst / rate) + 1000)
-  out[6 + i] = take
+  out[7 + i] = take
   if left < most then
     most = left
     out[4] = i - 1

@@ -147,10 +147,13 @@ routes:
 
   it('holds a concurrency slot per in-flight request and frees it on finish, on client abort and on upstream error', async () => {
     const app = await start(policy(`store: { url: "${redisUrl()}", prefix: "it:${run}:c:" }\n`));
+    const held = hold.length;
     const first = get(app.proxyUrl, '/api/hold/1', 'slow-secret');
     const ac = new AbortController();
     const second = request(app.proxyUrl + '/api/hold/2', { headers: { 'x-api-key': 'slow-secret' }, signal: ac.signal }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 200));
+    // Both admitted (they reached the upstream), however long that takes on a loaded machine.
+    for (const until = Date.now() + 10_000; hold.length < held + 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    expect(hold).toHaveLength(held + 2);
     const third = await get(app.proxyUrl, '/api/x', 'slow-secret');
     expect(third.status).toBe(429);
     expect(JSON.parse(third.text).code).toBe('CONCURRENCY_EXCEEDED');
