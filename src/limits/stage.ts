@@ -199,7 +199,9 @@ export class LimitsStage implements Stage {
     if (leaseKey !== undefined && !this.#refills.has(leaseKey)) {
       const refill = pending.then(() => call.then(() => undefined, (err: unknown) => err ?? new Error('limits store failed')));
       this.#refills.set(leaseKey, refill);
-      void refill.finally(() => this.#refills.delete(leaseKey));
+      // Both ways: `finally` would hand a rejection (a fault in deciding) on to a promise nobody awaits.
+      const forget = (): void => void this.#refills.delete(leaseKey);
+      refill.then(forget, forget);
     }
     return pending;
   }
