@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { policyJsonSchema } from '../../../src/policy/schema.js';
+import { MAX_ALIASES, MAX_EXPANDED_NODES } from '../../../src/policy/yaml.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 
@@ -21,6 +22,14 @@ describe('docs/', () => {
     for (const [key, value] of Object.entries(schema.properties)) {
       expect(reference).toContain(`| \`${key}`);
       for (const sub of Object.keys(value.properties ?? {})) expect(reference).toContain(`\`${key}.${sub}\``);
+    }
+  });
+
+  it('states the YAML alias bounds the loader enforces, in the reference and the security model', () => {
+    for (const doc of ['policy-reference.md', 'security.md']) {
+      const text = readFileSync(`${root}docs/${doc}`, 'utf8').replace(/\s+/g, ' ');
+      expect(text, doc).toContain(`${MAX_ALIASES.toLocaleString('en-US')} alias`);
+      expect(text, doc).toContain(`${MAX_EXPANDED_NODES.toLocaleString('en-US')} values`);
     }
   });
 
