@@ -155,6 +155,7 @@ export const routeSchema = z.strictObject({
 
 export const pathsSchema = z.strictObject({
   semicolons: z.enum(['reject', 'unambiguous', 'allow']).optional(),
+  emptySegments: z.enum(['reject', 'unambiguous', 'allow']).optional(),
 });
 
 export const storeSchema = z.strictObject({

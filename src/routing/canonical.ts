@@ -3,7 +3,8 @@
 // matched against; `forwardPath` is the same path re-encoded, so the upstream receives exactly the
 // path that was matched (a decoded "%" is sent as "%25": nothing downstream decodes twice).
 // Empty segments ("//") are kept as written: merging them would make "/a//b" and "/a/b" the same
-// route here while the upstream may treat them differently.
+// route here while the upstream may treat them differently; the route stage refuses them where
+// merging would change the route (`paths.emptySegments`).
 // Path parameters (";…" in a segment, RFC 3986 §3.3) are cut from each segment before dot segments
 // are resolved by Tomcat, Jetty and Spring, so "/public/..;/admin" reaches them as "/admin". A dot
 // segment or an empty segment that carries parameters has no meaning but that one, and is refused

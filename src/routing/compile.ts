@@ -95,7 +95,11 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
 
 /** `paths` and what the routes need of the route stage. */
 export function compilePathRules(doc: PolicyDocument, routes: readonly CompiledRoute[]): PathRules {
-  return { semicolons: doc.paths?.semicolons ?? 'unambiguous', methodOverride: routes.some((r) => r.methodOverride !== undefined) };
+  return {
+    semicolons: doc.paths?.semicolons ?? 'unambiguous',
+    emptySegments: doc.paths?.emptySegments ?? 'unambiguous',
+    methodOverride: routes.some((r) => r.methodOverride !== undefined),
+  };
 }
 
 /** A route that an earlier route matches entirely can never be reached. */

@@ -51,6 +51,8 @@ export interface CompiledRoute {
 export interface PathRules {
   /** `paths.semicolons`: ";" path parameters refused, accepted when they do not change the route, or ignored. */
   readonly semicolons: 'reject' | 'unambiguous' | 'allow';
+  /** `paths.emptySegments`: "//" refused, accepted when merging the slashes does not change the route, or ignored. */
+  readonly emptySegments: 'reject' | 'unambiguous' | 'allow';
   /** Whether any route honours method-override headers (else they are never read, only removed). */
   readonly methodOverride: boolean;
 }
