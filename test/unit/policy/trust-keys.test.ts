@@ -17,14 +17,18 @@ async function problems(yaml: string): Promise<string[]> {
 }
 
 describe('trust-related policy keys', () => {
-  it('defaults paths.semicolons to unambiguous, and no route honours method overrides', async () => {
+  it('defaults paths.semicolons and paths.emptySegments to unambiguous, and no route honours method overrides', async () => {
     const plan = await compileYaml(`${HEAD}routes:\n  - { name: r, match: { path: /r }, public: true }\n`);
-    expect(plan.paths).toEqual({ semicolons: 'unambiguous', methodOverride: false });
+    expect(plan.paths).toEqual({ semicolons: 'unambiguous', emptySegments: 'unambiguous', methodOverride: false });
   });
 
-  it('accepts paths.semicolons reject and allow, and refuses anything else', async () => {
-    for (const v of ['reject', 'allow']) expect((await compileYaml(`${HEAD}paths: { semicolons: ${v} }\nroutes: []\n`)).paths?.semicolons).toBe(v);
+  it('accepts paths.semicolons and paths.emptySegments reject and allow, and refuses anything else', async () => {
+    for (const v of ['reject', 'allow']) {
+      expect((await compileYaml(`${HEAD}paths: { semicolons: ${v} }\nroutes: []\n`)).paths?.semicolons).toBe(v);
+      expect((await compileYaml(`${HEAD}paths: { emptySegments: ${v} }\nroutes: []\n`)).paths?.emptySegments).toBe(v);
+    }
     expect((await problems(`${HEAD}paths: { semicolons: strip }\nroutes: []\n`)).join('\n')).toMatch(/paths\.semicolons/);
+    expect((await problems(`${HEAD}paths: { emptySegments: merge }\nroutes: []\n`)).join('\n')).toMatch(/paths\.emptySegments/);
   });
 
   it('refuses a methodOverride method the route can never match', async () => {
