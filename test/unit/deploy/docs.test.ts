@@ -33,6 +33,16 @@ describe('docs/', () => {
     }
   });
 
+  it('names every metric Portcullis exports in the README and the operations guide', async () => {
+    const { registry } = await import('../../../src/observability/metrics.js');
+    const ours = (await registry.getMetricsAsJSON()).map((m) => m.name).filter((n) => n.startsWith('portcullis_'));
+    expect(ours.length).toBeGreaterThan(20);
+    for (const doc of ['README.md', 'docs/operations.md']) {
+      const text = readFileSync(`${root}${doc}`, 'utf8');
+      expect(ours.filter((n) => !text.includes(n)), doc).toEqual([]);
+    }
+  });
+
   it('links only to files that exist', () => {
     const docs = readdirSync(`${root}docs`).filter((f) => f.endsWith('.md'));
     expect(docs.sort()).toEqual(['deployment.md', 'operations.md', 'policy-reference.md', 'policy-tests.md', 'security.md']);
