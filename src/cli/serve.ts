@@ -1,6 +1,7 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
 // (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
 import { checkAdminToken } from '../admin/token.js';
+import { hashApiKey } from '../authn/api-key.js';
 import { startApp, type App } from '../app.js';
 import { displayUrl } from '../config/address.js';
 import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
@@ -36,13 +37,30 @@ function samplePath(pattern: string): string {
     .join('/');
 }
 
+/**
+ * The throwaway keys the default policy documents in its comments (public on purpose). The policy
+ * holds only their digests, so the banner offers one only when the running policy still has it.
+ */
+const DEMO_KEYS = ['pcs_demo_acme_throwaway'];
+
+function demoKeyOf(plan: Plan): string | undefined {
+  const digests = new Set((plan.document.authentication?.apiKeys?.keys ?? []).map((k) => k.hash));
+  return DEMO_KEYS.find((key) => digests.has(hashApiKey(key)));
+}
+
 function demoBanner(app: App, plan: Plan): string {
   const base = displayUrl(app.proxyUrl).replace(/\/$/, '');
   const gettable = plan.routes.filter((r) => !r.methods || r.methods.has('GET'));
   const open = gettable.filter((r) => r.public).slice(0, 2);
   const closed = gettable.find((r) => !r.public);
   const tries: [string, string][] = open.map((r) => [`curl -i ${base}${samplePath(r.matcher.pattern)}`, `route "${r.name}": public, 200 from the echo upstream`]);
-  if (closed) tries.push([`curl -i ${base}${samplePath(closed.matcher.pattern)}`, `route "${closed.name}": needs credentials, 401 AUTH_MISSING`]);
+  if (closed) {
+    const url = `${base}${samplePath(closed.matcher.pattern)}`;
+    tries.push([`curl -i ${url}`, `route "${closed.name}": needs credentials, 401 AUTH_MISSING`]);
+    const key = demoKeyOf(plan);
+    const header = plan.authn?.apiKey?.header ?? 'x-api-key';
+    if (key !== undefined) tries.push([`curl -i -H '${header}: ${key}' ${url}`, 'with the demo API key: 200, x-auth-* set by the gateway']);
+  }
   if (app.adminUrl) tries.push([`curl -s ${displayUrl(app.adminUrl)}/metrics | grep portcullis_requests_total`, 'admin listener: metrics']);
   const width = Math.max(...tries.map(([cmd]) => cmd.length));
   const lines = [

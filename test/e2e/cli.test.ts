@@ -179,6 +179,16 @@ describe('portcullis serve --demo', () => {
     expect(stdout).toContain(`curl -i ${proxy}/v1/tenants/acme/reports/`);
   });
 
+  it('prints a curl line with the demo API key, and that line is answered 200 with identity headers', async () => {
+    const line = /curl -i -H 'x-api-key: (pcs_demo_acme_throwaway)' (\S+)/.exec(stdout);
+    expect(line, stdout).not.toBeNull();
+    const res = await fetch(line![2]!, { headers: { 'x-api-key': line![1]! } });
+    expect(res.status).toBe(200);
+    const echoed = JSON.stringify(await res.json());
+    expect(echoed).toContain('x-auth-tenant');
+    expect(echoed).not.toContain('pcs_demo_acme_throwaway');
+  });
+
   it('answers a public route with 200 from the demo echo upstream', async () => {
     const res = await fetch(`${proxy}/healthz`);
     expect(res.status).toBe(200);
