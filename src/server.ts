@@ -10,7 +10,7 @@ import { createServer, IncomingMessage, ServerResponse, type Server } from 'node
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { RequestContext } from './context.js';
-import { deny, PROBLEM_CONTENT_TYPE, problemBody, statusOf, type Deny, type ReasonCode } from './errors.js';
+import { deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, statusOf, type Deny, type ReasonCode } from './errors.js';
 import { runStages, type Outcome, type Stage } from './pipeline.js';
 import type { PolicyManager } from './policy/manager.js';
 import type { Plan } from './policy/plan.js';
@@ -336,7 +336,8 @@ export class ProxyServer {
         if (conn !== undefined) this.#lastOnConnection(ctx, conn);
         else res.shouldKeepAlive = false;
       }
-      res.writeHead(statusOf(d.code), headers);
+      // The reason phrase is the problem's title: Node's own says 'Payload Too Large' for 413.
+      res.writeHead(statusOf(d.code), REASONS[d.code].title, headers);
       res.end(body);
     } catch (err) {
       this.#faultLogged('answer', err, ctx);
@@ -404,7 +405,7 @@ export class ProxyServer {
     if (socket.writable) {
       const body = problemBody(deny(code, code === 'BAD_REQUEST' ? 'The request could not be parsed.' : undefined), ctx.requestId);
       socket.end(
-        `HTTP/1.1 ${status} ${STATUS_TEXT[code] ?? 'Bad Request'}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `HTTP/1.1 ${status} ${REASONS[code].title}\r\ncontent-type: ${PROBLEM_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
           `x-request-id: ${ctx.requestId}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`,
       );
       // Whatever the client still sends is not read: end() alone would wait for the client to close.
@@ -528,12 +529,6 @@ export class ProxyServer {
     await this.#forwarder.close();
   }
 }
-
-const STATUS_TEXT: Partial<Record<ReasonCode, string>> = {
-  BAD_REQUEST: 'Bad Request',
-  HEADERS_TOO_LARGE: 'Request Header Fields Too Large',
-  REQUEST_TIMEOUT: 'Request Timeout',
-};
 
 function destroySocket(this: Socket): void {
   this.destroy();

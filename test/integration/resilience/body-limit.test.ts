@@ -104,7 +104,9 @@ describe('Expect: 100-continue', () => {
 
   it('answers a too-large declared body with 413 and no 100', async () => {
     const out = await raw('POST /small/x HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 4096\r\n\r\n');
-    expect(out.startsWith('HTTP/1.1 413')).toBe(true);
+    // The status line says what the problem body's title says (RFC 9110 renamed 413).
+    expect(out.startsWith('HTTP/1.1 413 Content Too Large\r\n')).toBe(true);
+    expect(out).toContain('"title":"Content Too Large"');
     expect(out).not.toContain('100 Continue');
   });
 
