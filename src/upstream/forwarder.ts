@@ -84,7 +84,7 @@ export class Forwarder {
     const entry = this.#entry(up, t);
     const req = ctx.req;
     const hasBody = ctx.contentLength !== undefined ? ctx.contentLength !== '0' : ctx.chunked;
-    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody);
+    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, up.responseTimeoutMs);
     ctx.upstream = handler;
     entry.pool.dispatch(
       {
@@ -140,16 +140,18 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   #remaining = -1;
   /** The last chunk already ended the client response (Content-Length reached). */
   #ended = false;
+  readonly #responseTimeoutMs: number;
   /** Fires when the upstream's response head is late (upstreams.<name>.timeouts.response). */
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean) {
+  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean, responseTimeoutMs: number) {
     this.#ctx = ctx;
     this.#histogram = histogram;
     this.#forwarder = forwarder;
     this.#forwardPath = forwardPath;
     this.#attempt = attempt;
     this.#hasBody = hasBody;
+    this.#responseTimeoutMs = responseTimeoutMs;
   }
 
   /** The client went away (the server calls this from its one 'close' listener): stop the upstream request too. */
@@ -166,7 +168,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     try {
       if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
       // Counted from when undici writes the request, as its own headersTimeout was.
-      else this.#timer = setTimeout(responseTimedOut, this.#ctx.plan.upstreams.get(this.#ctx.route!.upstream)!.responseTimeoutMs, this);
+      else this.#timer = setTimeout(responseTimedOut, this.#responseTimeoutMs, this);
     } catch (err) {
       this.#fault(err);
     }
