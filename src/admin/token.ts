@@ -4,7 +4,7 @@
 // loopback only local processes can call, and a short token is allowed with a warning.
 import { isIPv4, isIPv6 } from 'node:net';
 
-export const MIN_ADMIN_TOKEN_BYTES = 32;
+const MIN_ADMIN_TOKEN_BYTES = 32;
 
 /** Long tell-tale words: found anywhere in the token (letters and digits only, lower case). */
 const PLACEHOLDER_FRAGMENTS = ['replaceme', 'changeme', 'placeholder', 'example', 'yourtoken', 'insertyour', 'fillmein'];

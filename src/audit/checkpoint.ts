@@ -13,7 +13,7 @@ export type CheckpointAlgorithm = 'hmac-sha256' | 'ed25519';
 export type CheckpointReason = 'interval' | 'events' | 'shutdown';
 
 /** Shortest HMAC key accepted: the hash's own size. */
-export const MIN_HMAC_KEY_BYTES = 32;
+const MIN_HMAC_KEY_BYTES = 32;
 
 export interface CheckpointDetail {
   readonly instance: string;

@@ -6,12 +6,6 @@ import { isIP, type BlockList } from 'node:net';
 import { canonicalIp } from '../ip-address.js';
 import { blockListOf, familyOf } from './ip-rules.js';
 
-/**
- * One spelling per address (::ffff:10.1.2.3 → 10.1.2.3, 2001:DB8:0::1 → 2001:db8::1): the client
- * address is reported (logs, audit, X-Forwarded-For) and counted (limits, lockout) in one form.
- */
-export const normalizeIp = canonicalIp;
-
 export class TrustedProxies {
   readonly #list: BlockList | undefined;
 
@@ -30,7 +24,7 @@ export class TrustedProxies {
    * IPv6 unwrapped).
    */
   clientIp(peer: string, xff: string | readonly string[] | undefined): string {
-    const peerAddress = normalizeIp(peer);
+    const peerAddress = canonicalIp(peer);
     if (xff === undefined || this.#list === undefined || !this.trusts(peerAddress)) return peerAddress;
     const value = typeof xff === 'string' ? xff : xff.join(',');
     let current = peerAddress;
@@ -41,7 +35,7 @@ export class TrustedProxies {
       end = comma === -1 ? 0 : comma;
       if (entry === '') continue;
       if (isIP(entry) === 0) return current;
-      current = normalizeIp(entry);
+      current = canonicalIp(entry);
       if (!this.trusts(current)) return current;
     }
     return current;

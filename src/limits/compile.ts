@@ -51,7 +51,7 @@ export interface LimitsPlan {
 }
 
 /** store.slotTtl: a held slot is renewed every third of it, so a replica's death frees its slots within it. */
-export const DEFAULT_SLOT_TTL_MS = 30_000;
+const DEFAULT_SLOT_TTL_MS = 30_000;
 const MIN_SLOT_TTL_MS = 1_000;
 
 /**

@@ -26,7 +26,7 @@ import { SlotKeeper } from './slots.js';
  * a short burst, and with `onError: deny` this is how long a replica may go on admitting requests
  * from a lease once the store stops answering.
  */
-export const LEASE_TTL_MS = 100;
+const LEASE_TTL_MS = 100;
 const STORE_UNAVAILABLE = deny('STORE_UNAVAILABLE');
 const instance = randomBytes(4).toString('hex');
 let slotCounter = 0;
