@@ -1,16 +1,18 @@
-// ";" path parameters through the real gateway and a real upstream: Tomcat, Jetty and Spring cut
-// ";…" off every segment before they resolve dot segments and route, so the route the gateway
-// checks must be the route such an upstream serves. Asserted where it matters: the status, and
-// what path (if any) arrived upstream.
+// ";" path parameters and empty segments through the real gateway and a real upstream: Tomcat,
+// Jetty and Spring cut ";…" off every segment before they resolve dot segments and route, and
+// nginx (merge_slashes), Tomcat and others merge "//", so the route the gateway checks must be the
+// route such an upstream serves. Asserted where it matters: the status, and what path (if any)
+// arrived upstream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { startGateway, type Gateway } from '../../helpers/gateway.js';
 
 const ADMIN_KEY = 'admin-key-0123456789';
 
-const policy = (semicolons: string | undefined) => (upstream: string) => `version: 1
+/** The policy, with `paths` set to e.g. "{ semicolons: reject }" (undefined: the defaults). */
+const policy = (paths: string | undefined) => (upstream: string) => `version: 1
 upstreams: { app: { url: "${upstream}" } }
-${semicolons === undefined ? '' : `paths: { semicolons: ${semicolons} }\n`}authentication:
+${paths === undefined ? '' : `paths: ${paths}\n`}authentication:
   apiKeys: { keys: [{ id: ops, hash: "${hashApiKey(ADMIN_KEY)}", roles: [admin] }] }
 roles: { admin: { permissions: ["admin:*"] } }
 routes:
@@ -22,8 +24,10 @@ const gateways: Record<string, Gateway> = {};
 
 beforeAll(async () => {
   gateways.default = await startGateway(policy(undefined));
-  gateways.reject = await startGateway(policy('reject'));
-  gateways.allow = await startGateway(policy('allow'));
+  gateways.reject = await startGateway(policy('{ semicolons: reject }'));
+  gateways.allow = await startGateway(policy('{ semicolons: allow }'));
+  gateways.rejectSlashes = await startGateway(policy('{ emptySegments: reject }'));
+  gateways.allowSlashes = await startGateway(policy('{ emptySegments: allow }'));
 });
 
 afterAll(async () => {
@@ -39,7 +43,7 @@ describe('a dot segment hidden behind ";" parameters', () => {
     '/public/%2E%2E%3Bx/admin/x',
     '/public/.;x/../admin/x',
     '/;x/admin/x',
-  ])('GET %s is refused with 400 and never reaches the upstream, whatever paths.semicolons says', async (path) => {
+  ])('GET %s is refused with 400 and never reaches the upstream, whatever the paths settings say', async (path) => {
     for (const g of Object.values(gateways)) {
       const res = await g.send(`GET ${path} HTTP/1.1`);
       expect(res.status).toBe(400);
@@ -107,5 +111,59 @@ describe('paths.semicolons: allow', () => {
     const res = await g.send('GET /admin;x/secret HTTP/1.1');
     expect(res.status).toBe(200);
     expect(g.arrivals.map((a) => a.url)).toEqual(['/admin;x/secret']);
+  });
+});
+
+describe('paths.emptySegments: unambiguous (the default)', () => {
+  const g = () => gateways.default!;
+
+  it.each(['//admin/x', '///admin/secret', '/x/..//admin/secret'])(
+    'refuses %s with 400: with its slashes merged it is a protected route, as written the public catch-all',
+    async (path) => {
+      const res = await g().send(`GET ${path} HTTP/1.1`);
+      expect(res.status).toBe(400);
+      expect(res.code).toBe('BAD_REQUEST');
+      expect(g().arrivals).toEqual([]);
+    },
+  );
+
+  it('asks for credentials on /admin//x: protected whether or not the slashes are merged', async () => {
+    expect((await g().send('GET /admin//x HTTP/1.1')).code).toBe('AUTH_MISSING');
+    expect(g().arrivals).toEqual([]);
+  });
+
+  it('forwards an empty segment that does not change the route, as written', async () => {
+    const res = await g().send('GET /files//report.pdf HTTP/1.1');
+    expect(res.status).toBe(200);
+    expect(g().arrivals.map((a) => a.url)).toEqual(['/files//report.pdf']);
+  });
+
+  it('serves the protected route to its caller whatever the slashes', async () => {
+    const res = await g().send('GET /admin//reports HTTP/1.1', [`X-Api-Key: ${ADMIN_KEY}`]);
+    expect(res.status).toBe(200);
+    expect(g().arrivals.map((a) => a.url)).toEqual(['/admin//reports']);
+  });
+});
+
+describe('paths.emptySegments: reject', () => {
+  it.each(['/files//report.pdf', '//admin/x'])('refuses %s with 400', async (path) => {
+    const g = gateways.rejectSlashes!;
+    const res = await g.send(`GET ${path} HTTP/1.1`);
+    expect(res.status).toBe(400);
+    expect(g.arrivals).toEqual([]);
+  });
+
+  it('serves paths without "//" as before', async () => {
+    const g = gateways.rejectSlashes!;
+    expect((await g.send('GET /files/report.pdf HTTP/1.1')).status).toBe(200);
+  });
+});
+
+describe('paths.emptySegments: allow', () => {
+  it('routes "//" as written: //admin/x is the public catch-all (for upstreams that never merge slashes)', async () => {
+    const g = gateways.allowSlashes!;
+    const res = await g.send('GET //admin/x HTTP/1.1');
+    expect(res.status).toBe(200);
+    expect(g.arrivals.map((a) => a.url)).toEqual(['//admin/x']);
   });
 });
