@@ -3,15 +3,15 @@
 import type { Logger } from 'pino';
 import { EventBus } from './events.js';
 import { PolicyManager } from './policy/manager.js';
-import { ProxyServer, type RequestRecorder } from './server.js';
-import { createStages } from './stages.js';
+import { ProxyServer, type RequestRecorder } from './proxy/server.js';
+import { createStages } from './engine/stages.js';
 import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import type { AuditPlan } from './audit/compile.js';
 import { AdminServer } from './admin/server.js';
 import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
-import { jwksResponse } from './upstream/identity-jwt.js';
+import { jwksResponse } from './authn/identity-jwt.js';
 import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';

@@ -12,7 +12,7 @@ import { isSafeListElement } from '../authn/claims.js';
 import { staticKeyIds, type KeyStore, type StoredKey } from '../authn/key-store.js';
 import { generateApiKey } from '../cli/keys.js';
 import type { EventBus } from '../events.js';
-import type { Plan } from '../policy/plan.js';
+import type { Plan } from '../engine/plan.js';
 import { apiKeySchema } from '../policy/schema.js';
 import { formatPath } from '../policy/source-map.js';
 import { closest } from '../policy/suggest.js';

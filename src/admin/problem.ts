@@ -3,7 +3,7 @@
 // decisions, so they are not reason codes (no metrics label, no audit decision); a name shared with a
 // reason code (BODY_TOO_LARGE) means the same thing. Codes are a contract: add, never rename.
 import type { ServerResponse } from 'node:http';
-import { PROBLEM_CONTENT_TYPE, problemJson } from '../errors.js';
+import { PROBLEM_CONTENT_TYPE, problemJson } from '../core/reasons.js';
 
 export const ADMIN_PROBLEMS = {
   ADMIN_UNAUTHORIZED: { status: 401, title: 'Unauthorized' },

@@ -1,13 +1,13 @@
 // F-proxy's RequestRecorder: turns a finished request into a small record for the pipeline,
 // honouring the route's `audit: all | denied | none`. No I/O, no copies of request data. With the
 // audit worker it does not even build a record: it appends the fields to the batch in wire order.
-import type { RequestContext } from '../context.js';
-import type { RequestRecorder } from '../server.js';
+import type { RequestContext } from '../core/context.js';
+import type { RequestRecorder } from '../proxy/server.js';
 import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
 import { REQUEST, REQUEST_SAME, type WireValue } from './wire.js';
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../core/principal.js';
 import type { CompiledRoute } from '../routing/route.js';
 
 export class AuditRecorder implements RequestRecorder {

@@ -1,10 +1,10 @@
 // API keys: the configured header only, looked up by sha256 digest (a Map get: no scan, no string
 // comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
 // object, so their 401 bodies are byte-identical apart from the request id.
-import { deny, type Deny } from '../errors.js';
+import { deny, type Deny } from '../core/reasons.js';
 import { sha256Hex } from '../sha256.js';
 import { firstHeader } from '../request-headers.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../core/principal.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 /** Longer presented values are refused before hashing (a header this long is not one of our keys). */

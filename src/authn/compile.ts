@@ -7,19 +7,19 @@ import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
 import type { CompiledRoute } from '../routing/route.js';
-import { deny, type Deny } from '../errors.js';
+import { deny, type Deny } from '../core/reasons.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from './api-key.js';
 import { dynamicKeyLookup } from './key-store.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
-import { DEFAULT_IDENTITY_JWT_HEADER } from '../upstream/identity-jwt.js';
+import { DEFAULT_IDENTITY_JWT_HEADER } from './identity-jwt.js';
 import { IpRule } from './ip-rules.js';
 import { TrustedProxies } from './client-ip.js';
 import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import { jwksSource } from './jwks.js';
 import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
-import type { AuthMethod } from './principal.js';
+import type { AuthMethod } from '../core/principal.js';
 
 export interface RouteAuthn {
   /** The route's authenticators in the order it lists them (only configured ones). */

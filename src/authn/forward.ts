@@ -5,7 +5,7 @@
 // the policy name of the JWT issuer that vouched for the caller, and roles are the effective roles
 // (the principal's own, then every role they inherit), so an upstream never re-implements the
 // policy's role inheritance.
-import type { Principal } from './principal.js';
+import type { Principal } from '../core/principal.js';
 import { FrozenSet } from '../policy/freeze.js';
 
 export interface IdentityForward {

@@ -6,12 +6,12 @@
 import type { KeyObject } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { deny, type Deny } from '../errors.js';
+import { deny, type Deny } from '../core/reasons.js';
 import { firstHeader } from '../request-headers.js';
 import { jwtCacheTotal } from '../observability/metrics.js';
 import { claimAt, listClaim, stringClaim, type ClaimPath } from './claims.js';
 import { IdpUnavailable } from './jwks.js';
-import type { Principal } from './principal.js';
+import type { Principal } from '../core/principal.js';
 
 export const MAX_TOKEN_LENGTH = 16 * 1024;
 const CACHE_MAX_ENTRIES = 10_000;

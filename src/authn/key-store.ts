@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
-import type { Plan } from '../policy/plan.js';
+import type { Plan } from '../engine/plan.js';
 import { formatPath } from '../policy/source-map.js';
 import type { ApiKeyRecord, KeyLookup } from './api-key.js';
 

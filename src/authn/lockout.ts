@@ -9,12 +9,12 @@
 // not reset any counter (not even the same IP's: a valid key in between does not buy more guesses).
 // Store faults while counting only skip the count (and are counted in store errors): never a 401/403.
 import type { Logger } from 'pino';
-import { deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { RequestContext } from '../context.js';
+import { deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import type { RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
 import { storeErrorsTotal } from '../observability/metrics.js';
-import type { StoreHolder } from '../limits/stage.js';
+import type { StoreHolder } from '../limits/limits.stage.js';
 import { ipKey } from '../ip-address.js';
 
 const COUNTED = new Set(['AUTH_INVALID', 'AUTH_EXPIRED']);

@@ -2,7 +2,7 @@
 // principal's roles plus direct permissions become one GrantSet, built the first time that
 // combination is seen and then reused: a static key's principal object hits a WeakMap, any other
 // principal costs one joined-string Map get (bounded, oldest evicted first).
-import type { Principal } from '../authn/principal.js';
+import type { Principal } from '../core/principal.js';
 import { normalizePermission, type GrantSet } from './permissions.js';
 
 /** Distinct role/permission combinations remembered; far above what a real policy produces. */

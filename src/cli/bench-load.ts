@@ -6,7 +6,7 @@
 // lines, the table's request count and the status/reason breakdown cannot disagree.
 import { createRequire } from 'node:module';
 import { createHistogram } from 'node:perf_hooks';
-import { isReasonCode } from '../errors.js';
+import { isReasonCode } from '../core/reasons.js';
 
 export interface LoadOptions {
   readonly url: string;

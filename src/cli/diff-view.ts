@@ -9,7 +9,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml
 import { FORWARD_DEFAULTS } from '../authn/forward.js';
 import { normalizePermission } from '../authz/permissions.js';
 import type { LoadedPolicy } from '../policy/load.js';
-import type { Plan } from '../policy/plan.js';
+import type { Plan } from '../engine/plan.js';
 import type { KeyPath } from '../policy/source-map.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 

@@ -4,7 +4,7 @@
 // (diff-view.ts), never as text.
 import { generateKeyPairSync } from 'node:crypto';
 import { fetch } from 'undici';
-import { compilePolicy } from '../policy/compile.js';
+import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
 import { loadPolicySource } from '../policy/load.js';
 import { adminView, asPublished, isSet, policyView, type AdminPolicy, type Fields, type PolicyView, type Section, type Value } from './diff-view.js';

@@ -1,11 +1,11 @@
 // `portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]`:
 // one request decided by the real Plan and stages (as `portcullis test` does), printed as a trace a
 // person can follow: canonical path, every route tried, authentication, permissions, tenant check.
-import { compilePolicy } from '../policy/compile.js';
+import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { loadPolicySource } from '../policy/load.js';
-import { REASONS } from '../errors.js';
-import { SimulationError, simulate, type Identity } from '../authz/simulate.js';
+import { REASONS } from '../core/reasons.js';
+import { SimulationError, simulate, type Identity } from '../simulate/simulate.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]

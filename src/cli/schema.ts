@@ -1,5 +1,5 @@
 // `portcullis schema`: the policy's JSON Schema, for editors and policies/policy.schema.json.
-import { policyTestJsonSchema } from '../authz/test-file.js';
+import { policyTestJsonSchema } from '../simulate/test-file.js';
 import { policyJsonSchema } from '../policy/schema.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 

@@ -3,12 +3,12 @@
 // breaker and forwarding are not run (see src/authz/simulate.ts).
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { compilePolicy } from '../policy/compile.js';
+import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
 import { loadPolicySource } from '../policy/load.js';
-import type { Plan } from '../policy/plan.js';
-import { SimulationError, simulate, type SimResult } from '../authz/simulate.js';
-import { loadTestFile, type PolicyTest } from '../authz/test-file.js';
+import type { Plan } from '../engine/plan.js';
+import { SimulationError, simulate, type SimResult } from '../simulate/simulate.js';
+import { loadTestFile, type PolicyTest } from '../simulate/test-file.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis test PATH [--coverage] [--json] [--allow-empty]

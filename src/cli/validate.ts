@@ -1,6 +1,6 @@
 // `portcullis validate PATH [--json]`: the whole policy checked as `serve` would load it.
 import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics.js';
-import { validatePolicy } from '../policy/validate.js';
+import { validatePolicy } from '../engine/validate.js';
 import { counted, EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis validate PATH [--json]

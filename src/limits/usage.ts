@@ -1,8 +1,8 @@
 // GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
 // level and the concurrency slots in use, as the store sees them now.
 import type { AdminHandler, AdminMethod } from '../admin/routes.js';
-import type { Plan } from '../policy/plan.js';
-import type { StoreHolder } from './stage.js';
+import type { Plan } from '../engine/plan.js';
+import type { StoreHolder } from './limits.stage.js';
 
 type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 

@@ -6,10 +6,10 @@ import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
-import { compilePolicy } from './compile.js';
+import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
 import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
-import type { Plan } from './plan.js';
+import type { Plan } from '../engine/plan.js';
 import type { KeyPath, SourceMap } from './source-map.js';
 import type { SourcePosition } from '../routing/route.js';
 

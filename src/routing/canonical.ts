@@ -10,7 +10,7 @@
 // segment or an empty segment that carries parameters has no meaning but that one, and is refused
 // here (after decoding: "%2e%2e;" and "..%3b" too, since ";" is forwarded unencoded). Whether other
 // segments may carry parameters is a policy choice made by the route stage (`paths.semicolons`).
-import { deny, type Deny } from '../errors.js';
+import { deny, type Deny } from '../core/reasons.js';
 
 export interface CanonicalTarget {
   /** Decoded, dot segments resolved: what routes match. */

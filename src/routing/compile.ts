@@ -1,8 +1,8 @@
 // The `routes` section → CompiledRoute[] in file order: precompiled path matchers, method/host
 // sets, upstream references resolved (the only upstream when none is named), shadowed routes warned.
-import type { AuthMethod } from '../authn/principal.js';
+import type { AuthMethod } from '../core/principal.js';
 import type { CompileContext } from '../policy/compile-context.js';
-import type { UpstreamPlan } from '../policy/plan.js';
+import type { UpstreamPlan } from '../engine/plan.js';
 import type { PolicyDocument, RouteSpec } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
 import { parseRate, parseSize } from '../policy/values.js';

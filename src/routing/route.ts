@@ -1,5 +1,5 @@
 // A route as the pipeline sees it: compiled once per Plan, frozen.
-import type { AuthMethod } from '../authn/principal.js';
+import type { AuthMethod } from '../core/principal.js';
 
 export interface SourcePosition {
   readonly file: string;

@@ -4,7 +4,7 @@
 // every breaker (admin and metrics read it from here).
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
-import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
+import type { Plan, UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
 import { breakerState, breakerTransitionsTotal } from '../observability/metrics.js';
 import { CircuitBreaker, REFUSED, type BreakerSettings, type BreakerStateName } from './breaker.js';
 

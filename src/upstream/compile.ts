@@ -1,7 +1,7 @@
 // The `upstreams` section → UpstreamPlan per name (defaults: connect 2s, response 30s,
 // 128 connections per target, no retries). A URL's path becomes the target's basePath.
 import type { CompileContext } from '../policy/compile-context.js';
-import type { UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
+import type { UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
 import { compileBreaker } from './breaker-compile.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deny, problemBody, REASON_CODES, REASONS } from '../../src/errors.js';
+import { deny, problemBody, REASON_CODES, REASONS } from '../../src/core/reasons.js';
 
 // The catalogue as DESIGN.md ("Decisions and errors") states it, copied verbatim: codes are a public
 // contract, so a change to either side must be a deliberate change to both.

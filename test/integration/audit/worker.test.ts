@@ -11,7 +11,7 @@ import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
 import { verifyFiles } from '../../../src/audit/verify.js';
 import type { SinkConfig } from '../../../src/audit/compile.js';
-import type { RequestContext } from '../../../src/context.js';
+import type { RequestContext } from '../../../src/core/context.js';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { auditEventsTotal, auditSpooledEvents } from '../../../src/observability/metrics.js';
 import { planFor, tmpDir } from '../../unit/audit/helpers.js';

@@ -169,7 +169,7 @@ describe('AdminServer', () => {
 describe('admin problem codes', () => {
   it('mean what a reason code of the same name means, and every status has a code', async () => {
     const { ADMIN_PROBLEMS, adminCodeFor } = await import('../../../src/admin/problem.js');
-    const { REASONS } = await import('../../../src/errors.js');
+    const { REASONS } = await import('../../../src/core/reasons.js');
     for (const [code, p] of Object.entries(ADMIN_PROBLEMS)) {
       if (code in REASONS) expect(REASONS[code as keyof typeof REASONS].status, code).toBe(p.status);
     }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
 
 async function compile(yaml: string) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AuditWorker } from '../../../src/audit/offthread.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
 import { decodeBatch, REQUEST, REQUEST_SAME, SYSTEM, appendSystem, type WireValue } from '../../../src/audit/wire.js';
-import type { RequestContext } from '../../../src/context.js';
+import type { RequestContext } from '../../../src/core/context.js';
 import { planFor, tmpDir } from './helpers.js';
 
 /** An AuditWorker as the recorder sees it (take() and plan), without a thread behind it. */

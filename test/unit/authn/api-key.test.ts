@@ -1,11 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { AuthenticateStage } from '../../../src/authn/stage.js';
+import { AuthenticateStage } from '../../../src/authn/authenticate.stage.js';
 import { generateApiKey } from '../../../src/cli/keys.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
-import type { Plan } from '../../../src/policy/plan.js';
+import type { Plan } from '../../../src/engine/plan.js';
 import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../fixtures/authn/harness.js';
 
 const good = generateApiKey();

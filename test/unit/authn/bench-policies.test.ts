@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 
 const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };

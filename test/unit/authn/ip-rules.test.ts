@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../../../src/authn/client-ip.js';
-import { IpRulesStage } from '../../../src/authn/ip-stage.js';
+import { IpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { IpRule } from '../../../src/authn/ip-rules.js';
 import { compileYaml, listen, stageServer, type Listening } from '../../fixtures/authn/harness.js';
 
@@ -71,8 +71,8 @@ routes:
 });
 
 async function stageServerOn6(plan: Awaited<ReturnType<typeof compileYaml>>): Promise<Listening> {
-  const { RequestContext } = await import('../../../src/context.js');
-  const { runStages } = await import('../../../src/pipeline.js');
+  const { RequestContext } = await import('../../../src/core/context.js');
+  const { runStages } = await import('../../../src/core/stage.js');
   const stage = new IpRulesStage();
   const server = createServer((req, res) => {
     const ctx = new RequestContext(req, res, plan, 0);

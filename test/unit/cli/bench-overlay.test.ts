@@ -112,7 +112,7 @@ describe('benchOverlay', () => {
 describe('reasonOf', () => {
   it('reads the reason code of a Portcullis problem body and counts anything forwarded as OK', async () => {
     const { reasonOf } = await import('../../../src/cli/bench-load.js');
-    const { deny, problemBody } = await import('../../../src/errors.js');
+    const { deny, problemBody } = await import('../../../src/core/reasons.js');
     expect(reasonOf(429, problemBody(deny('RATE_LIMITED'), 'r1'))).toBe('RATE_LIMITED');
     expect(reasonOf(200, '{"code":"RATE_LIMITED"}')).toBe('OK');
     // An upstream's own error is forwarded: not one of ours, whatever it calls itself.

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { comparePolicies, formatChanges } from '../../../src/cli/diff.js';
 import { formatMs, formatRate, formatSize, policyView, redactUrl, type Fields, type PolicyView } from '../../../src/cli/diff-view.js';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 
 const work = mkdtempSync(join(tmpdir(), 'portcullis-diff-unit-'));

@@ -2,9 +2,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import type { Plan } from '../../../src/policy/plan.js';
+import type { Plan } from '../../../src/engine/plan.js';
 
 export async function compileDir(dir: string, env: NodeJS.ProcessEnv): Promise<Plan> {
   return compilePolicy(await loadPolicySource(dir, { env })).plan;

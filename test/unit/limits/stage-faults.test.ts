@@ -4,8 +4,8 @@
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RequestContext } from '../../../src/context.js';
-import { LimitsStage } from '../../../src/limits/stage.js';
+import { RequestContext } from '../../../src/core/context.js';
+import { LimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
 import { compileYaml } from '../../fixtures/authn/harness.js';

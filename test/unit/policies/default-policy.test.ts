@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { schemaText, testSchemaText } from '../../../src/cli/schema.js';
-import { validatePolicy } from '../../../src/policy/validate.js';
+import { validatePolicy } from '../../../src/engine/validate.js';
 
 const root = new URL('../../../', import.meta.url);
 

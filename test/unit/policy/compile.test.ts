@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 

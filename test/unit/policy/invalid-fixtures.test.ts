@@ -1,7 +1,7 @@
 // One fixture per invalid case; each must produce exactly these `file:line:col path: message` lines.
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/policy/compile.js';
+import { compilePolicy } from '../../../src/engine/compile.js';
 import { formatDiagnostic, PolicyError } from '../../../src/policy/diagnostics.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 

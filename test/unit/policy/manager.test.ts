@@ -9,7 +9,7 @@ import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { policyInfo, policyReloadsTotal } from '../../../src/observability/metrics.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
 import { PolicyManager } from '../../../src/policy/manager.js';
-import type { Plan } from '../../../src/policy/plan.js';
+import type { Plan } from '../../../src/engine/plan.js';
 
 const policy = (port: number): string =>
   `version: 1\nupstreams:\n  app: { url: "http://127.0.0.1:${port}" }\nroutes:\n  - name: all\n    match: { path: "/**" }\n    public: true\n`;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { registry } from '../../../src/observability/metrics.js';
-import type { Plan, UpstreamPlan } from '../../../src/policy/plan.js';
+import type { Plan, UpstreamPlan } from '../../../src/engine/plan.js';
 import { Admission, Balancers, isAllOpen } from '../../../src/upstream/balancer.js';
 import { BREAKER_DEFAULTS, type BreakerSettings } from '../../../src/upstream/breaker.js';
 

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Principal } from '../../../src/authn/principal.js';
+import type { Principal } from '../../../src/core/principal.js';
 import { CompileContext } from '../../../src/policy/compile-context.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import { compileIdentityJwt, IdentityJwtSigner } from '../../../src/upstream/identity-jwt.js';
+import { compileIdentityJwt, IdentityJwtSigner } from '../../../src/authn/identity-jwt.js';
 
 const pem = (type: 'ed25519' | 'ec' | 'rsa'): string => {
   const { privateKey } =
@@ -132,7 +132,7 @@ describe('compileIdentityJwt', () => {
 describe('identityJwtStage', () => {
   it('survives the Plan being deep-frozen and puts the token on the context', async () => {
     const { deepFreeze } = await import('../../../src/policy/freeze.js');
-    const { identityJwtStage } = await import('../../../src/upstream/identity-jwt.js');
+    const { identityJwtStage } = await import('../../../src/authn/identity-jwt.js');
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const plan = deepFreeze({ identityJwt: signer });
     const ctx = { plan, principal: alice, identityJwt: undefined as string | undefined };
@@ -148,7 +148,7 @@ describe('identityJwtStage', () => {
   });
 
   it('does nothing for anonymous requests or when signing is off', async () => {
-    const { identityJwtStage } = await import('../../../src/upstream/identity-jwt.js');
+    const { identityJwtStage } = await import('../../../src/authn/identity-jwt.js');
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const anonymous = { plan: { identityJwt: signer }, principal: undefined, identityJwt: undefined };
     expect(identityJwtStage.run(anonymous as any)).toBeNull();
@@ -163,7 +163,7 @@ describe('the JWKS on the admin listener', () => {
   it('lets an upstream verify forwarded tokens with createRemoteJWKSet, without the admin token', async () => {
     const { AdminServer } = await import('../../../src/admin/server.js');
     const { createLogger } = await import('../../../src/observability/logger.js');
-    const { jwksResponse } = await import('../../../src/upstream/identity-jwt.js');
+    const { jwksResponse } = await import('../../../src/authn/identity-jwt.js');
     const { createRemoteJWKSet } = await import('jose');
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ec'), audience: 'app' });
     let plan: { identityJwt?: IdentityJwtSigner } = { identityJwt: signer };

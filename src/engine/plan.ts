@@ -1,12 +1,12 @@
 // The compiled, immutable form of a policy. Built once per (re)load by compile.ts and swapped
 // atomically; a request keeps the Plan it started with. Sections are declared by the stage that
 // owns them; a section whose feature is not built yet is refused at compile time, never ignored.
-import type { Diagnostic } from './diagnostics.js';
+import type { Diagnostic } from '../policy/diagnostics.js';
 import type { LimitsPlan } from '../limits/compile.js';
-import type { PolicyDocument } from './schema.js';
+import type { PolicyDocument } from '../policy/schema.js';
 import type { CompiledRoute, PathRules, Router } from '../routing/route.js';
 import type { AuthnPlan, IpRulesPlan } from '../authn/compile.js';
-import type { IdentityJwtSigner } from '../upstream/identity-jwt.js';
+import type { IdentityJwtSigner } from '../authn/identity-jwt.js';
 import type { BreakerSettings } from '../upstream/breaker.js';
 import type { RbacPlan } from '../authz/compile.js';
 import type { AuditPlan } from '../audit/compile.js';

@@ -2,10 +2,10 @@
 // with 503 BREAKER_OPEN when every target's breaker refuses, Retry-After = the shortest remaining
 // cooldown. The Admission it leaves on ctx is settled by the forwarder (status or error) and
 // released by the server when the request ends without an upstream answer.
-import type { RequestContext } from '../context.js';
-import { deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import { isAllOpen, type Balancers } from './balancer.js';
+import type { RequestContext } from '../core/context.js';
+import { deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import { isAllOpen, type Balancers } from '../upstream/balancer.js';
 
 export class BreakerStage implements Stage {
   readonly name = 'breaker';

@@ -8,12 +8,12 @@ import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, type Ke
 import { SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { AdminResponse } from '../admin/routes.js';
-import type { Principal } from '../authn/principal.js';
-import { forwardOf } from '../authn/forward.js';
-import type { RequestContext } from '../context.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
+import type { Principal } from '../core/principal.js';
+import { forwardOf } from './forward.js';
+import type { RequestContext } from '../core/context.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { CompileContext } from '../policy/compile-context.js';
-import type { Plan } from '../policy/plan.js';
+import type { Plan } from '../engine/plan.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
 

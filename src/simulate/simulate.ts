@@ -10,18 +10,18 @@ import { Socket } from 'node:net';
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
-import { RequestContext, type TraceStep } from '../context.js';
-import { REASONS, type Deny, type ReasonCode } from '../errors.js';
-import { runStages, type Stage } from '../pipeline.js';
-import type { Plan } from '../policy/plan.js';
+import { RequestContext, type TraceStep } from '../core/context.js';
+import { REASONS, type Deny, type ReasonCode } from '../core/reasons.js';
+import { runStages, type Stage } from '../core/stage.js';
+import type { Plan } from '../engine/plan.js';
 import type { RouteAttempt } from '../routing/route.js';
 import { canonicalize, isDeny } from '../routing/canonical.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from '../authn/api-key.js';
 import { JwtAuthenticator, type JwtIssuer } from '../authn/jwt.js';
 import { compileClaimPath } from '../authn/claims.js';
 import type { AuthnPlan, RouteAuthn } from '../authn/compile.js';
-import type { Principal } from '../authn/principal.js';
-import { createStages } from '../stages.js';
+import type { Principal } from '../core/principal.js';
+import { createStages } from '../engine/stages.js';
 
 export type Identity =
   | { readonly as: { readonly tenant?: string | undefined; readonly roles?: readonly string[] | undefined; readonly permissions?: readonly string[] | undefined; readonly subject?: string | undefined } }

@@ -3,9 +3,9 @@
 // A body without Content-Length (chunked) is counted while it streams to the upstream; passing
 // the limit aborts the upstream request and answers 413 if the response has not started.
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { RequestContext } from '../context.js';
-import { deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
+import type { RequestContext } from '../core/context.js';
+import { deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 
 export class BodyTooLargeError extends Error {
   readonly code = 'BODY_TOO_LARGE';

@@ -2,7 +2,7 @@
 // "Request lifecycle"). A stage returns CONTINUE or a Deny; it throws only for bugs and
 // infrastructure faults. Stages may answer synchronously: the runner only awaits when a stage
 // actually returned a promise, so a request that needs no I/O allocates no promises here.
-import type { Deny } from './errors.js';
+import type { Deny } from './reasons.js';
 import type { RequestContext } from './context.js';
 
 export const CONTINUE = null;

@@ -4,9 +4,9 @@
 // fall-through to a weaker method). No credential at all → AUTH_MISSING with a challenge. An API
 // key and a bearer token together, on a route that accepts both, are 400: no order picks one.
 import type { Logger } from 'pino';
-import { deny, type Deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { RequestContext } from '../context.js';
+import { deny, type Deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import type { RequestContext } from '../core/context.js';
 import { authTotal, type HotCell } from '../observability/metrics.js';
 import type { ApiKeyAuthenticator, ApiKeyOutcome } from './api-key.js';
 import type { JwtAuthenticator, JwtOutcome } from './jwt.js';

@@ -8,10 +8,10 @@ import { request as httpRequest, ServerResponse, type ClientRequest, type Incomi
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { RequestContext } from '../context.js';
-import { deny, type Deny } from '../errors.js';
+import type { RequestContext } from '../core/context.js';
+import { deny, type Deny } from '../core/reasons.js';
 import { websocketsOpen } from '../observability/metrics.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './upstream-headers.js';
 
 const H2C = deny('BAD_REQUEST', 'Upgrade to h2c is not supported.');
 const TIMEOUT = deny('UPSTREAM_TIMEOUT');

@@ -1,19 +1,19 @@
 // THE order of the pipeline (DESIGN.md, "Request lifecycle"): one list, read top to bottom.
 // Forwarding follows the last stage; nothing else decides order.
 import type { Logger } from 'pino';
-import type { Stage } from './pipeline.js';
-import { routeStage } from './routing/stage.js';
-import { createIpRulesStage } from './authn/ip-stage.js';
-import { createAuthenticateStage } from './authn/stage.js';
-import { createAuthorizeStage } from './authz/stage.js';
-import { identityJwtStage } from './upstream/identity-jwt.js';
-import { Balancers } from './upstream/balancer.js';
-import { BreakerStage } from './upstream/breaker-stage.js';
-import { bodyLimitStage } from './upstream/body-limit.js';
-import { LimitsStage, type StoreHolder } from './limits/stage.js';
-import { MemoryStore } from './limits/memory-store.js';
-import type { EventBus } from './events.js';
-import { Lockout, LockoutStage } from './authn/lockout.js';
+import type { Stage } from '../core/stage.js';
+import { routeStage } from '../routing/route.stage.js';
+import { createIpRulesStage } from '../authn/ip-rules.stage.js';
+import { createAuthenticateStage } from '../authn/authenticate.stage.js';
+import { createAuthorizeStage } from '../authz/authorize.stage.js';
+import { identityJwtStage } from '../authn/identity-jwt.js';
+import { Balancers } from '../upstream/balancer.js';
+import { BreakerStage } from '../proxy/breaker.stage.js';
+import { bodyLimitStage } from '../upstream/body-limit.stage.js';
+import { LimitsStage, type StoreHolder } from '../limits/limits.stage.js';
+import { MemoryStore } from '../limits/memory-store.js';
+import type { EventBus } from '../events.js';
+import { Lockout, LockoutStage } from '../authn/lockout.js';
 
 export interface StageParts {
   readonly logger?: Logger;

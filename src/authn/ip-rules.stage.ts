@@ -1,8 +1,8 @@
 // The IP rules stage: top-level then per-route ipAllow/ipDeny against ctx.clientIp (the socket
 // peer, or X-Forwarded-For walked right to left past trusted proxies: see client-ip.ts).
-import { deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { RequestContext } from '../context.js';
+import { deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import type { RequestContext } from '../core/context.js';
 
 const IP_DENIED = deny('IP_DENIED');
 

@@ -1,11 +1,11 @@
 // Everything one request carries through the pipeline. One object per request, created by the
 // server, filled in stage by stage; fields are plain for speed (this is the hot path).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Plan } from './policy/plan.js';
-import type { CompiledRoute } from './routing/route.js';
-import type { Principal } from './authn/principal.js';
-import type { ReasonCode } from './errors.js';
-import type { Admission } from './upstream/balancer.js';
+import type { Plan } from '../engine/plan.js';
+import type { CompiledRoute } from '../routing/route.js';
+import type { Principal } from './principal.js';
+import type { ReasonCode } from './reasons.js';
+import type { Admission } from '../upstream/balancer.js';
 
 /** One line of a decision trace (only collected for `explain` and `test`). */
 export interface TraceStep {

@@ -9,16 +9,16 @@
 // that needs one of them meets the fault at once. A fault is a 503 or a flagged allow, never a 429.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { deny, type Deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { LimitState, RequestContext } from '../context.js';
+import { deny, type Deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import type { LimitState, RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
 import type { LimitsPlan, RouteBucketPlan, TierPlan } from './compile.js';
 import type { BucketCheck, LimitCheck, LimitResult, LimitStore } from './store.js';
 import { MemoryStore } from './memory-store.js';
 import { ipKey } from '../ip-address.js';
-import { credentialKey } from '../authn/principal.js';
+import { credentialKey } from '../core/principal.js';
 import { SlotKeeper } from './slots.js';
 
 /**

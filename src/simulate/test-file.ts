@@ -2,7 +2,7 @@
 // file:line:col like policy errors. Each test is one request and the decision it must get.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { REASON_CODES } from '../errors.js';
+import { REASON_CODES } from '../core/reasons.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import { schemaDiagnostics } from '../policy/schema-errors.js';
 import { nodePosition } from '../policy/source-map.js';

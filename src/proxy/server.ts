@@ -9,19 +9,19 @@
 import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { RequestContext } from './context.js';
-import { deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, statusOf, type Deny, type ReasonCode } from './errors.js';
-import { runStages, type Outcome, type Stage } from './pipeline.js';
-import type { PolicyManager } from './policy/manager.js';
-import type { Plan } from './policy/plan.js';
-import { canonicalize, isDeny } from './routing/canonical.js';
-import { TrustedProxies } from './authn/client-ip.js';
-import { Forwarder } from './upstream/forwarder.js';
-import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
-import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from './observability/metrics.js';
-import { newRequestId, requestIdFor } from './observability/request-id.js';
-import { arrivalHeaders } from './request-headers.js';
-import { traceparentFor } from './observability/traceparent.js';
+import { RequestContext } from '../core/context.js';
+import { deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, statusOf, type Deny, type ReasonCode } from '../core/reasons.js';
+import { runStages, type Outcome, type Stage } from '../core/stage.js';
+import type { PolicyManager } from '../policy/manager.js';
+import type { Plan } from '../engine/plan.js';
+import { canonicalize, isDeny } from '../routing/canonical.js';
+import { TrustedProxies } from '../authn/client-ip.js';
+import { Forwarder } from './forwarder.js';
+import { forwardUpgrade, upgradeResponse } from './websocket.js';
+import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from '../observability/metrics.js';
+import { newRequestId, requestIdFor } from '../observability/request-id.js';
+import { arrivalHeaders } from '../request-headers.js';
+import { traceparentFor } from '../observability/traceparent.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 
 /** Audit's view of a finished request (implemented by the audit pipeline; a no-op by default). */

@@ -3,9 +3,9 @@
 // settled before the match counts: ";" path parameters (cut off by Tomcat, Jetty and Spring before
 // they route) under `paths.semicolons`, empty segments ("//", merged by nginx, Tomcat and others)
 // under `paths.emptySegments`, and method-override headers on routes that honour them.
-import { deny, type Deny } from '../errors.js';
-import { CONTINUE, type Outcome, type Stage } from '../pipeline.js';
-import type { RequestContext } from '../context.js';
+import { deny, type Deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+import type { RequestContext } from '../core/context.js';
 import { withoutParams } from './canonical.js';
 import { OVERRIDE_NOT_POST, requestedOverride } from './method-override.js';
 import type { PathRules, RouteMatch } from './route.js';

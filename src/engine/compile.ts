@@ -5,18 +5,18 @@ import { compileRouter } from '../routing/router.js';
 import { compilePathRules, compileRoutes } from '../routing/compile.js';
 import { compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
-import { compileIdentityJwt } from '../upstream/identity-jwt.js';
+import { compileIdentityJwt } from '../authn/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
 import { compileLimits } from '../limits/compile.js';
 import { compileAudit } from '../audit/compile.js';
-import { parseCidr } from './cidr.js';
-import { CompileContext } from './compile-context.js';
-import { PolicyError, type Diagnostic } from './diagnostics.js';
-import { deepFreeze } from './freeze.js';
-import type { LoadedPolicy } from './load.js';
+import { parseCidr } from '../policy/cidr.js';
+import { CompileContext } from '../policy/compile-context.js';
+import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
+import { deepFreeze } from '../policy/freeze.js';
+import type { LoadedPolicy } from '../policy/load.js';
 import type { Plan } from './plan.js';
-import type { PolicyDocument } from './schema.js';
-import type { KeyPath } from './source-map.js';
+import type { PolicyDocument } from '../policy/schema.js';
+import type { KeyPath } from '../policy/source-map.js';
 
 interface UnsupportedKey {
   /** Key path; `*` stands for any route index or any upstream name. */

@@ -1,8 +1,8 @@
 // The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan):
 // load + compile, returning every diagnostic (errors and warnings) instead of throwing.
 import { compilePolicy } from './compile.js';
-import { PolicyError, type Diagnostic } from './diagnostics.js';
-import { loadPolicySource, type LoadOptions } from './load.js';
+import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
+import { loadPolicySource, type LoadOptions } from '../policy/load.js';
 import type { Plan } from './plan.js';
 
 export type ValidationResult =

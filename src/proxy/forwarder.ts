@@ -2,13 +2,13 @@
 // backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
 // swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
 import { errors, Pool, type Dispatcher } from 'undici';
-import type { RequestContext } from '../context.js';
-import type { Plan, UpstreamPlan, UpstreamTarget } from '../policy/plan.js';
-import { deny, type Deny } from '../errors.js';
+import type { RequestContext } from '../core/context.js';
+import type { Plan, UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
+import { deny, type Deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
-import { clientResponseHeadersRaw, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
 import { retryAdmission } from './retry.js';
-import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
+import { BodyTooLargeError, requestBody, TOO_LARGE } from '../upstream/body-limit.stage.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: RequestContext, d: Deny) => void;

@@ -4,7 +4,7 @@
 // identity, forwarding, rewrite and method-override headers are the gateway's (src/header-names.ts),
 // whatever their case, however often they appear, whatever Connection lists, and in their "_"
 // look-alike spellings too.
-import type { RequestContext } from '../context.js';
+import type { RequestContext } from '../core/context.js';
 import { forwardOf, identityHeaders, type IdentityForward } from '../authn/forward.js';
 import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS } from '../header-names.js';
 
