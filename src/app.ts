@@ -2,21 +2,23 @@
 // policy. Nothing else constructs servers, stores or sinks.
 import type { Logger } from 'pino';
 import { EventBus } from './events.js';
-import { PolicyManager } from './policy/manager.js';
-import { ProxyServer, type RequestRecorder } from './proxy/server.js';
-import { createStages } from './engine/stages.js';
+import type { RequestRecorder } from './core/context.js';
+import { openPolicy, type PlanManager } from './engine/compile.js';
+import { Engine } from './engine/engine.js';
+import { ProxyServer } from './proxy/server.js';
+import { createBreakerStage } from './proxy/breaker.stage.js';
 import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import type { AuditPlan } from './audit/compile.js';
 import { AdminServer } from './admin/server.js';
 import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
-import { jwksResponse } from './authn/identity-jwt.js';
+import { jwksResponse } from './admin/jwks.js';
 import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';
-import { usageRoutes } from './limits/usage.js';
-import { createKeyStore, DynamicKeyLookup, keyIdGuard, setDynamicKeyLookup } from './authn/key-store.js';
+import { usageRoutes } from './admin/usage.js';
+import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
 import { auditHeadRoutes } from './admin/audit-head.js';
 
@@ -35,7 +37,7 @@ export interface AppOptions {
 export interface App {
   readonly proxyUrl: string;
   readonly adminUrl: string | undefined;
-  readonly policy: PolicyManager;
+  readonly policy: PlanManager;
   readonly bus: EventBus;
   shutdown(): Promise<void>;
 }
@@ -52,13 +54,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     echo = await startEchoUpstream();
     if (!env.DEMO_UPSTREAM) env.DEMO_UPSTREAM = echo.url;
   }
-  // Dynamic API keys (issue 6): the lookup must exist before the first compile (compile.ts appends it
-  // to the API-key authenticator); its store is attached once the policy tells us store.url.
+  // Dynamic API keys: every compiled API-key authenticator looks them up after the policy's own;
+  // the lookup's store is attached once the policy tells us store.url.
   const dynamicKeys = new DynamicKeyLookup();
-  setDynamicKeyLookup(dynamicKeys);
-  let policy: PolicyManager;
+  let policy: PlanManager;
   try {
-    policy = await PolicyManager.open(opts.policyPath, { watch: opts.watch ?? true, logger, bus, env });
+    policy = await openPolicy(opts.policyPath, { watch: opts.watch ?? true, logger, bus, env }, { dynamicKeys });
   } catch (err) {
     await echo?.close();
     throw err;
@@ -84,7 +85,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
-  const proxy = new ProxyServer({ policy, stages: createStages({ logger, balancers, store, bus }), logger, recorder });
+  const engine = Engine.create({ logger, store, bus });
+  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;

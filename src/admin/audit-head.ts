@@ -2,9 +2,8 @@
 // to record now and check later with `portcullis audit verify --expect-head SEQ:HASH` (a file cut
 // back past a recorded head then fails).
 import type { PublishedHead } from '../audit/pipeline.js';
-import type { AdminHandler, AdminMethod } from './routes.js';
+import type { RegisterRoute } from './routes.js';
 
-type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
 export interface AuditHeads {
   readonly plan: { readonly chain: boolean };
@@ -15,7 +14,7 @@ export interface AuditHeads {
 
 const view = (h: PublishedHead | undefined) => (h === undefined ? null : { seq: h.seq, hash: h.hash, time: h.time, ...(h.reason ? { reason: h.reason } : {}), expectHead: `${h.seq}:${h.hash}` });
 
-export function auditHeadRoutes(route: Register, audit: AuditHeads | undefined): void {
+export function auditHeadRoutes(route: RegisterRoute, audit: AuditHeads | undefined): void {
   route('GET', '/admin/audit/head', () => {
     if (audit === undefined || !audit.plan.chain) {
       return { status: 404, problem: { title: 'Not Found', detail: 'the audit chain is off (audit.chain: true enables it)' } };

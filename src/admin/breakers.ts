@@ -1,10 +1,9 @@
 // GET /admin/breakers: the state of every circuit breaker, per upstream target.
 import type { Balancers } from '../upstream/balancer.js';
-import type { AdminHandler, AdminMethod } from './routes.js';
+import type { RegisterRoute } from './routes.js';
 
-type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
-export function breakerRoutes(route: Register, balancers: Balancers): void {
+export function breakerRoutes(route: RegisterRoute, balancers: Balancers): void {
   route('GET', '/admin/breakers', () => ({
     status: 200,
     body: {

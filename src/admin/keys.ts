@@ -10,15 +10,14 @@ import { z } from 'zod';
 import { hashApiKey } from '../authn/api-key.js';
 import { isSafeListElement } from '../authn/claims.js';
 import { staticKeyIds, type KeyStore, type StoredKey } from '../authn/key-store.js';
-import { generateApiKey } from '../cli/keys.js';
+import { generateApiKey } from '../authn/api-key.js';
 import type { EventBus } from '../events.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { apiKeySchema } from '../policy/schema.js';
 import { formatPath } from '../policy/source-map.js';
 import { closest } from '../policy/suggest.js';
-import type { AdminHandler, AdminMethod, AdminResponse } from './routes.js';
+import type { AdminResponse, RegisterRoute } from './routes.js';
 
-type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
 const VISIBLE = /^[\x21-\x7e]{1,256}$/;
 
@@ -63,7 +62,7 @@ export function publicView(k: StoredKey): Record<string, unknown> {
   return { id: k.id, tenant: k.tenant, subject: k.subject, roles: k.roles, permissions: k.permissions, created: k.created, expires: k.expires ?? null };
 }
 
-export function keyRoutes(route: Register, store: () => KeyStore, bus: EventBus, plan: () => Plan): void {
+export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: EventBus, plan: () => Plan): void {
   route('POST', '/admin/keys', async (req) => {
     if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
       return problem('INVALID_BODY', 400, 'expected a JSON object {tenant, roles?, permissions?, id?, expires?, subject?}');

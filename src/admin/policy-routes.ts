@@ -1,13 +1,12 @@
 // Built-in admin endpoints about the policy: what is running, and reload it on demand.
 import { formatDiagnostic } from '../policy/diagnostics.js';
-import type { PolicyManager } from '../policy/manager.js';
-import type { AdminHandler, AdminMethod } from './routes.js';
+import type { PlanManager } from '../engine/compile.js';
+import type { RegisterRoute } from './routes.js';
 
-type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
 const NOT_LOADED = { status: 503, problem: { code: 'POLICY_NOT_LOADED', detail: 'no policy is loaded yet' } } as const;
 
-export function policyRoutes(route: Register, policy: () => PolicyManager | undefined): void {
+export function policyRoutes(route: RegisterRoute, policy: () => PlanManager | undefined): void {
   route('GET', '/admin/policy', () => {
     const plan = policy()?.plan;
     if (!plan) return NOT_LOADED;

@@ -83,3 +83,6 @@ function match(segments: readonly string[], parts: readonly string[]): Record<st
   }
   return params;
 }
+
+/** How a module of admin handlers adds them to the admin listener. */
+export type RegisterRoute = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;

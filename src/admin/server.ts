@@ -15,7 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { registry } from '../observability/metrics.js';
-import type { PolicyManager } from '../policy/manager.js';
+import type { PlanManager } from '../engine/compile.js';
 import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
 import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
 import { policyRoutes } from './policy-routes.js';
@@ -33,7 +33,7 @@ export interface AdminServerOptions {
   readonly token?: string;
   readonly logger: Logger;
   /** May be attached later (setPolicy); until then /readyz is 503. */
-  readonly policy?: PolicyManager;
+  readonly policy?: PlanManager;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -43,7 +43,7 @@ export class AdminServer {
   readonly #tokenDigest: Buffer | undefined;
   readonly #routes = new AdminRoutes();
   readonly #server: Server;
-  #policy: PolicyManager | undefined;
+  #policy: PlanManager | undefined;
   #draining = false;
   #url: string | undefined;
 
@@ -82,7 +82,7 @@ export class AdminServer {
     return this.route('GET', pattern, handler);
   }
 
-  setPolicy(policy: PolicyManager): void {
+  setPolicy(policy: PlanManager): void {
     this.#policy = policy;
   }
 

@@ -6,18 +6,10 @@
 //                  prev being the previous event's hash in hex (64 chars).
 // The first event of a chain has prev = GENESIS (64 zeros); a chain continued after a restart or a
 // rotation names the previous head as its prev, so segments verify as one chain.
+import { canonicalJson } from '../canonical-json.js';
 import { sha256Hex } from '../sha256.js';
 
 export const GENESIS = '0'.repeat(64);
-
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const keys = Object.keys(value as object)
-    .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
-}
 
 export function chainHash(prev: string, canonical: string): string {
   return sha256Hex(prev + canonical);

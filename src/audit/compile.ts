@@ -7,6 +7,22 @@ import { parseDuration, parseSize } from '../policy/values.js';
 import { parseRedisUrl } from '../redis-url.js';
 import { CheckpointSigner, type CheckpointAlgorithm } from './checkpoint.js';
 
+declare module '../core/plan.js' {
+  interface Plan {
+    /** `audit:`; undefined: no audit section. */
+    readonly audit: AuditPlan | undefined;
+    /** Per route index: which of its requests leave an event (`routes[].audit`, default all). */
+    readonly auditModes: readonly AuditMode[];
+  }
+}
+
+export type AuditMode = 'all' | 'denied' | 'none';
+
+/** `routes[].audit` by route index. */
+export function compileAuditModes(doc: PolicyDocument): AuditMode[] {
+  return (doc.routes ?? []).map((r) => r.audit ?? 'all');
+}
+
 export type SinkConfig =
   | { readonly kind: 'stdout'; readonly name: string }
   | { readonly kind: 'file'; readonly name: string; readonly path: string; readonly rotateBytes: number; readonly retainMs: number; readonly fsync: 'always' | 'batch' | 'never' }

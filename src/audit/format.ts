@@ -3,7 +3,7 @@
 // instead of running a generic canonicaliser per event.
 // This runs once per request: consecutive events mostly share their principal, route, decision
 // and millisecond, so those parts are reused from the previous event when their inputs are equal.
-import { canonicalJson } from './chain.js';
+import { canonicalJson } from '../canonical-json.js';
 import type { AuditRecord } from './event.js';
 
 const q = JSON.stringify;

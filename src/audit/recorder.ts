@@ -1,14 +1,13 @@
-// F-proxy's RequestRecorder: turns a finished request into a small record for the pipeline,
+// The RequestRecorder the doors call: turns a finished request into a small record for the pipeline,
 // honouring the route's `audit: all | denied | none`. No I/O, no copies of request data. With the
 // audit worker it does not even build a record: it appends the fields to the batch in wire order.
-import type { RequestContext } from '../core/context.js';
-import type { RequestRecorder } from '../proxy/server.js';
+import type { RequestContext, RequestRecorder } from '../core/context.js';
 import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
 import { REQUEST, REQUEST_SAME, type WireValue } from './wire.js';
 import type { Principal } from '../core/principal.js';
-import type { CompiledRoute } from '../routing/route.js';
+import type { Route } from '../core/route.js';
 
 export class AuditRecorder implements RequestRecorder {
   readonly #pipeline: AuditPipeline | undefined;
@@ -17,7 +16,7 @@ export class AuditRecorder implements RequestRecorder {
   // What the last full request record of the current batch carried (see REQUEST_SAME).
   #batch: WireValue[] | undefined;
   #principal: Principal | undefined;
-  #route: CompiledRoute | undefined;
+  #route: Route | undefined;
   #method = '';
   #ip = '';
   #code: string | undefined;
@@ -32,7 +31,7 @@ export class AuditRecorder implements RequestRecorder {
 
   record(ctx: RequestContext, status: number, durationMs: number): void {
     const route = ctx.route;
-    const mode = route?.audit ?? 'all';
+    const mode = route === undefined ? 'all' : (ctx.plan.auditModes[route.index] ?? 'all');
     if (mode === 'none') return;
     const code = ctx.code;
     // Upstream faults and client aborts happen after the request was allowed.
@@ -48,7 +47,7 @@ export class AuditRecorder implements RequestRecorder {
       kind: 0,
       time: Date.now(),
       requestId: ctx.requestId,
-      method: ctx.req.method ?? '',
+      method: ctx.method,
       path,
       route: route?.name ?? null,
       ip: ctx.clientIp,
@@ -68,7 +67,7 @@ export class AuditRecorder implements RequestRecorder {
   #append(out: WireValue[], ctx: RequestContext, path: string, allowed: boolean, status: number, durationMs: number): void {
     const p = ctx.principal;
     const route = ctx.route;
-    const method = ctx.req.method ?? '';
+    const method = ctx.method;
     if (
       out === this.#batch &&
       p === this.#principal &&

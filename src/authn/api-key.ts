@@ -1,12 +1,20 @@
 // API keys: the configured header only, looked up by sha256 digest (a Map get: no scan, no string
 // comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
 // object, so their 401 bodies are byte-identical apart from the request id.
+import { randomBytes } from 'node:crypto';
 import { deny, type Deny } from '../core/reasons.js';
 import { sha256Hex } from '../sha256.js';
 import { firstHeader } from '../request-headers.js';
 import type { Principal } from '../core/principal.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
+/** Keys Portcullis generates start with this: recognisable in a leak scan. */
+export const KEY_PREFIX = 'pcs_';
+
+/** 32 random bytes, base64url: 256 bits of entropy behind a recognisable prefix. */
+export function generateApiKey(): string {
+  return `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
 /** Longer presented values are refused before hashing (a header this long is not one of our keys). */
 export const MAX_API_KEY_LENGTH = 512;
 

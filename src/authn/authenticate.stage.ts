@@ -87,7 +87,7 @@ export interface AuthenticateStageOptions {
   readonly onFailure?: (ctx: RequestContext, code: string) => void;
 }
 
-export class AuthenticateStage implements Stage {
+class AuthenticateStage implements Stage {
   readonly name = 'authenticate';
   readonly #logger: Pick<Logger, 'info' | 'debug'> | undefined;
   readonly #onFailure: ((ctx: RequestContext, code: string) => void) | undefined;
@@ -102,7 +102,7 @@ export class AuthenticateStage implements Stage {
   run(ctx: RequestContext): Outcome | Promise<Outcome> {
     const authn = ctx.plan.authn;
     const apiKey = authn?.apiKey;
-    const dup = duplicateHeader(ctx.req.rawHeaders, apiKey?.header);
+    const dup = duplicateHeader(ctx.rawHeaders, apiKey?.header);
     if (dup !== undefined) return this.#refuse(ctx, 'none', dup, 'duplicate-header');
     const route = ctx.route;
     if (route === undefined || route.public) return CONTINUE;
@@ -111,12 +111,12 @@ export class AuthenticateStage implements Stage {
     if (apiKey !== undefined && ctx.query.length > 1 && queryCarriesKey(ctx.query, this.#namesFor(apiKey.header))) {
       return this.#refuse(ctx, 'apiKey', KEY_IN_QUERY, 'key-in-query');
     }
-    if (routeAuthn.both && carriesBoth(ctx.req.rawHeaders, apiKey!.header)) return this.#refuse(ctx, 'none', TWO_CREDENTIALS, 'two-credentials');
+    if (routeAuthn.both && carriesBoth(ctx.rawHeaders, apiKey!.header)) return this.#refuse(ctx, 'none', TWO_CREDENTIALS, 'two-credentials');
     const methods = routeAuthn.methods;
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;
-      // The socket lets an authenticator remember what a keep-alive connection last presented.
-      const out = m.authenticate(ctx.req.rawHeaders, ctx.req.socket) as AnyOutcome | Promise<AnyOutcome> | undefined;
+      // The connection lets an authenticator remember what a keep-alive connection last presented.
+      const out = m.authenticate(ctx.rawHeaders, ctx.connection) as AnyOutcome | Promise<AnyOutcome> | undefined;
       if (out === undefined) continue;
       if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
       return this.#finish(ctx, m, out);

@@ -6,20 +6,32 @@ import { createLocalJWKSet, type JWK } from 'jose';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
-import type { CompiledRoute } from '../routing/route.js';
+import type { Route } from '../core/route.js';
 import { deny, type Deny } from '../core/reasons.js';
-import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from './api-key.js';
-import { dynamicKeyLookup } from './key-store.js';
+import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord, type KeyLookup } from './api-key.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
 import { DEFAULT_IDENTITY_JWT_HEADER } from './identity-jwt.js';
 import { IpRule } from './ip-rules.js';
+import { parseCidr } from '../policy/cidr.js';
 import { TrustedProxies } from './client-ip.js';
 import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import { jwksSource } from './jwks.js';
 import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
 import type { AuthMethod } from '../core/principal.js';
+
+/** A route that names no methods accepts every one the policy configures, in this order. */
+const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
+
+declare module '../core/plan.js' {
+  interface Plan {
+    /** API keys, JWT issuers, per-route authenticators, forwarded identity, lockout. */
+    readonly authn: AuthnPlan;
+    /** Top-level and per-route ipAllow/ipDeny, and the trusted proxies. */
+    readonly ipRules: IpRulesPlan;
+  }
+}
 
 export interface RouteAuthn {
   /** The route's authenticators in the order it lists them (only configured ones). */
@@ -78,7 +90,7 @@ function parseExpires(value: string | Date, at: Path, cx: CompileContext): numbe
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-function compileApiKeys(doc: PolicyDocument, cx: CompileContext): ApiKeyAuthenticator | undefined {
+function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: KeyLookup | undefined): ApiKeyAuthenticator | undefined {
   const spec = doc.authentication?.apiKeys;
   if (spec === undefined) return undefined;
   const at: Path = ['authentication', 'apiKeys'];
@@ -107,7 +119,6 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext): ApiKeyAuthenti
       disabled: k.disabled === true,
     });
   });
-  const dynamic = dynamicKeyLookup(); // issue 6: admin-created keys (see key-store.ts)
   return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest), dynamic] : [new StaticKeyLookup(byDigest)]);
 }
 
@@ -232,16 +243,21 @@ function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[
   return deny('AUTH_MISSING', undefined, methods.length === 0 ? undefined : { 'www-authenticate': methods.map((m) => m.challenge).join(', ') });
 }
 
-export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly CompiledRoute[]): AuthnPlan {
-  const apiKey = compileApiKeys(doc, cx);
+/**
+ * `authentication` and each route's `authenticate`. `dynamicKeys` (admin-created keys, looked up
+ * after the policy's own) joins every API-key authenticator.
+ */
+export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[], dynamicKeys?: KeyLookup): AuthnPlan {
+  const apiKey = compileApiKeys(doc, cx, dynamicKeys);
   const jwt = compileJwt(doc, cx);
   const byMethod: Record<AuthMethod, ApiKeyAuthenticator | JwtAuthenticator | undefined> = { apiKey, jwt };
   const perRoute = new Map<number, RouteAuthn>();
   for (const route of routes) {
     if (route.public) continue;
-    const explicit = doc.routes?.[route.index]?.authenticate !== undefined;
+    const written = doc.routes?.[route.index]?.authenticate;
+    const explicit = written !== undefined;
     const methods: (ApiKeyAuthenticator | JwtAuthenticator)[] = [];
-    route.authenticate.forEach((m, j) => {
+    (written ?? ALL_AUTH_METHODS).forEach((m, j) => {
       const a = byMethod[m];
       if (a !== undefined) methods.push(a);
       else if (explicit) cx.error(['routes', route.index, 'authenticate', j], `${m} is not configured under authentication`);
@@ -264,12 +280,34 @@ function compileLockout(doc: PolicyDocument): LockoutPlan | undefined {
   return { failures: l.failures, windowMs: parseDuration(l.window), durationMs: parseDuration(l.duration), ipv6Prefix: l.ipv6Prefix ?? DEFAULT_IPV6_PREFIX };
 }
 
-/** Top-level and per-route ipAllow/ipDeny, and trustedProxies; the CIDRs were already checked by compilePolicy. */
-export function compileIpRules(doc: PolicyDocument, routes: readonly CompiledRoute[], trustedProxies: readonly string[] = doc.trustedProxies ?? []): IpRulesPlan {
+/** Every CIDR of `trustedProxies`, `ipAllow` and `ipDeny`, top-level and per route; returns the trusted proxies that parsed. */
+function checkCidrs(doc: PolicyDocument, cx: CompileContext): string[] {
+  const check = (list: readonly string[] | undefined, at: (string | number)[]): string[] => {
+    const ok: string[] = [];
+    list?.forEach((value, i) => {
+      const c = parseCidr(value);
+      if (typeof c === 'string') cx.error([...at, i], c);
+      else ok.push(value);
+    });
+    return ok;
+  };
+  check(doc.ipAllow, ['ipAllow']);
+  check(doc.ipDeny, ['ipDeny']);
+  doc.routes?.forEach((r, i) => {
+    check(r.ipAllow, ['routes', i, 'ipAllow']);
+    check(r.ipDeny, ['routes', i, 'ipDeny']);
+  });
+  return check(doc.trustedProxies, ['trustedProxies']);
+}
+
+/** Top-level and per-route ipAllow/ipDeny, and trustedProxies. */
+export function compileIpRules(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[]): IpRulesPlan {
+  const trustedProxies = checkCidrs(doc, cx);
   const global = new IpRule(doc.ipAllow ?? [], doc.ipDeny ?? []);
   const perRoute = new Map<number, IpRule>();
   for (const route of routes) {
-    const rule = new IpRule(route.ipAllow, route.ipDeny);
+    const spec = doc.routes?.[route.index];
+    const rule = new IpRule(spec?.ipAllow ?? [], spec?.ipDeny ?? []);
     if (!rule.empty) perRoute.set(route.index, rule);
   }
   return { global: global.empty ? undefined : global, routes: perRoute, trusted: new TrustedProxies(trustedProxies) };

@@ -7,15 +7,18 @@
 import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
-import type { AdminResponse } from '../admin/routes.js';
 import type { Principal } from '../core/principal.js';
 import { forwardOf } from './forward.js';
-import type { RequestContext } from '../core/context.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { CompileContext } from '../policy/compile-context.js';
-import type { Plan } from '../engine/plan.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
+
+declare module '../core/plan.js' {
+  interface Plan {
+    /** `authentication.forward.jwt`: signs the identity token forwarded to upstreams (undefined: off). */
+    readonly identityJwt: IdentityJwtSigner | undefined;
+  }
+}
 
 export const IDENTITY_JWT_ISSUER = 'portcullis';
 export const DEFAULT_IDENTITY_JWT_HEADER = 'x-auth-jwt';
@@ -178,36 +181,4 @@ export function compileIdentityJwt(doc: PolicyDocument, cx: CompileContext): Ide
     cx.error([...at, 'key'], (err as Error).message);
     return undefined;
   }
-}
-
-/**
- * The last stage before forwarding: puts the signed identity token for an allowed, authenticated
- * request on the context (the forwarder sends it in the signer's header). Awaits only on a cache miss.
- */
-export const identityJwtStage: Stage = {
-  name: 'identity-jwt',
-  run(ctx: RequestContext): Outcome | Promise<Outcome> {
-    const signer = ctx.plan.identityJwt;
-    const principal = ctx.principal;
-    if (signer === undefined || principal === undefined) return CONTINUE;
-    const token = signer.token(principal, Date.now(), forwardOf(ctx.plan).effectiveRoles.of(principal.roles));
-    if (typeof token === 'string') {
-      ctx.identityJwt = token;
-      return CONTINUE;
-    }
-    return token.then((t) => {
-      ctx.identityJwt = t;
-      return CONTINUE;
-    });
-  },
-};
-
-/**
- * GET /.well-known/jwks.json on the admin listener: the public key upstreams verify tokens with.
- * Short max-age: a policy reload with a new key publishes it within a minute.
- */
-export function jwksResponse(plan: Plan | undefined): AdminResponse {
-  const signer = plan?.identityJwt;
-  if (!signer) return { status: 404, problem: { title: 'Not Found', detail: 'signed identity (authentication.forward.jwt) is not configured' } };
-  return { status: 200, body: signer.jwks, headers: { 'cache-control': 'public, max-age=60' } };
 }

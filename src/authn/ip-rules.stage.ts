@@ -6,12 +6,11 @@ import type { RequestContext } from '../core/context.js';
 
 const IP_DENIED = deny('IP_DENIED');
 
-export class IpRulesStage implements Stage {
+class IpRulesStage implements Stage {
   readonly name = 'ipRules';
 
   run(ctx: RequestContext): Outcome {
     const rules = ctx.plan.ipRules;
-    if (rules === undefined) return CONTINUE;
     if (rules.global !== undefined && rules.global.denies(ctx.clientIp)) {
       ctx.note(this.name, `${ctx.clientIp || 'unknown address'} is denied by the top-level rules`);
       return IP_DENIED;

@@ -1,16 +1,16 @@
-// Dynamic API keys (issue 6): created through the admin API, stored hashed (digest → record), found
+// Dynamic API keys: created through the admin API, stored hashed (digest → record), found
 // by DynamicKeyLookup through an LRU cache with negative caching. Revocation reaches every replica
 // within ~1 s: Redis pub/sub on `portcullis:keys:invalidate` drops the cached entry; the memory store
-// invalidates locally. Wiring: app.ts creates one DynamicKeyLookup and installs it with
-// setDynamicKeyLookup() BEFORE PolicyManager.open; compile.ts appends it to every compiled
-// ApiKeyAuthenticator (so dynamic keys need an `authentication.apiKeys` section in the policy).
+// invalidates locally. app.ts creates one DynamicKeyLookup and hands it to the policy compiler,
+// which appends it to every compiled ApiKeyAuthenticator (so dynamic keys need an
+// `authentication.apiKeys` section in the policy).
 import type { Cluster, Redis } from 'ioredis';
 import { createRedisClient } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { formatPath } from '../policy/source-map.js';
 import type { ApiKeyRecord, KeyLookup } from './api-key.js';
 
@@ -153,7 +153,7 @@ const GUARD_TIMEOUT_MS = 2_000;
  * in the audit trail, and revoking "that id" would remove only the dynamic one. When the store cannot
  * answer in time the policy is let through (logged): the store's availability must not block policy changes.
  */
-export function keyIdGuard(store: KeyStore, logger: Logger): PlanGuard {
+export function keyIdGuard(store: KeyStore, logger: Logger): PlanGuard<Plan> {
   return async (plan, position) => {
     const ids = staticKeyIds(plan);
     if (ids.length === 0) return [];
@@ -256,16 +256,4 @@ export class DynamicKeyLookup implements KeyLookup {
   invalidate(digest: string): void {
     this.#cache.delete(digest);
   }
-}
-
-let installed: DynamicKeyLookup | undefined;
-/**
- * Process-wide registry (kept simple): set by app.ts before PolicyManager.open; every ApiKeyAuthenticator compiled afterwards appends
- * it. Several apps in one process (tests): each plan keeps the lookup installed when it was compiled.
- */
-export function setDynamicKeyLookup(lookup: DynamicKeyLookup | undefined): void {
-  installed = lookup;
-}
-export function dynamicKeyLookup(): DynamicKeyLookup | undefined {
-  return installed;
 }

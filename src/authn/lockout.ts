@@ -9,12 +9,10 @@
 // not reset any counter (not even the same IP's: a valid key in between does not buy more guesses).
 // Store faults while counting only skip the count (and are counted in store errors): never a 401/403.
 import type { Logger } from 'pino';
-import { deny } from '../core/reasons.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
 import { storeErrorsTotal } from '../observability/metrics.js';
-import type { StoreHolder } from '../limits/limits.stage.js';
+import type { StoreHolder } from '../limits/store.js';
 import { ipKey } from '../ip-address.js';
 
 const COUNTED = new Set(['AUTH_INVALID', 'AUTH_EXPIRED']);
@@ -80,25 +78,5 @@ export class Lockout {
     }
     this.#locked.set(ip, untilMs);
     this.#bus?.publish({ type: 'lockout', ip, untilMs });
-  }
-}
-
-/** Just before authenticate: a locked-out IP gets 429 LOCKED_OUT on every non-public route. */
-export class LockoutStage implements Stage {
-  readonly name = 'lockout';
-  readonly #lockout: Lockout;
-
-  constructor(lockout: Lockout) {
-    this.#lockout = lockout;
-  }
-
-  run(ctx: RequestContext): Outcome {
-    const plan = ctx.plan.authn?.lockout;
-    if (plan === undefined || ctx.route === undefined || ctx.route.public) return CONTINUE;
-    const ms = this.#lockout.lockedFor(ipKey(ctx.clientIp, plan.ipv6Prefix) || '-');
-    if (ms === 0) return CONTINUE;
-    const retry = Math.max(1, Math.ceil(ms / 1000));
-    ctx.note(this.name, `LOCKED_OUT (retry after ${retry}s)`);
-    return deny('LOCKED_OUT', undefined, { 'retry-after': String(retry) });
   }
 }

@@ -19,7 +19,7 @@ export interface AuthorizeStageOptions {
   readonly logger?: Pick<Logger, 'info'>;
 }
 
-export class AuthorizeStage implements Stage {
+class AuthorizeStage implements Stage {
   readonly name = 'authorize';
   readonly #logger: Pick<Logger, 'info'> | undefined;
   /** One Deny per missing permission, built on first use (the body names it). */

@@ -4,11 +4,18 @@
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
-import type { CompiledRoute } from '../routing/route.js';
+import type { Route } from '../core/route.js';
 import { anyCovers, compileRequirement, normalizePermission, type Requirement } from './permissions.js';
 import { GrantResolver } from './rbac.js';
 
 /** What the authorize stage checks on one route. */
+declare module '../core/plan.js' {
+  interface Plan {
+    /** Expanded roles and per-route require/tenantParam/shadow. */
+    readonly rbac: RbacPlan;
+  }
+}
+
 export interface RouteAuthz {
   readonly route: string;
   /** All of these (AND), in the order written. */
@@ -87,7 +94,7 @@ function warnUnusedRoles(doc: PolicyDocument, cx: CompileContext): void {
   }
 }
 
-export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: readonly CompiledRoute[]): RbacPlan {
+export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[]): RbacPlan {
   const roles = expandRoles(doc, cx);
   const allGrants = new Set<string>();
   for (const grants of roles.values()) for (const g of grants.keys()) allGrants.add(g);
@@ -97,19 +104,23 @@ export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: rea
   const perRoute = new Map<number, RouteAuthz>();
   for (const route of routes) {
     const at: Path = ['routes', route.index];
+    const spec = doc.routes?.[route.index];
+    const require = spec?.require ?? [];
+    const tenantParam = spec?.tenantParam;
+    const shadow = spec?.shadow === true;
     if (route.public) {
-      if (route.shadow) cx.error([...at, 'shadow'], 'a public route does not authorize, so shadow cannot apply');
+      if (shadow) cx.error([...at, 'shadow'], 'a public route does not authorize, so shadow cannot apply');
       continue;
     }
-    route.require.forEach((p, j) => {
+    require.forEach((p, j) => {
       if (!anyCovers(allGrants, p)) cx.warn([...at, 'require', j], `no role grants "${p}"${didYouMean(p, written)}`);
     });
-    if (route.require.length === 0 && route.tenantParam === undefined && !route.shadow) continue;
+    if (require.length === 0 && tenantParam === undefined && !shadow) continue;
     perRoute.set(route.index, {
       route: route.name,
-      requirements: route.require.map(compileRequirement),
-      tenantParam: route.tenantParam,
-      shadow: route.shadow,
+      requirements: require.map(compileRequirement),
+      tenantParam,
+      shadow,
     });
   }
   warnUnusedRoles(doc, cx);

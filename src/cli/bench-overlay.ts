@@ -85,24 +85,28 @@ export async function benchOverlay(doc: PolicyDocument, route: CompiledRoute, op
   if (host) headers.host = host;
   const body = method === 'GET' || method === 'HEAD' || method === 'DELETE' || method === 'OPTIONS' ? undefined : '{"bench":true}';
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const path = samplePath(route.matcher.pattern, route.tenantParam ? { [route.tenantParam]: options.tenant } : {});
+  const spec = doc.routes?.[route.index];
+  const tenantParam = spec?.tenantParam;
+  const require = spec?.require ?? [];
+  const authenticate = spec?.authenticate ?? ['apiKey', 'jwt'];
+  const path = samplePath(route.matcher.pattern, tenantParam ? { [tenantParam]: options.tenant } : {});
   if (route.public) return { doc: out, request: { method, path, headers, body, credential: 'none' } };
 
   let roles: string[] = [];
-  if (route.require.length > 0) {
-    out.roles = { ...out.roles, [BENCH_ID]: { permissions: [...route.require] } };
+  if (require.length > 0) {
+    out.roles = { ...out.roles, [BENCH_ID]: { permissions: [...require] } };
     roles = [BENCH_ID];
   }
   const authn = (out.authentication ??= {});
   let credential: 'apiKey' | 'jwt';
-  if (route.authenticate.includes('apiKey')) {
+  if (authenticate.includes('apiKey')) {
     const secret = `pcb_${randomBytes(24).toString('base64url')}`;
     const hash = `sha256:${createHash('sha256').update(secret).digest('hex')}`;
     const apiKeys = (authn.apiKeys ??= {});
     apiKeys.keys = [...(apiKeys.keys ?? []), { id: BENCH_ID, hash, tenant: options.tenant, subject: BENCH_ID, roles }];
     headers[(apiKeys.header ?? 'x-api-key').toLowerCase()] = secret;
     credential = 'apiKey';
-  } else if (route.authenticate.includes('jwt')) {
+  } else if (authenticate.includes('jwt')) {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     authn.jwt = [
       ...(authn.jwt ?? []),

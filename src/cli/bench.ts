@@ -11,7 +11,7 @@ import { createLogger } from '../observability/logger.js';
 import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { loadPolicySource, type LoadedPolicy } from '../policy/load.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { parseRedisUrl } from '../redis-url.js';
 import type { CompiledRoute } from '../routing/route.js';
 import { parseDuration } from '../policy/values.js';

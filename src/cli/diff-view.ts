@@ -9,7 +9,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml
 import { FORWARD_DEFAULTS } from '../authn/forward.js';
 import { normalizePermission } from '../authz/permissions.js';
 import type { LoadedPolicy } from '../policy/load.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import type { KeyPath } from '../policy/source-map.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 
@@ -176,24 +176,29 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
     const at = ['routes', route.index];
     const host = doc.routes?.[route.index]?.match.host;
     const hosts = host === undefined ? undefined : typeof host === 'string' ? setOf([r.text([...at, 'match', 'host'], host.toLowerCase())!.show]) : r.set([...at, 'match', 'host'], host.map((h) => h.toLowerCase()));
+    const spec = doc.routes?.[route.index];
+    const authenticate = route.public ? [] : (spec?.authenticate ?? ['apiKey', 'jwt']);
+    const limits = plan.limits?.routes.get(route.index) ?? [];
+    const maxBodySize = plan.maxBodySize[route.index];
+    const audit = plan.auditModes[route.index] ?? 'all';
     routes.set(route.name, {
       methods: route.methods ? setOf(route.methods) : undefined,
       hosts,
       path: r.text([...at, 'match', 'path'], route.matcher.pattern),
       public: yes(route.public),
       upstream: r.text([...at, 'upstream'], route.upstream),
-      require: setOf(route.require),
-      tenantParam: r.text([...at, 'tenantParam'], route.tenantParam),
-      authenticate: route.authenticate.length > 0 ? plain(route.authenticate.join(', ')) : undefined,
-      ipAllow: r.set([...at, 'ipAllow'], route.ipAllow),
-      ipDeny: r.set([...at, 'ipDeny'], route.ipDeny),
+      require: setOf(spec?.require ?? []),
+      tenantParam: r.text([...at, 'tenantParam'], spec?.tenantParam),
+      authenticate: authenticate.length > 0 ? plain(authenticate.join(', ')) : undefined,
+      ipAllow: r.set([...at, 'ipAllow'], spec?.ipAllow ?? []),
+      ipDeny: r.set([...at, 'ipDeny'], spec?.ipDeny ?? []),
       limits:
-        route.limits.length > 0
-          ? plain(route.limits.map((l) => `by ${l.by} ${formatRate(l.ratePerSecond)} burst ${l.burst}${l.cost !== 1 ? ` cost ${l.cost}` : ''}`).join('; '))
+        limits.length > 0
+          ? plain(limits.map((l) => `by ${l.by} ${formatRate(l.ratePerMs * 1000)} burst ${l.burst}${l.cost !== 1 ? ` cost ${l.cost}` : ''}`).join('; '))
           : undefined,
-      maxBodySize: route.maxBodySize === undefined ? undefined : plain(formatSize(route.maxBodySize)),
-      shadow: yes(route.shadow),
-      audit: route.audit === 'all' ? undefined : plain(route.audit),
+      maxBodySize: maxBodySize === undefined ? undefined : plain(formatSize(maxBodySize)),
+      shadow: yes(spec?.shadow === true),
+      audit: audit === 'all' ? undefined : plain(audit),
     });
   }
   sections.push({ title: 'routes', entries: routes, ordered: true, absent: { methods: 'any', hosts: 'any', public: 'false', shadow: 'false', audit: 'all' } });

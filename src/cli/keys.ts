@@ -4,10 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { fetch } from 'undici';
 import { stringify } from 'yaml';
-import { hashApiKey } from '../authn/api-key.js';
+import { generateApiKey, hashApiKey } from '../authn/api-key.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
-export const KEY_PREFIX = 'pcs_';
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ROLE = /^[\x21-\x2b\x2d-\x7e]+$/;
 
@@ -28,10 +27,6 @@ Usage:
       every replica sharing the store.
 `;
 
-/** 32 random bytes, base64url: 256 bits of entropy behind a recognisable prefix. */
-export function generateApiKey(): string {
-  return `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-}
 
 const splitList = (v: string | undefined): string[] => (v ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
 

@@ -8,7 +8,7 @@ import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
 export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--drain 30s]

@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
 import { loadPolicySource } from '../policy/load.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import { SimulationError, simulate, type SimResult } from '../simulate/simulate.js';
 import { loadTestFile, type PolicyTest } from '../simulate/test-file.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';

@@ -1,11 +1,11 @@
-// Everything one request carries through the pipeline. One object per request, created by the
-// server, filled in stage by stage; fields are plain for speed (this is the hot path).
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Plan } from '../engine/plan.js';
-import type { CompiledRoute } from '../routing/route.js';
+// Everything one request carries through the engine. One object per request, created by a door,
+// filled in stage by stage; fields are plain for speed (this is the hot path). Nothing here knows
+// the protocol: a door hands over the request as sent (method, target, raw headers, the peer and
+// an object that stands for its connection) and reads the decision back from the same object.
+import type { Plan } from './plan.js';
+import type { Route } from './route.js';
 import type { Principal } from './principal.js';
 import type { ReasonCode } from './reasons.js';
-import type { Admission } from '../upstream/balancer.js';
 
 /** One line of a decision trace (only collected for `explain` and `test`). */
 export interface TraceStep {
@@ -13,7 +13,7 @@ export interface TraceStep {
   readonly message: string;
 }
 
-/** What the limits stage learned; used for response headers and released on finish. */
+/** What the limits stage took for this request: response headers, and the slot to give back when it ends. */
 export interface LimitState {
   /** RateLimit-Policy / RateLimit header values, when the route is limited. */
   readonly headers: Readonly<Record<string, string>> | undefined;
@@ -23,16 +23,36 @@ export interface LimitState {
   readonly degraded: boolean;
 }
 
-export class RequestContext {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+/** The request as a door received it: what every stage may read of the wire. */
+export interface RequestView {
+  /** The method as sent (upper-case by the parsers' rules). */
+  readonly method: string;
+  /** The request target as sent: path and query, undecoded. */
+  readonly target: string;
+  /** Header names and values as sent, alternating. */
+  readonly rawHeaders: readonly string[];
+  /** HTTP major.minor as the door speaks it ("1.1", "1.0", "2.0"). */
+  readonly httpVersion: string;
+  /** The socket peer's address. */
+  readonly peer: string;
+  /** Stands for the connection (same object for every request on it): authenticators remember what it last presented. */
+  readonly connection: object;
+}
+
+export class RequestContext implements RequestView {
   /** The Plan this request started on; a hot reload never changes it mid-request. */
   readonly plan: Plan;
   /** performance.now() at arrival. */
   readonly start: number;
+  readonly method: string;
+  readonly target: string;
+  readonly rawHeaders: readonly string[];
+  readonly httpVersion: string;
+  readonly peer: string;
+  readonly connection: object;
 
   requestId = '';
-  /** The socket peer. */
+  /** The socket peer, canonical. */
   peerIp = '';
   /** The client as the trust rules see it (peer, or X-Forwarded-For walked past trusted hops). */
   clientIp = '';
@@ -40,6 +60,8 @@ export class RequestContext {
   trustedPeer = false;
   /** Canonical path (decoded once, dot segments resolved): matched and forwarded. */
   path = '/';
+  /** The path as it goes upstream: the canonical one, re-encoded. */
+  forwardPath = '/';
   /** Raw query string including the leading "?", or "". */
   query = '';
   /** Host without port, lower-case. */
@@ -52,7 +74,7 @@ export class RequestContext {
   chunked = false;
   traceparent = '';
 
-  route: CompiledRoute | undefined = undefined;
+  route: Route | undefined = undefined;
   /** The method a method-override header named, when the route honours it: routed and authorized as this. */
   methodOverride: string | undefined = undefined;
   params: Readonly<Record<string, string>> | undefined = undefined;
@@ -62,10 +84,6 @@ export class RequestContext {
   /** The permission a denial was about (audit `decision.permission`). */
   permission: string | undefined = undefined;
   limits: LimitState | undefined = undefined;
-  /** The upstream exchange in progress; aborted when the client goes away first. */
-  upstream: { abort(): void } | undefined = undefined;
-  /** The upstream target the breaker stage picked; settled by the forwarder, released on abort. */
-  admission: Admission | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */
@@ -73,14 +91,28 @@ export class RequestContext {
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */
   trace: TraceStep[] | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, plan: Plan, start: number) {
-    this.req = req;
-    this.res = res;
+  constructor(plan: Plan, start: number, view: RequestView) {
     this.plan = plan;
     this.start = start;
+    this.method = view.method;
+    this.target = view.target;
+    this.rawHeaders = view.rawHeaders;
+    this.httpVersion = view.httpVersion;
+    this.peer = view.peer;
+    this.connection = view.connection;
+  }
+
+  /** Whether the client has gone away; a door that cannot tell says no. */
+  get gone(): boolean {
+    return false;
   }
 
   note(stage: string, message: string): void {
     this.trace?.push({ stage, message });
   }
+}
+
+/** Audit's view of a finished request (the audit pipeline implements it; a door calls it once per request). */
+export interface RequestRecorder {
+  record(ctx: RequestContext, status: number, durationMs: number): void;
 }

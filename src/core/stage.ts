@@ -1,17 +1,18 @@
-// The request pipeline: the one place that says in which order the stages run (see DESIGN.md,
-// "Request lifecycle"). A stage returns CONTINUE or a Deny; it throws only for bugs and
-// infrastructure faults. Stages may answer synchronously: the runner only awaits when a stage
-// actually returned a promise, so a request that needs no I/O allocates no promises here.
+// The stage contract and its runner. A stage returns CONTINUE or a Deny; it throws only for bugs
+// and infrastructure faults. Stages may answer synchronously: the runner only awaits when a stage
+// actually returned a promise, so a request that needs no I/O allocates no promises here. The
+// order of the stages is the engine's (engine/stages.ts).
 import type { Deny } from './reasons.js';
 import type { RequestContext } from './context.js';
 
 export const CONTINUE = null;
 export type Outcome = Deny | typeof CONTINUE;
 
-export interface Stage {
+/** One step of a decision. A door's own stages may ask for the door's richer context. */
+export interface Stage<C extends RequestContext = RequestContext> {
   /** Shown in traces (`explain`, `test`) and logs. */
   readonly name: string;
-  run(ctx: RequestContext): Outcome | Promise<Outcome>;
+  run(ctx: C): Outcome | Promise<Outcome>;
 }
 
 function isPromise(v: Outcome | Promise<Outcome>): v is Promise<Outcome> {
@@ -19,7 +20,7 @@ function isPromise(v: Outcome | Promise<Outcome>): v is Promise<Outcome> {
 }
 
 /** Runs `stages` in order until one denies. Returns synchronously when every stage did. */
-export function runStages(stages: readonly Stage[], ctx: RequestContext, from = 0): Outcome | Promise<Outcome> {
+export function runStages<C extends RequestContext>(stages: readonly Stage<C>[], ctx: C, from = 0): Outcome | Promise<Outcome> {
   for (let i = from; i < stages.length; i++) {
     const out = stages[i]!.run(ctx);
     if (isPromise(out)) return continueAfter(out, stages, ctx, i + 1);
@@ -28,7 +29,7 @@ export function runStages(stages: readonly Stage[], ctx: RequestContext, from = 
   return CONTINUE;
 }
 
-async function continueAfter(pending: Promise<Outcome>, stages: readonly Stage[], ctx: RequestContext, next: number): Promise<Outcome> {
+async function continueAfter<C extends RequestContext>(pending: Promise<Outcome>, stages: readonly Stage<C>[], ctx: C, next: number): Promise<Outcome> {
   const out = await pending;
   if (out !== CONTINUE) return out;
   return runStages(stages, ctx, next);

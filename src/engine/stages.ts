@@ -1,42 +1,43 @@
-// THE order of the pipeline (DESIGN.md, "Request lifecycle"): one list, read top to bottom.
-// Forwarding follows the last stage; nothing else decides order.
+// THE order of a decision (DESIGN.md, "Request lifecycle"): one list, read top to bottom. Every
+// door runs it through the engine; the proxy door then adds its own (the breaker) before it forwards.
 import type { Logger } from 'pino';
 import type { Stage } from '../core/stage.js';
-import { routeStage } from '../routing/route.stage.js';
+import type { EventBus } from '../events.js';
+import { createRouteStage } from '../routing/route.stage.js';
 import { createIpRulesStage } from '../authn/ip-rules.stage.js';
+import { Lockout } from '../authn/lockout.js';
+import { createLockoutStage } from '../authn/lockout.stage.js';
 import { createAuthenticateStage } from '../authn/authenticate.stage.js';
 import { createAuthorizeStage } from '../authz/authorize.stage.js';
-import { identityJwtStage } from '../authn/identity-jwt.js';
-import { Balancers } from '../upstream/balancer.js';
-import { BreakerStage } from '../proxy/breaker.stage.js';
-import { bodyLimitStage } from '../upstream/body-limit.stage.js';
-import { LimitsStage, type StoreHolder } from '../limits/limits.stage.js';
-import { MemoryStore } from '../limits/memory-store.js';
-import type { EventBus } from '../events.js';
-import { Lockout, LockoutStage } from '../authn/lockout.js';
+import { createBodyLimitStage } from '../upstream/body-limit.stage.js';
+import { createLimitsStage } from '../limits/limits.stage.js';
+import type { StoreHolder } from '../limits/store.js';
+import { createIdentityJwtStage } from '../authn/identity-jwt.stage.js';
 
 export interface StageParts {
-  readonly logger?: Logger;
-  /** Target selection + circuit breakers (long-lived; app.ts shares them with /admin/breakers). */
-  readonly balancers?: Balancers;
-  /** The limits store (long-lived; app.ts builds it from store.url). Default: in memory. */
-  readonly store?: StoreHolder;
-  readonly bus?: EventBus;
+  readonly logger?: Logger | undefined;
+  /** The limits store (long-lived; app.ts builds it from store.url). */
+  readonly store: StoreHolder;
+  readonly bus?: EventBus | undefined;
 }
 
-export function createStages(parts: StageParts = {}): readonly Stage[] {
-  const store = parts.store ?? { store: new MemoryStore() };
-  const lockout = new Lockout(store, parts.logger, parts.bus);
-  return Object.freeze([
-    routeStage, // route match (no match → ROUTE_NOT_FOUND)
+/** Where a decision may stop: `policy` decides what the policy says (no store, nothing spent), `full` also takes limits. */
+export type DecisionScope = 'policy' | 'full';
+
+export function createStages(parts: StageParts, scope: DecisionScope = 'full'): readonly Stage[] {
+  const lockout = new Lockout(parts.store, parts.logger, parts.bus);
+  const policy: Stage[] = [
+    createRouteStage(), // route match (no match → ROUTE_NOT_FOUND)
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
-    new LockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
+    createLockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
     createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), // API key / JWT → principal
     createAuthorizeStage({ logger: parts.logger }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
-    bodyLimitStage, // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
-    new LimitsStage(store, parts.logger, parts.bus), // one store call: buckets + quota + concurrency
-    identityJwtStage, // signed identity for the upstream (authentication.forward.jwt)
-    // Last, so no later denial can waste a half-open probe: picks the target, fast-fails BREAKER_OPEN.
-    new BreakerStage(parts.balancers ?? new Balancers({ logger: parts.logger })),
+  ];
+  if (scope === 'policy') return Object.freeze(policy);
+  return Object.freeze([
+    ...policy,
+    createBodyLimitStage(), // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
+    createLimitsStage(parts.store, parts.logger, parts.bus), // one store call: buckets + quota + concurrency
+    createIdentityJwtStage(), // signed identity for the upstream (authentication.forward.jwt)
   ]);
 }

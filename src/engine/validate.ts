@@ -3,7 +3,7 @@
 import { compilePolicy } from './compile.js';
 import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
 import { loadPolicySource, type LoadOptions } from '../policy/load.js';
-import type { Plan } from './plan.js';
+import type { Plan } from '../core/plan.js';
 
 export type ValidationResult =
   | { readonly ok: true; readonly plan: Plan; readonly diagnostics: readonly Diagnostic[] }

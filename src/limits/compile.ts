@@ -6,7 +6,14 @@ import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../polic
 import { didYouMean } from '../policy/suggest.js';
 import { parseRedisUrl } from '../redis-url.js';
 import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
-import type { CompiledRoute } from '../routing/route.js';
+import type { Route } from '../core/route.js';
+
+declare module '../core/plan.js' {
+  interface Plan {
+    /** Tenant tiers, route limits and the store settings; undefined when nothing is limited. */
+    readonly limits: LimitsPlan | undefined;
+  }
+}
 
 export interface TierPlan {
   readonly name: string;
@@ -65,7 +72,7 @@ export function leaseFor(ratePerSecond: number, burst: number): number {
 
 const policyHeader = (name: string, burst: number, ratePerMs: number): string => `"${name}";q=${burst};w=${Math.max(1, Math.ceil(burst / ratePerMs / 1000))}`;
 
-export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: readonly CompiledRoute[]): LimitsPlan | undefined {
+export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[]): LimitsPlan | undefined {
   const tiers = new Map<string, TierPlan>();
   const spec = doc.tenants;
   for (const [name, t] of Object.entries(spec?.tiers ?? {})) {
@@ -97,20 +104,22 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
 
   const routeLimits = new Map<number, readonly RouteBucketPlan[]>();
   for (const r of routes) {
-    if (r.limits.length === 0) continue;
+    const specs = doc.routes?.[r.index]?.limits ?? [];
+    if (specs.length === 0) continue;
     routeLimits.set(
       r.index,
       Object.freeze(
-        r.limits.map((l, i) => {
-          const spec = doc.routes?.[r.index]?.limits?.[i];
-          if (spec?.ipv6Prefix !== undefined && l.by !== 'ip') cx.error(['routes', r.index, 'limits', i, 'ipv6Prefix'], `ipv6Prefix applies only to by: ip (this bucket is by: ${l.by})`);
+        specs.map((spec, i) => {
+          const ratePerSecond = parseRate(spec.rate);
+          const l = { by: spec.by, ratePerSecond, burst: spec.burst ?? Math.max(1, Math.ceil(ratePerSecond)), cost: spec.cost ?? 1 };
+          if (spec.ipv6Prefix !== undefined && l.by !== 'ip') cx.error(['routes', r.index, 'limits', i, 'ipv6Prefix'], `ipv6Prefix applies only to by: ip (this bucket is by: ${l.by})`);
           const ratePerMs = l.ratePerSecond / 1000;
           const policyName = `${r.name}.${l.by.replace(/[^A-Za-z0-9_.-]/g, '-')}`;
           return Object.freeze({
             index: i,
             by: l.by,
             header: l.by.startsWith('header:') ? l.by.slice(7).toLowerCase() : undefined,
-            ipv6Prefix: spec?.ipv6Prefix ?? DEFAULT_IPV6_PREFIX,
+            ipv6Prefix: spec.ipv6Prefix ?? DEFAULT_IPV6_PREFIX,
             ratePerMs,
             burst: l.burst,
             cost: l.cost,

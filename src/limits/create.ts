@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { LimitsPlan } from './compile.js';
 import { MemoryStore } from './memory-store.js';
 import { RedisStore } from './redis-store.js';
-import type { StoreHolder } from './limits.stage.js';
+import type { StoreHolder } from './store.js';
 
 export interface CreatedStore extends StoreHolder {
   /** store.url it was built from (undefined: memory). */

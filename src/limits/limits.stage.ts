@@ -15,9 +15,10 @@ import type { LimitState, RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
 import type { LimitsPlan, RouteBucketPlan, TierPlan } from './compile.js';
-import type { BucketCheck, LimitCheck, LimitResult, LimitStore } from './store.js';
+import type { BucketCheck, LimitCheck, LimitResult, LimitStore, StoreHolder } from './store.js';
 import { MemoryStore } from './memory-store.js';
 import { ipKey } from '../ip-address.js';
+import { firstHeader } from '../request-headers.js';
 import { credentialKey } from '../core/principal.js';
 import { SlotKeeper } from './slots.js';
 
@@ -90,12 +91,11 @@ function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[
   });
 }
 
-/** Holds the long-lived store: survives Plan swaps (a changed store.url needs a restart). */
-export interface StoreHolder {
-  readonly store: LimitStore;
+export function createLimitsStage(holder: StoreHolder, logger?: Logger, bus?: EventBus): Stage {
+  return new LimitsStage(holder, logger, bus);
 }
 
-export class LimitsStage implements Stage {
+class LimitsStage implements Stage {
   readonly name = 'limits';
   readonly #holder: StoreHolder;
   readonly #logger: Logger | undefined;
@@ -220,7 +220,7 @@ export class LimitsStage implements Stage {
     }
     const conc = check.concurrency;
     if (conc !== undefined) {
-      if (ctx.res.destroyed) {
+      if (ctx.gone) {
         // The client went away while the check was in flight: the request has already settled and
         // would never release the slot the check just took.
         this.#slots.abandon(conc.key, conc.slot, conc.ttlMs, 'ended');
@@ -281,8 +281,8 @@ function identify(ctx: RequestContext, b: RouteBucketPlan): string {
     case 'ip':
       return ipKey(ctx.clientIp, b.ipv6Prefix) || '-';
     default: {
-      const v = ctx.req.headers[b.header!];
-      return typeof v === 'string' && v !== '' ? encodeURIComponent(v) : '-';
+      const v = firstHeader(ctx.rawHeaders, b.header!);
+      return v !== undefined && v !== '' ? encodeURIComponent(v) : '-';
     }
   }
 }

@@ -107,6 +107,11 @@ export interface LimitStore {
 }
 
 /** A store call the proxy stopped waiting for: Redis did not answer within store.timeout. */
+/** Holds the long-lived store: survives Plan swaps (a changed store.url needs a restart). */
+export interface StoreHolder {
+  readonly store: LimitStore;
+}
+
 export class StoreTimeoutError extends Error {
   constructor(message = 'limits store did not answer within store.timeout') {
     super(message);

@@ -2,8 +2,7 @@
 // the position they are about, and where relative references resolve from.
 import type { Diagnostic } from './diagnostics.js';
 import type { LoadedPolicy } from './load.js';
-import { formatPath, type KeyPath } from './source-map.js';
-import type { SourcePosition } from '../routing/route.js';
+import { formatPath, type KeyPath, type SourcePosition } from './source-map.js';
 
 export class CompileContext {
   readonly baseDir: string;

@@ -8,10 +8,8 @@ import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
 import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
-import type { Plan } from '../engine/plan.js';
-import type { KeyPath, SourceMap } from './source-map.js';
-import type { SourcePosition } from '../routing/route.js';
+import { isPolicyFileName, loadPolicySource, policyFiles, type LoadedPolicy } from './load.js';
+import type { KeyPath, SourceMap, SourcePosition } from './source-map.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
 
@@ -20,15 +18,27 @@ export type ReloadTrigger = 'watch' | 'signal' | 'admin';
  * key store already holds). Its errors refuse the policy like validation errors; `position` turns a
  * key path of the merged document into file:line:column.
  */
-export type PlanGuard = (plan: Plan, position: (path: KeyPath) => SourcePosition) => Promise<readonly Diagnostic[]>;
-interface Built {
-  readonly plan: Plan;
+export type PlanGuard<P> = (plan: P, position: (path: KeyPath) => SourcePosition) => Promise<readonly Diagnostic[]>;
+
+/** What the manager needs to know of a compiled policy; the engine's Plan is one. */
+export interface CompiledPolicy {
+  readonly hash: string;
+  readonly files: readonly string[];
+  readonly routes: { readonly length: number };
+}
+
+/** Turns a loaded policy into what runs; throws PolicyError with every diagnostic when it cannot. */
+export type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
+
+interface Built<P> {
+  readonly plan: P;
   readonly warnings: Diagnostic[];
   readonly sourceMap: SourceMap;
 }
-export type ReloadResult = { ok: true; plan: Plan } | { ok: false; diagnostics: Diagnostic[] };
+export type ReloadResult<P> = { ok: true; plan: P } | { ok: false; diagnostics: Diagnostic[] };
 
-export interface PolicyManagerOptions {
+export interface PolicyManagerOptions<P> {
+  readonly compile: PolicyCompiler<P>;
   readonly watch: boolean;
   readonly logger: Logger;
   readonly bus: EventBus;
@@ -40,9 +50,9 @@ export interface PolicyManagerOptions {
 }
 
 /** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
-async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built> {
+async function build<P>(compile: PolicyCompiler<P>, path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built<P>> {
   const loaded = await loadPolicySource(path, { env, onFileReference });
-  return { ...compilePolicy(loaded), sourceMap: loaded.sourceMap };
+  return { ...compile(loaded), sourceMap: loaded.sourceMap };
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {
@@ -50,14 +60,14 @@ function asDiagnostics(path: string, err: unknown): Diagnostic[] {
   return [{ severity: 'error', file: path, line: 1, column: 1, path: '', message: err instanceof Error ? err.message : String(err) }];
 }
 
-export class PolicyManager {
+export class PolicyManager<P extends CompiledPolicy> {
   readonly #path: string;
-  readonly #options: PolicyManagerOptions;
-  #plan: Plan;
+  readonly #options: PolicyManagerOptions<P>;
+  #plan: P;
   /** Where the running plan's keys were written, for guards run against it. */
   #sourceMap: SourceMap;
-  #guards: PlanGuard[] = [];
-  #listeners: ((plan: Plan) => void)[] = [];
+  #guards: PlanGuard<P>[] = [];
+  #listeners: ((plan: P) => void)[] = [];
   #watchers: FSWatcher[] = [];
   #timer: NodeJS.Timeout | undefined;
   /** When the first policy file event of the pending reload arrived (undefined: none pending). */
@@ -69,7 +79,7 @@ export class PolicyManager {
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
-  private constructor(path: string, built: Built, options: PolicyManagerOptions) {
+  private constructor(path: string, built: Built<P>, options: PolicyManagerOptions<P>) {
     this.#path = path;
     this.#plan = built.plan;
     this.#sourceMap = built.sourceMap;
@@ -77,11 +87,11 @@ export class PolicyManager {
   }
 
   /** Loads the policy (throws PolicyError when it is invalid) and, with watch, follows its changes. */
-  static async open(path: string, options: PolicyManagerOptions): Promise<PolicyManager> {
-    let built: Built;
+  static async open<P extends CompiledPolicy>(path: string, options: PolicyManagerOptions<P>): Promise<PolicyManager<P>> {
+    let built: Built<P>;
     const references: string[] = [];
     try {
-      built = await build(path, options.env, (t) => references.push(t));
+      built = await build(options.compile, path, options.env, (t) => references.push(t));
     } catch (err) {
       policyReloadsTotal.inc({ result: 'failure' });
       throw err instanceof PolicyError ? err : new PolicyError(asDiagnostics(path, err));
@@ -93,7 +103,7 @@ export class PolicyManager {
     return manager;
   }
 
-  get plan(): Plan {
+  get plan(): P {
     return this.#plan;
   }
 
@@ -101,7 +111,7 @@ export class PolicyManager {
    * Adds a check every later policy must pass before it is swapped in, and runs it once against the
    * running policy: throws PolicyError (nothing registered) when that one fails it.
    */
-  async addGuard(guard: PlanGuard): Promise<void> {
+  async addGuard(guard: PlanGuard<P>): Promise<void> {
     const sourceMap = this.#sourceMap;
     const errors = (await guard(this.#plan, (path) => sourceMap.position(path))).filter((d) => d.severity === 'error');
     if (errors.length > 0) {
@@ -112,7 +122,7 @@ export class PolicyManager {
   }
 
   /** Called after every swap with the new Plan. Returns an unsubscribe function. */
-  onSwap(fn: (plan: Plan) => void): () => void {
+  onSwap(fn: (plan: P) => void): () => void {
     this.#listeners.push(fn);
     return () => {
       this.#listeners = this.#listeners.filter((l) => l !== fn);
@@ -120,7 +130,7 @@ export class PolicyManager {
   }
 
   /** Load, validate and swap; what file changes, SIGHUP and POST /admin/reload all call. */
-  reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+  reload(trigger: ReloadTrigger): Promise<ReloadResult<P>> {
     const run = this.#queue.then(() => this.#reload(trigger));
     this.#queue = run.catch(() => undefined);
     return run;
@@ -134,12 +144,12 @@ export class PolicyManager {
     await this.#queue;
   }
 
-  async #reload(trigger: ReloadTrigger): Promise<ReloadResult> {
+  async #reload(trigger: ReloadTrigger): Promise<ReloadResult<P>> {
     const log = this.#options.logger;
-    let built: Built;
+    let built: Built<P>;
     const references: string[] = [];
     try {
-      built = await build(this.#path, this.#options.env, (t) => references.push(t));
+      built = await build(this.#options.compile, this.#path, this.#options.env, (t) => references.push(t));
     } catch (err) {
       // Also after a failure: the file a new `file:` value names may be about to be created.
       this.#references = references;
@@ -179,7 +189,7 @@ export class PolicyManager {
     return { ok: true, plan: built.plan };
   }
 
-  #rejected(trigger: ReloadTrigger, diagnostics: Diagnostic[]): ReloadResult {
+  #rejected(trigger: ReloadTrigger, diagnostics: Diagnostic[]): ReloadResult<P> {
     const log = this.#options.logger;
     const errors = diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic);
     policyReloadsTotal.inc({ result: 'failure' });
@@ -189,7 +199,7 @@ export class PolicyManager {
     return { ok: false, diagnostics };
   }
 
-  #accepted(plan: Plan, warnings: readonly Diagnostic[], trigger: string): void {
+  #accepted(plan: P, warnings: readonly Diagnostic[], trigger: string): void {
     const log = this.#options.logger;
     policyReloadsTotal.inc({ result: 'success' });
     policyInfo.set({ hash: plan.hash }, 1);

@@ -2,7 +2,12 @@
 // Each file keeps its parsed YAML document (with node ranges) and a LineCounter; merging records
 // which file (and which path in it) every merged node came from.
 import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
-import type { SourcePosition } from '../routing/route.js';
+
+export interface SourcePosition {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
 
 export type KeyPath = readonly (string | number)[];
 

@@ -2,12 +2,16 @@
 // with 503 BREAKER_OPEN when every target's breaker refuses, Retry-After = the shortest remaining
 // cooldown. The Admission it leaves on ctx is settled by the forwarder (status or error) and
 // released by the server when the request ends without an upstream answer.
-import type { RequestContext } from '../core/context.js';
+import type { ProxyContext } from './context.js';
 import { deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import { isAllOpen, type Balancers } from '../upstream/balancer.js';
 
-export class BreakerStage implements Stage {
+export function createBreakerStage(balancers: Balancers): Stage<ProxyContext> {
+  return new BreakerStage(balancers);
+}
+
+class BreakerStage implements Stage<ProxyContext> {
   readonly name = 'breaker';
   readonly #balancers: Balancers;
 
@@ -15,7 +19,7 @@ export class BreakerStage implements Stage {
     this.#balancers = balancers;
   }
 
-  run(ctx: RequestContext): Outcome {
+  run(ctx: ProxyContext): Outcome {
     const route = ctx.route;
     if (route === undefined) return CONTINUE;
     const up = ctx.plan.upstreams.get(route.upstream);

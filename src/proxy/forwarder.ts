@@ -2,18 +2,19 @@
 // backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
 // swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
 import { errors, Pool, type Dispatcher } from 'undici';
-import type { RequestContext } from '../core/context.js';
-import type { Plan, UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
+import type { ProxyContext } from './context.js';
+import type { Plan } from '../core/plan.js';
+import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { deny, type Deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
 import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
 import { retryAdmission } from './retry.js';
-import { BodyTooLargeError, requestBody, TOO_LARGE } from '../upstream/body-limit.stage.js';
+import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
-export type ForwardFailure = (ctx: RequestContext, d: Deny) => void;
+export type ForwardFailure = (ctx: ProxyContext, d: Deny) => void;
 /** How the forwarder hands the server an exception thrown in one of its callbacks (a bug: never an upstream fault). */
-export type ForwardFault = (ctx: RequestContext, err: unknown) => void;
+export type ForwardFault = (ctx: ProxyContext, err: unknown) => void;
 
 const TIMEOUT = deny('UPSTREAM_TIMEOUT');
 const UNREACHABLE = deny('UPSTREAM_ERROR');
@@ -77,7 +78,7 @@ export class Forwarder {
     }
   }
 
-  forward(ctx: RequestContext, forwardPath: string, target?: UpstreamTarget, attempt = 0): void {
+  forward(ctx: ProxyContext, forwardPath: string, target?: UpstreamTarget, attempt = 0): void {
     const up = ctx.plan.upstreams.get(ctx.route!.upstream)!;
     // The breaker stage picked the target (round robin, open targets skipped).
     const t = target ?? ctx.admission?.handle.target ?? up.targets[0]!;
@@ -99,17 +100,17 @@ export class Forwarder {
   }
 
   /** Retries (src/upstream/retry.ts): only when nothing reached the upstream. */
-  retry(ctx: RequestContext, err: Error, forwardPath: string, attempt: number, hasBody: boolean): boolean {
+  retry(ctx: ProxyContext, err: Error, forwardPath: string, attempt: number, hasBody: boolean): boolean {
     if (retryAdmission(ctx, err, attempt, hasBody) === undefined) return false;
     this.forward(ctx, forwardPath, undefined, attempt + 1);
     return true;
   }
 
-  failed(ctx: RequestContext, d: Deny): void {
+  failed(ctx: ProxyContext, d: Deny): void {
     this.#onFailure(ctx, d);
   }
 
-  fault(ctx: RequestContext, err: unknown): void {
+  fault(ctx: ProxyContext, err: unknown): void {
     this.#onFault(ctx, err);
   }
 
@@ -127,7 +128,7 @@ export class Forwarder {
  * that parses every response header into an object we would only turn back into an array.
  */
 class ResponseHandler implements Dispatcher.DispatchHandler {
-  readonly #ctx: RequestContext;
+  readonly #ctx: ProxyContext;
   readonly #histogram: { observe(v: number): void };
   readonly #forwarder: Forwarder;
   readonly #forwardPath: string;
@@ -144,7 +145,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   /** Fires when the upstream's response head is late (upstreams.<name>.timeouts.response). */
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(ctx: RequestContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean, responseTimeoutMs: number) {
+  constructor(ctx: ProxyContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean, responseTimeoutMs: number) {
     this.#ctx = ctx;
     this.#histogram = histogram;
     this.#forwarder = forwarder;

@@ -2,7 +2,7 @@
 // after an error that proves no byte reached the upstream (the connection was never established),
 // so a retried request can never be applied twice. The next attempt goes to another target when
 // the upstream has one whose breaker admits it.
-import type { RequestContext } from '../core/context.js';
+import type { ProxyContext } from './context.js';
 import { upstreamRetriesTotal } from '../observability/metrics.js';
 import { isAllOpen, type Admission } from '../upstream/balancer.js';
 
@@ -14,7 +14,7 @@ const NOT_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'E
  * Decides whether the failed attempt number `attempt` (0 = first) may be retried. When it may, the
  * failure is recorded on the old target, ctx.admission is replaced, and the new Admission returned.
  */
-export function retryAdmission(ctx: RequestContext, err: Error, attempt: number, hasBody: boolean): Admission | undefined {
+export function retryAdmission(ctx: ProxyContext, err: Error, attempt: number, hasBody: boolean): Admission | undefined {
   const current = ctx.admission;
   const route = ctx.route;
   if (current === undefined || route === undefined || hasBody) return undefined;

@@ -1,5 +1,5 @@
 // The proxy listener: node:http with a strict parser and header/body/time limits. Per request it
-// builds the RequestContext, establishes who the client is and the canonical path, runs the
+// builds the ProxyContext, establishes who the client is and the canonical path, runs the
 // stages, and either answers a Deny as problem+json or forwards. When the response ends (finish,
 // client abort or error) it settles exactly once: concurrency slot, metrics, audit record.
 // Every way in (a request, an upgrade, a parser refusal, a connection, the forwarder's callbacks,
@@ -9,29 +9,23 @@
 import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { RequestContext } from '../core/context.js';
+import type { RequestRecorder } from '../core/context.js';
 import { deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, statusOf, type Deny, type ReasonCode } from '../core/reasons.js';
 import { runStages, type Outcome, type Stage } from '../core/stage.js';
-import type { PolicyManager } from '../policy/manager.js';
-import type { Plan } from '../engine/plan.js';
-import { canonicalize, isDeny } from '../routing/canonical.js';
-import { TrustedProxies } from '../authn/client-ip.js';
+import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import type { PlanManager } from '../engine/compile.js';
+import { ProxyContext } from './context.js';
 import { Forwarder } from './forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './websocket.js';
 import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from '../observability/metrics.js';
-import { newRequestId, requestIdFor } from '../observability/request-id.js';
-import { arrivalHeaders } from '../request-headers.js';
-import { traceparentFor } from '../observability/traceparent.js';
+import { newRequestId } from '../observability/request-id.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 
-/** Audit's view of a finished request (implemented by the audit pipeline; a no-op by default). */
-export interface RequestRecorder {
-  record(ctx: RequestContext, status: number, durationMs: number): void;
-}
-
 export interface ProxyServerOptions {
-  readonly policy: PolicyManager;
-  readonly stages: readonly Stage[];
+  readonly policy: PlanManager;
+  readonly engine: Engine;
+  /** The door's own stages, after the engine allowed the request (the breaker): they need the upstream. */
+  readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder;
   /** Whole-request limit for slow clients (default 60 s). */
@@ -45,8 +39,6 @@ type Histogram = { observe(v: number): void };
 type FaultSite = 'request' | 'upgrade' | 'forward' | 'answer' | 'settle' | 'audit' | 'client_error' | 'connection' | 'response';
 
 const GATEWAY_FAULT = deny('GATEWAY_ERROR');
-const BAD_FRAMING = deny('BAD_REQUEST', 'The request body framing is ambiguous: only one Transfer-Encoding line of exactly "chunked", without Content-Length, on HTTP/1.1.');
-const NO_HOST = deny('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
 const BAD_EXPECT = deny('BAD_REQUEST', 'Only "Expect: 100-continue" is supported.');
 
 /**
@@ -58,7 +50,7 @@ interface Connection {
   /** The peer address, read once per connection rather than per request. */
   readonly peer: string | undefined;
   /** Requests handled on this connection that have not settled yet, oldest first. */
-  readonly open: RequestContext[];
+  readonly open: ProxyContext[];
   /** This connection closes after its current response: requests parsed after it are not served. */
   closing: boolean;
   /** A parser refusal was answered (or is waiting to be): further parser errors are the same one. */
@@ -71,7 +63,6 @@ export class ProxyServer {
   readonly #server: Server;
   readonly #options: ProxyServerOptions;
   readonly #forwarder: Forwarder;
-  readonly #trusted = new WeakMap<Plan, TrustedProxies>();
   /** portcullis_requests_total cells: route → (status, method, code) as one number → cell. */
   readonly #counters = new Map<string, Map<number, HotCell>>();
   readonly #methodIndex = new Map<string, number>();
@@ -149,14 +140,6 @@ export class ProxyServer {
     return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  #trustOf(plan: Plan): TrustedProxies {
-    const compiled = plan.ipRules?.trusted;
-    if (compiled !== undefined) return compiled;
-    let t = this.#trusted.get(plan);
-    if (t === undefined) this.#trusted.set(plan, (t = new TrustedProxies(plan.trustedProxies)));
-    return t;
-  }
-
   #track(socket: Socket): Connection {
     const conn: Connection = { peer: socket.remoteAddress, open: [], closing: false, refused: false, whenIdle: undefined };
     this.#conns.set(socket, conn);
@@ -195,7 +178,7 @@ export class ProxyServer {
     const conn = this.#connection(req.socket);
     // Parsed after a response this connection closes with (a refusal, a drain): never served, as if never read.
     if (conn.closing) return;
-    const ctx = new RequestContext(req, res, this.#options.policy.plan, performance.now());
+    const ctx = new ProxyContext(req, res, this.#options.policy.plan, performance.now(), conn.peer ?? req.socket.remoteAddress ?? '');
     this.#inFlight++;
     inFlight.n++;
     conn.open.push(ctx);
@@ -210,53 +193,39 @@ export class ProxyServer {
     }
   }
 
-  #begin(ctx: RequestContext, conn: Connection, expectContinue: boolean, upgradeHead: Buffer | undefined, refuse: Deny | undefined): void {
-    const { req, res } = ctx;
+  #begin(ctx: ProxyContext, conn: Connection, expectContinue: boolean, upgradeHead: Buffer | undefined, refuse: Deny | undefined): void {
     if (this.#draining) this.#lastOnConnection(ctx, conn);
-
-    const trust = this.#trustOf(ctx.plan);
-    const peer = conn.peer ?? req.socket.remoteAddress ?? '';
-    const h = arrivalHeaders(req.rawHeaders);
-    ctx.trustedPeer = trust.trusts(peer);
-    ctx.peerIp = peer;
-    ctx.clientIp = trust.clientIp(peer, h.forwardedFor);
-    ctx.requestId = requestIdFor(ctx.trustedPeer, h.requestId);
-    ctx.traceparent = traceparentFor(h.traceparent);
-    ctx.contentLength = h.contentLength;
-    ctx.chunked = h.chunked;
-    const hostHeader = (ctx.hostHeader = h.host ?? '');
-    // Ambiguous framing, and any Transfer-Encoding on HTTP/1.0 (RFC 9112 §6.1): answered, then the
-    // connection closes before another byte of it is read as a request.
-    if (h.badFraming || (h.chunked && req.httpVersionMajor === 1 && req.httpVersionMinor === 0)) return this.#refuse(ctx, conn, BAD_FRAMING);
-    if (h.host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return this.#refuse(ctx, conn, NO_HOST);
-    if (refuse !== undefined) return this.#refuse(ctx, conn, refuse);
-    const target = canonicalize(req.url ?? '/', hostHeader);
-    if (isDeny(target)) return this.#refuse(ctx, conn, target);
-    ctx.path = target.path;
-    ctx.query = target.query;
-    ctx.host = hostOnly(hostHeader);
-
-    const outcome = runStages(this.#options.stages, ctx);
-    if (outcome === null) return this.#forward(ctx, target.forwardPath, expectContinue, upgradeHead);
-    if (!(outcome instanceof Promise)) return this.#deny(ctx, outcome);
-    outcome.then(
-      (o) => this.#decided(ctx, o, target.forwardPath, expectContinue, upgradeHead),
-      (err: unknown) => this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade'),
-    );
+    const engine = this.#options.engine;
+    const refused = engine.prepare(ctx) ?? refuse;
+    if (refused !== undefined) return this.#refuse(ctx, conn, refused);
+    this.#then(ctx, engine.decide(ctx), true, expectContinue, upgradeHead);
   }
 
-  /** An asynchronous pipeline's outcome. Runs in a promise callback: a throw here must not become an unhandled rejection. */
-  #decided(ctx: RequestContext, o: Outcome, forwardPath: string, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+  /** Continues with a decision: the engine's (then the door's own stages run), or the door's. */
+  #then(ctx: ProxyContext, outcome: Outcome | Promise<Outcome>, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (o) => this.#decided(ctx, o, engine, expectContinue, upgradeHead),
+        (err: unknown) => this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade'),
+      );
+      return;
+    }
+    if (outcome !== null) return this.#deny(ctx, outcome);
+    if (engine) return this.#then(ctx, runStages(this.#options.admit, ctx), false, expectContinue, upgradeHead);
+    this.#forward(ctx, expectContinue, upgradeHead);
+  }
+
+  /** An asynchronous decision. Runs in a promise callback: a throw here must not become an unhandled rejection. */
+  #decided(ctx: ProxyContext, o: Outcome, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
     try {
-      if (o === null) this.#forward(ctx, forwardPath, expectContinue, upgradeHead);
-      else this.#deny(ctx, o);
+      this.#then(ctx, o, engine, expectContinue, upgradeHead);
     } catch (err) {
       this.#fault(ctx, err, upgradeHead === undefined ? 'request' : 'upgrade');
     }
   }
 
   /** Refused before routing: the event records the target as sent (bounded), since there is no canonical one. */
-  #refuse(ctx: RequestContext, conn: Connection, d: Deny): void {
+  #refuse(ctx: ProxyContext, conn: Connection, d: Deny): void {
     const t = attemptedTarget(ctx.req.url ?? '');
     ctx.path = t.path;
     ctx.query = t.query;
@@ -265,25 +234,25 @@ export class ProxyServer {
   }
 
   /** This request's response is the connection's last: `Connection: close`, and nothing parsed after it is served. */
-  #lastOnConnection(ctx: RequestContext, conn: Connection): void {
+  #lastOnConnection(ctx: ProxyContext, conn: Connection): void {
     if (ctx.res.headersSent) return;
     ctx.res.shouldKeepAlive = false;
     conn.closing = true;
   }
 
-  #forward(ctx: RequestContext, forwardPath: string, expectContinue: boolean, upgradeHead?: Buffer): void {
+  #forward(ctx: ProxyContext, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
     if (upgradeHead !== undefined) {
       return forwardUpgrade(
         ctx,
-        forwardPath,
+        ctx.forwardPath,
         upgradeHead,
         (c, d) => this.#deny(c, d),
         (c, err) => this.#fault(c, err, 'upgrade'),
       );
     }
     if (expectContinue) ctx.res.writeContinue();
-    this.#forwarder.forward(ctx, forwardPath);
+    this.#forwarder.forward(ctx, ctx.forwardPath);
   }
 
   /**
@@ -291,7 +260,7 @@ export class ProxyServer {
    * counted; the client gets 500 GATEWAY_ERROR without details, or, once the response has started,
    * the connection closes (a truncated response is detectable, a wrong one is not). Never throws.
    */
-  #fault(ctx: RequestContext, err: unknown, where: FaultSite): void {
+  #fault(ctx: ProxyContext, err: unknown, where: FaultSite): void {
     this.#faultLogged(where, err, ctx);
     ctx.code = 'GATEWAY_ERROR';
     const res = ctx.res;
@@ -303,7 +272,7 @@ export class ProxyServer {
   }
 
   /** Logs and counts a contained fault. Never throws. */
-  #faultLogged(where: FaultSite, err: unknown, ctx?: RequestContext): void {
+  #faultLogged(where: FaultSite, err: unknown, ctx?: ProxyContext): void {
     try {
       gatewayFaultsTotal.labels(where).inc();
       this.#options.logger.error({ err, where, requestId: ctx?.requestId, route: ctx?.route?.name }, 'gateway fault contained');
@@ -313,7 +282,7 @@ export class ProxyServer {
   }
 
   /** Answers a Deny as problem+json. A throw while answering closes the connection instead. */
-  #deny(ctx: RequestContext, d: Deny): void {
+  #deny(ctx: ProxyContext, d: Deny): void {
     ctx.code = d.code;
     const res = ctx.res;
     if (res.headersSent || res.destroyed) return;
@@ -395,9 +364,10 @@ export class ProxyServer {
     const req = new IncomingMessage(socket);
     req.method = method;
     req.url = path + query;
-    const ctx = new RequestContext(req, new ServerResponse(req), this.#options.policy.plan, start);
+    const peer = conn.peer ?? socket.remoteAddress ?? '';
+    const ctx = new ProxyContext(req, new ServerResponse(req), this.#options.policy.plan, start, peer);
     ctx.requestId = newRequestId();
-    ctx.peerIp = ctx.clientIp = conn.peer ?? socket.remoteAddress ?? '';
+    ctx.peerIp = ctx.clientIp = peer;
     ctx.path = path;
     ctx.query = query;
     ctx.code = code;
@@ -444,7 +414,7 @@ export class ProxyServer {
     this.#request(req, res, false, head);
   }
 
-  #settle(ctx: RequestContext, conn: Connection): void {
+  #settle(ctx: ProxyContext, conn: Connection): void {
     // Exactly once: a context leaves `open` when it settles (responses settle in order, so it is the first).
     const open = conn.open;
     if (open[0] === ctx) open.shift();
@@ -481,11 +451,11 @@ export class ProxyServer {
   }
 
   /** Metrics and the audit record of a finished request (or of a refusal the parser made). */
-  #account(ctx: RequestContext, status: number, durationMs: number): void {
+  #account(ctx: ProxyContext, status: number, durationMs: number): void {
     const res = ctx.res;
     const route = ctx.route?.name ?? NO_ROUTE;
     const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
-    const method = ctx.req.method ?? '';
+    const method = ctx.method;
     // A number, not a concatenated string, names the cell: no string is built or hashed per request.
     const key = status * 16384 + smallIndex(this.#methodIndex, method) * 128 + smallIndex(this.#codeIndex, code);
     let cells = this.#counters.get(route);
@@ -544,20 +514,4 @@ function smallIndex(index: Map<string, number>, value: string): number {
   let i = index.get(value);
   if (i === undefined) index.set(value, (i = index.size));
   return i;
-}
-
-let lastHost = '';
-let lastHostOnly = '';
-
-/** Host header without port, lower-case ("[::1]:8080" → "[::1]"). */
-function hostOnly(host: string): string {
-  // Clients send the same Host on every request of a connection: remember the last answer.
-  if (host === lastHost) return lastHostOnly;
-  let end = host.length;
-  const colon = host.lastIndexOf(':');
-  if (colon !== -1 && host.indexOf(']', colon) === -1) end = colon;
-  const h = end === host.length ? host : host.slice(0, end);
-  lastHost = host;
-  lastHostOnly = h.toLowerCase();
-  return lastHostOnly;
 }

@@ -4,7 +4,7 @@
 // identity, forwarding, rewrite and method-override headers are the gateway's (src/header-names.ts),
 // whatever their case, however often they appear, whatever Connection lists, and in their "_"
 // look-alike spellings too.
-import type { RequestContext } from '../core/context.js';
+import type { ProxyContext } from './context.js';
 import { forwardOf, identityHeaders, type IdentityForward } from '../authn/forward.js';
 import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS } from '../header-names.js';
 
@@ -79,7 +79,7 @@ function dropListed(out: string[], listed: readonly string[], lowerCase: boolean
  * Upstream request headers for an allowed request. Host is the upstream's own: undici writes it
  * from the pool's origin when `upstreamHost` is undefined (node:http callers pass it explicitly).
  */
-export function upstreamRequestHeaders(ctx: RequestContext, upstreamHost: string | undefined): string[] {
+export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string | undefined): string[] {
   const raw = ctx.req.rawHeaders;
   const forward = forwardOf(ctx.plan);
   const kinds = kindsOf(forward);

@@ -8,7 +8,7 @@ import { request as httpRequest, ServerResponse, type ClientRequest, type Incomi
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { RequestContext } from '../core/context.js';
+import type { ProxyContext } from './context.js';
 import { deny, type Deny } from '../core/reasons.js';
 import { websocketsOpen } from '../observability/metrics.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './upstream-headers.js';
@@ -42,11 +42,11 @@ function wantsH2c(req: IncomingMessage): boolean {
  * where nothing else would catch it).
  */
 export function forwardUpgrade(
-  ctx: RequestContext,
+  ctx: ProxyContext,
   forwardPath: string,
   head: Buffer,
-  onFailure: (ctx: RequestContext, d: Deny) => void,
-  onFault: (ctx: RequestContext, err: unknown) => void,
+  onFailure: (ctx: ProxyContext, d: Deny) => void,
+  onFault: (ctx: ProxyContext, err: unknown) => void,
 ): void {
   const { req, res } = ctx;
   const client = req.socket;

@@ -1,17 +1,35 @@
 // The `routes` section → CompiledRoute[] in file order: precompiled path matchers, method/host
 // sets, upstream references resolved (the only upstream when none is named), shadowed routes warned.
-import type { AuthMethod } from '../core/principal.js';
 import type { CompileContext } from '../policy/compile-context.js';
-import type { UpstreamPlan } from '../engine/plan.js';
 import type { PolicyDocument, RouteSpec } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
-import { parseRate, parseSize } from '../policy/values.js';
 import { checkPattern, compilePattern, type CompiledPattern } from './pattern.js';
-import type { CompiledRoute, PathRules } from './route.js';
+import { compileRouter } from './router.js';
+import type { CompiledRoute, PathRules, Router } from './route.js';
 
-const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
+declare module '../core/plan.js' {
+  interface Plan {
+    /** Every route in file order, as the route stage matches them. */
+    readonly routes: readonly CompiledRoute[];
+    readonly router: Router;
+    /** `paths` and method override. */
+    readonly paths: PathRules;
+  }
+}
 
-function upstreamOf(spec: RouteSpec, at: (string | number)[], upstreams: ReadonlyMap<string, UpstreamPlan>, declared: string[], cx: CompileContext): string | undefined {
+export interface RoutingSection {
+  readonly routes: readonly CompiledRoute[];
+  readonly router: Router;
+  readonly paths: PathRules;
+}
+
+/** The `routes` and `paths` sections. */
+export function compileRouting(doc: PolicyDocument, cx: CompileContext): RoutingSection {
+  const routes = compileRoutes(doc, cx);
+  return { routes, router: compileRouter(routes), paths: compilePathRules(doc, routes) };
+}
+
+function upstreamOf(spec: RouteSpec, at: (string | number)[], declared: string[], cx: CompileContext): string | undefined {
   if (spec.upstream !== undefined) {
     if (declared.includes(spec.upstream)) return spec.upstream;
     cx.error([...at, 'upstream'], `unknown upstream "${spec.upstream}"${didYouMean(spec.upstream, declared)}`);
@@ -41,7 +59,7 @@ function covers(superset: ReadonlySet<string> | undefined, subset: ReadonlySet<s
   return true;
 }
 
-export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams: ReadonlyMap<string, UpstreamPlan>): CompiledRoute[] {
+export function compileRoutes(doc: PolicyDocument, cx: CompileContext): CompiledRoute[] {
   const declared = Object.keys(doc.upstreams ?? {});
   const routes: CompiledRoute[] = [];
   (doc.routes ?? []).forEach((spec, index) => {
@@ -50,7 +68,7 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
     if (problem !== undefined) cx.error([...at, 'match', 'path'], problem);
     const matcher: CompiledPattern | undefined = problem === undefined ? compilePattern(spec.match.path) : undefined;
     const hosts = hostsOf(spec, at, cx);
-    const upstream = upstreamOf(spec, at, upstreams, declared, cx);
+    const upstream = upstreamOf(spec, at, declared, cx);
     const isPublic = spec.public === true;
     for (const key of ['require', 'tenantParam', 'authenticate'] as const) {
       if (isPublic && spec[key] !== undefined) cx.error([...at, key], `a public route does not authenticate, so ${key} cannot apply`);
@@ -74,19 +92,7 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext, upstreams
       matcher,
       public: isPublic,
       upstream,
-      require: spec.require ?? [],
-      tenantParam: spec.tenantParam,
-      authenticate: isPublic ? [] : (spec.authenticate ?? ALL_AUTH_METHODS),
-      ipAllow: spec.ipAllow ?? [],
-      ipDeny: spec.ipDeny ?? [],
-      limits: (spec.limits ?? []).map((l) => {
-        const ratePerSecond = parseRate(l.rate);
-        return { by: l.by, ratePerSecond, burst: l.burst ?? Math.max(1, Math.ceil(ratePerSecond)), cost: l.cost ?? 1 };
-      }),
       methodOverride: overrides !== undefined ? new Set(overrides) : undefined,
-      maxBodySize: spec.maxBodySize !== undefined ? parseSize(spec.maxBodySize) : undefined,
-      shadow: spec.shadow === true,
-      audit: spec.audit ?? 'all',
     });
   });
   warnShadowed(routes, cx);

@@ -15,7 +15,6 @@ const PARAMS_REFUSED = deny('BAD_REQUEST', 'The path carries ";" parameters, whi
 const PARAMS_AMBIGUOUS = deny('BAD_REQUEST', 'The path carries ";" parameters that change which route it matches once removed, as upstream frameworks remove them.');
 const SLASHES_REFUSED = deny('BAD_REQUEST', 'The path has an empty segment ("//"), which this gateway refuses (paths.emptySegments: reject).');
 const SLASHES_AMBIGUOUS = deny('BAD_REQUEST', 'The path has an empty segment ("//") that changes which route it matches once merged, as upstream servers merge them.');
-const DEFAULT_RULES: PathRules = Object.freeze({ semicolons: 'unambiguous', emptySegments: 'unambiguous', methodOverride: false });
 
 /** The path with every run of "/" made one, as nginx's merge_slashes and Tomcat read it. */
 function mergeSlashes(path: string): string {
@@ -60,14 +59,16 @@ function find(ctx: RequestContext, rules: PathRules, method: string): RouteMatch
 
 const isDeny = (v: RouteMatch | Deny | undefined): v is Deny => v !== undefined && (v as Deny).code !== undefined;
 
-export const routeStage: Stage = {
-  name: 'route',
-  run(ctx: RequestContext): Outcome {
-    const rules = ctx.plan.paths ?? DEFAULT_RULES;
-    const method = ctx.req.method ?? 'GET';
+export function createRouteStage(): Stage {
+  return { name: 'route', run };
+}
+
+function run(ctx: RequestContext): Outcome {
+    const rules = ctx.plan.paths;
+    const method = ctx.method;
     let match: RouteMatch | Deny | undefined;
     if (rules.methodOverride) {
-      const override = requestedOverride(ctx.req.rawHeaders);
+      const override = requestedOverride(ctx.rawHeaders);
       if (override !== undefined && typeof override !== 'string') return override;
       if (override !== undefined) {
         const overridden = find(ctx, rules, override);
@@ -93,5 +94,4 @@ export const routeStage: Stage = {
     ctx.params = match.params;
     if (ctx.trace !== undefined) ctx.note('route', `matched route ${match.route.name}`);
     return CONTINUE;
-  },
-};
+}

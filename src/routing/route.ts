@@ -1,11 +1,6 @@
-// A route as the pipeline sees it: compiled once per Plan, frozen.
-import type { AuthMethod } from '../core/principal.js';
-
-export interface SourcePosition {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-}
+// A route as the route stage matches it: compiled once per Plan, frozen. Other stages know it only
+// by its identity (core/route.ts) and keep their own per-route settings.
+import type { Route } from '../core/route.js';
 
 /** A compiled path pattern: literal segments, `{name}`, `*`, `**`. */
 export interface PathMatcher {
@@ -14,37 +9,14 @@ export interface PathMatcher {
   match(path: string): Readonly<Record<string, string>> | undefined;
 }
 
-export interface RouteLimit {
-  readonly by: string; // principal | tenant | key | ip | header:<name>
-  readonly ratePerSecond: number;
-  readonly burst: number;
-  readonly cost: number;
-}
-
-export interface CompiledRoute {
-  readonly name: string;
-  readonly index: number;
-  readonly source: SourcePosition;
+export interface CompiledRoute extends Route {
   /** Lower-case hosts; undefined matches any host. */
   readonly hosts: ReadonlySet<string> | undefined;
   /** Upper-case methods; undefined matches any method. */
   readonly methods: ReadonlySet<string> | undefined;
   readonly matcher: PathMatcher;
-  readonly public: boolean;
-  readonly upstream: string;
-  readonly require: readonly string[];
-  readonly tenantParam: string | undefined;
-  /** Methods this route accepts, in order; empty when public. */
-  readonly authenticate: readonly AuthMethod[];
-  readonly ipAllow: readonly string[];
-  readonly ipDeny: readonly string[];
-  readonly limits: readonly RouteLimit[];
   /** Methods a POST may be overridden to (method-override headers); undefined: the headers are removed. */
-  readonly methodOverride?: ReadonlySet<string> | undefined;
-  /** Bytes; undefined: no limit beyond the server's. */
-  readonly maxBodySize: number | undefined;
-  readonly shadow: boolean;
-  readonly audit: 'all' | 'denied' | 'none';
+  readonly methodOverride: ReadonlySet<string> | undefined;
 }
 
 /** How the route stage reads what could make the upstream see another route than this gateway. */

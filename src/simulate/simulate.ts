@@ -1,27 +1,24 @@
-// One request, decided offline by the REAL compiled Plan and the REAL stages of src/stages.ts
-// (route → ipRules → authenticate → authorize; limits, breaker and forwarding are skipped: they
-// need a store and an upstream and are not policy decisions). Used by `portcullis test` and
-// `explain`. Nothing here re-implements a rule: identity is produced by presenting a credential
+// One request, decided offline by the REAL compiled Plan through the same engine entry as the
+// proxy (`prepare`, then `decide` in the `policy` scope: route → ipRules → lockout → authenticate
+// → authorize; limits, breaker and forwarding need a store and an upstream and are not policy
+// decisions). Used by `portcullis test` and `explain`. Nothing here re-implements a rule: identity is produced by presenting a credential
 // to the real authenticate stage. A test principal (`as:`) or a named static key (`apiKey:`) is a
 // freshly minted random API key whose digest maps to that principal; a `jwt:` is signed by a
 // per-run test key that stands in for the policy's issuers (same issuer, audience, claim mapping).
-import { IncomingMessage, ServerResponse } from 'node:http';
-import { Socket } from 'node:net';
 import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { SignJWT } from 'jose';
 import { RequestContext, type TraceStep } from '../core/context.js';
 import { REASONS, type Deny, type ReasonCode } from '../core/reasons.js';
-import { runStages, type Stage } from '../core/stage.js';
-import type { Plan } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
 import type { RouteAttempt } from '../routing/route.js';
-import { canonicalize, isDeny } from '../routing/canonical.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from '../authn/api-key.js';
 import { JwtAuthenticator, type JwtIssuer } from '../authn/jwt.js';
 import { compileClaimPath } from '../authn/claims.js';
 import type { AuthnPlan, RouteAuthn } from '../authn/compile.js';
 import type { Principal } from '../core/principal.js';
-import { createStages } from '../engine/stages.js';
+import { Engine } from '../engine/engine.js';
+import { MemoryStore } from '../limits/memory-store.js';
 
 export type Identity =
   | { readonly as: { readonly tenant?: string | undefined; readonly roles?: readonly string[] | undefined; readonly permissions?: readonly string[] | undefined; readonly subject?: string | undefined } }
@@ -56,12 +53,6 @@ export class SimulationError extends Error {
   override readonly name = 'SimulationError';
 }
 
-/** The stages a policy decision runs through: the real list, up to and including authorize. */
-export function decisionStages(): readonly Stage[] {
-  const all = createStages({});
-  const last = all.findIndex((s) => s.name === 'authorize');
-  return last === -1 ? all : all.slice(0, last + 1);
-}
 
 type Authenticator = ApiKeyAuthenticator | JwtAuthenticator;
 
@@ -152,30 +143,32 @@ async function present(plan: Plan, identity: Identity | undefined): Promise<{ pl
   return { plan: withAuthenticator(plan, auth, false), headers: { authorization: `Bearer ${token}` } };
 }
 
-function fakeRequest(r: SimRequest, host: string, extra: Record<string, string>): IncomingMessage {
-  const req = new IncomingMessage(new Socket());
-  req.method = r.method.toUpperCase();
-  req.url = r.path;
-  const raw: string[] = ['Host', host];
-  const headers: Record<string, string> = { host };
-  for (const [k, v] of [...Object.entries(r.headers ?? {}), ...Object.entries(extra)]) {
-    raw.push(k, v);
-    headers[k.toLowerCase()] = v;
-  }
-  req.headers = headers;
-  req.rawHeaders = raw;
-  return req;
+/** The engine `test` and `explain` decide with: the policy's stages, no store, nothing spent. */
+export function offlineEngine(): Engine {
+  return Engine.create({ store: { store: new MemoryStore() } }, 'policy');
 }
 
-export async function simulate(basePlan: Plan, r: SimRequest, stages: readonly Stage[] = decisionStages()): Promise<SimResult> {
+/** Header names and values as a client would send them: Host first, then the request's, then the credential. */
+function rawHeadersOf(r: SimRequest, host: string, extra: Readonly<Record<string, string>>): string[] {
+  const raw: string[] = ['Host', host];
+  for (const [k, v] of Object.entries(r.headers ?? {})) raw.push(k, v);
+  for (const [k, v] of Object.entries(extra)) raw.push(k, v);
+  return raw;
+}
+
+export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = offlineEngine()): Promise<SimResult> {
   const hostHeader = r.host ?? 'localhost';
   const { plan, headers } = await present(basePlan, r.identity);
-  const req = fakeRequest(r, hostHeader, headers);
-  const ctx = new RequestContext(req, new ServerResponse(req), plan, performance.now());
+  const method = r.method.toUpperCase();
+  const ctx = new RequestContext(plan, performance.now(), {
+    method,
+    target: r.path,
+    rawHeaders: rawHeadersOf(r, hostHeader, headers),
+    httpVersion: '1.1',
+    peer: r.ip ?? '127.0.0.1',
+    connection: {},
+  });
   ctx.trace = [];
-  ctx.requestId = 'simulated';
-  ctx.peerIp = ctx.clientIp = r.ip ?? '127.0.0.1';
-  ctx.host = hostHeader.replace(/:\d+$/, '').toLowerCase();
   const finish = (out: Deny | null, canonicalPath: string | undefined, attempts: readonly RouteAttempt[]): SimResult => ({
     decision: out === null ? 'allow' : out.code,
     status: out === null ? 200 : REASONS[out.code].status,
@@ -188,15 +181,13 @@ export async function simulate(basePlan: Plan, r: SimRequest, stages: readonly S
     shadowDecision: ctx.shadowDecision,
     trace: ctx.trace ?? [],
   });
-  const target = canonicalize(r.path, hostHeader);
-  if (isDeny(target)) {
-    ctx.note('canonical', `${target.code}: ${target.detail ?? ''}`);
-    return finish(target, undefined, []);
+  const refused = engine.prepare(ctx);
+  if (refused !== undefined) {
+    ctx.note('canonical', `${refused.code}: ${refused.detail ?? ''}`);
+    return finish(refused, undefined, []);
   }
-  ctx.path = target.path;
-  ctx.query = target.query;
-  ctx.note('canonical', `canonical path ${target.path}`);
-  const attempts = plan.router.explain(req.method!, ctx.host, ctx.path).attempts;
-  const out = await runStages(stages, ctx);
-  return finish(out, target.path, attempts);
+  ctx.note('canonical', `canonical path ${ctx.path}`);
+  const attempts = plan.router.explain(method, ctx.host, ctx.path).attempts;
+  const out = await engine.decide(ctx);
+  return finish(out, ctx.path, attempts);
 }

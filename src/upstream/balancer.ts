@@ -4,7 +4,8 @@
 // every breaker (admin and metrics read it from here).
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
-import type { Plan, UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
+import type { Plan } from '../core/plan.js';
+import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { breakerState, breakerTransitionsTotal } from '../observability/metrics.js';
 import { CircuitBreaker, REFUSED, type BreakerSettings, type BreakerStateName } from './breaker.js';
 

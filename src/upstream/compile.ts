@@ -1,10 +1,37 @@
 // The `upstreams` section → UpstreamPlan per name (defaults: connect 2s, response 30s,
-// 128 connections per target, no retries). A URL's path becomes the target's basePath.
+// 128 connections per target, no retries). A URL's path becomes the target's basePath. Also each
+// route's maxBodySize, which bounds what is sent upstream.
 import type { CompileContext } from '../policy/compile-context.js';
-import type { UpstreamPlan, UpstreamTarget } from '../engine/plan.js';
 import type { PolicyDocument } from '../policy/schema.js';
-import { parseDuration } from '../policy/values.js';
+import { parseDuration, parseSize } from '../policy/values.js';
+import type { BreakerSettings } from './breaker.js';
 import { compileBreaker } from './breaker-compile.js';
+
+declare module '../core/plan.js' {
+  interface Plan {
+    readonly upstreams: ReadonlyMap<string, UpstreamPlan>;
+    /** Per route index: `maxBodySize` in bytes; undefined: no limit beyond the server's. */
+    readonly maxBodySize: readonly (number | undefined)[];
+  }
+}
+
+export interface UpstreamTarget {
+  /** Origin, e.g. http://127.0.0.1:3000 */
+  readonly origin: string;
+  /** Path prefix of the target URL ("" when none), prepended to the forwarded path. */
+  readonly basePath: string;
+}
+
+export interface UpstreamPlan {
+  readonly name: string;
+  readonly targets: readonly UpstreamTarget[];
+  readonly connectTimeoutMs: number;
+  readonly responseTimeoutMs: number;
+  readonly connections: number;
+  readonly retries: number;
+  /** Circuit breaker per target; undefined: no breaker. */
+  readonly breaker?: BreakerSettings | undefined;
+}
 
 export const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
 
@@ -54,4 +81,9 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
     });
   }
   return out;
+}
+
+/** `routes[].maxBodySize` by route index. */
+export function compileBodyLimits(doc: PolicyDocument): (number | undefined)[] {
+  return (doc.routes ?? []).map((r) => (r.maxBodySize !== undefined ? parseSize(r.maxBodySize) : undefined));
 }

@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { generateApiKey } from '../../../src/cli/keys.js';
+import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { run as auditCli } from '../../../src/cli/audit.js';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApp, type App } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { generateApiKey } from '../../../src/cli/keys.js';
+import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { captureStream, JwksServer, listen, sign, signingKey, type Listening, type SigningKey } from '../../fixtures/authn/harness.js';
 

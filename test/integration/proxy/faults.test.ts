@@ -2,6 +2,12 @@
 // client gets 500 GATEWAY_ERROR problem+json, the fault is counted, the audit event says it was not
 // allowed, and the server goes on serving. The server is assembled in-process, as app.ts does,
 // with each stage wrapped so that a request header can make it throw or reject.
+import { firstHeader } from '../../../src/request-headers.js';
+import type { RequestContext } from '../../../src/core/context.js';
+import { MemoryStore } from '../../../src/limits/memory-store.js';
+import { Engine } from '../../../src/engine/engine.js';
+import { createBreakerStage } from '../../../src/proxy/breaker.stage.js';
+import { Balancers } from '../../../src/upstream/balancer.js';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
@@ -10,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { ProxyServer } from '../../../src/proxy/server.js';
-import { PolicyManager } from '../../../src/policy/manager.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 import { EventBus } from '../../../src/events.js';
 import { createStages } from '../../../src/engine/stages.js';
 import type { Stage } from '../../../src/core/stage.js';
@@ -29,18 +35,18 @@ const memorySink: AuditSink = {
 
 let upstream: Server;
 let upstreamRequests = 0;
-let policy: PolicyManager;
+let policy: PlanManager;
 let audit: AuditPipeline;
 let proxy: ProxyServer;
 let base: string;
 const stageNames: string[] = [];
 
 /** Each stage, wrapped: `x-fault: <stage>:sync` makes it throw, `<stage>:async` makes it reject. */
-function faulty(stages: readonly Stage[]): Stage[] {
+function faulty<C extends RequestContext>(stages: readonly Stage<C>[]): Stage<C>[] {
   return stages.map((s) => ({
     name: s.name,
-    run(ctx) {
-      const f = ctx.req.headers['x-fault'];
+    run(ctx: C) {
+      const f = firstHeader(ctx.rawHeaders, 'x-fault');
       if (f === `${s.name}:sync`) throw new Error(`injected fault in ${s.name}`);
       if (f === `${s.name}:async`) return Promise.reject(new Error(`injected fault in ${s.name}`));
       if (f === `${s.name}:bad-header` && s === stages[stages.length - 1]) {
@@ -73,11 +79,12 @@ audit:
   );
   const logger = createLogger({ level: process.env.TEST_LOG ?? 'silent' });
   const bus = new EventBus();
-  policy = await PolicyManager.open(dir, { watch: false, logger, bus });
+  policy = await openPolicy(dir, { watch: false, logger, bus });
   audit = new AuditPipeline(policy.plan.audit!, { logger, sinks: [memorySink] });
-  const stages = faulty(createStages({ logger }));
-  stageNames.push(...stages.map((s) => s.name));
-  proxy = new ProxyServer({ policy, stages, logger, recorder: new AuditRecorder(audit) });
+  const stages = faulty(createStages({ logger, store: { store: new MemoryStore() } }));
+  const admit = faulty([createBreakerStage(new Balancers({ logger }))]);
+  stageNames.push(...stages.map((s) => s.name), ...admit.map((s) => s.name));
+  proxy = new ProxyServer({ policy, engine: new Engine(stages), admit, logger, recorder: new AuditRecorder(audit) });
   base = await proxy.listen('127.0.0.1', 0);
 });
 
@@ -107,7 +114,7 @@ async function eventFor(requestId: string): Promise<Record<string, any>> {
 
 describe('a fault inside the gateway', () => {
   it('wraps every stage of the pipeline (the list this test injects into is the real one)', () => {
-    expect(stageNames).toEqual(createStages().map((s) => s.name));
+    expect(stageNames).toEqual([...createStages({ store: { store: new MemoryStore() } }).map((s) => s.name), 'breaker']);
     expect(stageNames.length).toBeGreaterThanOrEqual(8);
   });
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../../src/admin/server.js';
 import { EventBus } from '../../../src/events.js';
 import { createLogger } from '../../../src/observability/logger.js';
-import { PolicyManager } from '../../../src/policy/manager.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 
 const logger = createLogger({ level: 'silent' });
 const TOKEN = 'admin-token-for-tests';
@@ -23,10 +23,10 @@ routes:
 
 let dir: string;
 let file: string;
-let policy: PolicyManager;
+let policy: PlanManager;
 const servers: AdminServer[] = [];
 
-async function start(options: { token?: string; policy?: PolicyManager } = {}): Promise<AdminServer> {
+async function start(options: { token?: string; policy?: PlanManager } = {}): Promise<AdminServer> {
   const server = new AdminServer({ host: '127.0.0.1', port: 0, logger, ...options });
   await server.listen();
   servers.push(server);
@@ -41,7 +41,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'portcullis-admin-'));
   file = join(dir, 'policy.yaml');
   await writeFile(file, GOOD);
-  policy = await PolicyManager.open(file, { watch: false, logger, bus: new EventBus() });
+  policy = await openPolicy(file, { watch: false, logger, bus: new EventBus() });
 });
 
 afterAll(async () => {

@@ -29,7 +29,7 @@ describe('audit section compiler', () => {
     - redisStream: { key: "portcullis:audit", url: "redis://127.0.0.1:6379" }
     - webhook: { url: "https://siem.example.com/ingest", secret: s3cret }
 `);
-    expect(plan.routes[0]!.audit).toBe('denied');
+    expect(plan.auditModes[0]).toBe('denied');
     const a = plan.audit!;
     expect(Object.isFrozen(a)).toBe(true);
     expect(a.chain).toBe(true);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../../src/audit/chain.js';
+import { canonicalJson } from '../../../src/canonical-json.js';
 import { EventIds, type RequestRecord } from '../../../src/audit/event.js';
 import { formatHalves, jsonString } from '../../../src/audit/format.js';
 import { requestRecord } from './helpers.js';

@@ -13,10 +13,11 @@ function fakeWorker(take: () => WireValue[]): AuditWorker {
   return w;
 }
 
-const route = { name: 'reports', audit: 'all' };
+const route = { name: 'reports', index: 0 };
+const plan = { auditModes: ['all'] };
 const principal = { subject: 'ci-bot', tenant: 'acme', keyId: 'k1', via: 'apiKey' };
 const ctx = (i: number, over: Record<string, unknown> = {}): RequestContext =>
-  ({ route, code: undefined, principal, path: `/r/${i}`, query: '', requestId: `req-${i}`, req: { method: 'GET' }, clientIp: '10.0.0.1', permission: undefined, shadowDecision: undefined, ...over }) as unknown as RequestContext;
+  ({ plan, route, code: undefined, principal, path: `/r/${i}`, query: '', requestId: `req-${i}`, method: 'GET', clientIp: '10.0.0.1', permission: undefined, shadowDecision: undefined, ...over }) as unknown as RequestContext;
 
 describe('audit wire batches', () => {
   it('sends a repeat of the previous request record in the short form and decodes it back in full', () => {

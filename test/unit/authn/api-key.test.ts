@@ -1,11 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { AuthenticateStage } from '../../../src/authn/authenticate.stage.js';
-import { generateApiKey } from '../../../src/cli/keys.js';
+import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.js';
+import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
-import type { Plan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
 import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../fixtures/authn/harness.js';
 
 const good = generateApiKey();
@@ -56,7 +56,7 @@ routes:
   - { name: both, match: { path: /v1/both }, authenticate: [apiKey, jwt] }
 `);
   const logger = createLogger({ level: 'debug', destination: logs.stream });
-  app = await stageServer(() => plan, [new AuthenticateStage({ logger })]);
+  app = await stageServer(() => plan, [createAuthenticateStage({ logger })]);
 });
 
 afterAll(async () => {

@@ -1,7 +1,9 @@
+import type { Stage } from '../../../src/core/stage.js';
 import { createServer } from 'node:http';
+import { contextOf } from '../../helpers/context.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../../../src/authn/client-ip.js';
-import { IpRulesStage } from '../../../src/authn/ip-rules.stage.js';
+import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { IpRule } from '../../../src/authn/ip-rules.js';
 import { compileYaml, listen, stageServer, type Listening } from '../../fixtures/authn/harness.js';
 
@@ -39,7 +41,7 @@ routes:
   - { name: admin, match: { path: /admin }, public: true, ipAllow: ["10.0.0.0/8", "::1/128"] }
   - { name: local, match: { path: /local }, public: true, ipAllow: ["127.0.0.1"] }
 `);
-    const app = await stageServer(() => plan, [new IpRulesStage()]);
+    const app = await stageServer(() => plan, [createIpRulesStage()]);
     opened.push(app);
     expect((await fetch(`${app.url}/open`)).status).toBe(200);
     expect((await fetch(`${app.url}/local`)).status).toBe(200);
@@ -47,7 +49,7 @@ routes:
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { code: string }).code).toBe('IP_DENIED');
     // A client the trust rules place in the denied block, through a real request.
-    const viaProxy = await stageServer(() => plan, [new IpRulesStage()], () => '192.0.2.10');
+    const viaProxy = await stageServer(() => plan, [createIpRulesStage()], () => '192.0.2.10');
     opened.push(viaProxy);
     expect((await fetch(`${viaProxy.url}/open`)).status).toBe(403);
   });
@@ -60,7 +62,7 @@ routes:
   - { name: v6only, match: { path: /v6 }, public: true, ipAllow: ["::1/128"] }
   - { name: nov6, match: { path: /nov6 }, public: true, ipDeny: ["::1/128"] }
 `);
-    const app = await stageServer(() => plan, [new IpRulesStage()]);
+    const app = await stageServer(() => plan, [createIpRulesStage()]);
     opened.push(app);
     const v6 = await stageServerOn6(plan);
     opened.push(v6);
@@ -73,13 +75,13 @@ routes:
 async function stageServerOn6(plan: Awaited<ReturnType<typeof compileYaml>>): Promise<Listening> {
   const { RequestContext } = await import('../../../src/core/context.js');
   const { runStages } = await import('../../../src/core/stage.js');
-  const stage = new IpRulesStage();
+  const stage = createIpRulesStage();
   const server = createServer((req, res) => {
-    const ctx = new RequestContext(req, res, plan, 0);
+    const ctx = contextOf(req, plan);
     ctx.clientIp = req.socket.remoteAddress ?? '';
     const match = plan.router.find('GET', '', (req.url ?? '/').split('?')[0]!);
     ctx.route = match?.route;
-    const out = runStages([stage], ctx) as ReturnType<IpRulesStage['run']>;
+    const out = runStages([stage], ctx) as ReturnType<Stage['run']>;
     res.writeHead(out === null ? 200 : 403);
     res.end();
   });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Plan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
 import { compileYaml, JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../fixtures/authn/harness.js';
 
 const ISS = 'https://idp.test/';

@@ -2,10 +2,10 @@ import { Agent, createServer, request } from 'node:http';
 import { createPublicKey } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, type JWK } from 'jose';
-import { AuthenticateStage } from '../../../src/authn/authenticate.stage.js';
-import { IpRulesStage } from '../../../src/authn/ip-rules.stage.js';
+import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.js';
+import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { jwtCacheTotal } from '../../../src/observability/metrics.js';
-import type { Plan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
 import { b64, compileYaml, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../fixtures/authn/harness.js';
 
 const ISS = 'https://idp.test/';
@@ -54,7 +54,7 @@ authentication:
 routes:
   - { name: things, match: { path: /v1/things } }
 `);
-  app = await stageServer(() => plan, [new IpRulesStage(), new AuthenticateStage()]);
+  app = await stageServer(() => plan, [createIpRulesStage(), createAuthenticateStage()]);
 });
 
 afterAll(async () => {

@@ -1,12 +1,14 @@
+import type { Outcome } from '../../../src/core/stage.js';
 import { describe, expect, it } from 'vitest';
+import { contextOf } from '../../helpers/context.js';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { compileYaml } from '../../fixtures/authn/harness.js';
 import { RequestContext } from '../../../src/core/context.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import type { Plan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
 import type { Principal } from '../../../src/core/principal.js';
-import { AuthorizeStage } from '../../../src/authz/authorize.stage.js';
+import { createAuthorizeStage } from '../../../src/authz/authorize.stage.js';
 import { coveringGrants } from '../../../src/authz/permissions.js';
 import { GrantResolver } from '../../../src/authz/rbac.js';
 import { registry, shadowDecisionsTotal } from '../../../src/observability/metrics.js';
@@ -41,17 +43,17 @@ function principal(roles: string[], permissions: string[] = [], tenant: string |
   return { subject: 's', tenant: tenant ?? undefined, roles, permissions, keyId: undefined, via: 'test' };
 }
 
-async function decide(path: string, p: Principal | undefined): Promise<{ out: ReturnType<AuthorizeStage['run']>; ctx: RequestContext }> {
+async function decide(path: string, p: Principal | undefined): Promise<{ out: Outcome; ctx: RequestContext }> {
   const pl = await plan();
   const req = new IncomingMessage(new Socket());
-  const ctx = new RequestContext(req, new ServerResponse(req), pl, 0);
+  const ctx = contextOf(req, pl);
   ctx.trace = [];
   ctx.path = path;
   const m = pl.router.find('GET', '', path)!;
   ctx.route = m.route;
   ctx.params = m.params;
   ctx.principal = p;
-  return { out: new AuthorizeStage().run(ctx), ctx };
+  return { out: (await createAuthorizeStage().run(ctx)), ctx };
 }
 
 async function compileErrors(yaml: string): Promise<string[]> {

@@ -16,7 +16,7 @@ const WORK = '/tmp/portcullis-bench-test';
 async function fixture(file = FIXTURE) {
   const loaded = await loadPolicySource(file, { env });
   const cx = new CompileContext(loaded);
-  const routes = compileRoutes(loaded.document, cx, compileUpstreams(loaded.document, cx));
+  const routes = compileRoutes(loaded.document, cx);
   expect(cx.diagnostics).toEqual([]);
   return { loaded, plan: { routes } };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import type { Plan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
 
 export async function compileDir(dir: string, env: NodeJS.ProcessEnv): Promise<Plan> {
   return compilePolicy(await loadPolicySource(dir, { env })).plan;

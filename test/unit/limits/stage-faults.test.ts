@@ -1,11 +1,12 @@
 // The limits stage under a store that misbehaves in ways the contract does not allow: whatever it
 // does, a fault reaches the request that asked (and the server's containment), never the process
 // as an unhandled rejection.
+import { contextOf } from '../../helpers/context.js';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RequestContext } from '../../../src/core/context.js';
-import { LimitsStage } from '../../../src/limits/limits.stage.js';
+import { createLimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
 import { compileYaml } from '../../fixtures/authn/harness.js';
@@ -47,9 +48,9 @@ describe('the limits stage', () => {
   it('hands a fault in deciding a leased check to the request, and leaves no unhandled rejection behind', async () => {
     process.on('unhandledRejection', onUnhandled);
     const plan = await compileYaml(POLICY);
-    const stage = new LimitsStage({ store: oddStore(null) });
+    const stage = createLimitsStage({ store: oddStore(null) });
     const req = new IncomingMessage(new Socket());
-    const ctx = new RequestContext(req, new ServerResponse(req), plan, performance.now());
+    const ctx = contextOf(req, plan);
     ctx.route = plan.routes[0];
     ctx.principal = Object.freeze({ subject: 's', tenant: 'acme', roles: [], permissions: [], keyId: undefined, via: 'test' as const });
     const outcome = stage.run(ctx);

@@ -50,7 +50,7 @@ describe('compilePolicy', () => {
       connections: 128,
       retries: 0,
     });
-    expect(plan.trustedProxies).toEqual(['10.0.0.0/8', '::1/128', '192.0.2.7']);
+    expect(['10.0.0.1', '::1', '192.0.2.7', '192.0.2.8'].map((ip) => plan.ipRules.trusted.trusts(ip))).toEqual([true, true, true, false]);
   });
 
   it('compiles routes in file order with lower-case hosts and the only upstream as default', async () => {
@@ -62,8 +62,9 @@ describe('compilePolicy', () => {
     expect(reports.source).toEqual({ file: `${DIR}/gateway.yaml`, line: 19, column: 5 });
     expect(gateway.routes.map((r) => r.name)).toEqual(['health', 'reports', 'invoices', 'everything']);
     expect(gateway.router.find('GET', 'api.example.com', '/v1/tenants/acme/reports/q1')?.params).toEqual({ tenant: 'acme' });
-    expect(gateway.routes[2]!.authenticate).toEqual(['apiKey', 'jwt']);
-    expect(gateway.routes[0]!.authenticate).toEqual([]);
+    // A route that names no methods accepts every configured one; a public route none.
+    expect(gateway.authn.routes.get(2)?.methods.map((m) => m.method)).toEqual(['apiKey', 'jwt'].filter((m) => (m === 'apiKey' ? gateway.authn.apiKey : gateway.authn.jwt) !== undefined));
+    expect(gateway.authn.routes.has(0)).toBe(false);
 
     const single = (await compile('single.yaml')).plan;
     expect(single.routes[0]!.upstream).toBe('app');

@@ -1,4 +1,4 @@
-// PolicyManager on real temp directories and real fs.watch: edits, atomic saves, delete+recreate
+// PlanManager on real temp directories and real fs.watch: edits, atomic saves, delete+recreate
 // and Kubernetes ConfigMap symlink swaps must all end in a swapped Plan; broken edits must not.
 import { mkdir, mkdtemp, readFile, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,8 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { policyInfo, policyReloadsTotal } from '../../../src/observability/metrics.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import { PolicyManager } from '../../../src/policy/manager.js';
-import type { Plan } from '../../../src/engine/plan.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
+import type { Plan } from '../../../src/core/plan.js';
 
 const policy = (port: number): string =>
   `version: 1\nupstreams:\n  app: { url: "http://127.0.0.1:${port}" }\nroutes:\n  - name: all\n    match: { path: "/**" }\n    public: true\n`;
@@ -31,9 +31,9 @@ async function until(what: string, check: () => boolean, ms = 5_000): Promise<nu
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe('PolicyManager', () => {
+describe('PlanManager', () => {
   let dir: string;
-  let manager: PolicyManager | undefined;
+  let manager: PlanManager | undefined;
   let logs: string[];
   let events: SystemEvent[];
   let bus: EventBus;
@@ -51,9 +51,9 @@ describe('PolicyManager', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const open = async (path: string, watch = true): Promise<PolicyManager> => {
+  const open = async (path: string, watch = true): Promise<PlanManager> => {
     const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(line) });
-    manager = await PolicyManager.open(path, { watch, logger, bus });
+    manager = await openPolicy(path, { watch, logger, bus });
     return manager;
   };
 
@@ -127,7 +127,7 @@ describe('PolicyManager', () => {
     await symlink('..2026_01', join(dir, '..data'));
     await symlink(join('..data', 'policy.yaml'), join(dir, 'policy.yaml'));
     const m = await open(join(dir, 'policy.yaml'));
-    const byDir = await PolicyManager.open(dir, { watch: true, logger: pino({ level: 'silent' }), bus: new EventBus() });
+    const byDir = await openPolicy(dir, { watch: true, logger: pino({ level: 'silent' }), bus: new EventBus() });
     try {
       expect(portOf(m.plan)).toBe('http://127.0.0.1:3000');
       expect(portOf(byDir.plan)).toBe('http://127.0.0.1:3000');

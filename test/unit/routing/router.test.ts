@@ -13,15 +13,7 @@ function route(index: number, name: string, path: string, opts: { methods?: stri
     matcher: compilePattern(path),
     public: true,
     upstream: 'app',
-    require: [],
-    tenantParam: undefined,
-    authenticate: [],
-    ipAllow: [],
-    ipDeny: [],
-    limits: [],
-    maxBodySize: undefined,
-    shadow: false,
-    audit: 'all',
+    methodOverride: undefined,
   };
 }
 

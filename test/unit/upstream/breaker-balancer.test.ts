@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { registry } from '../../../src/observability/metrics.js';
-import type { Plan, UpstreamPlan } from '../../../src/engine/plan.js';
+import type { Plan } from '../../../src/core/plan.js';
+import type { UpstreamPlan } from '../../../src/upstream/compile.js';
 import { Admission, Balancers, isAllOpen } from '../../../src/upstream/balancer.js';
 import { BREAKER_DEFAULTS, type BreakerSettings } from '../../../src/upstream/breaker.js';
 

@@ -129,14 +129,13 @@ describe('compileIdentityJwt', () => {
   });
 });
 
-describe('identityJwtStage', () => {
+describe('the identity-jwt stage', () => {
   it('survives the Plan being deep-frozen and puts the token on the context', async () => {
     const { deepFreeze } = await import('../../../src/policy/freeze.js');
-    const { identityJwtStage } = await import('../../../src/authn/identity-jwt.js');
+    const identityJwtStage = (await import('../../../src/authn/identity-jwt.stage.js')).createIdentityJwtStage();
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const plan = deepFreeze({ identityJwt: signer });
     const ctx = { plan, principal: alice, identityJwt: undefined as string | undefined };
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a minimal context: the stage reads plan and principal only
     const first = identityJwtStage.run(ctx as any);
     expect(first).toBeInstanceOf(Promise);
     expect(await first).toBeNull();
@@ -148,7 +147,7 @@ describe('identityJwtStage', () => {
   });
 
   it('does nothing for anonymous requests or when signing is off', async () => {
-    const { identityJwtStage } = await import('../../../src/authn/identity-jwt.js');
+    const identityJwtStage = (await import('../../../src/authn/identity-jwt.stage.js')).createIdentityJwtStage();
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const anonymous = { plan: { identityJwt: signer }, principal: undefined, identityJwt: undefined };
     expect(identityJwtStage.run(anonymous as any)).toBeNull();
@@ -163,7 +162,7 @@ describe('the JWKS on the admin listener', () => {
   it('lets an upstream verify forwarded tokens with createRemoteJWKSet, without the admin token', async () => {
     const { AdminServer } = await import('../../../src/admin/server.js');
     const { createLogger } = await import('../../../src/observability/logger.js');
-    const { jwksResponse } = await import('../../../src/authn/identity-jwt.js');
+    const { jwksResponse } = await import('../../../src/admin/jwks.js');
     const { createRemoteJWKSet } = await import('jose');
     const signer = new IdentityJwtSigner({ privateKeyPem: pem('ec'), audience: 'app' });
     let plan: { identityJwt?: IdentityJwtSigner } = { identityJwt: signer };

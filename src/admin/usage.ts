@@ -1,12 +1,11 @@
 // GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
 // level and the concurrency slots in use, as the store sees them now.
-import type { AdminHandler, AdminMethod } from '../admin/routes.js';
-import type { Plan } from '../engine/plan.js';
-import type { StoreHolder } from './limits.stage.js';
+import type { RegisterRoute } from './routes.js';
+import type { Plan } from '../core/plan.js';
+import type { StoreHolder } from '../limits/store.js';
 
-type Register = (method: AdminMethod, pattern: string, handler: AdminHandler) => void;
 
-export function usageRoutes(route: Register, holder: StoreHolder, plan: () => Plan): void {
+export function usageRoutes(route: RegisterRoute, holder: StoreHolder, plan: () => Plan): void {
   route('GET', '/admin/tenants/:id/usage', async (req) => {
     const tenant = req.params.id!;
     const limits = plan().limits;
