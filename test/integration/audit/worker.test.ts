@@ -24,7 +24,8 @@ const lines = (file: string): string[] => readFileSync(file, 'utf8').trimEnd().s
 
 // Shared objects, as the server has them (compiled routes, cached principals): runs of requests
 // with the same ones travel in the short "same as before" wire form.
-const ROUTE = { name: 'reports', audit: 'all' };
+const ROUTE = { name: 'reports', index: 0 };
+const PLAN = { auditModes: ['all'] };
 const PRINCIPALS = [
   { subject: 'sub-"quoted"', tenant: 'acme', keyId: 'k1', via: 'apiKey' },
   { subject: 'other', tenant: undefined, keyId: undefined, via: 'jwt' },
@@ -35,13 +36,14 @@ function ctx(i: number): RequestContext {
   const denied = i % 7 === 0;
   const lost = i % 11 === 0;
   return {
+    plan: PLAN,
     route: lost ? undefined : ROUTE,
     code: lost ? 'ROUTE_NOT_FOUND' : denied ? 'PERMISSION_DENIED' : undefined,
     principal: lost ? undefined : PRINCIPALS[(i >> 4) % 2],
     path: `/v1/reports/${i}`,
     query: i % 2 === 0 ? `?token=t${i}&page=2` : '',
     requestId: `req-${i}`,
-    req: { method: i % 13 === 0 ? 'POST' : 'GET' },
+    method: i % 13 === 0 ? 'POST' : 'GET',
     clientIp: i % 17 === 0 ? '10.0.0.2' : '10.0.0.1',
     permission: denied ? 'reports:read' : undefined,
     shadowDecision: undefined,
