@@ -16,15 +16,15 @@ const LEAVES = [
   // logger, metrics, request ids, traceparent, safe text
   '^src/observability/',
   // single-purpose files at the root of src/
-  '^src/(attempted|errors|events|header-names|ip-address|redis-url|request-headers|sha256)[.]ts$',
+  '^src/(canonical-json|events|header-names|ip-address|redis-client|redis-url|request-headers|sha256)[.]ts$',
 ];
 const CORE = ['^src/core/'];
 const POLICY = ['^src/policy/'];
 const STAGES = ['^src/(routing|authn|authz|limits|upstream|audit)/'];
 /** The ordered stage list and the Plan assembly. */
-const ENGINE = ['^src/stages[.]ts$', '^src/engine/', '^src/engine[.]ts$'];
+const ENGINE = ['^src/engine/'];
 /** Protocol adapters that call the engine. */
-const DOORS = ['^src/server[.]ts$', '^src/h2/', '^src/h2[.]ts$', '^src/decisions/'];
+const DOORS = ['^src/proxy/', '^src/simulate/', '^src/h2/', '^src/decisions/'];
 const APP = ['^src/app[.]ts$'];
 const MAIN = ['^src/main[.]ts$'];
 const CLI = ['^src/cli/'];

@@ -19,7 +19,7 @@ import type { PlanManager } from '../engine/compile.js';
 import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
 import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
 import { policyRoutes } from './policy-routes.js';
-import { checkAdminToken } from './token.js';
+import { checkAdminToken } from '../config/admin-token.js';
 
 export type { AdminHandler, AdminRequest, AdminResponse, AdminMethod } from './routes.js';
 

@@ -1,6 +1,6 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
 // (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
-import { checkAdminToken } from '../admin/token.js';
+import { checkAdminToken } from '../config/admin-token.js';
 import { hashApiKey } from '../authn/api-key.js';
 import { startApp, type App } from '../app.js';
 import { displayUrl } from '../config/address.js';

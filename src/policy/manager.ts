@@ -6,7 +6,6 @@ import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
-import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
 import { isPolicyFileName, loadPolicySource, policyFiles, type LoadedPolicy } from './load.js';
 import type { KeyPath, SourceMap, SourcePosition } from './source-map.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { adminTokenWeakness, checkAdminToken, isLoopbackHost } from '../../../src/admin/token.js';
+import { adminTokenWeakness, checkAdminToken, isLoopbackHost } from '../../../src/config/admin-token.js';
 
 describe('the admin token check', () => {
   it('accepts random tokens as openssl and Node make them', () => {
