@@ -3,7 +3,7 @@
 // comma), so they are split here; single-server URLs are ioredis's own. Problems are messages for
 // the policy compiler, and never repeat the URL: it may carry a password.
 
-export interface RedisHost {
+interface RedisHost {
   readonly host: string;
   readonly port: number;
 }

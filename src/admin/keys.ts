@@ -58,7 +58,7 @@ function invalid(issues: readonly z.core.$ZodIssue[]): AdminResponse {
   return problem('INVALID_BODY', 400, errors.join('; '), { errors });
 }
 
-export function publicView(k: StoredKey): Record<string, unknown> {
+function publicView(k: StoredKey): Record<string, unknown> {
   return { id: k.id, tenant: k.tenant, subject: k.subject, roles: k.roles, permissions: k.permissions, created: k.created, expires: k.expires ?? null };
 }
 

@@ -4,7 +4,7 @@ import type { AdminProblemCode } from './problem.js';
 
 export type AdminMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export interface AdminRequest {
+interface AdminRequest {
   readonly method: string;
   readonly path: string;
   readonly params: Readonly<Record<string, string>>;

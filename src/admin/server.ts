@@ -21,7 +21,7 @@ import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } 
 import { policyRoutes } from './policy-routes.js';
 import { checkAdminToken } from '../config/admin-token.js';
 
-export type { AdminHandler, AdminRequest, AdminResponse, AdminMethod } from './routes.js';
+export type { AdminHandler, AdminMethod } from './routes.js';
 
 /** Admin requests are small JSON documents; anything bigger is refused before it is buffered. */
 export const MAX_ADMIN_BODY_BYTES = 16 * 1024;

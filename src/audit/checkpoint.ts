@@ -15,15 +15,6 @@ export type CheckpointReason = 'interval' | 'events' | 'shutdown';
 /** Shortest HMAC key accepted: the hash's own size. */
 const MIN_HMAC_KEY_BYTES = 32;
 
-export interface CheckpointDetail {
-  readonly instance: string;
-  readonly seq: number;
-  readonly hash: string;
-  readonly alg: CheckpointAlgorithm;
-  readonly keyId: string;
-  readonly reason: CheckpointReason;
-  readonly sig: string;
-}
 
 export function checkpointMessage(instance: string, seq: number, hash: string, time: string, reason: string): string {
   return `portcullis-audit-checkpoint-v1\n${instance}\n${seq}\n${hash}\n${time}\n${reason}`;
@@ -32,7 +23,7 @@ export function checkpointMessage(instance: string, seq: number, hash: string, t
 const isPem = (text: string): boolean => text.includes('-----BEGIN ');
 
 /** The algorithm a key's text implies: a PEM key is Ed25519, anything else an HMAC secret. */
-export function algorithmOf(keyText: string): CheckpointAlgorithm {
+function algorithmOf(keyText: string): CheckpointAlgorithm {
   return isPem(keyText) ? 'ed25519' : 'hmac-sha256';
 }
 

@@ -29,7 +29,7 @@ export type SinkConfig =
   | { readonly kind: 'redisStream'; readonly name: string; readonly url: string; readonly key: string; readonly maxLen: number }
   | { readonly kind: 'webhook'; readonly name: string; readonly url: string; readonly secret: string | undefined; readonly batch: number };
 
-export interface CheckpointPlan {
+interface CheckpointPlan {
   /** The key's text (secret or PEM): it crosses to the audit worker, never into logs. */
   readonly key: string;
   readonly alg: CheckpointAlgorithm;

@@ -2,24 +2,9 @@
 // hand-built line (format.ts) and the generic canonical form (chain.ts) are byte-identical.
 import type { SystemEventType } from '../events.js';
 
-export const AUDIT_EVENT_VERSION = 1;
 
 export type AuditSeverity = 'info' | 'notice' | 'warning' | 'error';
 
-export interface AuditEvent {
-  readonly v: 1;
-  readonly id: string;
-  readonly time: string;
-  readonly type: 'request' | SystemEventType;
-  readonly severity: AuditSeverity;
-  readonly request: { id: string; method: string; path: string; route: string | null; ip: string } | null;
-  readonly actor: { subject: string | null; tenant: string | null; keyId: string | null; via: string | null } | null;
-  readonly decision: { allowed: boolean; code: string | null; permission: string | null; shadow: string | null } | null;
-  readonly response: { status: number; durationMs: number } | null;
-  /** System events only: the event's own fields (never secrets: the bus carries none). */
-  readonly detail: Readonly<Record<string, unknown>> | null;
-  readonly chain?: { instance: string; seq: number; prev: string; hash: string };
-}
 
 /** What the request path hands over: references to strings it already has, no copies. */
 export interface RequestRecord {
@@ -42,7 +27,7 @@ export interface RequestRecord {
   readonly durationMs: number;
 }
 
-export interface SystemRecord {
+interface SystemRecord {
   readonly kind: 1;
   readonly time: number;
   readonly type: SystemEventType;

@@ -51,7 +51,7 @@ export interface PublishedHead {
   readonly reason?: CheckpointReason;
 }
 
-export function createSink(c: SinkConfig, syncIo = false): AuditSink {
+function createSink(c: SinkConfig, syncIo = false): AuditSink {
   switch (c.kind) {
     case 'stdout':
       return new StdoutSink({ name: c.name });
@@ -65,7 +65,7 @@ export function createSink(c: SinkConfig, syncIo = false): AuditSink {
 }
 
 /** Where a chain continues: the head of the first file sink's file, else a fresh chain. */
-export function chainHeadFor(plan: AuditPlan, instance: string): ChainHead {
+function chainHeadFor(plan: AuditPlan, instance: string): ChainHead {
   const file = plan.sinks.find((s) => s.kind === 'file');
   const line = file?.kind === 'file' ? lastLine(file.path) : undefined;
   if (line !== undefined) {

@@ -1,6 +1,6 @@
 // The path an event records: the canonical path, plus the query with every value whose name looks
 // like a secret replaced by [REDACTED]. Requests without a query (the common case) cost nothing.
-export const REDACTED = '[REDACTED]';
+const REDACTED = '[REDACTED]';
 
 export function redactedTarget(path: string, query: string, names: readonly string[]): string {
   if (query.length <= 1) return path;

@@ -28,7 +28,7 @@ export interface VerifyOptions {
   readonly closed?: boolean;
 }
 
-export interface CheckpointSummary {
+interface CheckpointSummary {
   readonly count: number;
   /** True when a key was given and every checkpoint's signature verified. */
   readonly verified: boolean;

@@ -11,7 +11,7 @@ export type WireValue = string | number | boolean | null | Readonly<Record<strin
 export const REQUEST = 0;
 /** Tag of a system record, followed by time, type, severity, detail. */
 export const SYSTEM = 1;
-export const REQUEST_FIELDS = 16;
+const REQUEST_FIELDS = 16;
 /**
  * Tag of a request record that shares method, route, ip, actor and decision with the previous
  * request record of the same batch (the common case: one client, one route), followed by time,

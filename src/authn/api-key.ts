@@ -9,14 +9,14 @@ import type { Principal } from '../core/principal.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 /** Keys Portcullis generates start with this: recognisable in a leak scan. */
-export const KEY_PREFIX = 'pcs_';
+const KEY_PREFIX = 'pcs_';
 
 /** 32 random bytes, base64url: 256 bits of entropy behind a recognisable prefix. */
 export function generateApiKey(): string {
   return `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 /** Longer presented values are refused before hashing (a header this long is not one of our keys). */
-export const MAX_API_KEY_LENGTH = 512;
+const MAX_API_KEY_LENGTH = 512;
 
 /** A key as the lookup knows it: only its digest is ever stored. */
 export interface ApiKeyRecord {
@@ -50,7 +50,7 @@ export class StaticKeyLookup implements KeyLookup {
 }
 
 /** Why a key was refused; logged (never the key), never shown to the client. */
-export type ApiKeyFailure = 'malformed' | 'unknown' | 'disabled' | 'expired';
+type ApiKeyFailure = 'malformed' | 'unknown' | 'disabled' | 'expired';
 
 export interface ApiKeyOutcome {
   readonly principal?: Principal;

@@ -41,7 +41,7 @@ function carriesBoth(raw: readonly string[], apiKeyHeader: string): boolean {
 }
 
 /** Which credential (or Host) header appears more than once, case-insensitively; Node keeps only one. */
-export function duplicateHeader(raw: readonly string[], apiKeyHeader: string | undefined): Deny | undefined {
+function duplicateHeader(raw: readonly string[], apiKeyHeader: string | undefined): Deny | undefined {
   let host = 0;
   let auth = 0;
   let key = 0;
@@ -58,7 +58,7 @@ export function duplicateHeader(raw: readonly string[], apiKeyHeader: string | u
 }
 
 /** Whether a raw query string ("?a=b&…") names an API key parameter (or the key header itself). */
-export function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
+function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
   let start = query.charCodeAt(0) === 63 /* ? */ ? 1 : 0;
   while (start < query.length) {
     let end = query.indexOf('&', start);

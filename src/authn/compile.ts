@@ -52,7 +52,7 @@ export interface AuthnPlan {
   readonly lockout: LockoutPlan | undefined;
 }
 
-export interface LockoutPlan {
+interface LockoutPlan {
   readonly failures: number;
   readonly windowMs: number;
   readonly durationMs: number;

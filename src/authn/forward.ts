@@ -86,22 +86,13 @@ export function identityHeaders(forward: IdentityForward, principal: Principal |
   if (principal.issuer !== undefined) out.push(forward.issuer, principal.issuer);
 }
 
-/** Like identityHeaders, into a plain headers object. */
-export function setIdentityHeaders(forward: IdentityForward, principal: Principal | undefined, headers: Record<string, string | string[] | undefined>): void {
-  if (principal === undefined) return;
-  headers[forward.subject] = principal.subject;
-  if (principal.tenant !== undefined) headers[forward.tenant] = principal.tenant;
-  if (principal.roles.length > 0) headers[forward.roles] = forward.effectiveRoles.header(principal.roles);
-  if (principal.keyId !== undefined) headers[forward.keyId] = principal.keyId;
-  if (principal.issuer !== undefined) headers[forward.issuer] = principal.issuer;
-}
 
 /**
  * Without an authentication section nothing is authenticated, but the identity headers are still
  * the gateway's to set: client copies are removed all the same. Credentials pass (nobody here
  * consumed them).
  */
-export const DEFAULT_IDENTITY_FORWARD: IdentityForward = Object.freeze({
+const DEFAULT_IDENTITY_FORWARD: IdentityForward = Object.freeze({
   ...FORWARD_DEFAULTS,
   strip: new FrozenSet([...Object.values(FORWARD_DEFAULTS), 'x-auth-jwt']),
   effectiveRoles: NO_INHERITANCE,

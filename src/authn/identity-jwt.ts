@@ -8,7 +8,6 @@ import { createHash, createPrivateKey, createPublicKey, type JsonWebKey, type Ke
 import { SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import type { Principal } from '../core/principal.js';
-import { forwardOf } from './forward.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
@@ -20,7 +19,7 @@ declare module '../core/plan.js' {
   }
 }
 
-export const IDENTITY_JWT_ISSUER = 'portcullis';
+const IDENTITY_JWT_ISSUER = 'portcullis';
 export const DEFAULT_IDENTITY_JWT_HEADER = 'x-auth-jwt';
 const DEFAULT_TTL_MS = 60_000;
 const MIN_TTL_MS = 5_000;

@@ -13,7 +13,7 @@ import { claimAt, listClaim, stringClaim, type ClaimPath } from './claims.js';
 import { IdpUnavailable } from './jwks.js';
 import type { Principal } from '../core/principal.js';
 
-export const MAX_TOKEN_LENGTH = 16 * 1024;
+const MAX_TOKEN_LENGTH = 16 * 1024;
 const CACHE_MAX_ENTRIES = 10_000;
 /** Even a long-lived token is re-verified this often (key revocation, policy changes). */
 const CACHE_MAX_TTL_MS = 5 * 60_000;

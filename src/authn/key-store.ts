@@ -42,9 +42,9 @@ export interface KeyStore {
 }
 
 // One hash tag for both: revoking deletes from both in one MULTI, which Redis Cluster allows only within a slot.
-export const KEYS_HASH = 'portcullis:{keys}:byDigest';
-export const KEYS_ID_INDEX = 'portcullis:{keys}:byId';
-export const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
+const KEYS_HASH = 'portcullis:{keys}:byDigest';
+const KEYS_ID_INDEX = 'portcullis:{keys}:byId';
+const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
 
 export class MemoryKeyStore implements KeyStore {
   readonly kind = 'memory' as const;
@@ -189,7 +189,7 @@ export function createKeyStore(storeUrl: string | undefined): KeyStore {
 const NOT_FOUND = Symbol('not-found');
 type Cached = ApiKeyRecord | typeof NOT_FOUND;
 
-export function toRecord(k: StoredKey): ApiKeyRecord {
+function toRecord(k: StoredKey): ApiKeyRecord {
   return {
     id: k.id,
     principal: Object.freeze({ subject: k.subject, tenant: k.tenant, roles: Object.freeze([...k.roles]), permissions: Object.freeze([...k.permissions]), keyId: k.id, via: 'apiKey' as const }),

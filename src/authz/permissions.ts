@@ -7,7 +7,7 @@
 // is met only by a grant at least that broad (`admin:*` or `*`), never by `admin:read` alone. So
 // "needs every admin action" cannot be satisfied by holding one of them.
 
-export const ALL = '*';
+const ALL = '*';
 
 /** `*:*` → `*`; a bare name (no colon) stays as written and only it or `*` covers it. */
 export function normalizePermission(p: string): string {

@@ -6,7 +6,7 @@ import type { Principal } from '../core/principal.js';
 import { normalizePermission, type GrantSet } from './permissions.js';
 
 /** Distinct role/permission combinations remembered; far above what a real policy produces. */
-export const GRANT_CACHE_MAX = 10_000;
+const GRANT_CACHE_MAX = 10_000;
 const EMPTY: GrantSet = Object.freeze({ has: new Set<string>(), origin: new Map<string, string>() });
 
 export class GrantResolver {

@@ -24,7 +24,7 @@ export interface Measurement {
   readonly timeouts: number;
 }
 
-export interface StatusLine {
+interface StatusLine {
   readonly status: string;
   /** Reason code, "OK" when allowed and forwarded. */
   readonly code: string;
@@ -32,7 +32,7 @@ export interface StatusLine {
 }
 
 /** What the run used instead of the policy's own state and destinations. */
-export interface BenchIsolation {
+interface BenchIsolation {
   /** `private`: an in-memory store of this process; `policy`: the policy's store.url (--use-policy-store). */
   readonly store: 'private' | 'policy';
   /** `temporary`: the policy's audit sinks and spool became one file in a directory deleted afterwards; `none`: the policy has no audit section. */

@@ -69,7 +69,7 @@ export class Engine {
 }
 
 /** Host header without port, lower-case ("[::1]:8080" → "[::1]"). */
-export function hostOnly(host: string): string {
+function hostOnly(host: string): string {
   let end = host.length;
   const colon = host.lastIndexOf(':');
   if (colon !== -1 && host.indexOf(']', colon) === -1) end = colon;

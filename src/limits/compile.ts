@@ -65,7 +65,7 @@ const MIN_SLOT_TTL_MS = 1_000;
  * Tokens one store call may take for local spending (leased mode): 10 ms worth of the rate, at most
  * a tenth of the burst and 1000. Below 10 the bucket is exact (every request asks the store).
  */
-export function leaseFor(ratePerSecond: number, burst: number): number {
+function leaseFor(ratePerSecond: number, burst: number): number {
   const lease = Math.min(Math.floor(ratePerSecond / 100), Math.floor(burst / 10), 1000);
   return lease >= 10 ? lease : 1;
 }

@@ -15,7 +15,7 @@ import type { LimitState, RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
 import type { LimitsPlan, RouteBucketPlan, TierPlan } from './compile.js';
-import type { BucketCheck, LimitCheck, LimitResult, LimitStore, StoreHolder } from './store.js';
+import type { BucketCheck, LimitCheck, LimitResult, StoreHolder } from './store.js';
 import { MemoryStore } from './memory-store.js';
 import { ipKey } from '../ip-address.js';
 import { firstHeader } from '../request-headers.js';

@@ -22,13 +22,13 @@ export interface BucketCheck {
   readonly policy: string;
 }
 
-export interface QuotaCheck {
+interface QuotaCheck {
   readonly key: string;
   readonly limit: number;
   readonly window: QuotaWindow;
 }
 
-export interface ConcurrencyCheck {
+interface ConcurrencyCheck {
   readonly key: string;
   readonly limit: number;
   /** A slot not renewed (refreshSlots) for this long expires: its replica died. */

@@ -27,7 +27,7 @@ export function resolveLevel(level: string | undefined): Level | 'silent' {
   return wanted as Level | 'silent';
 }
 
-export function redactPaths(extraHeaders: readonly string[] = []): string[] {
+function redactPaths(extraHeaders: readonly string[] = []): string[] {
   const headers = [...new Set([...SECRET_HEADERS, ...extraHeaders.map((h) => h.toLowerCase())])];
   const paths: string[] = [];
   for (const h of headers) {

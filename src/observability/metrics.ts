@@ -63,7 +63,7 @@ export const requestsTotal = hotCounter({
 });
 
 /** A histogram whose observe is a bucket search and two additions; exported in Prometheus form. */
-export class HotHistogram {
+class HotHistogram {
   readonly name: string;
   readonly help: string;
   readonly type = 'histogram';
@@ -135,7 +135,7 @@ export const upstreamDuration = new HotHistogram({
 });
 /** Set by the proxy server; read at scrape time. */
 export const inFlight = { n: 0 };
-export const inFlightRequests = new Gauge({
+new Gauge({
   name: 'portcullis_in_flight_requests',
   help: 'Requests currently being handled.',
   registers: [registry],

@@ -1,7 +1,7 @@
 // Deep immutability for the Plan: objects and arrays frozen, Maps and Sets replaced by read-only
 // versions (Object.freeze alone does not stop Map#set).
 
-export class FrozenMap<K, V> extends Map<K, V> {
+class FrozenMap<K, V> extends Map<K, V> {
   constructor(entries: Iterable<readonly [K, V]> = []) {
     super();
     for (const [k, v] of entries) super.set(k, v);

@@ -27,7 +27,7 @@ export interface CompiledPolicy {
 }
 
 /** Turns a loaded policy into what runs; throws PolicyError with every diagnostic when it cannot. */
-export type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
+type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
 
 interface Built<P> {
   readonly plan: P;

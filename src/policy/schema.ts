@@ -42,7 +42,7 @@ const limitBy = z
 /** IPv6 clients are counted per network of this many leading bits (default 64; 128: per address). */
 const ipv6Prefix = z.number().int().min(1).max(128);
 
-export const breakerSchema = z.strictObject({
+const breakerSchema = z.strictObject({
   consecutiveFailures: z.number().int().positive().optional(),
   errorRate: percent.optional(),
   minRequests: z.number().int().positive().optional(),
@@ -52,7 +52,7 @@ export const breakerSchema = z.strictObject({
   failOn: z.array(z.number().int().min(100).max(599)).optional(),
 });
 
-export const upstreamSchema = z.strictObject({
+const upstreamSchema = z.strictObject({
   url: httpUrl.optional(),
   targets: z.array(httpUrl).min(1).optional(),
   timeouts: z.strictObject({ connect: duration.optional(), response: duration.optional() }).optional(),
@@ -72,7 +72,7 @@ export const apiKeySchema = z.strictObject({
   disabled: z.boolean().optional(),
 });
 
-export const jwtIssuerSchema = z.strictObject({
+const jwtIssuerSchema = z.strictObject({
   name,
   issuer: z.string().min(1),
   audience: z.union([z.string(), z.array(z.string()).min(1)]),
@@ -89,7 +89,7 @@ export const jwtIssuerSchema = z.strictObject({
     .optional(),
 });
 
-export const authenticationSchema = z.strictObject({
+const authenticationSchema = z.strictObject({
   apiKeys: z.strictObject({ header: z.string().optional(), keys: z.array(apiKeySchema).optional() }).optional(),
   jwt: z.array(jwtIssuerSchema).optional(),
   forward: z
@@ -106,25 +106,25 @@ export const authenticationSchema = z.strictObject({
   lockout: z.strictObject({ failures: z.number().int().positive(), window: duration, duration, ipv6Prefix: ipv6Prefix.optional() }).optional(),
 });
 
-export const roleSchema = z.strictObject({
+const roleSchema = z.strictObject({
   inherits: z.array(z.string()).optional(),
   permissions: z.array(permission).optional(),
 });
 
-export const tierSchema = z.strictObject({
+const tierSchema = z.strictObject({
   rate: rate.optional(),
   burst: z.number().int().positive().optional(),
   quota: quota.optional(),
   concurrency: z.number().int().positive().optional(),
 });
 
-export const tenantsSchema = z.strictObject({
+const tenantsSchema = z.strictObject({
   tiers: z.record(z.string(), tierSchema),
   default: z.string().optional(),
   members: z.record(z.string(), z.string()).optional(),
 });
 
-export const routeLimitSchema = z.strictObject({
+const routeLimitSchema = z.strictObject({
   by: limitBy,
   rate,
   burst: z.number().int().positive().optional(),
@@ -132,7 +132,7 @@ export const routeLimitSchema = z.strictObject({
   ipv6Prefix: ipv6Prefix.optional(),
 });
 
-export const routeSchema = z.strictObject({
+const routeSchema = z.strictObject({
   name,
   match: z.strictObject({
     path: z.string().regex(/^\//, 'a path pattern starts with "/"'),
@@ -153,12 +153,12 @@ export const routeSchema = z.strictObject({
   audit: z.enum(['all', 'denied', 'none']).optional(),
 });
 
-export const pathsSchema = z.strictObject({
+const pathsSchema = z.strictObject({
   semicolons: z.enum(['reject', 'unambiguous', 'allow']).optional(),
   emptySegments: z.enum(['reject', 'unambiguous', 'allow']).optional(),
 });
 
-export const storeSchema = z.strictObject({
+const storeSchema = z.strictObject({
   url: z.string().optional(),
   onError: z.enum(['allow', 'deny']).optional(),
   prefix: z.string().optional(),
@@ -187,7 +187,7 @@ const auditCheckpointSchema = z
   })
   .describe('Signed checkpoints in the chain (needs chain: true), also written on shutdown: they make a cut-off tail detectable.');
 
-export const auditSchema = z.strictObject({
+const auditSchema = z.strictObject({
   chain: z.boolean().optional(),
   checkpoint: auditCheckpointSchema.optional(),
   sinks: z.array(sinkSchema).optional(),
@@ -216,17 +216,8 @@ export const policySchema = z
 /** One policy file as written (after env:/file: resolution), before merging. */
 export type PolicyDocument = z.infer<typeof policySchema>;
 export type RouteSpec = z.infer<typeof routeSchema>;
-export type UpstreamSpec = z.infer<typeof upstreamSchema>;
-export type AuthenticationSpec = z.infer<typeof authenticationSchema>;
-export type ApiKeySpec = z.infer<typeof apiKeySchema>;
 export type JwtIssuerSpec = z.infer<typeof jwtIssuerSchema>;
-export type RoleSpec = z.infer<typeof roleSchema>;
-export type TenantsSpec = z.infer<typeof tenantsSchema>;
-export type TierSpec = z.infer<typeof tierSchema>;
-export type RouteLimitSpec = z.infer<typeof routeLimitSchema>;
-export type StoreSpec = z.infer<typeof storeSchema>;
 export type AuditSpec = z.infer<typeof auditSchema>;
-export type BreakerSpec = z.infer<typeof breakerSchema>;
 
 /** The published JSON Schema, for editors (`# yaml-language-server: $schema=./policy.schema.json`). */
 export function policyJsonSchema(): Record<string, unknown> {

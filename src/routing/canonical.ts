@@ -141,7 +141,7 @@ function paramsHideSegment(path: string): boolean {
 }
 
 /** RFC 3986 §5.2.4 on a decoded path: "." removed, ".." pops (never above the root). */
-export function resolveDots(path: string): string {
+function resolveDots(path: string): string {
   const input = path.split('/');
   const out: string[] = [];
   for (let i = 1; i < input.length; i++) {
@@ -164,7 +164,7 @@ const KEEP = new Uint8Array(128);
 for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/") KEEP[ch.charCodeAt(0)] = 1;
 
 /** Percent-encodes everything outside pchar (including "%" itself) as UTF-8. */
-export function encodePath(path: string): string {
+function encodePath(path: string): string {
   let plain = true;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);

@@ -100,7 +100,7 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext): Compiled
 }
 
 /** `paths` and what the routes need of the route stage. */
-export function compilePathRules(doc: PolicyDocument, routes: readonly CompiledRoute[]): PathRules {
+function compilePathRules(doc: PolicyDocument, routes: readonly CompiledRoute[]): PathRules {
   return {
     semicolons: doc.paths?.semicolons ?? 'unambiguous',
     emptySegments: doc.paths?.emptySegments ?? 'unambiguous',

@@ -144,7 +144,7 @@ async function present(plan: Plan, identity: Identity | undefined): Promise<{ pl
 }
 
 /** The engine `test` and `explain` decide with: the policy's stages, no store, nothing spent. */
-export function offlineEngine(): Engine {
+function offlineEngine(): Engine {
   return Engine.create({ store: { store: new MemoryStore() } }, 'policy');
 }
 

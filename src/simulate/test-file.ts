@@ -46,7 +46,7 @@ const allowSchema = z.literal('allow', { error: 'expected allow or { deny: CODE 
 const denySchema = z.strictObject({ deny: z.enum(REASON_CODES as unknown as [string, ...string[]]) });
 type Expect = 'allow' | z.infer<typeof denySchema>;
 
-export const testFileSchema = z.strictObject({ tests: z.array(testSchema) });
+const testFileSchema = z.strictObject({ tests: z.array(testSchema) });
 
 /** The JSON Schema of a `*.test.yaml` file, with `expect` in both its forms (for editors and the reference). */
 export function policyTestJsonSchema(): Record<string, unknown> {

@@ -33,7 +33,7 @@ export interface UpstreamPlan {
   readonly breaker?: BreakerSettings | undefined;
 }
 
-export const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
+const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
 
 function target(url: string, path: (string | number)[], cx: CompileContext): UpstreamTarget | undefined {
   let parsed: URL;

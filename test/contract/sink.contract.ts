@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditSink } from '../../src/audit/sink.js';
 
-export interface SinkHarness {
+interface SinkHarness {
   readonly sink: AuditSink;
   /** Every line the destination holds, in the order stored. */
   stored(): Promise<string[]>;

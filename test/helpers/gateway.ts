@@ -15,7 +15,7 @@ export interface Arrival {
   readonly rawHeaders: readonly string[];
 }
 
-export interface Answer {
+interface Answer {
   readonly status: number;
   readonly head: string;
   readonly body: string;

@@ -12,7 +12,7 @@ export interface RedisStreamSinkOptions {
   readonly maxLen?: number;
 }
 
-export function eventIdOf(line: string): string {
+function eventIdOf(line: string): string {
   const at = line.indexOf('"id":"');
   return at < 0 ? '' : line.slice(at + 6, line.indexOf('"', at + 6));
 }
