@@ -108,7 +108,7 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext): ApiKeyAuthenti
     });
   });
   const dynamic = dynamicKeyLookup(); // issue 6: admin-created keys (see key-store.ts)
-  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest), dynamic] : [new StaticKeyLookup(byDigest)]);
+  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)]);
 }
 
 function familyOf(alg: string): string {

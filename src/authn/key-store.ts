@@ -12,7 +12,7 @@ import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
 import type { Plan } from '../policy/plan.js';
 import { formatPath } from '../policy/source-map.js';
-import type { ApiKeyRecord, KeyLookup } from './api-key.js';
+import type { ApiKeyRecord, KeyLookup, RevokedKeys } from './api-key.js';
 
 export interface StoredKey {
   readonly id: string;
@@ -38,19 +38,41 @@ export interface KeyStore {
   takenIds(ids: readonly string[]): Promise<Set<string>>;
   /** Called with a digest whenever any replica revokes it. */
   onInvalidate(listener: (digest: string) => void): void;
+  /**
+   * Disables a static key of the policy (by its digest) at runtime. The policy still lists it; the
+   * revocation lives here so that it outlasts reloads and restarts and reaches every replica. Returns
+   * the revocation in force: this one, or an earlier one for the same digest.
+   */
+  revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation>;
+  /** Every static key revocation, by digest. */
+  staticRevocations(): Promise<Map<string, StaticRevocation>>;
+  /** Called with the digest of a static key whenever any replica (this one included) revokes it. */
+  onStaticRevoked(listener: (digest: string) => void): void;
   close(): Promise<void>;
+}
+
+export interface StaticRevocation {
+  /** Hex sha256 of the key, as in the policy's `hash` (a new hash under the same id is a new key). */
+  readonly digest: string;
+  readonly id: string;
+  /** ISO date. */
+  readonly revoked: string;
 }
 
 // One hash tag for both: revoking deletes from both in one MULTI, which Redis Cluster allows only within a slot.
 export const KEYS_HASH = 'portcullis:{keys}:byDigest';
 export const KEYS_ID_INDEX = 'portcullis:{keys}:byId';
 export const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
+export const STATIC_REVOKED_HASH = 'portcullis:{keys}:staticRevoked';
+export const STATIC_REVOKED_CHANNEL = 'portcullis:keys:staticRevoked';
 
 export class MemoryKeyStore implements KeyStore {
   readonly kind = 'memory' as const;
   readonly #byDigest = new Map<string, StoredKey>();
   readonly #byId = new Map<string, string>();
   readonly #listeners: ((digest: string) => void)[] = [];
+  readonly #revoked = new Map<string, StaticRevocation>();
+  readonly #revokedListeners: ((digest: string) => void)[] = [];
   async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
     if (this.#byId.has(key.id) || this.#byDigest.has(key.digest)) return 'duplicate';
     this.#byDigest.set(key.digest, key);
@@ -79,6 +101,19 @@ export class MemoryKeyStore implements KeyStore {
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
   }
+  async revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation> {
+    const earlier = this.#revoked.get(revocation.digest);
+    if (earlier !== undefined) return earlier;
+    this.#revoked.set(revocation.digest, revocation);
+    for (const l of this.#revokedListeners) l(revocation.digest);
+    return revocation;
+  }
+  async staticRevocations(): Promise<Map<string, StaticRevocation>> {
+    return new Map(this.#revoked);
+  }
+  onStaticRevoked(listener: (digest: string) => void): void {
+    this.#revokedListeners.push(listener);
+  }
   async close(): Promise<void> {}
 }
 
@@ -87,15 +122,16 @@ export class RedisKeyStore implements KeyStore {
   readonly #cmd: Redis | Cluster;
   readonly #sub: Redis | Cluster;
   readonly #listeners: ((digest: string) => void)[] = [];
+  readonly #revokedListeners: ((digest: string) => void)[] = [];
   constructor(url: string) {
     this.#cmd = createRedisClient(url, { redis: { lazyConnect: false, maxRetriesPerRequest: 2 } });
     this.#sub = createRedisClient(url, { redis: { lazyConnect: false } });
     this.#cmd.on('error', () => undefined);
     this.#sub.on('error', () => undefined);
-    void this.#sub.subscribe(INVALIDATE_CHANNEL).catch(() => undefined);
+    void this.#sub.subscribe(INVALIDATE_CHANNEL, STATIC_REVOKED_CHANNEL).catch(() => undefined);
     this.#sub.on('message', (channel: string, digest: string) => {
-      if (channel !== INVALIDATE_CHANNEL) return;
-      for (const l of this.#listeners) l(digest);
+      if (channel === INVALIDATE_CHANNEL) for (const l of this.#listeners) l(digest);
+      else if (channel === STATIC_REVOKED_CHANNEL) for (const l of this.#revokedListeners) l(digest);
     });
   }
   async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
@@ -133,6 +169,24 @@ export class RedisKeyStore implements KeyStore {
   }
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
+  }
+  async revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation> {
+    const set = await this.#cmd.hsetnx(STATIC_REVOKED_HASH, revocation.digest, JSON.stringify(revocation));
+    if (set === 0) {
+      const raw = await this.#cmd.hget(STATIC_REVOKED_HASH, revocation.digest);
+      if (raw !== null) return JSON.parse(raw) as StaticRevocation;
+    }
+    await this.#cmd.publish(STATIC_REVOKED_CHANNEL, revocation.digest);
+    // This replica refuses the key before the caller hears "revoked", not when its own message returns.
+    for (const l of this.#revokedListeners) l(revocation.digest);
+    return revocation;
+  }
+  async staticRevocations(): Promise<Map<string, StaticRevocation>> {
+    const all = await this.#cmd.hgetall(STATIC_REVOKED_HASH);
+    return new Map(Object.entries(all).map(([digest, raw]) => [digest, JSON.parse(raw) as StaticRevocation]));
+  }
+  onStaticRevoked(listener: (digest: string) => void): void {
+    this.#revokedListeners.push(listener);
   }
   async close(): Promise<void> {
     this.#sub.disconnect();
@@ -206,11 +260,20 @@ export interface DynamicKeyLookupOptions {
   readonly negativeTtlMs?: number;
 }
 
-export class DynamicKeyLookup implements KeyLookup {
+/**
+ * How often each replica re-reads the static key revocations: the announcement is pub/sub, which a
+ * replica that was disconnected (or started while the store was down) never hears.
+ */
+const REVOCATION_RESYNC_MS = 5_000;
+
+export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
   #store: KeyStore | undefined;
   readonly #cache: LRUCache<string, { v: Cached }>;
   readonly #inflight = new Map<string, Promise<ApiKeyRecord | undefined>>();
   readonly #negativeTtl: number;
+  /** Digests of the policy's static keys revoked at runtime (read on the hot path: a Set, no store call). */
+  #revoked = new Set<string>();
+  #resync: NodeJS.Timeout | undefined;
   /** The store may be attached later: app.ts only knows store.url once the policy is loaded. */
   constructor(store?: KeyStore, opts: DynamicKeyLookupOptions = {}) {
     this.#negativeTtl = opts.negativeTtlMs ?? 1000;
@@ -227,6 +290,41 @@ export class DynamicKeyLookup implements KeyLookup {
       this.#cache.delete(digest);
       this.#inflight.delete(digest);
     });
+    store.onStaticRevoked((digest) => this.#revoked.add(digest));
+    clearInterval(this.#resync);
+    this.#resync = setInterval(() => void this.syncRevocations(), REVOCATION_RESYNC_MS).unref();
+  }
+  /** Whether a static key of the policy was revoked at runtime. */
+  has(digest: string): boolean {
+    return this.#revoked.has(digest);
+  }
+  /**
+   * Reads every static key revocation from the store. Resolves false when the store does not answer
+   * within `timeoutMs`: the replica then serves with what it knew, and retries on its own.
+   */
+  async syncRevocations(timeoutMs = 2_000): Promise<boolean> {
+    const store = this.#store;
+    if (store === undefined) return true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const all = await Promise.race([
+        store.staticRevocations(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+        }),
+      ]);
+      // Announcements heard meanwhile are kept: a revocation is never undone here.
+      this.#revoked = new Set([...this.#revoked, ...all.keys()]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  close(): void {
+    clearInterval(this.#resync);
+    this.#resync = undefined;
   }
   lookup(digest: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined> {
     const store = this.#store;
