@@ -95,11 +95,196 @@ const NOTES = {
   'audit.checkpoint.key': 'Write it `env:NAME` or `file:path`. An HMAC secret (at least 32 bytes; `openssl rand -hex 32`), which auditors need too, or an Ed25519 private key in PEM (`openssl genpkey -algorithm ed25519`), whose public key is all an auditor needs and which cannot forge checkpoints.',
   'audit.sinks': 'Where events go; each sink is a one-key mapping.',
   'audit.spool': 'Directory where events wait while a sink fails.',
+  upstreams: 'Where routes send requests, by name.',
+  'upstreams.<name>.timeouts': 'Upstream timeouts; each key has its own default.',
+  'upstreams.<name>.breaker': 'A circuit breaker per target: when it opens, requests to that target are refused with 503 BREAKER_OPEN (and `Retry-After`) until `cooldown` has passed, then `halfOpenProbes` requests test it. An upstream without `breaker:` has no breaker: failures are never counted and its targets are always tried. A `breaker:` that sets neither trigger (`{}`) opens after 5 consecutive failures.',
+  'upstreams.<name>.breaker.window': 'The sliding window `errorRate` and `minRequests` are counted over; at least 100ms.',
+  authentication: 'How callers prove who they are. A route that is not `public` needs at least one method configured here.',
+  'authentication.apiKeys': 'API keys in a request header. Keys created through the admin API (dynamic keys) need this section too.',
+  'authentication.apiKeys.keys[].id': 'Names the key in logs, audit events (`x-auth-key-id` upstream) and the admin API; unique among static and dynamic keys.',
+  'authentication.apiKeys.keys[].tenant': 'The tenant the key acts for (`tenantParam`, tenant limits, `x-auth-tenant`).',
+  'authentication.apiKeys.keys[].subject': 'The principal\'s subject (`x-auth-subject`).',
+  'authentication.apiKeys.keys[].permissions': 'Permissions granted directly, in addition to those of `roles`.',
+  'authentication.apiKeys.keys[].disabled': 'A disabled key is refused with the same 401 AUTH_INVALID as an unknown one. A key can also be disabled at runtime without editing the policy: `portcullis keys revoke ID --admin URL`.',
+  'authentication.jwt[].name': 'Names the issuer in metrics, logs and `x-auth-issuer`.',
+  'authentication.jwt[].issuer': 'The `iss` claim a token must carry.',
+  'authentication.jwt[].audience': 'The `aud` a token must carry (one of them, when a list).',
+  'authentication.jwt[].publicKey': 'A PEM public key, certificate or JWK (usually `file:`).',
+  'authentication.jwt[].secret': 'An HMAC secret for HS256/384/512, at least 32 bytes (usually `env:`).',
+  'authentication.jwt[].typ': 'The `typ` header a token must carry (e.g. `at+jwt`); compared case-insensitively, with or without the `application/` prefix.',
+  'authentication.jwt[].cooldown': 'With `jwksUrl`: the least time between two JWKS fetches (a token with an unknown `kid` triggers one), and how long fetches fail fast after a failed one.',
+  'authentication.jwt[].cacheMaxAge': 'With `jwksUrl`: a key set older than this is refreshed in the background; while the IdP is down the old keys keep verifying.',
+  'authentication.jwt[].claims.subject': 'Claim path of the subject.',
+  'authentication.jwt[].claims.tenant': 'Claim path of the tenant.',
+  'authentication.jwt[].claims.roles': 'Claim path of the roles (a list of strings, or one space-separated string, as OAuth `scope`).',
+  'authentication.jwt[].claims.permissions': 'Claim path of permissions granted directly (a list of strings, or one space-separated string).',
+  'authentication.lockout.failures': 'Failed authentications (AUTH_INVALID, AUTH_EXPIRED; not AUTH_MISSING) that lock an address out.',
+  'authentication.lockout.window': 'The window the failures are counted in, from the first one.',
+  'authentication.lockout.duration': 'How long a locked-out address is refused (429 LOCKED_OUT with `Retry-After`).',
+  roles: 'Named roles: permissions, and roles they inherit (expanded when the policy loads; a cycle is an error).',
+  tenants: 'Per-tenant limits: a tier per tenant, counted in the store.',
+  'routes[].name': 'Names the route in metrics, logs, audit events and `portcullis explain`; unique.',
+  'routes[].match': 'What a request must look like for this route.',
+  'routes[].match.methods': 'Methods this route serves.',
+  'routes[].ipAllow': 'When set, only these client addresses may use this route (after the top-level lists).',
+  'routes[].ipDeny': 'These client addresses are refused on this route.',
+  'routes[].limits[].rate': 'Refill rate of the bucket.',
+  store: 'Where limits, lockouts and dynamic API keys are kept.',
+  'store.prefix': 'Prefix of every limit and lockout key Portcullis writes to Redis, so that several deployments can share one Redis. Dynamic API keys are kept under `portcullis:{keys}:` whatever the prefix.',
+  audit: 'One audit event per request (see `routes[].audit`) plus system events.',
+  'audit.checkpoint.algorithm': 'How checkpoints are signed.',
+  'audit.checkpoint.interval': 'Sign the head this often when events were written since the last checkpoint; at least 100ms.',
+  'audit.sinks[].stdout': 'Events as JSON lines on standard output, mixed with the logs.',
+  'audit.sinks[].file': 'Events appended as JSON lines to a file.',
+  'audit.sinks[].file.path': 'The file; its directory is created when missing.',
+  'audit.sinks[].file.rotate': 'Rename the file to `<path>.<UTC time>` before a write would make it larger than this.',
+  'audit.sinks[].file.retain': 'At each rotation, delete rotated files older than this.',
+  'audit.sinks[].file.fsync': '`always`: after every batch; `batch`: at most once a second; `never`: left to the operating system.',
+  'audit.sinks[].redisStream': 'Events added to a Redis stream (`XADD`, fields `id` and `event`).',
+  'audit.sinks[].redisStream.key': 'The stream\'s key.',
+  'audit.sinks[].redisStream.maxLen': 'Approximate length the stream is trimmed to (`MAXLEN ~`).',
+  'audit.sinks[].redisStream.url': 'The Redis to write to.',
+  'audit.sinks[].webhook': 'Events POSTed as `application/x-ndjson` batches, retried with backoff.',
+  'audit.sinks[].webhook.url': 'Where batches are POSTed.',
+  'audit.sinks[].webhook.secret': 'Signs each batch: `x-portcullis-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.',
+  'audit.sinks[].webhook.batch': 'Most events per POST.',
+  'audit.redact': 'More query parameter names whose values events record as `[REDACTED]`, on top of the built-in ones: a parameter is redacted when its name, lower-cased, contains one of these or of `key`, `token`, `secret`, `password`, `passwd`, `pwd`, `auth`, `session`, `signature`, `sig`, `credential`, `cookie`, `code`. Headers and bodies are never recorded.',
 };
+
+/**
+ * Key path → its default: the value used when the key is absent, or "none: <what then happens>".
+ * Required keys need no entry (their default column says "required"); a test fails when a key has neither.
+ */
+const DEFAULTS = {
+  $schema: 'none',
+  upstreams: 'none: routes have nowhere to forward to (every route needs an upstream)',
+  'upstreams.<name>.url': 'none: give `url` or `targets`',
+  'upstreams.<name>.targets': 'none: give `url` or `targets`',
+  'upstreams.<name>.timeouts': 'connect 2s, response 30s',
+  'upstreams.<name>.timeouts.connect': '`2s`',
+  'upstreams.<name>.timeouts.response': '`30s`',
+  'upstreams.<name>.connections': '`128`',
+  'upstreams.<name>.retries': '`0`',
+  'upstreams.<name>.breaker': 'none: no circuit breaker',
+  'upstreams.<name>.breaker.consecutiveFailures': '`5` when `errorRate` is not set, else off',
+  'upstreams.<name>.breaker.errorRate': 'none: off',
+  'upstreams.<name>.breaker.minRequests': '`20`',
+  'upstreams.<name>.breaker.window': '`10s`',
+  'upstreams.<name>.breaker.cooldown': '`30s`',
+  'upstreams.<name>.breaker.halfOpenProbes': '`1`',
+  'upstreams.<name>.breaker.failOn': '`[502, 503, 504]`',
+  authentication: 'none: only `public` routes can be served',
+  'authentication.apiKeys': 'none: API keys are not accepted',
+  'authentication.apiKeys.header': '`x-api-key`',
+  'authentication.apiKeys.keys': 'none: no static keys (dynamic keys still work)',
+  'authentication.apiKeys.keys[].tenant': 'none: the key acts for no tenant',
+  'authentication.apiKeys.keys[].subject': 'the key\'s `id`',
+  'authentication.apiKeys.keys[].roles': 'none: no roles',
+  'authentication.apiKeys.keys[].permissions': 'none: only those of `roles`',
+  'authentication.apiKeys.keys[].expires': 'none: never expires',
+  'authentication.apiKeys.keys[].disabled': '`false`',
+  'authentication.jwt': 'none: JWTs are not accepted',
+  'authentication.jwt[].jwksUrl': 'none: give one of `jwksUrl`, `publicKey`, `secret`',
+  'authentication.jwt[].publicKey': 'none: give one of `jwksUrl`, `publicKey`, `secret`',
+  'authentication.jwt[].secret': 'none: give one of `jwksUrl`, `publicKey`, `secret`',
+  'authentication.jwt[].clockTolerance': '`0s`',
+  'authentication.jwt[].typ': 'none: `typ` is not checked',
+  'authentication.jwt[].cooldown': '`30s`',
+  'authentication.jwt[].cacheMaxAge': '`10m`',
+  'authentication.jwt[].claims': 'subject from `sub`; no tenant, roles or permissions',
+  'authentication.jwt[].claims.subject': '`sub`',
+  'authentication.jwt[].claims.tenant': 'none: no tenant',
+  'authentication.jwt[].claims.roles': 'none: no roles',
+  'authentication.jwt[].claims.permissions': 'none: no direct permissions',
+  'authentication.forward': 'the default header names below',
+  'authentication.forward.subject': '`x-auth-subject`',
+  'authentication.forward.tenant': '`x-auth-tenant`',
+  'authentication.forward.roles': '`x-auth-roles`',
+  'authentication.forward.keyId': '`x-auth-key-id`',
+  'authentication.forward.issuer': '`x-auth-issuer`',
+  'authentication.forward.jwt': 'none: no identity JWT is sent',
+  'authentication.forward.jwt.ttl': '`60s`',
+  'authentication.forward.jwt.audience': 'none: no `aud` claim',
+  'authentication.forward.jwt.header': '`x-auth-jwt`',
+  'authentication.forwardCredentials': '`false`',
+  'authentication.lockout': 'none: no lockout',
+  'authentication.lockout.ipv6Prefix': '`64`',
+  trustedProxies: 'none: no peer is trusted',
+  paths: '`unambiguous` for both',
+  'paths.semicolons': '`unambiguous`',
+  'paths.emptySegments': '`unambiguous`',
+  ipAllow: 'none: every address (except `ipDeny`)',
+  ipDeny: 'none: no address refused',
+  roles: 'none: no roles (only keys\' direct permissions count)',
+  'roles.<name>.inherits': 'none',
+  'roles.<name>.permissions': 'none',
+  tenants: 'none: no tenant limits',
+  'tenants.tiers.<name>.rate': 'none: no rate limit',
+  'tenants.tiers.<name>.burst': 'the rate per second, at least 1',
+  'tenants.tiers.<name>.quota': 'none: unlimited',
+  'tenants.tiers.<name>.concurrency': 'none: unlimited',
+  'tenants.default': 'none: tenants not in `members` have no tier limits',
+  'tenants.members': 'none: every tenant gets `default`',
+  routes: 'none: every request is 404 ROUTE_NOT_FOUND',
+  'routes[].match.host': 'none: any host',
+  'routes[].match.methods': 'none: every method',
+  'routes[].public': '`false`',
+  'routes[].upstream': 'the only upstream (required when there are several)',
+  'routes[].require': 'none: any authenticated caller',
+  'routes[].tenantParam': 'none: no tenant check',
+  'routes[].authenticate': 'every configured method',
+  'routes[].ipAllow': 'none: every address',
+  'routes[].ipDeny': 'none',
+  'routes[].limits': 'none: only the tenant tier applies',
+  'routes[].limits[].burst': 'the rate per second, at least 1',
+  'routes[].limits[].cost': '`1`',
+  'routes[].limits[].ipv6Prefix': '`64`',
+  'routes[].methodOverride': 'none: override headers are removed',
+  'routes[].maxBodySize': 'none: no limit',
+  'routes[].shadow': '`false`',
+  'routes[].audit': '`all`',
+  store: 'in memory, one instance only',
+  'store.url': 'none: in memory (one instance only)',
+  'store.onError': '`allow`',
+  'store.prefix': '`portcullis:`',
+  'store.timeout': '`50ms`',
+  'store.slotTtl': '`30s`',
+  audit: 'none: no audit events',
+  'audit.chain': '`false`',
+  'audit.checkpoint': 'none: no checkpoints',
+  'audit.checkpoint.algorithm': '`ed25519` for a PEM key, else `hmac-sha256`',
+  'audit.checkpoint.interval': '`10s`',
+  'audit.checkpoint.events': 'none: by `interval` only',
+  'audit.sinks': 'none: events are recorded nowhere (a validation warning)',
+  'audit.sinks[].stdout': 'none: each entry has exactly one of `stdout`, `file`, `redisStream`, `webhook`',
+  'audit.sinks[].file': 'none: each entry has exactly one of `stdout`, `file`, `redisStream`, `webhook`',
+  'audit.sinks[].file.rotate': 'none: never rotated',
+  'audit.sinks[].file.retain': 'none: rotated files are kept',
+  'audit.sinks[].file.fsync': '`batch`',
+  'audit.sinks[].redisStream': 'none: each entry has exactly one of `stdout`, `file`, `redisStream`, `webhook`',
+  'audit.sinks[].redisStream.maxLen': '`1000000`',
+  'audit.sinks[].redisStream.url': '`store.url` (one of the two is required)',
+  'audit.sinks[].webhook': 'none: each entry has exactly one of `stdout`, `file`, `redisStream`, `webhook`',
+  'audit.sinks[].webhook.secret': 'none: batches are not signed',
+  'audit.sinks[].webhook.batch': '`500`',
+  'audit.spool': '`.portcullis-spool` beside the first file sink, else in the working directory',
+  'audit.redact': 'none: the built-in names only',
+};
+
+/** The descriptions of the shared value notations (duration, rate, …): for those, the description is the type. */
+const NOTATION = /^(A duration:|A rate:|A quota on|A size:|A percentage:|An IPv4 or IPv6|A permission `)/;
+/** pattern → notation type, for a notation a key's own description replaced (filled by `notations`). */
+const byPattern = new Map();
+function notations(s) {
+  if (s === null || typeof s !== 'object') return;
+  if (s.type === 'string' && s.pattern && s.description && NOTATION.test(s.description)) byPattern.set(s.pattern, describeString(s));
+  for (const v of Object.values(s)) notations(v);
+}
 
 const describeString = (s) => {
   if (s.enum) return `one of ${s.enum.map((v) => `\`${v}\``).join(', ')}`;
-  if (s.description) {
+  if (s.pattern && byPattern.has(s.pattern) && !(s.description && NOTATION.test(s.description))) return byPattern.get(s.pattern);
+  if (s.description && NOTATION.test(s.description)) {
     // "A duration: 250ms, 30s." → "duration (250ms, 30s)"; "A permission `x`; y." → "permission (`x`; y)"
     if (s.description.startsWith('An IPv4 or IPv6 address or CIDR block')) return 'IP address or CIDR block (10.0.0.0/8, ::1/128)';
     const m = /^An? (\w+)(?::| ) ?(.*?)\.?$/.exec(s.description);
@@ -145,8 +330,8 @@ function typeOf(s) {
  * descriptions name the notation (they become the type); with `plain`, every description is a note.
  */
 function rows(s, path, required, out, plain = false) {
-  const described = plain ? s.description : s.type !== 'string' && s.description && !s.pattern ? s.description : undefined;
-  const note = [NOTES[path], described].filter(Boolean).join(' ');
+  const described = plain ? s.description : s.description && !NOTATION.test(s.description) ? s.description : undefined;
+  const note = plain ? [NOTES[path], described].filter(Boolean).join(' ') : (NOTES[path] ?? described ?? '');
   out.push([path, plain && s.type === 'string' && !s.enum ? 'string' : typeOf(s), required, note]);
   const child = (p) => (path ? `${path}${p}` : p.replace(/^\./, ''));
   if (s.type === 'object' && s.properties) {
@@ -172,7 +357,28 @@ function rows(s, path, required, out, plain = false) {
 
 const cell = (text) => String(text).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
+/** The default column: "required", or the DEFAULTS entry. */
+const defaultOf = (path, required) => (required ? 'required' : (DEFAULTS[path] ?? ''));
+
+/** Every key of the policy reference as [path, type, default, notes], in document order. */
+export function referenceRows(schema) {
+  notations(schema);
+  const req = new Set(schema.required ?? []);
+  const out = [];
+  for (const [k, v] of Object.entries(schema.properties)) {
+    if (v.type === 'object' || v.type === 'array') out.push(...rows(v, k, req.has(k), []));
+    else out.push([k, typeOf(v), req.has(k), NOTES[k] ?? v.description ?? '']);
+  }
+  return out.map(([p, t, r, n]) => [p, t, defaultOf(p, r), n]);
+}
+
+/** Keys the reference would leave without a meaning or without a default ("required" / "none: …"). */
+export function undocumented(schema) {
+  return referenceRows(schema).flatMap(([p, , d, n]) => [...(n === '' ? [`${p}: no description`] : []), ...(d === '' ? [`${p}: no default`] : [])]);
+}
+
 export function render(schema) {
+  notations(schema);
   const sections = [];
   const top = Object.entries(schema.properties);
   const req = new Set(schema.required ?? []);
@@ -190,6 +396,9 @@ export function render(schema) {
     'against [`policies/policy.schema.json`](../policies/policy.schema.json) with',
     '`# yaml-language-server: $schema=./policy.schema.json`.',
     '',
+    'The default column says what applies when a key is absent: a value, "required", or "none:" and',
+    'what then happens.',
+    '',
     'Value notations: durations `250ms` `30s` `5m` `1h` `1d`; rates `N/s` `N/m` `N/h`; quotas',
     '`N/minute|hour|day|month` (calendar windows, UTC); sizes `512kb` `1mb`; percentages `50%`.',
     '',
@@ -202,9 +411,9 @@ export function render(schema) {
     '',
     '## Top level',
     '',
-    '| key | type | required | notes |',
+    '| key | type | default | notes |',
     '| --- | --- | --- | --- |',
-    ...simple.map(([k, v]) => `| \`${k}\` | ${cell(typeOf(v))} | ${req.has(k) ? 'yes' : ''} | ${cell(NOTES[k] ?? '')} |`),
+    ...simple.map(([k, v]) => `| \`${k}\` | ${cell(typeOf(v))} | ${cell(defaultOf(k, req.has(k)))} | ${cell(NOTES[k] ?? v.description ?? '')} |`),
   ];
   for (const [k, v] of top.filter(([, v]) => v.type === 'object' || v.type === 'array')) {
     const table = rows(v, k, req.has(k), []);
@@ -213,9 +422,9 @@ export function render(schema) {
         '',
         `## \`${k}\``,
         '',
-        '| key | type | required | notes |',
+        '| key | type | default | notes |',
         '| --- | --- | --- | --- |',
-        ...table.map(([p, t, r, n]) => `| \`${p}\` | ${cell(t)} | ${r ? 'yes' : ''} | ${cell(n)} |`),
+        ...table.map(([p, t, r, n]) => `| \`${p}\` | ${cell(t)} | ${cell(defaultOf(p, r))} | ${cell(n)} |`),
       ].join('\n'),
     );
   }
@@ -278,6 +487,11 @@ export function renderTests(schema, example) {
 
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
+  const missing = undocumented(JSON.parse(readFileSync(SCHEMA, 'utf8')));
+  if (missing.length > 0) {
+    console.error(`document these policy keys (NOTES / DEFAULTS in scripts/gen-policy-docs.mjs, or .describe() in src/policy/schema.ts):\n  ${missing.join('\n  ')}`);
+    process.exit(1);
+  }
   const outputs = [
     [OUT, render(JSON.parse(readFileSync(SCHEMA, 'utf8')))],
     [TEST_OUT, renderTests(JSON.parse(readFileSync(TEST_SCHEMA, 'utf8')), readFileSync(`${root}${TEST_EXAMPLE}/policy.test.yaml`, 'utf8'))],

@@ -76,12 +76,16 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const store = createStore(policy.plan.limits, logger);
   const keyStore = createKeyStore(store.url);
   dynamicKeys.attach(keyStore);
+  // Static keys revoked at runtime are refused from the first request (bounded, alongside the
+  // warm-up: a store that is down must not keep the gateway from starting; the lookup retries).
+  const revocations = dynamicKeys.syncRevocations();
   policy.onSwap((plan) => {
     if ((plan.limits?.storeUrl ?? '') !== (store.url ?? '')) logger.warn('store.url changed: restart Portcullis to use the new store');
   });
   // Connected (and its scripts loaded) before the first request, or said why not: the first
   // requests must not spend their short store timeout on a handshake.
   if (!(await store.store.warmUp(STORE_WARMUP_MS))) logger.warn({ waitedMs: STORE_WARMUP_MS }, 'limits store not reachable yet: serving with store.onError until it is');
+  if (!(await revocations)) logger.warn('cannot read the revoked static keys from the store yet: retrying in the background');
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
@@ -109,6 +113,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await proxy.shutdown(0).catch(() => undefined);
     await audit?.close();
     await store.store.close();
+    dynamicKeys.close();
     await keyStore.close();
     await policy.close();
     await echo?.close();
@@ -129,6 +134,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await proxy.shutdown(opts.drainMs);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
+        dynamicKeys.close();
         await keyStore.close();
         await admin?.close();
         await echo?.close();

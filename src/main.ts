@@ -53,8 +53,13 @@ async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     const topic = first === 'help' ? rest[0] : undefined;
-    if (topic && COMMANDS[topic]) {
-      io.stdout((await COMMANDS[topic].load()).usage);
+    if (topic !== undefined) {
+      const entry = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+      if (entry === undefined) {
+        io.stderr(`portcullis help: unknown command "${topic}"\n\n${help()}`);
+        return EXIT.usage;
+      }
+      io.stdout((await entry.load()).usage);
       return EXIT.ok;
     }
     (first === undefined ? io.stderr : io.stdout)(help());

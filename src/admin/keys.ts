@@ -1,7 +1,9 @@
 // Dynamic API keys through the admin API:
 //   POST /admin/keys {tenant, roles?, permissions?, id?, expires?, subject?} → 201, the key shown ONCE
-//   GET /admin/keys?tenant= → list (never digests or keys)
-//   DELETE /admin/keys/:id → 204 (404 unknown; 409 for a static key); every replica drops it within ~1 s.
+//   GET /admin/keys?tenant= → the policy's static keys and the dynamic ones (never digests or keys)
+//   DELETE /admin/keys/:id → 204 for a dynamic key; 200 for a static key, which stays in the policy
+//   but is refused from then on (the revocation is kept in the store: it outlasts reloads and
+//   restarts); 404 unknown. Every replica refuses the key within ~1 s.
 // A key id names one key: an id a static key of the running policy or a stored key has is 409
 // KEY_ID_TAKEN (the reverse, a policy bringing a taken id, is refused by keyIdGuard in key-store.ts).
 // The body is checked with the policy's own schemas for what static keys share with dynamic ones.
@@ -9,11 +11,11 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { hashApiKey } from '../authn/api-key.js';
 import { isSafeListElement } from '../authn/claims.js';
-import { staticKeyIds, type KeyStore, type StoredKey } from '../authn/key-store.js';
+import { staticKeyIds, type KeyStore, type StaticRevocation, type StoredKey } from '../authn/key-store.js';
 import { generateApiKey } from '../authn/api-key.js';
 import type { EventBus } from '../events.js';
 import type { Plan } from '../core/plan.js';
-import { apiKeySchema } from '../policy/schema.js';
+import { apiKeySchema, type ApiKeySpec } from '../policy/schema.js';
 import { formatPath } from '../policy/source-map.js';
 import { closest } from '../policy/suggest.js';
 import type { AdminResponse, RegisterRoute } from './routes.js';
@@ -36,7 +38,7 @@ const createKeySchema = z.strictObject({
 });
 const FIELDS = Object.keys(createKeySchema.shape);
 
-const problem = (code: 'INVALID_BODY' | 'UNKNOWN_ROLE' | 'KEY_ID_TAKEN' | 'KEY_IS_STATIC' | 'NOT_FOUND', status: number, detail: string, extra?: Record<string, unknown>): AdminResponse => ({
+const problem = (code: 'INVALID_BODY' | 'UNKNOWN_ROLE' | 'KEY_ID_TAKEN' | 'NOT_FOUND', status: number, detail: string, extra?: Record<string, unknown>): AdminResponse => ({
   status,
   problem: { code, detail, extra },
 });
@@ -61,6 +63,33 @@ function invalid(issues: readonly z.core.$ZodIssue[]): AdminResponse {
 function publicView(k: StoredKey): Record<string, unknown> {
   return { id: k.id, tenant: k.tenant, subject: k.subject, roles: k.roles, permissions: k.permissions, created: k.created, expires: k.expires ?? null };
 }
+
+type Status = 'active' | 'expired' | 'disabled' | 'revoked';
+
+const expiry = (expires: string | Date | undefined): string | null =>
+  expires === undefined ? null : expires instanceof Date ? expires.toISOString() : new Date(Date.parse(expires)).toISOString();
+
+const statusOf = (expires: string | null, now: number): Status => (expires !== null && Date.parse(expires) <= now ? 'expired' : 'active');
+
+/** A static key of the running policy as the API shows it: never its hash. */
+function staticView(k: ApiKeySpec, revocation: StaticRevocation | undefined, now: number): Record<string, unknown> {
+  const expires = expiry(k.expires);
+  const status: Status = revocation !== undefined ? 'revoked' : k.disabled === true ? 'disabled' : statusOf(expires, now);
+  return {
+    id: k.id,
+    source: 'policy',
+    tenant: k.tenant ?? null,
+    subject: k.subject ?? k.id,
+    roles: k.roles ?? [],
+    permissions: k.permissions ?? [],
+    created: null,
+    expires,
+    status,
+    revoked: revocation?.revoked ?? null,
+  };
+}
+
+const digestOf = (k: ApiKeySpec): string => k.hash.slice('sha256:'.length);
 
 export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: EventBus, plan: () => Plan): void {
   route('POST', '/admin/keys', async (req) => {
@@ -102,20 +131,40 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
     bus.publish({ type: 'key.created', keyId: id, tenant });
     return { status: 201, headers: { location: `/admin/keys/${encodeURIComponent(id)}` }, body: { ...publicView(stored), key } };
   });
+  // The policy's static keys first (document order), then the dynamic ones (oldest first).
   route('GET', '/admin/keys', async (req) => {
-    const tenant = req.query.get('tenant') ?? undefined;
-    const keys = await store().list(tenant === '' ? undefined : tenant);
+    const query = req.query.get('tenant') ?? undefined;
+    const tenant = query === '' ? undefined : query;
+    const [keys, revocations] = await Promise.all([store().list(tenant), store().staticRevocations()]);
     keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
-    return { status: 200, body: { keys: keys.map(publicView) } };
+    const now = Date.now();
+    const statics = (plan().document.authentication?.apiKeys?.keys ?? [])
+      .filter((k) => tenant === undefined || k.tenant === tenant)
+      .map((k) => staticView(k, revocations.get(digestOf(k)), now));
+    const dynamics = keys.map((k) => {
+      const view = publicView(k);
+      return { ...view, source: 'dynamic', status: statusOf(view.expires as string | null, now), revoked: null };
+    });
+    return { status: 200, body: { keys: [...statics, ...dynamics] } };
   });
   route('DELETE', '/admin/keys/:id', async (req) => {
     const id = req.params.id!;
     const removed = await store().remove(id);
-    if (removed === undefined) {
-      if (staticKeyIds(plan()).includes(id)) return problem('KEY_IS_STATIC', 409, `"${id}" is a static key of the running policy: remove it from the policy to revoke it`);
-      return problem('NOT_FOUND', 404, `no dynamic key with id "${id}"`);
+    if (removed !== undefined) {
+      bus.publish({ type: 'key.revoked', keyId: id });
+      return { status: 204 };
     }
-    bus.publish({ type: 'key.revoked', keyId: id });
-    return { status: 204 };
+    const spec = (plan().document.authentication?.apiKeys?.keys ?? []).find((k) => k.id === id);
+    if (spec === undefined) return problem('NOT_FOUND', 404, `no key with id "${id}" (neither in the running policy nor created through the admin API)`);
+    const wanted: StaticRevocation = { digest: digestOf(spec), id, revoked: new Date().toISOString() };
+    const inForce = await store().revokeStatic(wanted);
+    if (inForce === wanted) bus.publish({ type: 'key.revoked', keyId: id });
+    return {
+      status: 200,
+      body: {
+        ...staticView(spec, inForce, Date.now()),
+        note: `the policy still lists "${id}": the key stays refused while the store keeps this revocation; remove it from the policy to retire it for good`,
+      },
+    };
   });
 }

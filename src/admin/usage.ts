@@ -1,5 +1,6 @@
 // GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
 // level and the concurrency slots in use, as the store sees them now.
+import { concurrencyKey, quotaKey, tenantTag, tierBucketKey } from '../limits/keys.js';
 import type { RegisterRoute } from './routes.js';
 import type { Plan } from '../core/plan.js';
 import type { StoreHolder } from '../limits/store.js';
@@ -13,12 +14,12 @@ export function usageRoutes(route: RegisterRoute, holder: StoreHolder, plan: () 
     if (limits === undefined || tier === undefined) {
       return { status: 404, problem: { title: 'Not Found', detail: `tenant "${tenant}" has no tier limits in the running policy` } };
     }
-    const tag = `${limits.prefix}{t:${tenant}}`;
+    const tag = tenantTag(limits.prefix, tenant);
     const usage = await holder.store.usage({
       tenant,
-      quota: tier.quota === undefined ? undefined : { key: `${tag}:quota`, limit: tier.quota.limit, window: tier.quota.window },
-      buckets: tier.ratePerMs === undefined ? [] : [{ key: `${tag}:tier:${tier.name}`, burst: tier.burst, ratePerMs: tier.ratePerMs }],
-      concurrency: tier.concurrency === undefined ? undefined : { key: `${tag}:conc`, limit: tier.concurrency },
+      quota: tier.quota === undefined ? undefined : { key: quotaKey(tag), limit: tier.quota.limit, window: tier.quota.window },
+      buckets: tier.ratePerMs === undefined ? [] : [{ key: tierBucketKey(tag, tier.name), burst: tier.burst, ratePerMs: tier.ratePerMs }],
+      concurrency: tier.concurrency === undefined ? undefined : { key: concurrencyKey(tag), limit: tier.concurrency },
     });
     return { status: 200, body: { tier: tier.name, store: holder.store.kind, ...usage } };
   });

@@ -36,13 +36,27 @@ export interface KeyLookup {
   lookup(digestHex: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined>;
 }
 
+/** Digests of static keys disabled at runtime (`DELETE /admin/keys/:id`), kept outside the policy. */
+export interface RevokedKeys {
+  has(digestHex: string): boolean;
+}
+
 export class StaticKeyLookup implements KeyLookup {
   readonly #byDigest: Map<string, ApiKeyRecord>;
-  constructor(byDigest: Map<string, ApiKeyRecord>) {
+  readonly #revoked: RevokedKeys | undefined;
+  /** The disabled twin of each revoked record, built once. */
+  readonly #disabled = new WeakMap<ApiKeyRecord, ApiKeyRecord>();
+  constructor(byDigest: Map<string, ApiKeyRecord>, revoked?: RevokedKeys) {
     this.#byDigest = byDigest;
+    this.#revoked = revoked;
   }
   lookup(digestHex: string): ApiKeyRecord | undefined {
-    return this.#byDigest.get(digestHex);
+    const record = this.#byDigest.get(digestHex);
+    if (record === undefined || this.#revoked === undefined || !this.#revoked.has(digestHex)) return record;
+    // Found and refused here: a revoked static key must not fall through to the dynamic lookup.
+    let off = this.#disabled.get(record);
+    if (off === undefined) this.#disabled.set(record, (off = Object.freeze({ ...record, disabled: true })));
+    return off;
   }
   get size(): number {
     return this.#byDigest.size;

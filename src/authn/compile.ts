@@ -8,7 +8,7 @@ import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
 import type { Route } from '../core/route.js';
 import { deny, type Deny } from '../core/reasons.js';
-import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord, type KeyLookup } from './api-key.js';
+import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord, type KeyLookup, type RevokedKeys } from './api-key.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
@@ -90,7 +90,7 @@ function parseExpires(value: string | Date, at: Path, cx: CompileContext): numbe
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: KeyLookup | undefined): ApiKeyAuthenticator | undefined {
+function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLookup & RevokedKeys) | undefined): ApiKeyAuthenticator | undefined {
   const spec = doc.authentication?.apiKeys;
   if (spec === undefined) return undefined;
   const at: Path = ['authentication', 'apiKeys'];
@@ -119,7 +119,7 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: KeyLoo
       disabled: k.disabled === true,
     });
   });
-  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest), dynamic] : [new StaticKeyLookup(byDigest)]);
+  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)]);
 }
 
 function familyOf(alg: string): string {
@@ -247,7 +247,7 @@ function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[
  * `authentication` and each route's `authenticate`. `dynamicKeys` (admin-created keys, looked up
  * after the policy's own) joins every API-key authenticator.
  */
-export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[], dynamicKeys?: KeyLookup): AuthnPlan {
+export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[], dynamicKeys?: KeyLookup & RevokedKeys): AuthnPlan {
   const apiKey = compileApiKeys(doc, cx, dynamicKeys);
   const jwt = compileJwt(doc, cx);
   const byMethod: Record<AuthMethod, ApiKeyAuthenticator | JwtAuthenticator | undefined> = { apiKey, jwt };

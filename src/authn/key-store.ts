@@ -4,6 +4,7 @@
 // invalidates locally. app.ts creates one DynamicKeyLookup and hands it to the policy compiler,
 // which appends it to every compiled ApiKeyAuthenticator (so dynamic keys need an
 // `authentication.apiKeys` section in the policy).
+import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
 import type { Cluster, Redis } from 'ioredis';
 import { createRedisClient } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
@@ -12,7 +13,7 @@ import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
 import type { Plan } from '../core/plan.js';
 import { formatPath } from '../policy/source-map.js';
-import type { ApiKeyRecord, KeyLookup } from './api-key.js';
+import type { ApiKeyRecord, KeyLookup, RevokedKeys } from './api-key.js';
 
 export interface StoredKey {
   readonly id: string;
@@ -38,19 +39,36 @@ export interface KeyStore {
   takenIds(ids: readonly string[]): Promise<Set<string>>;
   /** Called with a digest whenever any replica revokes it. */
   onInvalidate(listener: (digest: string) => void): void;
+  /**
+   * Disables a static key of the policy (by its digest) at runtime. The policy still lists it; the
+   * revocation lives here so that it outlasts reloads and restarts and reaches every replica. Returns
+   * the revocation in force: this one, or an earlier one for the same digest.
+   */
+  revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation>;
+  /** Every static key revocation, by digest. */
+  staticRevocations(): Promise<Map<string, StaticRevocation>>;
+  /** Called with the digest of a static key whenever any replica (this one included) revokes it. */
+  onStaticRevoked(listener: (digest: string) => void): void;
   close(): Promise<void>;
 }
 
+export interface StaticRevocation {
+  /** Hex sha256 of the key, as in the policy's `hash` (a new hash under the same id is a new key). */
+  readonly digest: string;
+  readonly id: string;
+  /** ISO date. */
+  readonly revoked: string;
+}
+
 // One hash tag for both: revoking deletes from both in one MULTI, which Redis Cluster allows only within a slot.
-const KEYS_HASH = 'portcullis:{keys}:byDigest';
-const KEYS_ID_INDEX = 'portcullis:{keys}:byId';
-const INVALIDATE_CHANNEL = 'portcullis:keys:invalidate';
 
 export class MemoryKeyStore implements KeyStore {
   readonly kind = 'memory' as const;
   readonly #byDigest = new Map<string, StoredKey>();
   readonly #byId = new Map<string, string>();
   readonly #listeners: ((digest: string) => void)[] = [];
+  readonly #revoked = new Map<string, StaticRevocation>();
+  readonly #revokedListeners: ((digest: string) => void)[] = [];
   async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
     if (this.#byId.has(key.id) || this.#byDigest.has(key.digest)) return 'duplicate';
     this.#byDigest.set(key.digest, key);
@@ -79,6 +97,19 @@ export class MemoryKeyStore implements KeyStore {
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
   }
+  async revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation> {
+    const earlier = this.#revoked.get(revocation.digest);
+    if (earlier !== undefined) return earlier;
+    this.#revoked.set(revocation.digest, revocation);
+    for (const l of this.#revokedListeners) l(revocation.digest);
+    return revocation;
+  }
+  async staticRevocations(): Promise<Map<string, StaticRevocation>> {
+    return new Map(this.#revoked);
+  }
+  onStaticRevoked(listener: (digest: string) => void): void {
+    this.#revokedListeners.push(listener);
+  }
   async close(): Promise<void> {}
 }
 
@@ -87,52 +118,71 @@ export class RedisKeyStore implements KeyStore {
   readonly #cmd: Redis | Cluster;
   readonly #sub: Redis | Cluster;
   readonly #listeners: ((digest: string) => void)[] = [];
+  readonly #revokedListeners: ((digest: string) => void)[] = [];
   constructor(url: string) {
     this.#cmd = createRedisClient(url, { redis: { lazyConnect: false, maxRetriesPerRequest: 2 } });
     this.#sub = createRedisClient(url, { redis: { lazyConnect: false } });
     this.#cmd.on('error', () => undefined);
     this.#sub.on('error', () => undefined);
-    void this.#sub.subscribe(INVALIDATE_CHANNEL).catch(() => undefined);
+    void this.#sub.subscribe(KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED_CHANNEL).catch(() => undefined);
     this.#sub.on('message', (channel: string, digest: string) => {
-      if (channel !== INVALIDATE_CHANNEL) return;
-      for (const l of this.#listeners) l(digest);
+      if (channel === KEYS_INVALIDATE_CHANNEL) for (const l of this.#listeners) l(digest);
+      else if (channel === STATIC_REVOKED_CHANNEL) for (const l of this.#revokedListeners) l(digest);
     });
   }
   async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
-    const set = await this.#cmd.hsetnx(KEYS_ID_INDEX, key.id, key.digest);
+    const set = await this.#cmd.hsetnx(KEYS_BY_ID, key.id, key.digest);
     if (set === 0) return 'duplicate';
-    const ok = await this.#cmd.hsetnx(KEYS_HASH, key.digest, JSON.stringify(key));
+    const ok = await this.#cmd.hsetnx(KEYS_BY_DIGEST, key.digest, JSON.stringify(key));
     if (ok === 0) {
-      await this.#cmd.hdel(KEYS_ID_INDEX, key.id);
+      await this.#cmd.hdel(KEYS_BY_ID, key.id);
       return 'duplicate';
     }
     // A replica may have cached this digest as unknown: drop it there too.
-    await this.#cmd.publish(INVALIDATE_CHANNEL, key.digest);
+    await this.#cmd.publish(KEYS_INVALIDATE_CHANNEL, key.digest);
     return 'ok';
   }
   async byDigest(digest: string): Promise<StoredKey | undefined> {
-    const raw = await this.#cmd.hget(KEYS_HASH, digest);
+    const raw = await this.#cmd.hget(KEYS_BY_DIGEST, digest);
     return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
   }
   async list(tenant?: string): Promise<StoredKey[]> {
-    const all = await this.#cmd.hvals(KEYS_HASH);
+    const all = await this.#cmd.hvals(KEYS_BY_DIGEST);
     return all.map((r) => JSON.parse(r) as StoredKey).filter((k) => tenant === undefined || k.tenant === tenant);
   }
   async remove(id: string): Promise<StoredKey | undefined> {
-    const digest = await this.#cmd.hget(KEYS_ID_INDEX, id);
+    const digest = await this.#cmd.hget(KEYS_BY_ID, id);
     if (digest === null) return undefined;
-    const raw = await this.#cmd.hget(KEYS_HASH, digest);
-    await this.#cmd.multi().hdel(KEYS_ID_INDEX, id).hdel(KEYS_HASH, digest).exec();
-    await this.#cmd.publish(INVALIDATE_CHANNEL, digest);
+    const raw = await this.#cmd.hget(KEYS_BY_DIGEST, digest);
+    await this.#cmd.multi().hdel(KEYS_BY_ID, id).hdel(KEYS_BY_DIGEST, digest).exec();
+    await this.#cmd.publish(KEYS_INVALIDATE_CHANNEL, digest);
     return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
   }
   async takenIds(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
-    const digests = await this.#cmd.hmget(KEYS_ID_INDEX, ...ids);
+    const digests = await this.#cmd.hmget(KEYS_BY_ID, ...ids);
     return new Set(ids.filter((_, i) => digests[i] !== null));
   }
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
+  }
+  async revokeStatic(revocation: StaticRevocation): Promise<StaticRevocation> {
+    const set = await this.#cmd.hsetnx(STATIC_REVOKED, revocation.digest, JSON.stringify(revocation));
+    if (set === 0) {
+      const raw = await this.#cmd.hget(STATIC_REVOKED, revocation.digest);
+      if (raw !== null) return JSON.parse(raw) as StaticRevocation;
+    }
+    await this.#cmd.publish(STATIC_REVOKED_CHANNEL, revocation.digest);
+    // This replica refuses the key before the caller hears "revoked", not when its own message returns.
+    for (const l of this.#revokedListeners) l(revocation.digest);
+    return revocation;
+  }
+  async staticRevocations(): Promise<Map<string, StaticRevocation>> {
+    const all = await this.#cmd.hgetall(STATIC_REVOKED);
+    return new Map(Object.entries(all).map(([digest, raw]) => [digest, JSON.parse(raw) as StaticRevocation]));
+  }
+  onStaticRevoked(listener: (digest: string) => void): void {
+    this.#revokedListeners.push(listener);
   }
   async close(): Promise<void> {
     this.#sub.disconnect();
@@ -206,11 +256,20 @@ export interface DynamicKeyLookupOptions {
   readonly negativeTtlMs?: number;
 }
 
-export class DynamicKeyLookup implements KeyLookup {
+/**
+ * How often each replica re-reads the static key revocations: the announcement is pub/sub, which a
+ * replica that was disconnected (or started while the store was down) never hears.
+ */
+const REVOCATION_RESYNC_MS = 5_000;
+
+export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
   #store: KeyStore | undefined;
   readonly #cache: LRUCache<string, { v: Cached }>;
   readonly #inflight = new Map<string, Promise<ApiKeyRecord | undefined>>();
   readonly #negativeTtl: number;
+  /** Digests of the policy's static keys revoked at runtime (read on the hot path: a Set, no store call). */
+  #revoked = new Set<string>();
+  #resync: NodeJS.Timeout | undefined;
   /** The store may be attached later: app.ts only knows store.url once the policy is loaded. */
   constructor(store?: KeyStore, opts: DynamicKeyLookupOptions = {}) {
     this.#negativeTtl = opts.negativeTtlMs ?? 1000;
@@ -227,6 +286,41 @@ export class DynamicKeyLookup implements KeyLookup {
       this.#cache.delete(digest);
       this.#inflight.delete(digest);
     });
+    store.onStaticRevoked((digest) => this.#revoked.add(digest));
+    clearInterval(this.#resync);
+    this.#resync = setInterval(() => void this.syncRevocations(), REVOCATION_RESYNC_MS).unref();
+  }
+  /** Whether a static key of the policy was revoked at runtime. */
+  has(digest: string): boolean {
+    return this.#revoked.has(digest);
+  }
+  /**
+   * Reads every static key revocation from the store. Resolves false when the store does not answer
+   * within `timeoutMs`: the replica then serves with what it knew, and retries on its own.
+   */
+  async syncRevocations(timeoutMs = 2_000): Promise<boolean> {
+    const store = this.#store;
+    if (store === undefined) return true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const all = await Promise.race([
+        store.staticRevocations(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('timeout')), timeoutMs);
+        }),
+      ]);
+      // Announcements heard meanwhile are kept: a revocation is never undone here.
+      this.#revoked = new Set([...this.#revoked, ...all.keys()]);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  close(): void {
+    clearInterval(this.#resync);
+    this.#resync = undefined;
   }
   lookup(digest: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined> {
     const store = this.#store;

@@ -8,6 +8,7 @@
 // made on another replica is learned here on this replica's next failure from that IP. A success does
 // not reset any counter (not even the same IP's: a valid key in between does not buy more guesses).
 // Store faults while counting only skip the count (and are counted in store errors): never a 401/403.
+import { DEFAULT_PREFIX, lockoutKey } from '../limits/keys.js';
 import type { Logger } from 'pino';
 import type { RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
@@ -46,7 +47,7 @@ export class Lockout {
     const plan = ctx.plan.authn?.lockout;
     if (plan === undefined || !COUNTED.has(code)) return;
     const ip = ipKey(ctx.clientIp, plan.ipv6Prefix) || '-';
-    const key = `${ctx.plan.limits?.prefix ?? 'portcullis:'}{ip:${ip}}:lockout`;
+    const key = lockoutKey(ctx.plan.limits?.prefix ?? DEFAULT_PREFIX, ip);
     let pending: Promise<number>;
     try {
       pending = this.#holder.store.recordFailure(key, plan.failures, plan.windowMs, plan.durationMs);

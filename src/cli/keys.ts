@@ -1,6 +1,7 @@
 // `portcullis keys`: create a static API key (printed once, with the policy entry holding only its
-// hash) and hash an existing key; with --admin URL, create/list/revoke dynamic keys through the
-// admin API (issue 6), authenticated with PORTCULLIS_ADMIN_TOKEN.
+// hash) and hash an existing key; with --admin URL, create dynamic keys, list every key and revoke
+// any key (a static one stays in the policy, refused) through the admin API, authenticated with
+// PORTCULLIS_ADMIN_TOKEN.
 import { randomBytes } from 'node:crypto';
 import { fetch } from 'undici';
 import { stringify } from 'yaml';
@@ -10,7 +11,7 @@ import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ROLE = /^[\x21-\x2b\x2d-\x7e]+$/;
 
-export const usage = `portcullis keys — create and hash API keys
+export const usage = `portcullis keys — create, hash, list and revoke API keys
 
 Usage:
   portcullis keys create --tenant T --roles R,R [--id ID] [--expires DATE]
@@ -21,10 +22,14 @@ Usage:
       not a terminal, the key is read from standard input (one trailing newline dropped), so it
       stays out of shell history and the process list:  printf %s "$KEY" | portcullis keys hash
   portcullis keys create --admin URL --tenant T [--roles R,R] [--permissions P,P] [--id ID] [--expires DATE] [--subject S]
-  portcullis keys list --admin URL [--tenant T]
+  portcullis keys list --admin URL [--tenant T] [--json]
+      Every key the instance knows: the policy's static keys (SOURCE policy) and the dynamic
+      ones (SOURCE dynamic), with STATUS active, expired, disabled or revoked. Never a hash.
   portcullis keys revoke ID --admin URL
-      Dynamic keys through the admin API (token from PORTCULLIS_ADMIN_TOKEN); effective at once on
-      every replica sharing the store.
+      A dynamic key is deleted. A static key stays in the policy but is refused from now on: the
+      revocation is kept in the store, so it outlasts reloads and restarts.
+  With --admin, the token comes from PORTCULLIS_ADMIN_TOKEN; changes reach every replica sharing
+  the store within about a second (the replica you called at once).
 `;
 
 
@@ -83,9 +88,10 @@ async function list(argv: readonly string[], io: CliIo): Promise<number> {
     io.stdout(`${JSON.stringify(r.json.keys, null, 2)}\n`);
     return EXIT.ok;
   }
-  io.stdout('ID\tTENANT\tROLES\tCREATED\tEXPIRES\n');
-  for (const k of r.json.keys as { id: string; tenant: string; roles: string[]; created: string; expires: string | null }[]) {
-    io.stdout(`${k.id}\t${k.tenant}\t${k.roles.join(',')}\t${k.created}\t${k.expires ?? '-'}\n`);
+  io.stdout('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES\n');
+  type Listed = { id: string; tenant: string | null; roles: string[]; source: string; status: string; created: string | null; expires: string | null };
+  for (const k of r.json.keys as Listed[]) {
+    io.stdout(`${k.id}\t${k.tenant ?? '-'}\t${k.roles.join(',') || '-'}\t${k.source}\t${k.status}\t${k.created ?? '-'}\t${k.expires ?? '-'}\n`);
   }
   return EXIT.ok;
 }
@@ -95,7 +101,12 @@ async function revoke(argv: readonly string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1 || values.admin === undefined) throw new UsageError('portcullis keys revoke ID --admin URL');
   const r = await adminCall(io, values.admin, 'DELETE', `admin/keys/${encodeURIComponent(positionals[0]!)}`);
   if (typeof r === 'number') return r;
-  io.stdout(`revoked ${positionals[0]}\n`);
+  if (r.json?.source === 'policy') {
+    io.stdout(`revoked static key ${positionals[0]} (since ${r.json.revoked}): refused from now on by every replica sharing the store\n`);
+    io.stdout(`note: the policy still lists ${positionals[0]}; remove it from authentication.apiKeys.keys to retire it for good\n`);
+  } else {
+    io.stdout(`revoked ${positionals[0]}\n`);
+  }
   return EXIT.ok;
 }
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../canonical-json.js';
 import type { Plan } from '../core/plan.js';
-import type { KeyLookup } from '../authn/api-key.js';
+import type { KeyLookup, RevokedKeys } from '../authn/api-key.js';
 import { compileRouting } from '../routing/compile.js';
 import { compileBodyLimits, compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
@@ -30,7 +30,7 @@ declare module '../core/plan.js' {
 /** Long-lived parts a compiled policy refers to. */
 export interface CompileParts {
   /** Admin-created API keys, looked up after the policy's own. */
-  readonly dynamicKeys?: KeyLookup | undefined;
+  readonly dynamicKeys?: (KeyLookup & RevokedKeys) | undefined;
 }
 
 export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): { plan: Plan; warnings: Diagnostic[] } {

@@ -1,5 +1,6 @@
 // `tenants`, `store` and route `limits` → a frozen LimitsPlan. Rates become tokens per millisecond
 // and the RateLimit-Policy header values are built here, once, not per request.
+import { DEFAULT_PREFIX } from './keys.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
@@ -142,7 +143,7 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
   return Object.freeze({
     storeUrl,
     onError: doc.store?.onError ?? 'allow',
-    prefix: doc.store?.prefix ?? 'portcullis:',
+    prefix: doc.store?.prefix ?? DEFAULT_PREFIX,
     timeoutMs: doc.store?.timeout === undefined ? 50 : parseDuration(doc.store.timeout),
     tiers,
     defaultTier,

@@ -7,6 +7,7 @@
 // before it failed may still be spent here for at most LEASE_TTL_MS after the call that granted
 // them, never more tokens than it granted; quotas and concurrency are never leased, so a request
 // that needs one of them meets the fault at once. A fault is a 503 or a flagged allow, never a 429.
+import { concurrencyKey, quotaKey, routeBucketKey, tenantTag, tierBucketKey } from './keys.js';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { deny, type Deny } from '../core/reasons.js';
@@ -62,12 +63,12 @@ const NO_LIMITS = Object.freeze({}) as Template;
 function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[] | undefined, tenant: string | undefined): Template {
   const tier = tenant === undefined ? undefined : (plan.members.get(tenant) ?? plan.defaultTier);
   if (routeBuckets === undefined && tier === undefined) return NO_LIMITS;
-  const tag = `${plan.prefix}{t:${tenant ?? '-'}}`;
+  const tag = tenantTag(plan.prefix, tenant ?? '-');
   const buckets: BucketCheck[] = [];
   const policies: string[] = [];
   let leasable = true;
   if (tier !== undefined && tier.ratePerMs !== undefined) {
-    buckets.push(Object.freeze({ key: `${tag}:tier:${tier.name}`, ratePerMs: tier.ratePerMs, burst: tier.burst, cost: 1, lease: tier.lease, policy: 'tier' }));
+    buckets.push(Object.freeze({ key: tierBucketKey(tag, tier.name), ratePerMs: tier.ratePerMs, burst: tier.burst, cost: 1, lease: tier.lease, policy: 'tier' }));
     policies.push(tier.policyHeader!);
     if (tier.lease <= 1) leasable = false;
   }
@@ -75,8 +76,8 @@ function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[
     policies.push(b.policyHeader);
     if (b.lease <= b.cost) leasable = false;
   }
-  const quota = tier?.quota === undefined ? undefined : Object.freeze({ key: `${tag}:quota`, limit: tier.quota.limit, window: tier.quota.window });
-  const concurrency = tier?.concurrency === undefined ? undefined : Object.freeze({ key: `${tag}:conc`, limit: tier.concurrency, ttlMs: plan.slotTtlMs });
+  const quota = tier?.quota === undefined ? undefined : Object.freeze({ key: quotaKey(tag), limit: tier.quota.limit, window: tier.quota.window });
+  const concurrency = tier?.concurrency === undefined ? undefined : Object.freeze({ key: concurrencyKey(tag), limit: tier.concurrency, ttlMs: plan.slotTtlMs });
   if (quota !== undefined || concurrency !== undefined) leasable = false;
   const fixedKey = buckets.length === 1 ? buckets[0]!.key : buckets.map((b) => b.key).join('|');
   return Object.freeze({
@@ -130,7 +131,7 @@ class LimitsStage implements Stage {
       // Route buckets count by who is asking: their keys are per request.
       const all = buckets.slice();
       for (const b of t.routeBuckets) {
-        all.push({ key: `${t.tag}:r:${route.name}:${b.index}:${identify(ctx, b)}`, ratePerMs: b.ratePerMs, burst: b.burst, cost: b.cost, lease: b.lease, policy: b.policyName });
+        all.push({ key: routeBucketKey(t.tag, route.name, b.index, identify(ctx, b)), ratePerMs: b.ratePerMs, burst: b.burst, cost: b.cost, lease: b.lease, policy: b.policyName });
       }
       buckets = all;
       if (t.leasable) leaseKey = all.length === 1 ? all[0]!.key : all.map((b) => b.key).join('|');

@@ -11,6 +11,7 @@
 // Redis's clock that the check carries. The script refuses to act past it, so a check that runs late
 // — in a paused or stopped Redis, from ioredis's offline queue, resent after a reconnect — changes
 // nothing: no token, no quota, no slot.
+import { WARMUP_LOCKOUT_KEY } from './keys.js';
 import { readFileSync } from 'node:fs';
 import type { Redis, Cluster, RedisOptions } from 'ioredis';
 import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, UsageQuery } from './store.js';
@@ -298,7 +299,7 @@ export class RedisStore implements LimitStore {
     // One call of each script through the client: ioredis sends a script it has not run yet with
     // EVAL (the whole script) on every command of the first pipeline, so without this the first burst
     // of requests would each upload it and could blow their short timeout. Afterwards: EVALSHA.
-    await Promise.all([this.check({ buckets: [], quota: undefined, concurrency: undefined }), this.lockedOut('portcullis:{warmup}:lockout')]).catch(() => undefined);
+    await Promise.all([this.check({ buckets: [], quota: undefined, concurrency: undefined }), this.lockedOut(WARMUP_LOCKOUT_KEY)]).catch(() => undefined);
     return true;
   }
 

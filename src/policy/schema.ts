@@ -216,6 +216,7 @@ export const policySchema = z
 /** One policy file as written (after env:/file: resolution), before merging. */
 export type PolicyDocument = z.infer<typeof policySchema>;
 export type RouteSpec = z.infer<typeof routeSchema>;
+export type ApiKeySpec = z.infer<typeof apiKeySchema>;
 export type JwtIssuerSpec = z.infer<typeof jwtIssuerSchema>;
 export type AuditSpec = z.infer<typeof auditSchema>;
 

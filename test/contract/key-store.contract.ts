@@ -109,5 +109,23 @@ export function keyStoreContract(name: string, make: () => Promise<KeyStoreFixtu
       await store.remove(k.id);
       await until('the revocation was not announced', () => heard.includes(k.digest));
     });
+
+    it('keeps a static key revocation once, for every replica, and announces it to every replica and itself', async () => {
+      const { store, replica } = await make();
+      const heardHere: string[] = [];
+      const heardThere: string[] = [];
+      store.onStaticRevoked((d) => heardHere.push(d));
+      replica.onStaticRevoked((d) => heardThere.push(d));
+      await new Promise((r) => setTimeout(r, 100)); // a Redis subscriber may still be subscribing
+      const digest = sha256Hex(`${run}-static`);
+      const first = { digest, id: `static-${run}`, revoked: '2026-12-01T00:00:00.000Z' };
+      expect(await store.revokeStatic(first)).toEqual(first);
+      // Known here before revokeStatic resolved, not only when the announcement comes back.
+      expect(heardHere).toContain(digest);
+      await until('the revocation was not announced to the other replica', () => heardThere.includes(digest));
+      expect((await replica.staticRevocations()).get(digest)).toEqual(first);
+      expect(await replica.revokeStatic({ ...first, revoked: '2026-12-02T00:00:00.000Z' })).toEqual(first);
+      expect(await store.list()).not.toContainEqual(expect.objectContaining({ id: first.id }));
+    });
   });
 }

@@ -18,6 +18,8 @@ import { PrivateRedis } from '../../helpers/redis.js';
 const TOKEN = 'admin-input-test-token';
 const run = `${process.pid}-${Date.now().toString(36)}`;
 const STATIC_ID = `static-${run}`;
+/** A second static key, for revoking at runtime. */
+const REVOKED_ID = `revoked-${run}`;
 let upstream: Server;
 let upstreamUrl: string;
 const dirs: string[] = [];
@@ -25,7 +27,7 @@ const dirs: string[] = [];
 let redis: PrivateRedis;
 const redisUrl = (): string => redis.url;
 
-const policy = (storeUrl: string | undefined, staticIds: readonly string[] = [STATIC_ID]) => `version: 1
+const policy = (storeUrl: string | undefined, staticIds: readonly string[] = [STATIC_ID, REVOKED_ID]) => `version: 1
 upstreams: { app: { url: "${upstreamUrl}" } }
 authentication:
   apiKeys:
@@ -113,7 +115,7 @@ describe.each([
     expect(r.json.detail).toContain('static key');
     expect(r.json.key).toBeUndefined();
     const listed = await admin(app, 'GET', '/admin/keys?tenant=acme');
-    expect(listed.json.keys.map((k: { id: string }) => k.id)).not.toContain(STATIC_ID);
+    expect(listed.json.keys.filter((k: { id: string }) => k.id === STATIC_ID)).toEqual([expect.objectContaining({ source: 'policy' })]);
     expect(await proxied(app, `secret-of-${STATIC_ID}`)).toBe(200);
   });
 
@@ -125,9 +127,53 @@ describe.each([
     expect(again.json.detail).toContain('dynamic key');
   });
 
-  it('does not revoke a static key through the API (409 KEY_IS_STATIC), and the key keeps working', async () => {
-    expectProblem(await admin(app, 'DELETE', `/admin/keys/${STATIC_ID}`), 409, 'KEY_IS_STATIC');
-    expect(await proxied(app, `secret-of-${STATIC_ID}`)).toBe(200);
+  it('revokes a static key at runtime: refused at once, listed as revoked, still refused after a reload and on every replica', async () => {
+    const secret = `secret-of-${REVOKED_ID}`;
+    const digest = hashApiKey(secret).slice('sha256:'.length);
+    // A replica that is already running when the key is revoked elsewhere (Redis only: the memory
+    // store is one instance's).
+    const other = url() === undefined ? undefined : (await start(url())).app;
+    try {
+      expect(await proxied(app, secret)).toBe(200);
+      const r = await admin(app, 'DELETE', `/admin/keys/${REVOKED_ID}`);
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({ id: REVOKED_ID, source: 'policy', tenant: 'acme', roles: ['user'], status: 'revoked' });
+      expect(r.json.note).toContain(`the policy still lists "${REVOKED_ID}"`);
+      expect(JSON.stringify(r.json)).not.toContain(digest);
+      expect(await proxied(app, secret)).toBe(401);
+      expect(await proxied(app, `secret-of-${STATIC_ID}`)).toBe(200);
+
+      const listed = await admin(app, 'GET', '/admin/keys?tenant=acme');
+      expect(JSON.stringify(listed.json)).not.toContain(digest);
+      const byId = new Map(listed.json.keys.map((k: { id: string }) => [k.id, k]));
+      expect(byId.get(REVOKED_ID)).toMatchObject({ source: 'policy', status: 'revoked', revoked: r.json.revoked });
+      expect(byId.get(STATIC_ID)).toMatchObject({ source: 'policy', status: 'active', revoked: null });
+      expect((await admin(app, 'GET', '/admin/keys?tenant=nobody')).json.keys).toEqual([]);
+
+      // Again: the same revocation, not a new one.
+      const again = await admin(app, 'DELETE', `/admin/keys/${REVOKED_ID}`);
+      expect(again.status).toBe(200);
+      expect(again.json.revoked).toBe(r.json.revoked);
+
+      expect((await admin(app, 'POST', '/admin/reload')).status).toBe(200);
+      expect(await proxied(app, secret)).toBe(401);
+      if (other !== undefined) {
+        const deadline = Date.now() + 5_000;
+        while ((await proxied(other, secret)) !== 401) {
+          if (Date.now() > deadline) throw new Error('the other replica still accepts the revoked static key');
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        // A replica started afterwards reads the revocation before its first request.
+        const later = (await start(url())).app;
+        try {
+          expect(await proxied(later, secret)).toBe(401);
+        } finally {
+          await later.shutdown();
+        }
+      }
+    } finally {
+      await other?.shutdown();
+    }
     expectProblem(await admin(app, 'DELETE', `/admin/keys/nothing-${run}`), 404, 'NOT_FOUND');
   });
 
