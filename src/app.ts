@@ -15,6 +15,7 @@ import { jwksResponse } from './upstream/identity-jwt.js';
 import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';
+import { storeReadiness } from './limits/readiness.js';
 import { usageRoutes } from './limits/usage.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard, setDynamicKeyLookup } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
@@ -96,6 +97,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
+      admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
