@@ -11,12 +11,14 @@ import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import type { AuditPlan } from './audit/compile.js';
+import { auditPresenceGuard } from './audit/reload-guard.js';
 import { AdminServer } from './admin/server.js';
 import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
 import { jwksResponse } from './admin/jwks.js';
 import { Balancers } from './upstream/balancer.js';
 import { breakerRoutes } from './admin/breakers.js';
 import { createStore } from './limits/create.js';
+import { storeReadiness } from './admin/store-readiness.js';
 import { usageRoutes } from './admin/usage.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import { keyRoutes } from './admin/keys.js';
@@ -64,8 +66,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await echo?.close();
     throw err;
   }
-  // Audit is long-lived: built once from the first plan; it records the startup load itself
-  // because the bus published that before anyone could subscribe.
+  // Audit is long-lived: built once from the first plan, reconfigured by reloads (which cannot
+  // turn it on or off); it records the startup load itself because the bus published that before
+  // anyone could subscribe.
   const audit = policy.plan.audit ? createAudit(policy.plan.audit, logger, bus, env) : undefined;
   if (audit) {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
@@ -97,11 +100,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
   try {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
+    await policy.addGuard(auditPresenceGuard(audit !== undefined));
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
+      admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
       usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);

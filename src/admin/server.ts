@@ -36,6 +36,13 @@ export interface AdminServerOptions {
   readonly policy?: PlanManager;
 }
 
+/**
+ * What one readiness check found: undefined when all is well; `ready: false` takes the instance out
+ * of rotation (503); `ready: true` is a degradation /readyz reports while staying 200.
+ */
+export type Readiness = { readonly ready: boolean; readonly reason: string } | undefined;
+export type ReadinessCheck = () => Promise<Readiness>;
+
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export class AdminServer {
@@ -45,6 +52,7 @@ export class AdminServer {
   readonly #server: Server;
   #policy: PlanManager | undefined;
   #draining = false;
+  #readiness: ReadinessCheck[] = [];
   #url: string | undefined;
 
   /** Throws when the token cannot guard the address (see token.ts): nothing may listen then. */
@@ -84,6 +92,11 @@ export class AdminServer {
 
   setPolicy(policy: PlanManager): void {
     this.#policy = policy;
+  }
+
+  /** A condition /readyz also reports (e.g. the limits store): run on every probe. */
+  addReadinessCheck(check: ReadinessCheck): void {
+    this.#readiness.push(check);
   }
 
   /** From now on /readyz answers 503: the process is shutting down. */
@@ -147,11 +160,17 @@ export class AdminServer {
     respond(res, out);
   }
 
-  #ready(res: ServerResponse): void {
+  async #ready(res: ServerResponse): Promise<void> {
     if (this.#draining) return sendJson(res, 503, { status: 'draining' });
     const plan = this.#policy?.plan;
     if (!plan) return sendJson(res, 503, { status: 'no policy loaded' });
-    sendJson(res, 200, { status: 'ready', policy: plan.hash });
+    const found = await Promise.all(
+      this.#readiness.map((check) => check().catch((err: unknown): Readiness => ({ ready: false, reason: `readiness check failed: ${err instanceof Error ? err.message : String(err)}` }))),
+    );
+    const problems = found.filter((r) => r !== undefined);
+    if (problems.length === 0) return sendJson(res, 200, { status: 'ready', policy: plan.hash });
+    const ready = problems.every((r) => r.ready);
+    sendJson(res, ready ? 200 : 503, { status: ready ? 'degraded' : 'not ready', policy: plan.hash, reasons: problems.map((r) => r.reason) });
   }
 
   #authorized(req: IncomingMessage, res: ServerResponse): boolean {

@@ -10,7 +10,7 @@
 import { createHash, createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 
 export type CheckpointAlgorithm = 'hmac-sha256' | 'ed25519';
-export type CheckpointReason = 'interval' | 'events' | 'shutdown';
+export type CheckpointReason = 'interval' | 'events' | 'reload' | 'shutdown';
 
 /** Shortest HMAC key accepted: the hash's own size. */
 const MIN_HMAC_KEY_BYTES = 32;

@@ -72,7 +72,7 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
       sinks.push({
         kind: 'file',
         name: unique('file'),
-        path: path.resolve(f.path),
+        path: policyRelative(cx, ['audit', 'sinks', i, 'file', 'path'], f.path),
         rotateBytes: f.rotate ? parseSize(f.rotate) : 0,
         retainMs: f.retain ? parseDuration(f.retain) : 0,
         fsync: f.fsync ?? 'batch',
@@ -94,12 +94,23 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
   const redact = [...SECRET_NAMES, ...(spec.redact ?? []).map((r) => r.toLowerCase())];
   // Default spool: beside the first audit file (same disk, same permissions), else the working dir.
   const firstFile = sinks.find((s) => s.kind === 'file');
-  const spoolDir = path.resolve(spec.spool ?? path.join(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool'));
+  const spoolDir =
+    spec.spool !== undefined
+      ? policyRelative(cx, ['audit', 'spool'], spec.spool)
+      : path.resolve(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool');
   const chain = spec.chain ?? false;
   const checkpoint = compileCheckpoint(spec.checkpoint, chain, cx);
   // The key id, not the key, stands for it in the fingerprint.
   const fingerprint = JSON.stringify({ chain, sinks, spoolDir, redact, checkpoint: checkpoint && { ...checkpoint, key: checkpoint.keyId } });
   return { chain, checkpoint, sinks, spoolDir, redact, fingerprint };
+}
+
+/**
+ * A path the policy wrote, resolved like a `file:` value: against the directory of the policy file
+ * that sets it (in a policy directory, each file's own), never the working directory.
+ */
+function policyRelative(cx: CompileContext, at: (string | number)[], value: string): string {
+  return path.resolve(path.dirname(cx.position(at).file), value);
 }
 
 /** Checkpoints below this interval would be most of the trail. */

@@ -39,7 +39,7 @@ export function defaultWorkerEntry(): URL | undefined {
 }
 
 export class AuditWorker {
-  readonly plan: AuditPlan;
+  #plan: AuditPlan;
   readonly instance: string;
   readonly #o: AuditWorkerOptions;
   readonly #logger: Logger | undefined;
@@ -70,7 +70,7 @@ export class AuditWorker {
   constructor(plan: AuditPlan, o: AuditWorkerOptions = {}) {
     const entry = o.entry ?? defaultWorkerEntry();
     if (entry === undefined) throw new Error('audit worker: no compiled worker entry (run npm run build)');
-    this.plan = plan;
+    this.#plan = plan;
     this.#o = o;
     this.#logger = o.logger;
     this.instance = (o.instance ?? process.env.PORTCULLIS_INSTANCE ?? os.hostname()).replace(/[^A-Za-z0-9_.]/g, '_');
@@ -172,11 +172,28 @@ export class AuditWorker {
     return this.#fallback?.lastCheckpoint ?? this.#lastCheckpoint;
   }
 
-  /** Called on every Plan swap: sinks are built once; a changed audit section needs a restart. */
+  /** The audit section running now: a reload's, from the moment it was handed to the worker. */
+  get plan(): AuditPlan {
+    return this.#plan;
+  }
+
+  /**
+   * Called on every Plan swap: a changed audit section is applied. What was appended before goes to
+   * the worker first, under the old settings; the worker switches its sinks (AuditPipeline.reconfigure)
+   * and holds the batches that arrive meanwhile, so nothing is lost or reordered.
+   */
   onPlan(next: AuditPlan | undefined): void {
-    if ((next?.fingerprint ?? '') !== this.plan.fingerprint) {
-      this.#logger?.warn('the audit section changed: restart Portcullis for new sinks to take effect');
+    if (next === undefined || next.fingerprint === this.#plan.fingerprint || this.#closing) return;
+    this.#plan = next;
+    if (this.#fallback) {
+      this.#fallback.reconfigure(next).catch((err: unknown) => this.#logger?.error({ err }, 'audit reconfiguration failed'));
+      return;
     }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.flush();
+    const m: ToWorker = { t: 'plan', plan: next };
+    this.#worker?.postMessage(m);
   }
 
   /** SIGTERM path: flush, let the worker drain every sink (or spool the rest), stop it. */
@@ -233,6 +250,12 @@ export class AuditWorker {
       case 'head':
         if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
         return;
+      case 'switched':
+        this.#head = m.head;
+        return;
+      case 'failed':
+        this.#logger?.error({ err: m.error }, 'audit reconfiguration failed');
+        return;
       case 'checkpoint':
         this.#lastCheckpoint = m.head;
         if (this.#head === undefined || m.head.seq > this.#head.seq) this.#head = m.head;
@@ -272,7 +295,7 @@ export class AuditWorker {
     this.#worker = undefined;
     const lost = this.#inFlight();
     this.#logger?.error({ code, lost }, 'audit worker exited: auditing in the main thread from now on');
-    this.#fallback = new AuditPipeline(this.plan, { instance: this.instance, logger: this.#logger, maxQueue: this.#o.maxQueue, retryMs: this.#o.retryMs, bus: undefined });
+    this.#fallback = new AuditPipeline(this.#plan, { instance: this.instance, logger: this.#logger, maxQueue: this.#o.maxQueue, retryMs: this.#o.retryMs, bus: undefined });
     this.#onClosed?.();
     this.#onReady?.();
   }

@@ -12,7 +12,8 @@ import type { Route } from '../core/route.js';
 export class AuditRecorder implements RequestRecorder {
   readonly #pipeline: AuditPipeline | undefined;
   readonly #worker: AuditWorker | undefined;
-  readonly #redact: readonly string[];
+  /** Read per request: a reload may change `audit.redact`. */
+  readonly #source: AuditPipeline | AuditWorker;
   // What the last full request record of the current batch carried (see REQUEST_SAME).
   #batch: WireValue[] | undefined;
   #principal: Principal | undefined;
@@ -26,7 +27,7 @@ export class AuditRecorder implements RequestRecorder {
   constructor(pipeline: AuditPipeline | AuditWorker) {
     if (pipeline instanceof AuditWorker) this.#worker = pipeline;
     else this.#pipeline = pipeline;
-    this.#redact = pipeline.plan.redact;
+    this.#source = pipeline;
   }
 
   record(ctx: RequestContext, status: number, durationMs: number): void {
@@ -38,7 +39,7 @@ export class AuditRecorder implements RequestRecorder {
     const allowed = code === undefined || code === 'UPSTREAM_ERROR' || code === 'UPSTREAM_TIMEOUT';
     if (mode === 'denied' && allowed) return;
     const p = ctx.principal;
-    const path = redactedTarget(ctx.path, ctx.query, this.#redact);
+    const path = redactedTarget(ctx.path, ctx.query, this.#source.plan.redact);
     if (this.#worker !== undefined) {
       this.#append(this.#worker.take(), ctx, path, allowed, status, durationMs);
       return;

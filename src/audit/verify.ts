@@ -192,7 +192,7 @@ export function verifyFiles(files: readonly string[], o: VerifyOptions = {}): Ve
       lastAt === undefined
         ? 'no checkpoint at all'
         : summary.after === 0
-          ? `the last checkpoint (line ${cpEntry!.line}) was written at an interval, not at shutdown`
+          ? `the last checkpoint (line ${cpEntry!.line}) was written ${WRITTEN[String(cpDetail?.reason)] ?? 'at an interval'}, not at shutdown`
           : `${summary.after} event(s) after the last checkpoint (${cpEntry!.file}:${cpEntry!.line}) are not covered by a signature`;
     const message = `no closing checkpoint: ${what}; the writer is still running, crashed, or the end of the trail was cut off`;
     if (o.closed) return broken('truncated', message);
@@ -200,6 +200,9 @@ export function verifyFiles(files: readonly string[], o: VerifyOptions = {}): Ve
   }
   return warnings.length > 0 ? { ...result, warnings } : result;
 }
+
+/** When a checkpoint of each non-closing reason is written, for the "no closing checkpoint" warning. */
+const WRITTEN: Readonly<Record<string, string>> = { interval: 'at an interval', events: 'after its event count', reload: 'when a reload changed the audit section' };
 
 function checkCheckpoint(e: Entry, key: CheckpointVerifier | undefined): { kind: BreakKind; message: string } | undefined {
   const c = e.chain!;

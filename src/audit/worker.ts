@@ -18,7 +18,10 @@ export interface WorkerInit {
   readonly processed: SharedArrayBuffer;
 }
 
-export type ToWorker = { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number } | { readonly t: 'close'; readonly deadlineMs: number };
+export type ToWorker =
+  | { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number }
+  | { readonly t: 'plan'; readonly plan: AuditPlan }
+  | { readonly t: 'close'; readonly deadlineMs: number };
 
 export interface MetricSample {
   readonly name: 'events' | 'depth' | 'spooled' | 'backlog' | 'age';
@@ -32,6 +35,10 @@ export type FromWorker =
   | { readonly t: 'closed' }
   | { readonly t: 'ready' }
   | { readonly t: 'head'; readonly head: PublishedHead }
+  /** A reload switched the sinks: the head the chain goes on from (it may be another file's). */
+  | { readonly t: 'switched'; readonly head: PublishedHead | undefined }
+  /** A reload's switch of the sinks failed (a bug): said in the main thread's log. */
+  | { readonly t: 'failed'; readonly error: string }
   | { readonly t: 'checkpoint'; readonly head: PublishedHead };
 
 const METRICS_MS = 250;
@@ -78,6 +85,17 @@ port.on('message', (m: ToWorker) => {
     pipeline.write(decodeBatch(m.a));
     Atomics.add(processed, 0, m.n);
     Atomics.notify(processed, 0);
+    return;
+  }
+  if (m.t === 'plan') {
+    // Batches that arrive while the sinks switch wait inside the pipeline, in order.
+    pipeline.reconfigure(m.plan).then(
+      () => {
+        lastHead = pipeline.head?.seq ?? -1;
+        post({ t: 'switched', head: pipeline.head });
+      },
+      (err: unknown) => post({ t: 'failed', error: err instanceof Error ? err.message : String(err) }),
+    );
     return;
   }
   clearInterval(metricsTimer);

@@ -1,6 +1,6 @@
 // `portcullis audit verify FILE... [--key K] [--expect-head SEQ:HASH] [--closed]` and
 // `portcullis audit report FILE... [--since 30d] [--format md|json] [--key K] [--expect-head SEQ:HASH]`.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CheckpointVerifier } from '../audit/checkpoint.js';
 import { CHAIN_BREAKS, parseExpectHead, verifyFiles, type VerifyOptions, type VerifyResult } from '../audit/verify.js';
@@ -89,6 +89,28 @@ function describe(r: VerifyResult, o: VerifyOptions): string {
   return out;
 }
 
+const ERRNO_TEXT: Readonly<Record<string, string>> = { ENOENT: 'no such file', EACCES: 'permission denied', EPERM: 'permission denied', EISDIR: 'is a directory' };
+
+/** A FILE that cannot be read, said in one line without Node's errno text (exit 1, as `validate` for a missing policy). */
+function readProblem(err: unknown, file?: string): string {
+  const e = err as NodeJS.ErrnoException;
+  const at = typeof e.path === 'string' ? e.path : file;
+  if (at !== undefined && e.code !== undefined) return `cannot read ${at}: ${ERRNO_TEXT[e.code] ?? e.code}`;
+  return (err as Error).message;
+}
+
+/** The first FILE that is missing or not a file, said before any is read. */
+function unreadable(files: readonly string[]): string | undefined {
+  for (const file of files) {
+    try {
+      if (statSync(file).isDirectory()) return `cannot read ${file}: ${ERRNO_TEXT.EISDIR}`;
+    } catch (err) {
+      return readProblem(err, file);
+    }
+  }
+  return undefined;
+}
+
 function brokenLine(r: VerifyResult): string {
   const b = r.broken!;
   const what = CHAIN_BREAKS.has(b.kind) ? 'chain broken' : 'verification failed';
@@ -105,11 +127,16 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseFlags(rest, { ...verifyFlags, closed: { type: 'boolean' } });
     if (positionals.length === 0) throw new UsageError('audit verify needs at least one FILE');
     const o = verifyOptions(values);
+    const problem = unreadable(positionals);
+    if (problem !== undefined) {
+      io.stderr(`portcullis audit verify: ${problem}\n`);
+      return EXIT.failed;
+    }
     let r;
     try {
       r = verifyFiles(positionals, o);
     } catch (err) {
-      io.stderr(`portcullis audit verify: ${(err as Error).message}\n`);
+      io.stderr(`portcullis audit verify: ${readProblem(err)}\n`);
       return EXIT.failed;
     }
     if (r.ok) {
@@ -133,11 +160,16 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       }
     }
     const o = verifyOptions(values);
+    const problem = unreadable(positionals);
+    if (problem !== undefined) {
+      io.stderr(`portcullis audit report: ${problem}\n`);
+      return EXIT.failed;
+    }
     let report;
     try {
       report = buildReport(positionals, since, Date.now(), o);
     } catch (err) {
-      io.stderr(`portcullis audit report: ${(err as Error).message}\n`);
+      io.stderr(`portcullis audit report: ${readProblem(err)}\n`);
       return EXIT.failed;
     }
     io.stdout(values.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : reportMarkdown(report));

@@ -30,7 +30,7 @@ const REDIS_NOW = 6;
 /** The replies' clock offset estimate keeps its maximum over this window (and the one before). */
 const OFFSET_WINDOW_MS = 10_000;
 /** How long a check may wait for a Redis that keeps answering other calls; also its deadline. */
-function hardWaitMs(timeoutMs: number): number {
+export function hardWaitMs(timeoutMs: number): number {
   return Math.max(500, 10 * timeoutMs);
 }
 /** One error object for every timed-out check: an outage must not cost a stack trace per request. */

@@ -29,6 +29,8 @@ const name = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, "_", "." or "-"');
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/[^\s]*)?$/, 'expected an http:// or https:// URL');
+// The same rule as `file:` values: a policy means the same files whatever directory it is started from.
+const policyPath = z.string().min(1).describe('A path: absolute, or relative to the directory of the policy file that sets it.');
 const cidr = z.string().describe('An IPv4 or IPv6 address or CIDR block: 10.0.0.0/8, ::1/128.');
 const permission = z
   .string()
@@ -169,7 +171,7 @@ const storeSchema = z.strictObject({
 const sinkSchema = z.union([
   z.strictObject({ stdout: z.strictObject({}) }),
   z.strictObject({
-    file: z.strictObject({ path: z.string().min(1), rotate: size.optional(), retain: duration.optional(), fsync: z.enum(['always', 'batch', 'never']).optional() }),
+    file: z.strictObject({ path: policyPath, rotate: size.optional(), retain: duration.optional(), fsync: z.enum(['always', 'batch', 'never']).optional() }),
   }),
   z.strictObject({ redisStream: z.strictObject({ key: z.string().min(1), maxLen: z.number().int().positive().optional(), url: z.string().optional() }) }),
   z.strictObject({ webhook: z.strictObject({ url: httpUrl, secret: z.string().optional(), batch: z.number().int().positive().optional() }) }),
@@ -191,7 +193,7 @@ const auditSchema = z.strictObject({
   chain: z.boolean().optional(),
   checkpoint: auditCheckpointSchema.optional(),
   sinks: z.array(sinkSchema).optional(),
-  spool: z.string().optional(),
+  spool: policyPath.optional(),
   redact: z.array(z.string()).optional(),
 });
 

@@ -77,6 +77,23 @@ describe('AdminServer', () => {
     expect((await fetch(`${admin.url}/healthz`)).status).toBe(200);
   });
 
+  it('reports what its readiness checks find: 503 when one is not ready, 200 degraded when one only degrades', async () => {
+    const admin = await start({ policy });
+    let found: { ready: boolean; reason: string } | undefined;
+    admin.addReadinessCheck(() => Promise.resolve(found));
+    admin.addReadinessCheck(() => Promise.resolve(undefined));
+    found = { ready: true, reason: 'slow but serving' };
+    const degraded = await fetch(`${admin.url}/readyz`);
+    expect(degraded.status).toBe(200);
+    expect(await json(degraded)).toEqual({ status: 'degraded', policy: policy.plan.hash, reasons: ['slow but serving'] });
+    found = { ready: false, reason: 'cannot serve' };
+    const down = await fetch(`${admin.url}/readyz`);
+    expect(down.status).toBe(503);
+    expect(await json(down)).toEqual({ status: 'not ready', policy: policy.plan.hash, reasons: ['cannot serve'] });
+    found = undefined;
+    expect(await json(await fetch(`${admin.url}/readyz`))).toEqual({ status: 'ready', policy: policy.plan.hash });
+  });
+
   it('refuses the admin API with 403 and says why when no token is configured', async () => {
     const admin = await start({ policy });
     const res = await fetch(`${admin.url}/admin/policy`, { headers: bearer('anything') });
