@@ -29,7 +29,7 @@ export const auditEventSchema = z
     decision: z
       .strictObject({
         allowed: z.boolean(),
-        code: z.string().nullable().describe('Reason code from the catalogue (src/errors.ts); null when allowed.'),
+        code: z.string().nullable().describe('Reason code from the catalogue (src/core/reasons.ts); null when allowed.'),
         permission: z.string().nullable(),
         shadow: z.string().nullable().describe('Shadow routes: the decision that was not enforced.'),
       })

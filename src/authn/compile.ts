@@ -223,7 +223,7 @@ function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undef
   const strip = new Set(Object.values(names));
   if (strip.size !== Object.keys(names).length) cx.error(at, `the forward headers must have ${Object.keys(names).length} different names`);
   if (spec.jwt !== undefined) {
-    // Signed identity (upstream/identity-jwt.ts): a client's copy of its header is removed like the others.
+    // Signed identity (identity-jwt.ts): a client's copy of its header is removed like the others.
     const identityJwt = headerName(spec.jwt.header ?? DEFAULT_IDENTITY_JWT_HEADER, [...at, 'jwt', 'header'], cx, true);
     if (strip.has(identityJwt) || identityJwt === apiKey?.header) cx.error([...at, 'jwt', 'header'], `"${identityJwt}" is already used by another identity or credential header`);
     strip.add(identityJwt);

@@ -1,6 +1,6 @@
 // `portcullis test PATH [--coverage] [--json]`: policy unit tests. Every request is decided by the
 // real compiled Plan and the real stages (route → ipRules → authenticate → authorize); limits,
-// breaker and forwarding are not run (see src/authz/simulate.ts).
+// breaker and forwarding are not run (see src/simulate/simulate.ts).
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { compilePolicy } from '../engine/compile.js';
