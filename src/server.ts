@@ -16,6 +16,7 @@ import type { PolicyManager } from './policy/manager.js';
 import type { Plan } from './policy/plan.js';
 import { canonicalize, isDeny } from './routing/canonical.js';
 import { TrustedProxies } from './authn/client-ip.js';
+import { planChallenge } from './authn/challenge.js';
 import { Forwarder } from './upstream/forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './upstream/websocket.js';
 import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from './observability/metrics.js';
@@ -326,6 +327,9 @@ export class ProxyServer {
         'cache-control': 'no-store',
       };
       if (d.headers !== undefined) for (const k in d.headers) headers[k] = d.headers[k]!;
+      // RFC 9110: a 401 names how to authenticate. Authenticators' denials carry their challenge;
+      // this covers any 401 built without one, so no client is left without a way to retry.
+      if (headers['www-authenticate'] === undefined && statusOf(d.code) === 401) headers['www-authenticate'] = planChallenge(ctx.plan.authn);
       // A fault's answer carries nothing the failed request computed: that state may be what broke.
       const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
       if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
