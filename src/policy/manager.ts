@@ -6,10 +6,10 @@ import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
-import { compilePolicy } from './compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { isPolicyFileName, loadPolicySource, policyFiles } from './load.js';
+import { isPolicyFileName, policyFiles } from './load.js';
 import type { Plan } from './plan.js';
+import { buildPolicy } from './validate.js';
 import type { KeyPath, SourceMap } from './source-map.js';
 import type { SourcePosition } from '../routing/route.js';
 
@@ -41,8 +41,8 @@ export interface PolicyManagerOptions {
 
 /** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
 async function build(path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built> {
-  const loaded = await loadPolicySource(path, { env, onFileReference });
-  return { ...compilePolicy(loaded), sourceMap: loaded.sourceMap };
+  const { plan, warnings, loaded } = await buildPolicy(path, { env, onFileReference });
+  return { plan, warnings, sourceMap: loaded.sourceMap };
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {

@@ -1,12 +1,21 @@
-// The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan):
-// load + compile, returning every diagnostic (errors and warnings) instead of throwing.
+// The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan, and
+// the policy manager): load + compile, returning every diagnostic (errors and warnings) of one
+// run: YAML, env:/file:, schema and merge errors together with the semantic errors of the parts
+// that loaded. A semantic finding inside a part that lost something to an earlier error is left
+// out: it may only be that loss speaking (an upstream without its refused url).
 import { compilePolicy } from './compile.js';
 import { PolicyError, type Diagnostic } from './diagnostics.js';
-import { loadPolicySource, type LoadOptions } from './load.js';
+import { loadPolicyPartially, type LoadedPolicy, type LoadOptions } from './load.js';
 import type { Plan } from './plan.js';
 
 export type ValidationResult =
-  | { readonly ok: true; readonly plan: Plan; readonly diagnostics: readonly Diagnostic[] }
+  | {
+      readonly ok: true;
+      readonly plan: Plan;
+      readonly diagnostics: readonly Diagnostic[];
+      /** Placeholders that stood in for unset variables (LoadOptions.unsetEnv), also among the diagnostics. */
+      readonly placeholders: readonly Diagnostic[];
+    }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
 /** Errors first, then warnings, each in file/line/column order. */
@@ -17,10 +26,44 @@ function ordered(diagnostics: readonly Diagnostic[]): Diagnostic[] {
   );
 }
 
+export interface BuiltPolicy {
+  readonly plan: Plan;
+  readonly warnings: Diagnostic[];
+  readonly loaded: LoadedPolicy;
+  readonly placeholders: readonly Diagnostic[];
+}
+
+/** Loads and compiles; PolicyError carries every diagnostic of the run, in file/line/column order. */
+export async function buildPolicy(path: string, options: LoadOptions = {}): Promise<BuiltPolicy> {
+  const { loaded, errors, notes, inLeftOutPart } = await loadPolicyPartially(path, options);
+  if (loaded === undefined) throw new PolicyError(ordered(errors));
+  let compiled: { plan: Plan; warnings: Diagnostic[] } | undefined;
+  let found: readonly Diagnostic[] = [];
+  try {
+    compiled = compilePolicy(loaded);
+    found = compiled.warnings;
+  } catch (err) {
+    if (!(err instanceof PolicyError)) {
+      // The salvaged parts passed the schema, so a throw is a bug; with load errors already in
+      // hand those are the answer, not the crash.
+      if (errors.length > 0) throw new PolicyError(ordered(errors));
+      throw err;
+    }
+    found = err.diagnostics;
+  }
+  if (errors.length > 0 || compiled === undefined) {
+    // Beside load errors only semantic errors are kept: a warning such as an unused upstream may
+    // be about a route that was refused, and it will be said again once the policy loads whole.
+    const semantic = errors.length > 0 ? found.filter((d) => d.severity === 'error' && !inLeftOutPart(d)) : found;
+    throw new PolicyError(ordered([...errors, ...semantic]));
+  }
+  return { plan: compiled.plan, warnings: ordered([...notes, ...compiled.warnings]), loaded, placeholders: notes };
+}
+
 export async function validatePolicy(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
   try {
-    const { plan, warnings } = compilePolicy(await loadPolicySource(path, options));
-    return { ok: true, plan, diagnostics: ordered(warnings) };
+    const { plan, warnings, placeholders } = await buildPolicy(path, options);
+    return { ok: true, plan, diagnostics: warnings, placeholders };
   } catch (err) {
     if (err instanceof PolicyError) return { ok: false, diagnostics: ordered(err.diagnostics) };
     throw err;
