@@ -262,7 +262,13 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
       if (a !== undefined) methods.push(a);
       else if (explicit) cx.error(['routes', route.index, 'authenticate', j], `${m} is not configured under authentication`);
     });
-    if (methods.length === 0 && !explicit && doc.authentication !== undefined) cx.warn(['routes', route.index], 'no authentication method is configured: every request to this route is denied (AUTH_MISSING)');
+    // Explicit names were refused one by one above. A route that takes every method but has none
+    // configured would answer each request 401, with no challenge a client could meet.
+    if (methods.length === 0 && !explicit) {
+      const spec = doc.routes?.[route.index];
+      const at: Path = ['routes', route.index, ...(spec?.require !== undefined ? ['require'] : spec?.tenantParam !== undefined ? ['tenantParam'] : [])];
+      cx.error(at, `route "${route.name}" needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true`);
+    }
     perRoute.set(route.index, { methods, missing: challengeOf(methods), both: methods.some((m) => m.method === 'apiKey') && methods.some((m) => m.method === 'jwt') });
   }
   return {

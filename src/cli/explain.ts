@@ -1,9 +1,9 @@
 // `portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]`:
 // one request decided by the real Plan and stages (as `portcullis test` does), printed as a trace a
 // person can follow: canonical path, every route tried, authentication, permissions, tenant check.
-import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
-import { loadPolicySource } from '../policy/load.js';
+import { simulationPlaceholder } from '../policy/placeholders.js';
+import { buildPlan } from '../engine/validate.js';
 import { REASONS } from '../core/reasons.js';
 import { SimulationError, simulate, type Identity } from '../simulate/simulate.js';
 import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
@@ -22,6 +22,10 @@ Options:
   --ip A            client address the IP rules see (default 127.0.0.1)
   --json            print the decision as JSON
   -h, --help
+
+An env: value explain never uses (upstream and store URLs, audit sinks and keys, the forwarded
+identity key) may be unset: a placeholder stands in and a warning names it. Values the decision
+uses (JWT secrets and keys, API key hashes, roles) must be set: unset, the policy is refused.
 
 API keys given with --header are looked up among the policy's static keys only. Dynamic keys
 (created through the admin API) live in the store, which explain does not read: they explain as
@@ -59,7 +63,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   let plan;
   try {
-    plan = compilePolicy(await loadPolicySource(positionals[0]!, { env: io.env })).plan;
+    const built = await buildPlan(positionals[0]!, { env: io.env, unsetEnv: simulationPlaceholder });
+    plan = built.plan;
+    for (const d of built.placeholders) io.stderr(`${formatDiagnostic(d)}\n`);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);

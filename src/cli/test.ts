@@ -3,9 +3,9 @@
 // breaker and forwarding are not run (see src/simulate/simulate.ts).
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { compilePolicy } from '../engine/compile.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import { loadPolicySource } from '../policy/load.js';
+import { simulationPlaceholder } from '../policy/placeholders.js';
+import { buildPlan } from '../engine/validate.js';
 import type { Plan } from '../core/plan.js';
 import { SimulationError, simulate, type SimResult } from '../simulate/simulate.js';
 import { loadTestFile, type PolicyTest } from '../simulate/test-file.js';
@@ -17,6 +17,10 @@ Runs the policy tests (*.test.yaml) against the policy, through the real pipelin
 (route, IP rules, authentication, authorization; limits, breaker and forwarding are skipped).
   PATH  a policy directory (its *.test.yaml), a policy file (the *.test.yaml beside it),
         or one *.test.yaml file (run against the policy in its directory)
+
+An env: value the tests never use (upstream and store URLs, audit sinks and keys, the forwarded
+identity key) may be unset: a placeholder stands in and a warning names it. Values the decisions
+use (JWT secrets and keys, API key hashes, roles) must be set: unset, the policy is refused.
 
 Prints one line per failing test followed by its decision trace, and last "N passed, M failed".
   exit 0  every test passed;  exit 1  a test failed, no test was found, or the policy/test files
@@ -90,7 +94,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   let plan: Plan;
   try {
-    plan = compilePolicy(await loadPolicySource(policy, { env: io.env })).plan;
+    const built = await buildPlan(policy, { env: io.env, unsetEnv: simulationPlaceholder });
+    plan = built.plan;
+    for (const d of built.placeholders) io.stderr(`${formatDiagnostic(d)}\n`);
   } catch (err) {
     if (!(err instanceof PolicyError)) throw err;
     for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);

@@ -1,26 +1,30 @@
-// The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan):
-// load + compile, returning every diagnostic (errors and warnings) instead of throwing.
+// The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan): the
+// policy built into a Plan in one run, every diagnostic (errors and warnings) returned instead of thrown.
 import { compilePolicy } from './compile.js';
+import { buildPolicy, ordered, type BuiltPolicy } from '../policy/build.js';
 import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import { loadPolicySource, type LoadOptions } from '../policy/load.js';
+import type { LoadOptions } from '../policy/load.js';
 import type { Plan } from '../core/plan.js';
 
 export type ValidationResult =
-  | { readonly ok: true; readonly plan: Plan; readonly diagnostics: readonly Diagnostic[] }
+  | {
+      readonly ok: true;
+      readonly plan: Plan;
+      readonly diagnostics: readonly Diagnostic[];
+      /** Placeholders that stood in for unset variables (LoadOptions.unsetEnv), also among the diagnostics. */
+      readonly placeholders: readonly Diagnostic[];
+    }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
-/** Errors first, then warnings, each in file/line/column order. */
-function ordered(diagnostics: readonly Diagnostic[]): Diagnostic[] {
-  const rank = (d: Diagnostic): number => (d.severity === 'error' ? 0 : 1);
-  return [...diagnostics].sort(
-    (a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || a.line - b.line || a.column - b.column,
-  );
+/** The policy at `path` as a Plan; PolicyError carries every diagnostic of the run. */
+export function buildPlan(path: string, options: LoadOptions = {}): Promise<BuiltPolicy<Plan>> {
+  return buildPolicy(compilePolicy, path, options);
 }
 
 export async function validatePolicy(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
   try {
-    const { plan, warnings } = compilePolicy(await loadPolicySource(path, options));
-    return { ok: true, plan, diagnostics: ordered(warnings) };
+    const { plan, warnings, placeholders } = await buildPlan(path, options);
+    return { ok: true, plan, diagnostics: warnings, placeholders };
   } catch (err) {
     if (err instanceof PolicyError) return { ok: false, diagnostics: ordered(err.diagnostics) };
     throw err;

@@ -55,6 +55,6 @@ export class CompileContext {
   #add(severity: Diagnostic['severity'], path: KeyPath, message: string, key: boolean): void {
     const map = this.#loaded.sourceMap;
     const pos = key ? map.keyPosition(path) : map.position(path);
-    this.#diagnostics.push({ severity, file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+    this.#diagnostics.push({ severity, file: pos.file, line: pos.line, column: pos.column, path: formatPath(map.shownPath(path)), message });
   }
 }

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { isPolicyFileName, loadPolicySource, policyFiles, type LoadedPolicy } from './load.js';
+import { isPolicyFileName, policyFiles } from './load.js';
+import { buildPolicy, type PolicyCompiler } from './build.js';
 import type { KeyPath, SourceMap, SourcePosition } from './source-map.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
@@ -26,8 +27,6 @@ export interface CompiledPolicy {
   readonly routes: { readonly length: number };
 }
 
-/** Turns a loaded policy into what runs; throws PolicyError with every diagnostic when it cannot. */
-type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
 
 interface Built<P> {
   readonly plan: P;
@@ -50,8 +49,8 @@ export interface PolicyManagerOptions<P> {
 
 /** Loads and compiles; PolicyError carries every diagnostic. `onFileReference` hears every `file:` target. */
 async function build<P>(compile: PolicyCompiler<P>, path: string, env: NodeJS.ProcessEnv | undefined, onFileReference?: (target: string) => void): Promise<Built<P>> {
-  const loaded = await loadPolicySource(path, { env, onFileReference });
-  return { ...compile(loaded), sourceMap: loaded.sourceMap };
+  const { plan, warnings, loaded } = await buildPolicy(compile, path, { env, onFileReference });
+  return { plan, warnings, sourceMap: loaded.sourceMap };
 }
 
 function asDiagnostics(path: string, err: unknown): Diagnostic[] {

@@ -10,16 +10,27 @@ import { formatPath, nodePosition, type KeyPath, type SourceFile } from './sourc
 const LITERAL_KEYS = new Set(['require', 'permissions', 'inherits', '$schema']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** A diagnostic about one value, with the key path of that value. */
+export type ValueDiagnostic = Diagnostic & { readonly keyPath: KeyPath };
+
 /**
  * Replaces env:/file: scalars in place; returns one error per value that cannot be resolved.
  * `onFile` hears every file a `file:` value names, found or not (the policy watch follows them).
+ * `standIn` may give a value for an unset variable: it is used, with a warning instead of an error.
  */
-export function resolveReferences(file: SourceFile, filePath: string, env: NodeJS.ProcessEnv = process.env, onFile?: (target: string) => void): Diagnostic[] {
-  const errors: Diagnostic[] = [];
-  const fail = (path: KeyPath, message: string): void => {
+export function resolveReferences(
+  file: SourceFile,
+  filePath: string,
+  env: NodeJS.ProcessEnv = process.env,
+  onFile?: (target: string) => void,
+  standIn?: (path: KeyPath, name: string) => string | undefined,
+): ValueDiagnostic[] {
+  const errors: ValueDiagnostic[] = [];
+  const report = (severity: Diagnostic['severity'], path: KeyPath, message: string): void => {
     const pos = nodePosition(file, path);
-    errors.push({ severity: 'error', file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+    errors.push({ severity, file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message, keyPath: path });
   };
+  const fail = (path: KeyPath, message: string): void => report('error', path, message);
   const walk = (node: unknown, path: KeyPath, literal: boolean): void => {
     if (isMap(node)) {
       for (const pair of node.items) {
@@ -35,7 +46,13 @@ export function resolveReferences(file: SourceFile, filePath: string, env: NodeJ
         const name = value.slice(4);
         if (!ENV_NAME.test(name)) return fail(path, `"${value}": expected env:NAME with a variable name`);
         const found = env[name];
-        if (found === undefined) return fail(path, `environment variable ${name} is not set`);
+        if (found === undefined) {
+          const placeholder = standIn?.(path, name);
+          if (placeholder === undefined) return fail(path, `environment variable ${name} is not set`);
+          report('warning', path, `environment variable ${name} is not set: a placeholder stands in (this command does not use the value)`);
+          node.value = placeholder;
+          return;
+        }
         node.value = found;
       } else if (value.startsWith('file:')) {
         const rel = value.slice(5);

@@ -16,6 +16,11 @@ export interface SourceFile {
   readonly name: string;
   readonly doc: Document.Parsed;
   readonly lines: LineCounter;
+  /**
+   * A path of the document as validated → the path where it was written, when the two differ (list
+   * items the schema refused were left out of the validated document, so later items moved up).
+   */
+  readonly translate?: (path: KeyPath) => KeyPath;
 }
 
 interface Origin {
@@ -46,6 +51,15 @@ export class SourceMap {
     this.#origins.set(keyOf(merged), { file, path: local });
   }
 
+  /**
+   * The key path to show for `path`: as merged, except that in a one-file policy whose refused list
+   * items were left out, the later items keep the index they were written at.
+   */
+  shownPath(path: KeyPath): KeyPath {
+    const only = this.files.length === 1 ? this.files[0] : undefined;
+    return only?.translate === undefined ? path : only.translate(path);
+  }
+
   /** Where the value at `path` (merged document) was written; the nearest existing ancestor when absent. */
   position(path: KeyPath): SourcePosition {
     return this.#locate(path, false);
@@ -69,7 +83,8 @@ export class SourceMap {
 }
 
 /** Position of a path inside one file's YAML document. */
-export function nodePosition(file: SourceFile, path: KeyPath, wantKey = false): SourcePosition {
+export function nodePosition(file: SourceFile, validated: KeyPath, wantKey = false): SourcePosition {
+  const path = file.translate === undefined ? validated : file.translate(validated);
   let node: unknown = file.doc.contents;
   let offset = rangeStart(node) ?? 0;
   for (let i = 0; i < path.length; i++) {

@@ -15,6 +15,7 @@ import { runStages, type Outcome, type Stage } from '../core/stage.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import type { PlanManager } from '../engine/compile.js';
 import { ProxyContext } from './context.js';
+import { planChallenge } from '../authn/challenge.js';
 import { Forwarder } from './forwarder.js';
 import { forwardUpgrade, upgradeResponse } from './websocket.js';
 import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from '../observability/metrics.js';
@@ -295,6 +296,9 @@ export class ProxyServer {
         'cache-control': 'no-store',
       };
       if (d.headers !== undefined) for (const k in d.headers) headers[k] = d.headers[k]!;
+      // RFC 9110: a 401 names how to authenticate. Authenticators' denials carry their challenge;
+      // this covers any 401 built without one, so no client is left without a way to retry.
+      if (headers['www-authenticate'] === undefined && statusOf(d.code) === 401) headers['www-authenticate'] = planChallenge(ctx.plan.authn);
       // A fault's answer carries nothing the failed request computed: that state may be what broke.
       const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
       if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;

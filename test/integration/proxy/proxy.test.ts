@@ -27,6 +27,7 @@ upstreams:
   app:
     url: ${upstreamUrl}
     timeouts: { connect: 1s, response: 500ms }
+authentication: { apiKeys: {} }
 routes:
   - name: open
     match: { path: "/open/**" }

@@ -31,6 +31,7 @@ beforeAll(async () => {
     `version: 1
 upstreams:
   app: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" }
+authentication: { apiKeys: {} }
 routes:
   - { name: small, match: { path: "/small/**" }, public: true, maxBodySize: 1kb }
   - { name: private, match: { path: "/private/**" } }

@@ -13,6 +13,7 @@ const TOKEN = 'admin-token-for-tests';
 const GOOD = `version: 1
 upstreams:
   app: { url: "http://127.0.0.1:9" }
+authentication: { apiKeys: {} }
 routes:
   - name: health
     match: { path: /healthz }

@@ -79,15 +79,22 @@ routes:
     expect(out).toContain('error routes[0].authenticate[0]: jwt is not configured under authentication');
   });
 
-  it('warns about a short HMAC secret, undeclared roles and unauthenticatable routes', async () => {
+  it('refuses a protected route when no authentication method is configured, at its require or the route itself', async () => {
+    const message = 'needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true';
+    expect(await problems(`${HEAD}${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
+    expect(await problems(`${HEAD}authentication: { forward: { subject: x-user } }\n${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
+    expect(await problems(`${HEAD}authentication: { jwt: [] }\nroutes:\n  - { name: r, match: { path: /r }, require: [a:b] }\n`)).toContain(`error routes[0].require: route "r" ${message}`);
+    const fine = await problems(`${HEAD}authentication: { apiKeys: {} }\n${ROUTES}`);
+    expect(fine.filter((p) => p.startsWith('error'))).toEqual([]);
+  });
+
+  it('warns about a short HMAC secret and undeclared roles', async () => {
     const out = await problems(`${HEAD}authentication:
   apiKeys: { keys: [{ id: a, hash: "${HASH}", roles: [ghost] }] }
   jwt: [{ name: a, issuer: i, audience: x, algorithms: [HS256], secret: env:JWT_SECRET }]
 ${ROUTES}`, { JWT_SECRET: 'short' });
     expect(out.join('\n')).toMatch(/the secret is 5 bytes; use at least 32/);
     expect(out.join('\n')).toMatch(/role "ghost" is not declared/);
-    const none = await problems(`${HEAD}authentication: { forward: { subject: x-user } }\n${ROUTES}`);
-    expect(none.join('\n')).toMatch(/no authentication method is configured/);
   });
 
   it('refuses invalid CIDRs in ip rules and accepts IPv6 and IPv4-mapped ones', async () => {

@@ -138,6 +138,10 @@ describe.each(examples)('the $file example', ({ file, docs, text }) => {
     );
     const plan = await compileFiles(cm.data, env);
     expect(plan.routes.length).toBeGreaterThan(1);
+    // Every protected route can be authenticated, so its 401 tells the client how.
+    const protectedRoutes = plan.routes.filter((r) => !r.public);
+    expect(protectedRoutes.length).toBeGreaterThan(0);
+    for (const r of protectedRoutes) expect(plan.authn!.routes.get(r.index)!.missing.headers?.['www-authenticate'], r.name).toBeDefined();
   });
 });
 

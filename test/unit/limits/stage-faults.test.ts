@@ -16,6 +16,7 @@ upstreams: { app: { url: "http://127.0.0.1:9" } }
 tenants:
   tiers: { fast: { rate: 100000/s } }
   default: fast
+authentication: { apiKeys: {} }
 routes:
   - { name: r, match: { path: /r } }
 `;

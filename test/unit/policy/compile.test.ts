@@ -106,7 +106,7 @@ describe('compilePolicy', () => {
     const dir = await mkdtemp(`${tmpdir()}/portcullis-compile-`);
     await writeFile(
       `${dir}/p.yaml`,
-      'version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nroutes:\n  - { name: all, match: { path: "/**" } }\n',
+      'version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nauthentication: { apiKeys: {} }\nroutes:\n  - { name: all, match: { path: "/**" } }\n',
     );
     const { plan } = compilePolicy(await loadPolicySource(`${dir}/p.yaml`));
     expect(plan.upstreams.get('app')!.targets).toHaveLength(1);
