@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { deny, type Deny } from '../core/reasons.js';
 import { sha256Hex } from '../sha256.js';
 import { firstHeader } from '../request-headers.js';
+import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
 import type { Principal } from '../core/principal.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
@@ -29,7 +30,7 @@ export interface ApiKeyRecord {
 
 /**
  * Where keys are found by the hex sha256 digest of the presented value. The static keys of the
- * policy are one; dynamic keys created through the admin API (issue 6) will be another, backed by
+ * policy are one; dynamic keys created through the admin API are another, backed by
  * the store (hence the optional promise).
  */
 export interface KeyLookup {
@@ -66,18 +67,15 @@ export class StaticKeyLookup implements KeyLookup {
 /** Why a key was refused; logged (never the key), never shown to the client. */
 type ApiKeyFailure = 'malformed' | 'unknown' | 'disabled' | 'expired';
 
-export interface ApiKeyOutcome {
-  readonly principal?: Principal;
-  readonly deny?: Deny;
+export interface ApiKeyOutcome extends AuthOutcome {
   readonly failure?: ApiKeyFailure;
-  readonly keyId?: string;
 }
 
 const DIGEST_MEMO_SIZE = 10_000;
 // Visible ASCII only: anything else cannot be one of our keys (and must not reach a log line).
 const KEY_SHAPE = /^[\x21-\x7e]+$/;
 
-export class ApiKeyAuthenticator {
+export class ApiKeyAuthenticator implements Authenticator {
   readonly method = 'apiKey' as const;
   /** Lower-case header name. */
   readonly header: string;
@@ -100,10 +98,9 @@ export class ApiKeyAuthenticator {
     this.#unknown = Object.freeze({ deny: this.#invalid, failure: 'unknown' as const });
   }
 
-  /** undefined: no API key presented (not mine). */
-  authenticate(rawHeaders: readonly string[]): ApiKeyOutcome | Promise<ApiKeyOutcome> | undefined {
+  authenticate(rawHeaders: readonly string[]): ApiKeyOutcome | Promise<ApiKeyOutcome> | typeof NOT_MINE {
     const value = firstHeader(rawHeaders, this.header); // a repeated key header was refused (400) before
-    if (value === undefined) return undefined;
+    if (value === undefined) return NOT_MINE;
     if (value.length === 0 || value.length > MAX_API_KEY_LENGTH || !KEY_SHAPE.test(value)) return this.#malformed;
     const known = this.#digests.get(value);
     return this.#find(known ?? sha256Hex(value), 0, Date.now(), known === undefined ? value : undefined);

@@ -8,8 +8,7 @@ import { deny, type Deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { RequestContext } from '../core/context.js';
 import { authTotal, type HotCell } from '../observability/metrics.js';
-import type { ApiKeyAuthenticator, ApiKeyOutcome } from './api-key.js';
-import type { JwtAuthenticator, JwtOutcome } from './jwt.js';
+import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
 
 /** Query parameter names that would carry an API key where it leaks (logs, referrers, history). */
 const QUERY_KEY_NAMES = ['api_key', 'apikey', 'api-key', 'key'];
@@ -78,8 +77,6 @@ function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
   return false;
 }
 
-type Authenticator = ApiKeyAuthenticator | JwtAuthenticator;
-type AnyOutcome = ApiKeyOutcome & JwtOutcome;
 
 export interface AuthenticateStageOptions {
   readonly logger?: Pick<Logger, 'info' | 'debug'>;
@@ -116,15 +113,15 @@ class AuthenticateStage implements Stage {
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;
       // The connection lets an authenticator remember what a keep-alive connection last presented.
-      const out = m.authenticate(ctx.rawHeaders, ctx.connection) as AnyOutcome | Promise<AnyOutcome> | undefined;
-      if (out === undefined) continue;
+      const out = m.authenticate(ctx.rawHeaders, ctx.connection);
+      if (out === NOT_MINE) continue;
       if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
       return this.#finish(ctx, m, out);
     }
     return this.#refuse(ctx, 'none', routeAuthn.missing, 'missing');
   }
 
-  #finish(ctx: RequestContext, m: Authenticator, out: AnyOutcome): Outcome {
+  #finish(ctx: RequestContext, m: Authenticator, out: AuthOutcome): Outcome {
     if (out.principal !== undefined) {
       ctx.principal = out.principal;
       this.#count(m.method, 'success');

@@ -8,6 +8,7 @@ import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
 import type { Route } from '../core/route.js';
 import { deny, type Deny } from '../core/reasons.js';
+import type { Authenticator } from './authenticator.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord, type KeyLookup, type RevokedKeys } from './api-key.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
@@ -35,7 +36,7 @@ declare module '../core/plan.js' {
 
 export interface RouteAuthn {
   /** The route's authenticators in the order it lists them (only configured ones). */
-  readonly methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[];
+  readonly methods: readonly Authenticator[];
   /** AUTH_MISSING with a WWW-Authenticate challenge per accepted method. */
   readonly missing: Deny;
   /** The route accepts both an API key and a bearer token: a request carrying both is ambiguous. */
@@ -239,7 +240,7 @@ function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undef
   return { ...names, strip, effectiveRoles: new EffectiveRoles(doc.roles ?? {}) };
 }
 
-function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[]): Deny {
+function challengeOf(methods: readonly Authenticator[]): Deny {
   return deny('AUTH_MISSING', undefined, methods.length === 0 ? undefined : { 'www-authenticate': methods.map((m) => m.challenge).join(', ') });
 }
 
@@ -250,13 +251,13 @@ function challengeOf(methods: readonly (ApiKeyAuthenticator | JwtAuthenticator)[
 export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[], dynamicKeys?: KeyLookup & RevokedKeys): AuthnPlan {
   const apiKey = compileApiKeys(doc, cx, dynamicKeys);
   const jwt = compileJwt(doc, cx);
-  const byMethod: Record<AuthMethod, ApiKeyAuthenticator | JwtAuthenticator | undefined> = { apiKey, jwt };
+  const byMethod: Record<AuthMethod, Authenticator | undefined> = { apiKey, jwt };
   const perRoute = new Map<number, RouteAuthn>();
   for (const route of routes) {
     if (route.public) continue;
     const written = doc.routes?.[route.index]?.authenticate;
     const explicit = written !== undefined;
-    const methods: (ApiKeyAuthenticator | JwtAuthenticator)[] = [];
+    const methods: Authenticator[] = [];
     (written ?? ALL_AUTH_METHODS).forEach((m, j) => {
       const a = byMethod[m];
       if (a !== undefined) methods.push(a);

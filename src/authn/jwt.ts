@@ -3,6 +3,7 @@
 // algorithms, exp (required), nbf, iss, aud, typ and crit. Keys never come from token headers:
 // tokens that carry jku/x5u/jwk/x5c are refused outright. Verified tokens are cached (bounded,
 // TTL never past exp) so a repeated token costs a map lookup, not a signature check.
+import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
 import type { KeyObject } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -36,12 +37,8 @@ export type JwtFailure =
   | 'too-large' | 'malformed' | 'key-in-header' | 'unknown-issuer' | 'expired' | 'bad-signature' | 'bad-claims'
   | 'unknown-kid' | 'algorithm' | 'unsafe-identity' | 'idp-unavailable' | 'invalid';
 
-export interface JwtOutcome {
-  readonly principal?: Principal;
-  readonly deny?: Deny;
+export interface JwtOutcome extends AuthOutcome {
   readonly failure?: JwtFailure;
-  readonly kid?: string;
-  readonly iss?: string;
 }
 
 interface Cached {
@@ -58,7 +55,7 @@ interface ConnectionMemo {
 
 const BEARER = /^bearer +/i;
 
-export class JwtAuthenticator {
+export class JwtAuthenticator implements Authenticator {
   readonly method = 'jwt' as const;
   readonly challenge: string;
   readonly #byIssuer: Map<string, JwtIssuer>;
@@ -83,12 +80,11 @@ export class JwtAuthenticator {
     this.#unavailable = deny('IDP_UNAVAILABLE');
   }
 
-  /** undefined: no bearer token presented (not mine). `connection`: the client's socket, when there is one. */
-  authenticate(rawHeaders: readonly string[], connection?: object): JwtOutcome | Promise<JwtOutcome> | undefined {
+  authenticate(rawHeaders: readonly string[], connection?: object): JwtOutcome | Promise<JwtOutcome> | typeof NOT_MINE {
     const header = firstHeader(rawHeaders, 'authorization'); // a repeated Authorization was refused (400) before
-    if (header === undefined) return undefined;
+    if (header === undefined) return NOT_MINE;
     const scheme = BEARER.exec(header);
-    if (scheme === null) return undefined;
+    if (scheme === null) return NOT_MINE;
     const token = header.slice(scheme[0].length).trim();
     return this.verify(token, connection);
   }

@@ -14,6 +14,7 @@ import type { Plan } from '../core/plan.js';
 import type { RouteAttempt } from '../routing/route.js';
 import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from '../authn/api-key.js';
 import { JwtAuthenticator, type JwtIssuer } from '../authn/jwt.js';
+import type { Authenticator } from '../authn/authenticator.js';
 import { compileClaimPath } from '../authn/claims.js';
 import type { AuthnPlan, RouteAuthn } from '../authn/compile.js';
 import type { Principal } from '../core/principal.js';
@@ -54,7 +55,6 @@ export class SimulationError extends Error {
 }
 
 
-type Authenticator = ApiKeyAuthenticator | JwtAuthenticator;
 
 function mintedKey(header: string, record: Omit<ApiKeyRecord, 'id'> & { id: string }): { auth: ApiKeyAuthenticator; key: string } {
   const key = `pct_${randomBytes(24).toString('base64url')}`;

@@ -7,6 +7,13 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
 import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../fixtures/authn/harness.js';
+import { NOT_MINE } from '../../../src/authn/authenticator.js';
+/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
+function found<T extends object>(out: T | typeof NOT_MINE): T {
+  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
+  return out;
+}
+
 
 const good = generateApiKey();
 const revoked = generateApiKey();
@@ -173,10 +180,10 @@ describe('API key digests', () => {
     const records = new Map([[digest, { id: 'k', principal, expiresAt: undefined, disabled: false }]]);
     const seen: string[] = [];
     const auth = new ApiKeyAuthenticator('x-api-key', [{ lookup: (d: string) => (seen.push(d), records.get(d)) }]);
-    expect((await auth.authenticate(['x-api-key', key]))?.principal).toBe(principal);
-    expect((await auth.authenticate(['x-api-key', key]))?.principal).toBe(principal);
+    expect(found(await auth.authenticate(['x-api-key', key])).principal).toBe(principal);
+    expect(found(await auth.authenticate(['x-api-key', key])).principal).toBe(principal);
     records.delete(digest);
-    expect((await auth.authenticate(['x-api-key', key]))?.failure).toBe('unknown');
+    expect(found(await auth.authenticate(['x-api-key', key])).failure).toBe('unknown');
     expect(seen).toEqual([digest, digest, digest]);
   });
 });

@@ -2,6 +2,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
+import { NOT_MINE } from '../../../src/authn/authenticator.js';
+/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
+function found<T extends object>(out: T | typeof NOT_MINE): T {
+  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
+  return out;
+}
+
 
 const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };
 const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { env })).plan;
@@ -9,7 +16,7 @@ const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { 
 describe('bench policies for authentication', () => {
   it('the API key scenario authenticates its bench key', async () => {
     const plan = await load('bench/policies/api-key');
-    const out = await plan.authn!.apiKey!.authenticate(['x-api-key', 'bench-key-acme']);
+    const out = found(await plan.authn!.apiKey!.authenticate(['x-api-key', 'bench-key-acme']));
     expect(out?.principal?.tenant).toBe('acme');
   });
 

@@ -4,6 +4,13 @@ import { hashApiKey } from '../../../src/authn/api-key.js';
 import { run } from '../../../src/cli/keys.js';
 import type { CliIo } from '../../../src/cli/command.js';
 import { compileYaml } from '../../fixtures/authn/harness.js';
+import { NOT_MINE } from '../../../src/authn/authenticator.js';
+/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
+function found<T extends object>(out: T | typeof NOT_MINE): T {
+  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
+  return out;
+}
+
 
 function io(): CliIo & { out: string; err: string } {
   const o = { out: '', err: '', env: {} } as CliIo & { out: string; err: string };
@@ -32,7 +39,7 @@ authentication:
 routes:
   - { name: r, match: { path: /r } }
 `);
-    const out = await plan.authn!.apiKey!.authenticate(['x-api-key', key]);
+    const out = found(await plan.authn!.apiKey!.authenticate(['x-api-key', key]));
     expect(out?.principal?.tenant).toBe('acme');
   });
 
