@@ -3,7 +3,7 @@
 // always has one for each protected route; a plan assembled by hand may not).
 import type { AuthnPlan } from './compile.js';
 
-export const DEFAULT_CHALLENGE = 'Bearer realm="portcullis"';
+const DEFAULT_CHALLENGE = 'Bearer realm="portcullis"';
 
 export function planChallenge(authn: AuthnPlan | undefined): string {
   const apiKey = authn?.apiKey?.challenge;

@@ -5,7 +5,7 @@ import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import { forwardOf } from './forward.js';
 
 export function createIdentityJwtStage(): Stage {
-  return { name: 'identity-jwt', run };
+  return { name: 'identityJwt', run };
 }
 
 function run(ctx: RequestContext): Outcome | Promise<Outcome> {

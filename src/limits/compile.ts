@@ -16,7 +16,7 @@ declare module '../core/plan.js' {
   }
 }
 
-export interface TierPlan {
+interface TierPlan {
   readonly name: string;
   /** Undefined: the tier sets no rate. */
   readonly ratePerMs: number | undefined;

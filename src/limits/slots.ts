@@ -6,6 +6,7 @@
 // It also makes sure that no slot outlives a request that does not own it: a slot that a failed or
 // timed-out check may have taken, or that a request which ended before its check answered did take,
 // is released at once; a release that fails is sent again with the next renewals.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LimitStore } from './store.js';
 import { storeErrorsTotal, storeSlotReleasesTotal, storeSlotsHeld } from '../observability/metrics.js';
@@ -23,6 +24,9 @@ interface KeySlots {
 export type ReleaseReason = 'abandoned' | 'ended';
 
 export class SlotKeeper {
+  /** Names this replica's slots apart from every other replica's. */
+  readonly #instance = randomBytes(4).toString('hex');
+  #counter = 0;
   readonly #store: LimitStore;
   readonly #logger: Pick<Logger, 'warn'> | undefined;
   readonly #keys = new Map<string, KeySlots>();
@@ -32,6 +36,12 @@ export class SlotKeeper {
   constructor(store: LimitStore, logger?: Pick<Logger, 'warn'>) {
     this.#store = store;
     this.#logger = logger;
+  }
+
+  /** A new slot name for the next check that takes one. */
+  next(): string {
+    this.#counter = (this.#counter + 1) % 1e12;
+    return `${this.#instance}:${this.#counter}`;
   }
 
   /** A check took `slot` for a request now in flight: renew it until release. */

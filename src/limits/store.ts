@@ -81,6 +81,8 @@ export interface LimitStore {
    * check changed nothing, except that a slot it took may still need a release (see SlotKeeper).
    */
   check(req: LimitCheck): Promise<LimitResult>;
+  /** The same check answered at once, by a store that needs no I/O for it (the embedded one); absent otherwise. */
+  readonly checkSync?: ((req: LimitCheck) => LimitResult) | undefined;
   /** Frees a concurrency slot (finish, abort, error, or a check given up on). Releasing an unknown slot is harmless. */
   release(key: string, slot: string): Promise<void>;
   /**

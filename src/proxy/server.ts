@@ -98,7 +98,7 @@ export class ProxyServer {
     // Expect: 100-continue gets its 100 only once every stage has allowed the request.
     this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, true));
     this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => this.#request(req, res, false, undefined, BAD_EXPECT));
-    // Upgrades (WebSockets) run the same stages; src/upstream/websocket.ts answers on the raw socket.
+    // Upgrades (WebSockets) run the same stages; websocket.ts answers on the raw socket.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(req, socket, head));
     this.#server.on('connection', (s: Socket) => {
       try {
