@@ -28,12 +28,12 @@ export interface AppOptions {
   readonly policyPath: string;
   readonly listen: { readonly host: string; readonly port: number };
   readonly admin: { readonly host: string; readonly port: number } | null;
-  readonly adminToken?: string;
+  readonly adminToken?: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
   readonly logger: Logger;
-  readonly watch?: boolean;
-  readonly env?: NodeJS.ProcessEnv;
+  readonly watch?: boolean | undefined;
+  readonly env?: NodeJS.ProcessEnv | undefined;
 }
 
 export interface App {

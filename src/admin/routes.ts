@@ -20,9 +20,9 @@ interface AdminRequest {
  */
 export interface AdminResponse {
   readonly status: number;
-  readonly body?: unknown;
-  readonly headers?: Readonly<Record<string, string>>;
-  readonly problem?: { readonly code?: AdminProblemCode; readonly title?: string; readonly detail: string; readonly extra?: Record<string, unknown> };
+  readonly body?: unknown | undefined;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+  readonly problem?: { readonly code?: AdminProblemCode | undefined; readonly title?: string | undefined; readonly detail: string; readonly extra?: Record<string, unknown> | undefined } | undefined;
 }
 
 export type AdminHandler = (req: AdminRequest) => AdminResponse | Promise<AdminResponse>;

@@ -30,10 +30,10 @@ export interface AdminServerOptions {
   readonly host: string;
   readonly port: number;
   /** PORTCULLIS_ADMIN_TOKEN; absent or empty: /admin/* answers 403 (disabled). */
-  readonly token?: string;
+  readonly token?: string | undefined;
   readonly logger: Logger;
   /** May be attached later (setPolicy); until then /readyz is 503. */
-  readonly policy?: PlanManager;
+  readonly policy?: PlanManager | undefined;
 }
 
 /**

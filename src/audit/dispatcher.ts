@@ -8,15 +8,15 @@ import { PartialWriteError, type AuditSink } from './sink.js';
 import { Spool } from './spool.js';
 
 export interface DispatcherOptions {
-  readonly maxQueue?: number;
-  readonly maxBatch?: number;
+  readonly maxQueue?: number | undefined;
+  readonly maxBatch?: number | undefined;
   /** Events per replay batch from the spool (default 20,000). */
-  readonly maxReplayBatch?: number;
-  readonly retryMs?: number;
-  readonly maxRetryMs?: number;
-  readonly bus?: EventBus;
+  readonly maxReplayBatch?: number | undefined;
+  readonly retryMs?: number | undefined;
+  readonly maxRetryMs?: number | undefined;
+  readonly bus?: EventBus | undefined;
   /** Called on failure/recovery transitions (the pipeline turns them into audit events). */
-  readonly onHealth?: (failed: boolean, error?: string) => void;
+  readonly onHealth?: ((failed: boolean, error?: string) => void) | undefined;
 }
 
 export class SinkDispatcher {

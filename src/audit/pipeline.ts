@@ -26,22 +26,22 @@ const FLUSH_AT = 2000;
 const RETIRE_MS = 5000;
 
 export interface PipelineOptions {
-  readonly instance?: string;
-  readonly logger?: Logger;
-  readonly bus?: EventBus;
+  readonly instance?: string | undefined;
+  readonly logger?: Logger | undefined;
+  readonly bus?: EventBus | undefined;
   /** Test hook: sinks built by the caller instead of from the plan's configs. */
-  readonly sinks?: readonly AuditSink[];
-  readonly maxQueue?: number;
-  readonly retryMs?: number;
+  readonly sinks?: readonly AuditSink[] | undefined;
+  readonly maxQueue?: number | undefined;
+  readonly retryMs?: number | undefined;
   /**
    * Where sink failed/recovered events go instead of the bus (the audit worker hands them to the
    * main thread, which logs them and publishes them on its bus).
    */
-  readonly onSinkHealth?: (e: SystemEvent) => void;
+  readonly onSinkHealth?: ((e: SystemEvent) => void) | undefined;
   /** File sinks write synchronously (set by the audit worker, whose thread does nothing else). */
-  readonly syncIo?: boolean;
+  readonly syncIo?: boolean | undefined;
   /** Where a written checkpoint is announced (default: an info log line). */
-  readonly onCheckpoint?: (cp: PublishedHead) => void;
+  readonly onCheckpoint?: ((cp: PublishedHead) => void) | undefined;
 }
 
 /** A chain head as published (admin endpoint, log line): what `audit verify --expect-head` takes. */

@@ -12,7 +12,7 @@ export interface AuditReport {
   readonly to: string | null;
   readonly accessControl: { byDecision: Tally; byCode: Tally; deniedByRoute: Tally; deniedByTenant: Tally };
   readonly authentication: { failuresByIp: Tally; failuresBySubject: Tally; lockouts: Tally; keysCreated: string[]; keysRevoked: string[] };
-  readonly changeManagement: { policyLoaded: number; policyRejected: number; changes: { time: string; type: string; hash?: string; trigger?: string }[] };
+  readonly changeManagement: { policyLoaded: number; policyRejected: number; changes: { time: string; type: string; hash?: string | undefined; trigger?: string | undefined }[] };
   readonly availability: { breakerTransitions: { time: string; upstream: string; target: string; from: string; to: string }[]; storeDegraded: number; storeRecovered: number; sinkFailed: Tally; upstreamErrors: number };
   readonly chain: VerifyResult;
   /** False when no event carries a chain (written with chain: false): then there is nothing to verify. */

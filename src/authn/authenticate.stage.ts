@@ -79,9 +79,9 @@ function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
 
 
 export interface AuthenticateStageOptions {
-  readonly logger?: Pick<Logger, 'info' | 'debug'>;
+  readonly logger?: Pick<Logger, 'info' | 'debug'> | undefined;
   /** Called on each credential failure (lockout counting); must not throw or block. */
-  readonly onFailure?: (ctx: RequestContext, code: string) => void;
+  readonly onFailure?: ((ctx: RequestContext, code: string) => void) | undefined;
 }
 
 class AuthenticateStage implements Stage {

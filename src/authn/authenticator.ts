@@ -10,15 +10,15 @@ export const NOT_MINE: unique symbol = Symbol('not mine');
 
 /** A method's verdict on a credential it found. Logged fields name the credential without revealing it. */
 export interface AuthOutcome {
-  readonly principal?: Principal;
-  readonly deny?: Deny;
+  readonly principal?: Principal | undefined;
+  readonly deny?: Deny | undefined;
   /** Why it was refused: logged, never shown to the client. */
-  readonly failure?: string;
+  readonly failure?: string | undefined;
   /** The API key's id, when the key was found. */
-  readonly keyId?: string;
+  readonly keyId?: string | undefined;
   /** The token's `kid` and `iss`, when it had them. */
-  readonly kid?: string;
-  readonly iss?: string;
+  readonly kid?: string | undefined;
+  readonly iss?: string | undefined;
 }
 
 export interface Authenticator {

@@ -43,9 +43,9 @@ export interface IdentityJwk {
 export interface IdentityJwtOptions {
   /** PKCS#8 (or SEC1 for P-256) PEM of an Ed25519 or P-256 private key. */
   readonly privateKeyPem: string;
-  readonly ttlMs?: number;
-  readonly audience?: string;
-  readonly header?: string;
+  readonly ttlMs?: number | undefined;
+  readonly audience?: string | undefined;
+  readonly header?: string | undefined;
 }
 
 interface CacheEntry {

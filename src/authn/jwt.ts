@@ -134,7 +134,7 @@ export class JwtAuthenticator implements Authenticator {
         algorithms: issuer.algorithms as string[],
         clockTolerance: issuer.clockToleranceSec,
         requiredClaims: ['exp'],
-        typ: issuer.typ,
+        ...(issuer.typ === undefined ? {} : { typ: issuer.typ }),
       };
       // Two calls because jwtVerify's overloads (key resolver vs key) do not accept the union.
       const result = typeof issuer.key === 'function' ? await jwtVerify(token, issuer.key, options) : await jwtVerify(token, issuer.key, options);

@@ -16,7 +16,7 @@ const NO_TENANT = deny('TENANT_MISMATCH', 'The caller belongs to no tenant; this
 const OTHER_TENANT = deny('TENANT_MISMATCH');
 
 export interface AuthorizeStageOptions {
-  readonly logger?: Pick<Logger, 'info'>;
+  readonly logger?: Pick<Logger, 'info'> | undefined;
 }
 
 class AuthorizeStage implements Stage {

@@ -62,9 +62,9 @@ export interface EntryChange {
   readonly kind: 'added' | 'removed' | 'changed';
   readonly name: string;
   /** 1-based position in an ordered section: NEW's, or OLD's for a removed entry. */
-  readonly position?: number;
+  readonly position?: number | undefined;
   /** The entry's order relative to others in both policies changed. */
-  readonly moved?: { readonly from: number; readonly to: number; readonly nowBefore: readonly string[]; readonly nowAfter: readonly string[] };
+  readonly moved?: { readonly from: number; readonly to: number; readonly nowBefore: readonly string[]; readonly nowAfter: readonly string[] } | undefined;
   readonly fields: readonly FieldChange[];
 }
 

@@ -46,7 +46,7 @@ async function adminCall(io: CliIo, base: string, method: string, path: string, 
     res = await fetch(new URL(path, base.endsWith('/') ? base : `${base}/`).toString(), {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch (err) {
     io.stderr(`cannot reach ${base}: ${(err as Error).message}\n`);

@@ -88,7 +88,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   let logger: Logger;
   try {
     config = resolveServeConfig(values, io.env);
-    logger = createLogger({ level: io.env.LOG_LEVEL });
+    logger = createLogger(io.env.LOG_LEVEL === undefined ? {} : { level: io.env.LOG_LEVEL });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

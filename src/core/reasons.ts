@@ -45,10 +45,10 @@ export function statusOf(code: ReasonCode): number {
  */
 export interface Deny {
   readonly code: ReasonCode;
-  readonly detail?: string;
-  readonly headers?: Readonly<Record<string, string>>;
+  readonly detail?: string | undefined;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   /** Extra problem members, e.g. `{ missing: 'reports:export' }`. */
-  readonly extra?: Readonly<Record<string, string | number | boolean>>;
+  readonly extra?: Readonly<Record<string, string | number | boolean>> | undefined;
 }
 
 const plainDenies = new Map<ReasonCode, Deny>();

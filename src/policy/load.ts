@@ -29,14 +29,14 @@ export interface LoadedPolicy {
 
 export interface LoadOptions {
   /** Where env: values come from (default process.env). */
-  readonly env?: NodeJS.ProcessEnv;
+  readonly env?: NodeJS.ProcessEnv | undefined;
   /** Hears the absolute path of every file a `file:` value names, also when the load fails. */
-  readonly onFileReference?: (target: string) => void;
+  readonly onFileReference?: ((target: string) => void) | undefined;
   /**
    * A stand-in for an env: value whose variable is unset, by where the value is (undefined: the
    * unset variable is an error). For commands that never use some values, such as `test`.
    */
-  readonly unsetEnv?: (path: KeyPath, name: string) => string | undefined;
+  readonly unsetEnv?: ((path: KeyPath, name: string) => string | undefined) | undefined;
 }
 
 /** Policy tests live beside the policy, named *.test.yaml; they are not policy. */

@@ -28,9 +28,9 @@ export interface ProxyServerOptions {
   /** The door's own stages, after the engine allowed the request (the breaker): they need the upstream. */
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
-  readonly recorder?: RequestRecorder;
+  readonly recorder?: RequestRecorder | undefined;
   /** Whole-request limit for slow clients (default 60 s). */
-  readonly requestTimeoutMs?: number;
+  readonly requestTimeoutMs?: number | undefined;
 }
 
 const NO_ROUTE = '-';

@@ -101,7 +101,7 @@ async function jwtIdentity(plan: Plan, claims: Readonly<Record<string, unknown>>
   const payload = {
     sub: 'test-subject',
     iss: first.issuer,
-    aud: Array.isArray(first.audience) ? first.audience[0] : first.audience,
+    ...(first.audience === undefined ? {} : { aud: Array.isArray(first.audience) ? first.audience[0]! : first.audience }),
     iat: now,
     exp: now + 300,
     ...claims,

@@ -52,7 +52,7 @@ export class CircuitBreaker {
   #sumTotal = 0;
   #sumFailed = 0;
 
-  constructor(settings: BreakerSettings, opts: { now?: () => number; onTransition?: TransitionListener } = {}) {
+  constructor(settings: BreakerSettings, opts: { now?: (() => number) | undefined; onTransition?: TransitionListener | undefined } = {}) {
     this.#settings = settings;
     this.#now = opts.now ?? Date.now;
     this.#onTransition = opts.onTransition;

@@ -92,7 +92,7 @@ interface Answer {
 
 async function get(base: string, p: string, tenant: string, dispatcher?: Agent): Promise<Answer> {
   const at = performance.now();
-  const res = await request(base + p, { headers: { 'x-api-key': `${tenant}-secret` }, dispatcher });
+  const res = await request(base + p, { headers: { 'x-api-key': `${tenant}-secret` }, ...(dispatcher === undefined ? {} : { dispatcher }) });
   const text = await res.body.text();
   let code: string | undefined;
   if (res.statusCode !== 200) code = (JSON.parse(text) as { code?: string }).code;

@@ -38,7 +38,7 @@ async function readyzUntil(s: Serving, want: (r: Ready) => boolean, ms = 20_000)
   return last;
 }
 
-const api = async (s: Serving): Promise<{ status: number; code?: string }> => {
+const api = async (s: Serving): Promise<{ status: number; code?: string | undefined }> => {
   const res = await fetch(`${s.proxy}/api/x`, { headers: { 'x-api-key': 'acme-secret' } });
   const text = await res.text();
   return res.status === 200 ? { status: 200 } : { status: res.status, code: (JSON.parse(text) as { code?: string }).code };

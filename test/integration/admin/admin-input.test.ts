@@ -61,7 +61,7 @@ async function admin(app: App, method: string, path: string, body?: string, head
   const res = await request(`${app.adminUrl}${path}`, {
     method: method as 'GET',
     headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body,
+    ...(body === undefined ? {} : { body }),
   });
   const text = await res.body.text();
   return { status: res.statusCode, type: res.headers['content-type'] as string | undefined, json: text ? JSON.parse(text) : undefined };

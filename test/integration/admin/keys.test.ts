@@ -58,7 +58,7 @@ const adminReq = async (app: App, method: 'GET' | 'POST' | 'DELETE', path: strin
   const res = await request(`${app.adminUrl}${path}`, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
+    ...(body ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.body.text();
   return { status: res.statusCode, json: text ? JSON.parse(text) : undefined, text };

@@ -68,7 +68,7 @@ describe('audit worker', () => {
   it('writes byte for byte what the in-thread pipeline writes, system events in push order', async () => {
     const dir = tmpDir();
     vi.spyOn(Date, 'now').mockReturnValue(1_780_000_000_123);
-    const write = async (file: string, audit: AuditWorker | AuditPipeline): Promise<void> => {
+    const write = async (_file: string, audit: AuditWorker | AuditPipeline): Promise<void> => {
       const r = new AuditRecorder(audit);
       for (let i = 0; i < 300; i++) {
         r.record(ctx(i), i % 7 === 0 ? 403 : 200, i / 7);

@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 const get = async (base: string, path: string, key?: string, dispatcher?: Agent) => {
-  const res = await request(base + path, { headers: key ? { 'x-api-key': key } : {}, dispatcher });
+  const res = await request(base + path, { headers: key ? { 'x-api-key': key } : {}, ...(dispatcher === undefined ? {} : { dispatcher }) });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text };
 };

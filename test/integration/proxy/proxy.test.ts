@@ -4,7 +4,6 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request as undiciRequest } from 'undici';
 import { startApp, type App } from '../../../src/app.js';
@@ -271,7 +270,7 @@ describe('proxy core', () => {
 
   it('answers 504 UPSTREAM_TIMEOUT when the upstream is slower than the response timeout', async () => {
     const prev = handler;
-    handler = (req, res) => setTimeout(() => res.end('late'), 2000);
+    handler = (_req, res) => setTimeout(() => res.end('late'), 2000);
     try {
       const t0 = Date.now();
       const r = await get('/open/slow');
@@ -353,7 +352,7 @@ describe('proxy core', () => {
 
   it('lets an in-flight request finish while draining on shutdown', async () => {
     const d = mkdtempSync(join(tmpdir(), 'portcullis-drain-'));
-    const slow = createServer((req, res) => setTimeout(() => res.end('finished'), 300));
+    const slow = createServer((_req, res) => setTimeout(() => res.end('finished'), 300));
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
     writeFileSync(join(d, 'p.yaml'), `version: 1\nupstreams: { s: { url: "http://127.0.0.1:${(slow.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
     const other = await startApp({ policyPath: join(d, 'p.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: null, drainMs: 5000, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });

@@ -90,7 +90,7 @@ afterAll(async () => {
 });
 
 async function call(path: string, method = 'GET', body?: string) {
-  const res = await request(app.proxyUrl + path, { method, body });
+  const res = await request(app.proxyUrl + path, { method, ...(body === undefined ? {} : { body }) });
   const text = await res.body.text();
   return { status: res.statusCode, headers: res.headers, text };
 }

@@ -75,7 +75,7 @@ afterAll(async () => {
 });
 
 /** Opens a ws; resolves with the socket or with the non-101 response status and body. */
-function open(path: string, headers: Record<string, string> = {}): Promise<{ ws?: WebSocket; status?: number; body?: string; contentType?: string }> {
+function open(path: string, headers: Record<string, string> = {}): Promise<{ ws?: WebSocket; status?: number | undefined; body?: string; contentType?: string | undefined }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(wsBase + path, { headers });
     // Frames may arrive in the same chunk as the 101: queue them from the start.

@@ -73,7 +73,6 @@ routes:
 });
 
 async function stageServerOn6(plan: Awaited<ReturnType<typeof compileYaml>>): Promise<Listening> {
-  const { RequestContext } = await import('../../../src/core/context.js');
   const { runStages } = await import('../../../src/core/stage.js');
   const stage = createIpRulesStage();
   const server = createServer((req, res) => {

@@ -1,7 +1,7 @@
 import type { Outcome } from '../../../src/core/stage.js';
 import { describe, expect, it } from 'vitest';
 import { contextOf } from '../../helpers/context.js';
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { compileYaml } from '../../fixtures/authn/harness.js';
 import { RequestContext } from '../../../src/core/context.js';

@@ -5,7 +5,6 @@ import { CompileContext } from '../../../src/policy/compile-context.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 import { compileRoutes } from '../../../src/routing/compile.js';
 import type { CompiledRoute } from '../../../src/routing/route.js';
-import { compileUpstreams } from '../../../src/upstream/compile.js';
 
 const FIXTURE = new URL('../../fixtures/bench/basic/policy.yaml', import.meta.url).pathname;
 const LIMITED = new URL('../../fixtures/bench/limited/policy.yaml', import.meta.url).pathname;

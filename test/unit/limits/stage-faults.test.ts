@@ -2,10 +2,9 @@
 // does, a fault reaches the request that asked (and the server's containment), never the process
 // as an unhandled rejection.
 import { contextOf } from '../../helpers/context.js';
-import { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RequestContext } from '../../../src/core/context.js';
 import { createLimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
