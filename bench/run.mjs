@@ -6,7 +6,11 @@
 // bench/results/latest.{json,md}.
 //
 //   npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 5]
-//                    [--only direct,bare,public-route] [--json FILE]
+//                    [--only direct,bare,public-route] [--json FILE] [--against DIR]
+//
+// --against DIR also runs every scenario on the build in DIR (another checkout, built, e.g. a
+// `git worktree` of the commit before a change), in the same interleaved rounds: its rows say
+// how a change moved req/s and CPU per request on the same machine at the same time.
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
@@ -31,12 +35,13 @@ const { values: flags } = parseArgs({
     processes: { type: 'string', default: '2' },
     only: { type: 'string' },
     json: { type: 'string' },
+    against: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   strict: true,
 });
 if (flags.help) {
-  console.log('usage: npm run bench -- [--rounds 4] [--duration 5] [--connections 50] [--warmup 5] [--processes 2] [--only direct,bare,public-route] [--json FILE]');
+  console.log('usage: npm run bench -- [--rounds 4] [--duration 5] [--connections 50] [--warmup 5] [--processes 2] [--only direct,bare,public-route] [--json FILE] [--against DIR]');
   process.exit(0);
 }
 const rounds = Number(flags.rounds);
@@ -61,8 +66,8 @@ const freePort = () =>
     });
     s.on('error', reject);
   });
-const start = (cmd, args, env = {}) => {
-  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+const start = (cmd, args, env = {}, cwd = root) => {
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
   child.lastErr = () => err;
@@ -192,22 +197,27 @@ async function main() {
   };
   await bareTarget({});
 
+  const builds = [{ label: 'portcullis', dir: root }];
+  if (flags.against !== undefined) builds.push({ label: `portcullis@${path.basename(path.resolve(flags.against))}`, dir: path.resolve(flags.against) });
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
-    const procs = [];
-    for (let i = 0; i < processes; i++) {
-      const extra = s.setup ? await s.setup(ctx) : {}; // per process: e.g. its own audit file
-      const [port, adminPort] = [await freePort(), await freePort()];
-      const child = start(
-        process.execPath,
-        [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
-        { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
-      );
-      await waitReady(adminPort, child);
-      procs.push({ url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure });
+    for (const build of builds) {
+      const procs = [];
+      for (let i = 0; i < processes; i++) {
+        const extra = s.setup ? await s.setup(ctx) : {}; // per process: e.g. its own audit file
+        const [port, adminPort] = [await freePort(), await freePort()];
+        const child = start(
+          process.execPath,
+          [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+          { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
+          build.dir,
+        );
+        await waitReady(adminPort, child);
+        procs.push({ url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure });
+      }
+      const headers = s.headers ?? {};
+      const baseline = (await bareTarget(headers)).name;
+      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline });
     }
-    const headers = s.headers ?? {};
-    const baseline = (await bareTarget(headers)).name;
-    targets.push({ name: `portcullis: ${s.name}`, path: s.path, headers, procs, baseline });
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.
   targets.sort((a, b) => rank(a) - rank(b));
