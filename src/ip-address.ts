@@ -126,9 +126,6 @@ function isMapped(g: Uint16Array): boolean {
   return g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff;
 }
 
-let lastSpelling = '';
-let lastCanonical = '';
-
 /**
  * One spelling per address: IPv4 as given (node:net only accepts the plain dotted form), an
  * IPv4-mapped IPv6 address as its IPv4 address, any other IPv6 address in RFC 5952 form. Anything
@@ -136,12 +133,8 @@ let lastCanonical = '';
  */
 export function canonicalIp(ip: string): string {
   if (ip.indexOf(':') === -1) return ip;
-  if (ip === lastSpelling) return lastCanonical;
   const g = parseIpv6(ip);
-  const out = g === undefined ? ip : isMapped(g) ? `${g[6]! >>> 8}.${g[6]! & 255}.${g[7]! >>> 8}.${g[7]! & 255}` : formatIpv6(g);
-  lastSpelling = ip;
-  lastCanonical = out;
-  return out;
+  return g === undefined ? ip : isMapped(g) ? `${g[6]! >>> 8}.${g[6]! & 255}.${g[7]! >>> 8}.${g[7]! & 255}` : formatIpv6(g);
 }
 
 export const DEFAULT_IPV6_PREFIX = 64;

@@ -8,6 +8,10 @@ import { blockListOf, familyOf } from './ip-rules.js';
 
 export class TrustedProxies {
   readonly #list: BlockList | undefined;
+  // Clients come back with the same peer address (a keep-alive connection, a load balancer): the
+  // last IPv6 spelling and its canonical form, so a repeat costs a string comparison.
+  #lastPeer = '';
+  #lastCanonical = '';
 
   constructor(cidrs: readonly string[]) {
     this.#list = cidrs.length > 0 ? blockListOf(cidrs) : undefined;
@@ -24,7 +28,7 @@ export class TrustedProxies {
    * IPv6 unwrapped).
    */
   clientIp(peer: string, xff: string | readonly string[] | undefined): string {
-    const peerAddress = canonicalIp(peer);
+    const peerAddress = this.#canonicalPeer(peer);
     if (xff === undefined || this.#list === undefined || !this.trusts(peerAddress)) return peerAddress;
     const value = typeof xff === 'string' ? xff : xff.join(',');
     let current = peerAddress;
@@ -39,6 +43,15 @@ export class TrustedProxies {
       if (!this.trusts(current)) return current;
     }
     return current;
+  }
+
+  #canonicalPeer(peer: string): string {
+    if (peer.indexOf(':') === -1) return peer;
+    if (peer !== this.#lastPeer) {
+      this.#lastCanonical = canonicalIp(peer);
+      this.#lastPeer = peer;
+    }
+    return this.#lastCanonical;
   }
 }
 
