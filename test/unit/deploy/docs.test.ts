@@ -25,6 +25,13 @@ describe('docs/', () => {
     }
   });
 
+  it('shows the default policy in the README as it is shipped, whole', () => {
+    const readme = readFileSync(`${root}README.md`, 'utf8');
+    const policy = readme.slice(readme.indexOf('## Policy'));
+    const shown = policy.slice(policy.indexOf('```yaml\n') + 8, policy.indexOf('```\n', policy.indexOf('```yaml\n') + 8));
+    expect(shown).toBe(readFileSync(`${root}policies/gateway.yaml`, 'utf8'));
+  });
+
   it('states the YAML alias bounds the loader enforces, in the reference and the security model', () => {
     for (const doc of ['policy-reference.md', 'security.md']) {
       const text = readFileSync(`${root}docs/${doc}`, 'utf8').replace(/\s+/g, ' ');
