@@ -14,7 +14,7 @@ import type { SinkConfig } from '../../../src/audit/compile.js';
 import type { RequestContext } from '../../../src/core/context.js';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { auditEventsTotal, auditSpooledEvents } from '../../../src/observability/metrics.js';
-import { planFor, tmpDir } from '../../unit/audit/helpers.js';
+import { planFor, tmpDir } from '../../helpers/audit.js';
 import { Receiver } from './receiver.js';
 
 const entry = new URL('../../../dist/audit/worker.js', import.meta.url);

@@ -3,7 +3,7 @@ import { AuditWorker } from '../../../src/audit/offthread.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
 import { decodeBatch, REQUEST, REQUEST_SAME, SYSTEM, appendSystem, type WireValue } from '../../../src/audit/wire.js';
 import type { RequestContext } from '../../../src/core/context.js';
-import { planFor, tmpDir } from './helpers.js';
+import { planFor, tmpDir } from '../../helpers/audit.js';
 
 /** An AuditWorker as the recorder sees it (take() and plan), without a thread behind it. */
 function fakeWorker(take: () => WireValue[]): AuditWorker {

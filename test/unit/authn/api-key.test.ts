@@ -6,7 +6,7 @@ import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
-import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../fixtures/authn/harness.js';
+import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../helpers/authn.js';
 
 const good = generateApiKey();
 const revoked = generateApiKey();

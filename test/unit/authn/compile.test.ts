@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { compileYaml } from '../../helpers/authn.js';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const HEAD = 'version: 1\nupstreams: { app: { url: "http://127.0.0.1:9" } }\n';

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../../../src/authn/client-ip.js';
 import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { IpRule } from '../../../src/authn/ip-rules.js';
-import { compileYaml, listen, stageServer, type Listening } from '../../fixtures/authn/harness.js';
+import { compileYaml, listen, stageServer, type Listening } from '../../helpers/authn.js';
 
 const opened: Listening[] = [];
 afterAll(async () => {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../../src/core/plan.js';
-import { compileYaml, JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../fixtures/authn/harness.js';
+import { compileYaml, JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../helpers/authn.js';
 
 const ISS = 'https://idp.test/';
 const servers: JwksServer[] = [];

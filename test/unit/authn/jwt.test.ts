@@ -6,7 +6,7 @@ import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.j
 import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { jwtCacheTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
-import { b64, compileYaml, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../fixtures/authn/harness.js';
+import { b64, compileYaml, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../helpers/authn.js';
 
 const ISS = 'https://idp.test/';
 let jwks: JwksServer;

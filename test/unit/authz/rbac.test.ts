@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { contextOf } from '../../helpers/context.js';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { compileYaml } from '../../helpers/authn.js';
 import { RequestContext } from '../../../src/core/context.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
 import type { Plan } from '../../../src/core/plan.js';

@@ -9,7 +9,7 @@ import { RequestContext } from '../../../src/core/context.js';
 import { createLimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { compileYaml } from '../../helpers/authn.js';
 
 const POLICY = `version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }

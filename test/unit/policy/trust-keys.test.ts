@@ -2,7 +2,7 @@
 // refuses, with the key path of the mistake.
 import { describe, expect, it } from 'vitest';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { compileYaml } from '../../helpers/authn.js';
 
 const HEAD = 'version: 1\nupstreams: { app: { url: "http://127.0.0.1:9" } }\n';
 

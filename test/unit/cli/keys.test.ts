@@ -3,7 +3,7 @@ import { parse } from 'yaml';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { run } from '../../../src/cli/keys.js';
 import type { CliIo } from '../../../src/cli/command.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { compileYaml } from '../../helpers/authn.js';
 
 function io(): CliIo & { out: string; err: string } {
   const o = { out: '', err: '', env: {} } as CliIo & { out: string; err: string };
