@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/engine/compile.js';
-import { loadPolicySource } from '../../../src/policy/load.js';
+import { planAt } from '../../helpers/plan.js';
 
 const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };
-const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { env })).plan;
+const load = (dir: string) => planAt(dir, env);
 
 describe('bench policies for authentication', () => {
   it('the API key scenario authenticates its bench key', async () => {

@@ -3,7 +3,7 @@ import { parse } from 'yaml';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { run } from '../../../src/cli/keys.js';
 import type { CliIo } from '../../../src/cli/command.js';
-import { compileYaml } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 function io(): CliIo & { out: string; err: string } {
   const o = { out: '', err: '', env: {} } as CliIo & { out: string; err: string };
@@ -23,7 +23,7 @@ describe('portcullis keys', () => {
     expect(other.out).not.toContain(key);
 
     // The printed entry is a valid policy key that authenticates the printed key.
-    const plan = await compileYaml(`version: 1
+    const plan = await planFrom(`version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:
   apiKeys:
