@@ -8,9 +8,10 @@ import { fork } from 'node:child_process';
 import { stringify } from 'yaml';
 import { startApp, type App } from '../app.js';
 import { createLogger } from '../observability/logger.js';
-import { compilePolicy } from '../engine/compile.js';
+import { buildPlan } from '../engine/validate.js';
+import { formatPath } from '../policy/source-map.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
-import { loadPolicySource, type LoadedPolicy } from '../policy/load.js';
+import type { LoadedPolicy } from '../policy/load.js';
 import type { Plan } from '../core/plan.js';
 import { parseRedisUrl } from '../redis-url.js';
 import type { CompiledRoute } from '../routing/route.js';
@@ -116,8 +117,6 @@ function flags(argv: readonly string[]): Flags {
   };
 }
 
-const MISSING_ENV = /^environment variable (\w+) is not set$/;
-
 /**
  * A stand-in for an unset variable that feeds only something bench replaces: upstream URLs, the
  * audit sinks, and store.url unless the policy's store is asked for. The default policy's
@@ -132,23 +131,22 @@ function standIn(path: string, usePolicyStore: boolean): string | undefined {
   return undefined;
 }
 
-async function load(path: string, env: NodeJS.ProcessEnv, usePolicyStore: boolean, io: CliIo): Promise<LoadedPolicy> {
-  try {
-    return await loadPolicySource(path, { env });
-  } catch (err) {
-    if (!(err instanceof PolicyError)) throw err;
-    const errors = err.diagnostics.filter((d) => d.severity === 'error');
-    const fill: Record<string, string> = {};
-    for (const d of errors) {
-      const m = MISSING_ENV.exec(d.message);
-      const value = m ? standIn(d.path, usePolicyStore) : undefined;
-      if (value === undefined) throw err;
-      fill[m![1]!] ??= value;
-    }
-    const names = Object.keys(fill);
-    io.stderr(`bench: ${names.join(', ')} ${names.length === 1 ? 'is' : 'are'} not set; only what bench replaces uses ${names.length === 1 ? 'it' : 'them'} (upstream URLs, the store, audit sinks)\n`);
-    return loadPolicySource(path, { env: { ...env, ...fill } });
+/** The policy as bench runs it: unset variables that feed only what bench replaces get a stand-in. */
+async function load(path: string, env: NodeJS.ProcessEnv, usePolicyStore: boolean, io: CliIo): Promise<{ loaded: LoadedPolicy; plan: Plan }> {
+  const names = new Set<string>();
+  const built = await buildPlan(path, {
+    env,
+    unsetEnv: (at, name) => {
+      const value = standIn(formatPath(at), usePolicyStore);
+      if (value !== undefined) names.add(name);
+      return value;
+    },
+  });
+  if (names.size > 0) {
+    const list = [...names];
+    io.stderr(`bench: ${list.join(', ')} ${list.length === 1 ? 'is' : 'are'} not set; only what bench replaces uses ${list.length === 1 ? 'it' : 'them'} (upstream URLs, the store, audit sinks)\n`);
   }
+  return { loaded: built.loaded, plan: built.plan };
 }
 
 /** Runs autocannon in a child process; progress lines go to stderr. */
@@ -235,8 +233,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   let plan: Plan;
   let route;
   try {
-    loaded = await load(f.policy, io.env, f.usePolicyStore, io);
-    plan = compilePolicy(loaded).plan;
+    ({ loaded, plan } = await load(f.policy, io.env, f.usePolicyStore, io));
     route = pickRoute(plan.routes, f.route);
   } catch (err) {
     if (!(err instanceof PolicyError)) {

@@ -4,9 +4,8 @@
 // (diff-view.ts), never as text.
 import { generateKeyPairSync } from 'node:crypto';
 import { fetch } from 'undici';
-import { compilePolicy } from '../engine/compile.js';
+import { buildPlan } from '../engine/validate.js';
 import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import { loadPolicySource } from '../policy/load.js';
 import { adminView, asPublished, isSet, policyView, type AdminPolicy, type Fields, type PolicyView, type Section, type Value } from './diff-view.js';
 import { counted, EXIT, parseFlags, UsageError, type CliIo } from './command.js';
 
@@ -248,8 +247,7 @@ type Loaded = { readonly ok: true; readonly side: Side } | { readonly ok: false;
 
 async function compileSide(path: string, env: NodeJS.ProcessEnv): Promise<Loaded> {
   try {
-    const loaded = await loadPolicySource(path, { env });
-    const { plan } = compilePolicy(loaded);
+    const { plan, loaded } = await buildPlan(path, { env });
     return { ok: true, side: { view: policyView(loaded, plan), unset: [] } };
   } catch (err) {
     if (err instanceof PolicyError) return { ok: false, diagnostics: err.diagnostics.filter((d) => d.severity === 'error') };

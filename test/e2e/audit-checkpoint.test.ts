@@ -13,7 +13,7 @@ import { canonicalWithoutHash, chainHash } from '../../src/audit/chain.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
 import { MAIN, requireBuiltCli, root, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
-import { planFor, requestRecord } from '../unit/audit/helpers.js';
+import { planFor, requestRecord } from '../helpers/audit.js';
 
 const KEY = 'k'.repeat(20) + '0123456789abcdef0123';
 const TOKEN = 'audit-head-test-token-0123456789abcdef';

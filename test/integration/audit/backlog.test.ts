@@ -9,7 +9,7 @@ import { AuditWorker } from '../../../src/audit/offthread.js';
 import type { SinkConfig } from '../../../src/audit/compile.js';
 import { REQUEST } from '../../../src/audit/wire.js';
 import { auditBacklogAge, auditBacklogEvents } from '../../../src/observability/metrics.js';
-import { planFor, tmpDir } from '../../unit/audit/helpers.js';
+import { planFor, tmpDir } from '../../helpers/audit.js';
 import { Receiver } from './receiver.js';
 
 const entry = new URL('../../../dist/audit/worker.js', import.meta.url);

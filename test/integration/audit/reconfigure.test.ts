@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { AuditPlan, SinkConfig } from '../../../src/audit/compile.js';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { verifyFiles } from '../../../src/audit/verify.js';
-import { planFor, requestRecord, tmpDir } from '../../unit/audit/helpers.js';
+import { planFor, requestRecord, tmpDir } from '../../helpers/audit.js';
 
 const file = (p: string): SinkConfig => ({ kind: 'file', name: 'file', path: p, rotateBytes: 0, retainMs: 0, fsync: 'batch' });
 const plan = (dir: string, sinks: SinkConfig[], over: Partial<AuditPlan> = {}): AuditPlan => {

@@ -12,9 +12,12 @@ import { AuditRecorder } from '../../../src/audit/recorder.js';
 import { verifyFiles } from '../../../src/audit/verify.js';
 import type { SinkConfig } from '../../../src/audit/compile.js';
 import type { RequestContext } from '../../../src/core/context.js';
+import type { Principal } from '../../../src/core/principal.js';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { auditEventsTotal, auditSpooledEvents } from '../../../src/observability/metrics.js';
-import { planFor, tmpDir } from '../../unit/audit/helpers.js';
+import { planFor, tmpDir } from '../../helpers/audit.js';
+import { contextWith } from '../../helpers/context.js';
+import { planFrom } from '../../helpers/plan.js';
 import { Receiver } from './receiver.js';
 
 const entry = new URL('../../../dist/audit/worker.js', import.meta.url);
@@ -24,19 +27,21 @@ const lines = (file: string): string[] => readFileSync(file, 'utf8').trimEnd().s
 
 // Shared objects, as the server has them (compiled routes, cached principals): runs of requests
 // with the same ones travel in the short "same as before" wire form.
-const ROUTE = { name: 'reports', index: 0 };
-const PLAN = { auditModes: ['all'] };
-const PRINCIPALS = [
-  { subject: 'sub-"quoted"', tenant: 'acme', keyId: 'k1', via: 'apiKey' },
-  { subject: 'other', tenant: undefined, keyId: undefined, via: 'jwt' },
+const PLAN = await planFrom(`version: 1
+upstreams: { app: { url: "http://127.0.0.1:9" } }
+routes:
+  - { name: reports, match: { path: "/v1/reports/**" }, public: true, audit: all }
+`);
+const ROUTE = PLAN.routes[0];
+const PRINCIPALS: Principal[] = [
+  { subject: 'sub-"quoted"', tenant: 'acme', roles: [], permissions: [], keyId: 'k1', via: 'apiKey' },
+  { subject: 'other', tenant: undefined, roles: [], permissions: [], keyId: undefined, via: 'jwt' },
 ];
 
-/** Just the fields AuditRecorder reads. */
 function ctx(i: number): RequestContext {
   const denied = i % 7 === 0;
   const lost = i % 11 === 0;
-  return {
-    plan: PLAN,
+  return contextWith(PLAN, {
     route: lost ? undefined : ROUTE,
     code: lost ? 'ROUTE_NOT_FOUND' : denied ? 'PERMISSION_DENIED' : undefined,
     principal: lost ? undefined : PRINCIPALS[(i >> 4) % 2],
@@ -46,8 +51,7 @@ function ctx(i: number): RequestContext {
     method: i % 13 === 0 ? 'POST' : 'GET',
     clientIp: i % 17 === 0 ? '10.0.0.2' : '10.0.0.1',
     permission: denied ? 'reports:read' : undefined,
-    shadowDecision: undefined,
-  } as unknown as RequestContext;
+  });
 }
 
 async function until(cond: () => boolean, ms: number): Promise<void> {

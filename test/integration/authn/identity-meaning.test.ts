@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { sign, signingKey, type SigningKey } from '../../fixtures/authn/harness.js';
+import { sign, signingKey, type SigningKey } from '../../helpers/authn.js';
 import { startGateway, valuesOf, type Gateway } from '../../helpers/gateway.js';
 
 const KEY = 'identity-key-0123456789';

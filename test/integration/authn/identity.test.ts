@@ -12,7 +12,7 @@ import { startApp, type App } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
-import { captureStream, JwksServer, listen, sign, signingKey, type Listening, type SigningKey } from '../../fixtures/authn/harness.js';
+import { captureStream, JwksServer, listen, sign, signingKey, type Listening, type SigningKey } from '../../helpers/authn.js';
 
 const key = generateApiKey();
 const seen: IncomingMessage[] = [];

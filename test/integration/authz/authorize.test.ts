@@ -10,7 +10,7 @@ import { startApp, type App } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { shadowDecisionsTotal } from '../../../src/observability/metrics.js';
-import { captureStream, listen, type Listening } from '../../fixtures/authn/harness.js';
+import { captureStream, listen, type Listening } from '../../helpers/authn.js';
 
 const VIEWER = 'pcs_test_viewer_key_0123456789';
 const ANALYST = 'pcs_test_analyst_key_0123456789';

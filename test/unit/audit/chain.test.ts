@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { canonicalWithoutHash, chainHash, GENESIS } from '../../../src/audit/chain.js';
 import { verifyFiles } from '../../../src/audit/verify.js';
-import { planFor, requestRecord, tmpDir } from './helpers.js';
+import { planFor, requestRecord, tmpDir } from '../../helpers/audit.js';
 
 async function writeEvents(file: string, dir: string, n: number, start = 0): Promise<void> {
   const p = new AuditPipeline(planFor(dir, [{ kind: 'file', name: 'file', path: file, rotateBytes: 0, retainMs: 0, fsync: 'batch' }]), { instance: 'test' });

@@ -1,16 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadPolicySource } from '../../../src/policy/load.js';
-import { compilePolicy } from '../../../src/engine/compile.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-
-async function compile(yaml: string) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pcs-audit-compile-'));
-  writeFileSync(path.join(dir, 'p.yaml'), yaml);
-  return compilePolicy(await loadPolicySource(path.join(dir, 'p.yaml')));
-}
+import { planFrom } from '../../helpers/plan.js';
 
 const base = `version: 1
 upstreams: { app: { url: "http://127.0.0.1:1" } }
@@ -20,7 +10,7 @@ routes:
 
 describe('audit section compiler', () => {
   it('compiles every sink kind into a frozen plan and accepts route audit modes', async () => {
-    const { plan } = await compile(`${base}audit:
+    const plan = await planFrom(`${base}audit:
   chain: true
   redact: [Tracking_ID]
   sinks:
@@ -40,10 +30,10 @@ describe('audit section compiler', () => {
   });
 
   it('refuses a redisStream sink with no Redis to write to', async () => {
-    await expect(compile(`${base}audit: { sinks: [ { redisStream: { key: k } } ] }\n`)).rejects.toBeInstanceOf(PolicyError);
+    await expect(planFrom(`${base}audit: { sinks: [ { redisStream: { key: k } } ] }\n`)).rejects.toBeInstanceOf(PolicyError);
   });
 
   it('leaves audit off when the section is absent', async () => {
-    expect((await compile(base)).plan.audit).toBeUndefined();
+    expect((await planFrom(base)).audit).toBeUndefined();
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { SinkDispatcher } from '../../../src/audit/dispatcher.js';
 import { PartialWriteError, type AuditSink } from '../../../src/audit/sink.js';
 import { FileSink } from '../../../src/audit/sinks/file.js';
-import { tmpDir } from './helpers.js';
+import { tmpDir } from '../../helpers/audit.js';
 
 class FlakySink implements AuditSink {
   readonly name = 'flaky';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { buildReport, reportMarkdown } from '../../../src/audit/report.js';
-import { planFor, requestRecord, tmpDir } from './helpers.js';
+import { planFor, requestRecord, tmpDir } from '../../helpers/audit.js';
 
 async function sample(): Promise<string> {
   const dir = tmpDir();

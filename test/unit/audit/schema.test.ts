@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { auditEventJsonSchema, auditEventSchema } from '../../../src/audit/event-schema.js';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
-import { planFor, requestRecord, tmpDir } from './helpers.js';
+import { planFor, requestRecord, tmpDir } from '../../helpers/audit.js';
 
 describe('audit event schema', () => {
   it('is published in schemas/audit-event.v1.json and that file is not stale', () => {

@@ -3,7 +3,10 @@ import { AuditWorker } from '../../../src/audit/offthread.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
 import { decodeBatch, REQUEST, REQUEST_SAME, SYSTEM, appendSystem, type WireValue } from '../../../src/audit/wire.js';
 import type { RequestContext } from '../../../src/core/context.js';
-import { planFor, tmpDir } from './helpers.js';
+import type { Principal } from '../../../src/core/principal.js';
+import { planFor, tmpDir } from '../../helpers/audit.js';
+import { contextWith } from '../../helpers/context.js';
+import { planFrom } from '../../helpers/plan.js';
 
 /** An AuditWorker as the recorder sees it (take() and plan), without a thread behind it. */
 function fakeWorker(take: () => WireValue[]): AuditWorker {
@@ -13,11 +16,15 @@ function fakeWorker(take: () => WireValue[]): AuditWorker {
   return w;
 }
 
-const route = { name: 'reports', index: 0 };
-const plan = { auditModes: ['all'] };
-const principal = { subject: 'ci-bot', tenant: 'acme', keyId: 'k1', via: 'apiKey' };
-const ctx = (i: number, over: Record<string, unknown> = {}): RequestContext =>
-  ({ plan, route, code: undefined, principal, path: `/r/${i}`, query: '', requestId: `req-${i}`, method: 'GET', clientIp: '10.0.0.1', permission: undefined, shadowDecision: undefined, ...over }) as unknown as RequestContext;
+const plan = await planFrom(`version: 1
+upstreams: { app: { url: "http://127.0.0.1:9" } }
+routes:
+  - { name: reports, match: { path: "/r/**" }, public: true, audit: all }
+`);
+const route = plan.routes[0];
+const principal: Principal = { subject: 'ci-bot', tenant: 'acme', roles: [], permissions: [], keyId: 'k1', via: 'apiKey' };
+const ctx = (i: number, over: Parameters<typeof contextWith>[1] = {}): RequestContext =>
+  contextWith(plan, { route, principal, path: `/r/${i}`, requestId: `req-${i}`, clientIp: '10.0.0.1', ...over });
 
 describe('audit wire batches', () => {
   it('sends a repeat of the previous request record in the short form and decodes it back in full', () => {

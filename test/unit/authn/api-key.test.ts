@@ -6,14 +6,8 @@ import { generateApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
-import { captureStream, compileYaml, sign, signingKey, stageServer, type Listening } from '../../fixtures/authn/harness.js';
-import { NOT_MINE } from '../../../src/authn/authenticator.js';
-/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
-function found<T extends object>(out: T | typeof NOT_MINE): T {
-  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
-  return out;
-}
-
+import { captureStream, found, sign, signingKey, stageServer, type Listening } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const good = generateApiKey();
 const revoked = generateApiKey();
@@ -44,7 +38,7 @@ function raw(request: string): Promise<string> {
 beforeAll(async () => {
   const key = await signingKey('RS256', 'k1');
   token = await sign(key, { payload: { iss: 'https://idp.test/', aud: 'portcullis' } });
-  plan = await compileYaml(`
+  plan = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:

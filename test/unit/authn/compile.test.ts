@@ -1,7 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const HASH = `sha256:${'a'.repeat(64)}`;
 const HEAD = 'version: 1\nupstreams: { app: { url: "http://127.0.0.1:9" } }\n';
@@ -9,7 +9,7 @@ const ROUTES = 'routes:\n  - { name: r, match: { path: /r } }\n';
 
 async function problems(yaml: string, env: NodeJS.ProcessEnv = {}): Promise<string[]> {
   try {
-    const plan = await compileYaml(yaml, env);
+    const plan = await planFrom(yaml, { env });
     return plan.warnings.map((d) => `warning ${d.path}: ${d.message}`);
   } catch (err) {
     if (err instanceof PolicyError) return err.diagnostics.map((d) => `${d.severity} ${d.path}: ${d.message}`);
@@ -25,7 +25,7 @@ const indent = (pem: string): string => pem.trim().split('\n').map((l) => `     
 
 describe('compileAuthn', () => {
   it('compiles keys, issuers and per-route methods into the plan', async () => {
-    const plan = await compileYaml(`${HEAD}authentication:
+    const plan = await planFrom(`${HEAD}authentication:
   apiKeys: { keys: [{ id: k, hash: "${HASH}", tenant: acme, roles: [viewer], expires: 2030-01-01 }] }
   jwt:
     - name: corp
@@ -49,7 +49,7 @@ routes:
   });
 
   it('keeps credentials when forwardCredentials is true', async () => {
-    const plan = await compileYaml(`${HEAD}authentication:\n  apiKeys: { keys: [] }\n  forwardCredentials: true\n${ROUTES}`);
+    const plan = await planFrom(`${HEAD}authentication:\n  apiKeys: { keys: [] }\n  forwardCredentials: true\n${ROUTES}`);
     expect(plan.authn!.forward.strip.has('x-api-key')).toBe(false);
     expect(plan.authn!.forward.strip.has('authorization')).toBe(false);
   });
@@ -101,7 +101,7 @@ ${ROUTES}`, { JWT_SECRET: 'short' });
     const bad = await problems(`${HEAD}ipDeny: ["10.0.0.0/33"]\nroutes:\n  - { name: r, match: { path: /r }, public: true, ipAllow: ["nope"] }\n`);
     expect(bad.join('\n')).toMatch(/ipDeny\[0\].*prefix length/);
     expect(bad.join('\n')).toMatch(/routes\[0\]\.ipAllow\[0\].*not an IP address/);
-    const plan = await compileYaml(`${HEAD}ipAllow: ["::1/128", "::ffff:127.0.0.0/104"]\nroutes:\n  - { name: r, match: { path: /r }, public: true }\n`);
+    const plan = await planFrom(`${HEAD}ipAllow: ["::1/128", "::ffff:127.0.0.0/104"]\nroutes:\n  - { name: r, match: { path: /r }, public: true }\n`);
     expect(plan.ipRules!.global!.denies('127.0.0.1')).toBe(false);
     expect(plan.ipRules!.global!.denies('::ffff:127.0.0.1')).toBe(false);
     expect(plan.ipRules!.global!.denies('10.0.0.1')).toBe(true);

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../../../src/authn/client-ip.js';
 import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { IpRule } from '../../../src/authn/ip-rules.js';
-import { compileYaml, listen, stageServer, type Listening } from '../../fixtures/authn/harness.js';
+import { listen, stageServer, type Listening } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const opened: Listening[] = [];
 afterAll(async () => {
@@ -32,7 +33,7 @@ describe('IP rules', () => {
   });
 
   it('denies with 403 IP_DENIED through the stage, top level before route', async () => {
-    const plan = await compileYaml(`
+    const plan = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 ipDeny: ["192.0.2.0/24"]
@@ -55,7 +56,7 @@ routes:
   });
 
   it('applies IPv6 rules to a real IPv6 peer', async () => {
-    const plan = await compileYaml(`
+    const plan = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 routes:
@@ -72,7 +73,7 @@ routes:
   });
 });
 
-async function stageServerOn6(plan: Awaited<ReturnType<typeof compileYaml>>): Promise<Listening> {
+async function stageServerOn6(plan: Awaited<ReturnType<typeof planFrom>>): Promise<Listening> {
   const { runStages } = await import('../../../src/core/stage.js');
   const stage = createIpRulesStage();
   const server = createServer((req, res) => {

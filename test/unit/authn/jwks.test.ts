@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../../src/core/plan.js';
-import { compileYaml, JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../fixtures/authn/harness.js';
+import { JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const ISS = 'https://idp.test/';
 const servers: JwksServer[] = [];
@@ -11,7 +12,7 @@ async function setup(keys: SigningKey[], timings: string): Promise<{ server: Jwk
   servers.push(server);
   server.keys = keys.map((k) => k.publicJwk);
   const url = await server.start();
-  const plan = await compileYaml(`
+  const plan = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:

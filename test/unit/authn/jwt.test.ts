@@ -6,7 +6,8 @@ import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.j
 import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { jwtCacheTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
-import { b64, compileYaml, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../fixtures/authn/harness.js';
+import { b64, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const ISS = 'https://idp.test/';
 let jwks: JwksServer;
@@ -39,7 +40,7 @@ beforeAll(async () => {
       res.end(JSON.stringify({ keys: [attacker.publicJwk] }));
     }),
   );
-  plan = await compileYaml(`
+  plan = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:
@@ -250,7 +251,7 @@ describe('JWT bearer authentication', () => {
 
   it('checks typ when the issuer pins it', async () => {
     const jwksKeys: JWK[] = [rsa.publicJwk];
-    const typed = await compileYaml(`
+    const typed = await planFrom(`
 version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { contextOf } from '../../helpers/context.js';
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { planFrom } from '../../helpers/plan.js';
 import { RequestContext } from '../../../src/core/context.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
 import type { Plan } from '../../../src/core/plan.js';
@@ -37,7 +37,7 @@ const ROUTES = `routes:
 `;
 
 let planPromise: Promise<Plan> | undefined;
-const plan = (): Promise<Plan> => (planPromise ??= compileYaml(HEAD + ROLES + ROUTES));
+const plan = (): Promise<Plan> => (planPromise ??= planFrom(HEAD + ROLES + ROUTES));
 
 function principal(roles: string[], permissions: string[] = [], tenant: string | null = 'acme'): Principal {
   return { subject: 's', tenant: tenant ?? undefined, roles, permissions, keyId: undefined, via: 'test' };
@@ -58,7 +58,7 @@ async function decide(path: string, p: Principal | undefined): Promise<{ out: Ou
 
 async function compileErrors(yaml: string): Promise<string[]> {
   try {
-    await compileYaml(yaml);
+    await planFrom(yaml);
   } catch (err) {
     if (err instanceof PolicyError) return err.diagnostics.filter((d) => d.severity === 'error').map((d) => `${d.path}: ${d.message}`);
     throw err;
@@ -167,12 +167,12 @@ describe('role compilation', () => {
   });
 
   it('warns about a required permission no role grants, with a suggestion', async () => {
-    const p = await compileYaml(`${HEAD}roles:\n  viewer: { permissions: [reports:read] }\nroutes:\n  - { name: r, match: { path: /r }, require: [report:read] }\n`);
+    const p = await planFrom(`${HEAD}roles:\n  viewer: { permissions: [reports:read] }\nroutes:\n  - { name: r, match: { path: /r }, require: [report:read] }\n`);
     expect(p.warnings.map((d) => `${d.path}: ${d.message}`)).toContain('routes[0].require[0]: no role grants "report:read" (did you mean "reports:read"?)');
   });
 
   it('warns about a role nothing uses', async () => {
-    const p = await compileYaml(`${HEAD}${ROLES}  orphan: { permissions: [x:y] }\n`);
+    const p = await planFrom(`${HEAD}${ROLES}  orphan: { permissions: [x:y] }\n`);
     expect(p.warnings.map((d) => `${d.path}: ${d.message}`)).toContain('roles.orphan: role "orphan" is not used: no API key has it, no role inherits it and no JWT issuer maps a roles claim');
   });
 

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { compileDir } from './policy-check.js';
+import { planAt } from '../../helpers/plan.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 
@@ -128,7 +128,7 @@ describe('docker-compose.yml', () => {
 
   it('mounts a policy that compiles with the environment compose gives it', async () => {
     const env = svc('portcullis').environment!;
-    const plan = await compileDir(`${root}deploy/compose/policies`, env);
+    const plan = await planAt(`${root}deploy/compose/policies`, env);
     expect(plan.upstreams.get('app')?.targets[0]?.origin).toBe(env.UPSTREAM_URL);
     expect(plan.routes.some((r) => !r.public)).toBe(true);
   });

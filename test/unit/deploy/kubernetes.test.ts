@@ -5,7 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { compileFiles } from './policy-check.js';
+import { planFromFiles } from '../../helpers/plan.js';
 
 const dir = new URL('../../../deploy/kubernetes/', import.meta.url).pathname;
 
@@ -136,7 +136,7 @@ describe.each(examples)('the $file example', ({ file, docs, text }) => {
         .env.filter((e: Manifest) => typeof e.value === 'string')
         .map((e: Manifest) => [e.name, e.value]),
     );
-    const plan = await compileFiles(cm.data, env);
+    const plan = await planFromFiles(cm.data, env);
     expect(plan.routes.length).toBeGreaterThan(1);
     // Every protected route can be authenticated, so its 401 tells the client how.
     const protectedRoutes = plan.routes.filter((r) => !r.public);
@@ -156,7 +156,7 @@ describe('the sidecar example', () => {
     expect(app.ports).toBeUndefined();
     const listen = /-listen=(\S+)/.exec(app.args.join(' '))![1];
     expect(listen).toMatch(/^127\.0\.0\.1:\d+$/);
-    const plan = await compileFiles(of(docs, 'ConfigMap')[0].data, {});
+    const plan = await planFromFiles(of(docs, 'ConfigMap')[0].data, {});
     for (const u of plan.upstreams.values()) expect(u.targets[0]!.origin).toBe(`http://${listen}`);
   });
 });

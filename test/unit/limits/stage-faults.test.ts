@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const POLICY = `version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
@@ -47,7 +47,7 @@ afterEach(() => {
 describe('the limits stage', () => {
   it('hands a fault in deciding a leased check to the request, and leaves no unhandled rejection behind', async () => {
     process.on('unhandledRejection', onUnhandled);
-    const plan = await compileYaml(POLICY);
+    const plan = await planFrom(POLICY);
     const stage = createLimitsStage({ store: oddStore(null) });
     const req = new IncomingMessage(new Socket());
     const ctx = contextOf(req, plan);

@@ -7,7 +7,7 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import type { AuditSink } from '../../../src/audit/sink.js';
 import { canonicalWithoutHash, chainHash, GENESIS } from '../../../src/audit/chain.js';
-import { requestRecord } from '../audit/helpers.js';
+import { requestRecord } from '../../helpers/audit.js';
 
 const UNSAFE = ['\u007f', '\u0085', '\u009b', '\u061c', '\u200e', '\u200f', '\u2028', '\u2029', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069'];
 // eslint-disable-next-line no-control-regex

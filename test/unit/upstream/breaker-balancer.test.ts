@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { registry } from '../../../src/observability/metrics.js';
-import type { Plan } from '../../../src/core/plan.js';
 import type { UpstreamPlan } from '../../../src/upstream/compile.js';
 import { Admission, Balancers, isAllOpen } from '../../../src/upstream/balancer.js';
 import { BREAKER_DEFAULTS, type BreakerSettings } from '../../../src/upstream/breaker.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const breaker: BreakerSettings = {
   consecutiveFailures: 2,
@@ -19,6 +19,16 @@ const breaker: BreakerSettings = {
 function upstream(name: string, origins: string[], b: BreakerSettings | undefined = breaker): UpstreamPlan {
   return { name, targets: origins.map((origin) => ({ origin, basePath: '' })), connectTimeoutMs: 1000, responseTimeoutMs: 1000, connections: 1, retries: 0, breaker: b };
 }
+
+/** A policy whose one upstream has the breaker `upstream()` gives, with this cooldown: a real Plan for sync. */
+const policy = (name: string, origins: string[], cooldown = '4s'): string => `version: 1
+upstreams:
+  ${name}:
+    targets: [${origins.join(', ')}]
+    breaker: { consecutiveFailures: 2, minRequests: 10, window: 10s, halfOpenProbes: 1, cooldown: ${cooldown} }
+routes:
+  - { name: all, match: { path: "/**" }, public: true, upstream: ${name} }
+`;
 
 function admitted(p: ReturnType<Balancers['pick']>): Admission {
   if (isAllOpen(p)) throw new Error('expected an admission');
@@ -79,8 +89,9 @@ describe('Balancers', () => {
     const v1 = upstream('swap', ['http://s:1']);
     admitted(bal.pick(v1)).settle(502);
     admitted(bal.pick(v1)).settle(504);
-    const v2 = upstream('swap', ['http://s:1'], { ...breaker, cooldownMs: 1_000 });
-    bal.sync({ upstreams: new Map([['swap', v2]]) } as unknown as Plan);
+    const swapped = await planFrom(policy('swap', ['http://s:1'], '1s'));
+    const v2 = swapped.upstreams.get('swap')!;
+    bal.sync(swapped);
     expect(isAllOpen(bal.pick(v2))).toBe(true); // still open after the swap
     clock.t = 1_000; // the new, shorter cooldown applies
     admitted(bal.pick(v2)).settle(200);
@@ -95,10 +106,10 @@ describe('Balancers', () => {
     expect(bal.snapshot()).toEqual([{ upstream: 'swap', target: 'http://s:1', state: 'closed', retryAfterMs: 0 }]);
   });
 
-  it('forgets the breakers of removed targets', () => {
+  it('forgets the breakers of removed targets', async () => {
     const bal = new Balancers();
     bal.pick(upstream('gone', ['http://g:1', 'http://h:1']));
-    bal.sync({ upstreams: new Map([['gone', upstream('gone', ['http://h:1'])]]) } as unknown as Plan);
+    bal.sync(await planFrom(policy('gone', ['http://h:1'])));
     expect(bal.snapshot().map((s) => s.target)).toEqual(['http://h:1']);
   });
 

@@ -1,28 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/engine/compile.js';
+import { describe, expect, it } from 'vitest';
 import { formatDiagnostic, PolicyError } from '../../../src/policy/diagnostics.js';
-import { loadPolicySource } from '../../../src/policy/load.js';
+import { planFrom } from '../../helpers/plan.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'breaker-compile-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function compile(upstream: string) {
-  const file = join(dir, `p${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(file, `version: 1\nupstreams:\n  app:\n${upstream}\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
-  return compilePolicy(await loadPolicySource(file, { env: {} }));
-}
+const compile = (upstream: string) =>
+  planFrom(`version: 1\nupstreams:\n  app:\n${upstream}\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
 
 describe('compileBreaker', () => {
   it('compiles every breaker key into milliseconds, a fraction and a status set', async () => {
-    const { plan } = await compile(
+    const plan = await compile(
       '    url: http://127.0.0.1:3000\n    breaker: { consecutiveFailures: 7, errorRate: 40%, minRequests: 12, window: 5s, cooldown: 250ms, halfOpenProbes: 3, failOn: [500, 503] }',
     );
     const b = plan.upstreams.get('app')!.breaker!;
@@ -38,7 +23,7 @@ describe('compileBreaker', () => {
   });
 
   it('fills in defaults and opens on 5 failures in a row when no trigger is set', async () => {
-    const { plan } = await compile('    url: http://127.0.0.1:3000\n    breaker: {}');
+    const plan = await compile('    url: http://127.0.0.1:3000\n    breaker: {}');
     const b = plan.upstreams.get('app')!.breaker!;
     expect(b.consecutiveFailures).toBe(5);
     expect(b.errorRate).toBeUndefined();
@@ -47,17 +32,17 @@ describe('compileBreaker', () => {
   });
 
   it('uses only the error rate when only the error rate is set', async () => {
-    const { plan } = await compile('    url: http://127.0.0.1:3000\n    breaker: { errorRate: 50% }');
+    const plan = await compile('    url: http://127.0.0.1:3000\n    breaker: { errorRate: 50% }');
     expect(plan.upstreams.get('app')!.breaker!.consecutiveFailures).toBe(0);
   });
 
   it('leaves an upstream without a breaker section without a breaker', async () => {
-    const { plan } = await compile('    url: http://127.0.0.1:3000');
+    const plan = await compile('    url: http://127.0.0.1:3000');
     expect(plan.upstreams.get('app')!.breaker).toBeUndefined();
   });
 
   it('accepts several targets and retries', async () => {
-    const { plan } = await compile('    targets: [http://127.0.0.1:3000, http://127.0.0.1:3001]\n    retries: 2');
+    const plan = await compile('    targets: [http://127.0.0.1:3000, http://127.0.0.1:3001]\n    retries: 2');
     const up = plan.upstreams.get('app')!;
     expect(up.targets.map((t) => t.origin)).toEqual(['http://127.0.0.1:3000', 'http://127.0.0.1:3001']);
     expect(up.retries).toBe(2);

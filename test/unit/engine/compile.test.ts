@@ -1,9 +1,8 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../../src/engine/compile.js';
 import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const DIR = 'test/fixtures/policy/valid';
 
@@ -103,13 +102,7 @@ describe('compilePolicy', () => {
   });
 
   it('accepts the not-yet-built keys in their harmless forms (one target, retries 0)', async () => {
-    const dir = await mkdtemp(`${tmpdir()}/portcullis-compile-`);
-    await writeFile(
-      `${dir}/p.yaml`,
-      'version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nauthentication: { apiKeys: {} }\nroutes:\n  - { name: all, match: { path: "/**" } }\n',
-    );
-    const { plan } = compilePolicy(await loadPolicySource(`${dir}/p.yaml`));
+    const plan = await planFrom('version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nauthentication: { apiKeys: {} }\nroutes:\n  - { name: all, match: { path: "/**" } }\n');
     expect(plan.upstreams.get('app')!.targets).toHaveLength(1);
-    await rm(dir, { recursive: true, force: true });
   });
 });

@@ -3,14 +3,8 @@ import { parse } from 'yaml';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { run } from '../../../src/cli/keys.js';
 import type { CliIo } from '../../../src/cli/command.js';
-import { compileYaml } from '../../fixtures/authn/harness.js';
-import { NOT_MINE } from '../../../src/authn/authenticator.js';
-/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
-function found<T extends object>(out: T | typeof NOT_MINE): T {
-  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
-  return out;
-}
-
+import { planFrom } from '../../helpers/plan.js';
+import { found } from '../../helpers/authn.js';
 
 function io(): CliIo & { out: string; err: string } {
   const o = { out: '', err: '', env: {} } as CliIo & { out: string; err: string };
@@ -30,7 +24,7 @@ describe('portcullis keys', () => {
     expect(other.out).not.toContain(key);
 
     // The printed entry is a valid policy key that authenticates the printed key.
-    const plan = await compileYaml(`version: 1
+    const plan = await planFrom(`version: 1
 upstreams: { app: { url: "http://127.0.0.1:9" } }
 authentication:
   apiKeys:

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { deny, problemBody, REASON_CODES, REASONS } from '../../src/core/reasons.js';
+import { deny, problemBody, REASON_CODES, REASONS } from '../../../src/core/reasons.js';
 
 // The catalogue as DESIGN.md ("Decisions and errors") states it, copied verbatim: codes are a public
 // contract, so a change to either side must be a deliberate change to both.
@@ -18,7 +18,7 @@ function designCatalogue(): [string, number][] {
 
 /** The README's reason-code table: rows `| \`CODE\` | status | meaning |` under the header `| code | status | meaning |`. */
 function readmeCatalogue(): { code: string; status: number; meaning: string }[] {
-  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
   const lines = readme.split('\n');
   const header = lines.findIndex((l) => /^\|\s*code\s*\|\s*status\s*\|\s*meaning\s*\|\s*$/i.test(l));
   expect(header, 'README.md has a "| code | status | meaning |" table').toBeGreaterThanOrEqual(0);

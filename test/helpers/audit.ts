@@ -1,9 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AuditPlan, SinkConfig } from '../../../src/audit/compile.js';
-import { SECRET_NAMES } from '../../../src/audit/compile.js';
-import type { RequestRecord } from '../../../src/audit/event.js';
+import type { AuditPlan, SinkConfig } from '../../src/audit/compile.js';
+import { SECRET_NAMES } from '../../src/audit/compile.js';
+import type { RequestRecord } from '../../src/audit/event.js';
 
 export function tmpDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'portcullis-audit-'));

@@ -4,10 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Plan } from '../../../src/core/plan.js';
 import type { Principal } from '../../../src/core/principal.js';
 import { CompileContext } from '../../../src/policy/compile-context.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 import { compileIdentityJwt, IdentityJwtSigner } from '../../../src/authn/identity-jwt.js';
+import { contextWith } from '../../helpers/context.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const pem = (type: 'ed25519' | 'ec' | 'rsa'): string => {
   const { privateKey } =
@@ -129,31 +132,38 @@ describe('compileIdentityJwt', () => {
   });
 });
 
+const UNSIGNED = `version: 1
+upstreams: { app: { url: "http://127.0.0.1:9" } }
+routes:
+  - { name: r, match: { path: /r }, public: true }
+`;
+/** A policy that signs identity with the key in forward.pem (written beside it). */
+const signing = (keys = ''): string =>
+  UNSIGNED.replace('routes:', `authentication:\n  forward:\n    jwt: { key: "file:./forward.pem"${keys ? `, ${keys}` : ''} }\nroutes:`);
+
 describe('the identity-jwt stage', () => {
   it('survives the Plan being deep-frozen and puts the token on the context', async () => {
-    const { deepFreeze } = await import('../../../src/policy/freeze.js');
     const identityJwtStage = (await import('../../../src/authn/identity-jwt.stage.js')).createIdentityJwtStage();
-    const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
-    const plan = deepFreeze({ identityJwt: signer });
-    const ctx = { plan, principal: alice, identityJwt: undefined as string | undefined };
-    const first = identityJwtStage.run(ctx as any);
+    const plan = await planFrom(signing(), { files: { 'forward.pem': pem('ed25519') } });
+    const signer = plan.identityJwt!;
+    const ctx = contextWith(plan, { principal: alice });
+    const first = identityJwtStage.run(ctx);
     expect(first).toBeInstanceOf(Promise);
     expect(await first).toBeNull();
     const token = ctx.identityJwt!;
     await expect(jwtVerify(token, createLocalJWKSet(signer.jwks as never))).resolves.toBeDefined();
     ctx.identityJwt = undefined;
-    expect(identityJwtStage.run(ctx as any)).toBeNull(); // cached: no promise on the hot path
+    expect(identityJwtStage.run(ctx)).toBeNull(); // cached: no promise on the hot path
     expect(ctx.identityJwt).toBe(token);
   });
 
   it('does nothing for anonymous requests or when signing is off', async () => {
     const identityJwtStage = (await import('../../../src/authn/identity-jwt.stage.js')).createIdentityJwtStage();
-    const signer = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
-    const anonymous = { plan: { identityJwt: signer }, principal: undefined, identityJwt: undefined };
-    expect(identityJwtStage.run(anonymous as any)).toBeNull();
+    const anonymous = contextWith(await planFrom(signing(), { files: { 'forward.pem': pem('ed25519') } }));
+    expect(identityJwtStage.run(anonymous)).toBeNull();
     expect(anonymous.identityJwt).toBeUndefined();
-    const off = { plan: {}, principal: alice, identityJwt: undefined };
-    expect(identityJwtStage.run(off as any)).toBeNull();
+    const off = contextWith(await planFrom(UNSIGNED), { principal: alice });
+    expect(identityJwtStage.run(off)).toBeNull();
     expect(off.identityJwt).toBeUndefined();
   });
 });
@@ -164,10 +174,10 @@ describe('the JWKS on the admin listener', () => {
     const { createLogger } = await import('../../../src/observability/logger.js');
     const { jwksResponse } = await import('../../../src/admin/jwks.js');
     const { createRemoteJWKSet } = await import('jose');
-    const signer = new IdentityJwtSigner({ privateKeyPem: pem('ec'), audience: 'app' });
-    let plan: { identityJwt?: IdentityJwtSigner } = { identityJwt: signer };
+    let plan: Plan = await planFrom(signing('audience: app'), { files: { 'forward.pem': pem('ec') } });
+    const signer = plan.identityJwt!;
     const admin = new AdminServer({ host: '127.0.0.1', port: 0, token: 'secret-admin-token', logger: createLogger({ level: 'silent' }) });
-    admin.openRoute('/.well-known/jwks.json', () => jwksResponse(plan as never));
+    admin.openRoute('/.well-known/jwks.json', () => jwksResponse(plan));
     await admin.listen();
     try {
       const url = new URL('/.well-known/jwks.json', admin.url);
@@ -177,7 +187,7 @@ describe('the JWKS on the admin listener', () => {
       const token = await signer.token(alice);
       const { payload } = await jwtVerify(token, createRemoteJWKSet(url), { issuer: 'portcullis', audience: 'app', algorithms: ['ES256'] });
       expect(payload.sub).toBe('alice');
-      plan = {};
+      plan = await planFrom(UNSIGNED);
       const off = await fetch(url);
       expect(off.status).toBe(404);
       expect(((await off.json()) as { detail: string }).detail).toContain('authentication.forward.jwt');

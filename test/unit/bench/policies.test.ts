@@ -1,17 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../../src/engine/compile.js';
-import { loadPolicySource } from '../../../src/policy/load.js';
-import { NOT_MINE } from '../../../src/authn/authenticator.js';
-/** The verdict on a credential the authenticator found (NOT_MINE fails the test). */
-function found<T extends object>(out: T | typeof NOT_MINE): T {
-  if (out === NOT_MINE) throw new Error('the authenticator found no credential of its kind');
-  return out;
-}
-
+import { planAt } from '../../helpers/plan.js';
+import { found } from '../../helpers/authn.js';
 
 const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };
-const load = async (dir: string) => compilePolicy(await loadPolicySource(dir, { env })).plan;
+const load = (dir: string) => planAt(dir, env);
 
 describe('bench policies for authentication', () => {
   it('the API key scenario authenticates its bench key', async () => {

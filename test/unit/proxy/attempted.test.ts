@@ -1,6 +1,6 @@
 // What a refused request attempted, recovered for its audit event from the bytes the parser saw.
 import { describe, expect, it } from 'vitest';
-import { attemptedFromPacket, attemptedTarget, MAX_TARGET, TRUNCATED } from '../../src/proxy/attempted.js';
+import { attemptedFromPacket, attemptedTarget, MAX_TARGET, TRUNCATED } from '../../../src/proxy/attempted.js';
 
 const from = (text: string, at: number) => attemptedFromPacket(Buffer.from(text, 'latin1'), at);
 
