@@ -1,4 +1,12 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
 // `npm run bench`: the stub upstream directly, a bare undici proxy (the Node ceiling) and Portcullis
 // in each scenario (bench/scenarios.mjs), measured with autocannon in interleaved rounds so drift in
 // the machine's speed hits every target alike. Reports median req/s, p50/p99 latency, throughput as
@@ -15,14 +23,6 @@
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
 import { nodeFlags } from './node-flags.mjs';
-import autocannon from 'autocannon';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { PATH, scenarios } from './scenarios.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -79,7 +79,10 @@ const waitPort = async (port, child, ms = 20_000) => {
   while (Date.now() < until) {
     if (child && child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${child.lastErr()}`);
     const ok = await new Promise((r) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.end(), r(true)));
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.end();
+        r(true);
+      });
       s.on('error', () => r(false));
     });
     if (ok) return;
@@ -91,7 +94,10 @@ const waitReady = async (adminPort, child, ms = 20_000) => {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`portcullis exited early (${child.exitCode}): ${child.lastErr()}`);
-    const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -155,8 +161,7 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const load = (target, proc, seconds) =>
-  autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
+const load = (target, proc, seconds) => autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
 
 async function main() {
   const ctx = { freePort, spawn: start, waitPort, work };
@@ -242,7 +247,17 @@ async function main() {
       const extra = p.measure ? await p.measure.after(before, res.requests.total) : {};
       const perRequest = (a, b) => (a === undefined || b === undefined ? undefined : Number(((b - a) / Math.max(1, res.requests.total)).toFixed(1)));
       const cpu = cpu0 === undefined ? {} : { 'main µs/req': perRequest(cpu0.main, cpu1?.main), 'cpu µs/req': perRequest(cpu0.all, cpu1?.all) };
-      samples.get(t.name).push({ process: r % t.procs.length, rps: res.requests.average, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts, requests: res.requests.total, ...cpu, ...extra });
+      samples.get(t.name).push({
+        process: r % t.procs.length,
+        rps: res.requests.average,
+        p50: res.latency.p50,
+        p99: res.latency.p99,
+        non2xx: res.non2xx,
+        errors: res.errors + res.timeouts,
+        requests: res.requests.total,
+        ...cpu,
+        ...extra,
+      });
       process.stderr.write(`round ${r + 1}/${rounds} ${t.name} #${r % t.procs.length}: ${Math.round(res.requests.average)} req/s, p99 ${res.latency.p99} ms, non-2xx ${res.non2xx}\n`);
     }
   }
@@ -285,10 +300,7 @@ async function main() {
     '',
     `| target | req/s | p50 ms | p99 ms | × bare | non-2xx | errors |${extraCols.map((c) => ` ${c} |`).join('')}`,
     `| --- | ---: | ---: | ---: | ---: | ---: | ---: |${extraCols.map(() => ' ---: |').join('')}`,
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`,
-    ),
+    ...rows.map((r) => `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`),
     '',
     '× bare: against the bare proxy serving the same request (same path and headers; a "bare undici proxy + …" row when the scenario sends a credential). × bare (main CPU): the same, from main-thread CPU per request.',
     '',

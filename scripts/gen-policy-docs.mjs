@@ -40,13 +40,14 @@ const NOTES = {
   'authentication.jwt[].algorithms': 'Allow-list; a token signed with anything else is refused.',
   'authentication.jwt[].clockTolerance': 'Leeway for `exp`/`nbf`.',
   'authentication.jwt[].claims': 'Where the principal comes from in the token; dotted paths such as `realm_access.roles`.',
-  'authentication.forward': 'Headers the upstream receives with the principal. Client-sent copies (any case, any count, and `_` spellings such as `x_auth_tenant`) are always removed, as are copies of the default names when renamed. Names may not contain `_`.',
+  'authentication.forward':
+    'Headers the upstream receives with the principal. Client-sent copies (any case, any count, and `_` spellings such as `x_auth_tenant`) are always removed, as are copies of the default names when renamed. Names may not contain `_`.',
   'authentication.forward.subject': 'Default `x-auth-subject`.',
   'authentication.forward.tenant': 'Default `x-auth-tenant`.',
-  'authentication.forward.roles': 'Default `x-auth-roles`: the effective roles, comma-separated: the principal\'s own roles, then every role they inherit.',
-  'authentication.forward.keyId': 'Default `x-auth-key-id`: the API key\'s id, sent for API key callers only.',
+  'authentication.forward.roles': "Default `x-auth-roles`: the effective roles, comma-separated: the principal's own roles, then every role they inherit.",
+  'authentication.forward.keyId': "Default `x-auth-key-id`: the API key's id, sent for API key callers only.",
   'authentication.forward.issuer': 'Default `x-auth-issuer`: the `name` of the `authentication.jwt` issuer that verified the token, sent for JWT callers only.',
-  'authentication.forward.jwt': 'Signed identity: a short-lived JWT carrying the principal, verifiable with the admin listener\'s `/.well-known/jwks.json`.',
+  'authentication.forward.jwt': "Signed identity: a short-lived JWT carrying the principal, verifiable with the admin listener's `/.well-known/jwks.json`.",
   'authentication.forward.jwt.key': 'Ed25519 (EdDSA) or P-256 (ES256) private key in PEM; write it as `file:path`.',
   'authentication.forward.jwt.ttl': 'Token lifetime, 5s to 1h. Default 60s.',
   'authentication.forward.jwt.audience': 'The `aud` claim.',
@@ -54,10 +55,13 @@ const NOTES = {
   'authentication.forwardCredentials': 'Default false: the API key / Authorization header is removed before forwarding.',
   'authentication.lockout': 'Per client IP: after `failures` failed authentications within `window`, refuse with LOCKED_OUT for `duration`.',
   'authentication.lockout.ipv6Prefix': 'IPv6 clients are counted and locked out per network of this many leading bits. Default 64; 128 counts each address.',
-  trustedProxies: 'Only these peers may set X-Forwarded-For and X-Request-Id, and pass on X-Forwarded-Host, -Proto, -Port, -Prefix, -Server, -Scheme, -Ssl and Front-End-Https. From any other peer those are removed (the gateway writes its own X-Forwarded-For, -Proto and -Host).',
+  trustedProxies:
+    'Only these peers may set X-Forwarded-For and X-Request-Id, and pass on X-Forwarded-Host, -Proto, -Port, -Prefix, -Server, -Scheme, -Ssl and Front-End-Https. From any other peer those are removed (the gateway writes its own X-Forwarded-For, -Proto and -Host).',
   paths: 'How paths that upstream frameworks read differently are handled.',
-  'paths.emptySegments': 'Empty segments (`/a//b`), which nginx (`merge_slashes`), Tomcat and others merge into one slash before routing. `unambiguous` (default): accepted only when the path with merged slashes matches the same route with the same parameters, else 400 BAD_REQUEST; the path is forwarded as written. `reject`: any `//` in the path is 400. `allow`: `//` is routed as written (only for upstreams that never merge slashes).',
-  'paths.semicolons': '`;` path parameters (`/a;v=1/b`), which Tomcat, Jetty and Spring cut off every segment before routing. `unambiguous` (default): accepted only when the path without them matches the same route with the same parameters, else 400 BAD_REQUEST. `reject`: any `;` in the path is 400. `allow`: `;` is an ordinary character (only for upstreams that never strip parameters). Whatever the setting, a `.` or `..` segment with parameters (`..;`, `%2e%2e;`, `.;x`) or a segment that is only parameters (`/;x/`) is 400.',
+  'paths.emptySegments':
+    'Empty segments (`/a//b`), which nginx (`merge_slashes`), Tomcat and others merge into one slash before routing. `unambiguous` (default): accepted only when the path with merged slashes matches the same route with the same parameters, else 400 BAD_REQUEST; the path is forwarded as written. `reject`: any `//` in the path is 400. `allow`: `//` is routed as written (only for upstreams that never merge slashes).',
+  'paths.semicolons':
+    '`;` path parameters (`/a;v=1/b`), which Tomcat, Jetty and Spring cut off every segment before routing. `unambiguous` (default): accepted only when the path without them matches the same route with the same parameters, else 400 BAD_REQUEST. `reject`: any `;` in the path is 400. `allow`: `;` is an ordinary character (only for upstreams that never strip parameters). Whatever the setting, a `.` or `..` segment with parameters (`..;`, `%2e%2e;`, `.;x`) or a segment that is only parameters (`/;x/`) is 400.',
   ipAllow: 'When set, only these client addresses are served (all routes).',
   ipDeny: 'These client addresses are refused (all routes).',
   'roles.<name>.inherits': 'Roles whose permissions this role also has.',
@@ -75,37 +79,44 @@ const NOTES = {
   'routes[].public': 'No authentication. `require`, `tenantParam` and `authenticate` cannot be set on a public route.',
   'routes[].upstream': 'Optional when there is exactly one upstream.',
   'routes[].require': 'Permissions the principal must all have.',
-  'routes[].tenantParam': 'Path parameter that must equal the principal\'s tenant (else TENANT_MISMATCH).',
+  'routes[].tenantParam': "Path parameter that must equal the principal's tenant (else TENANT_MISMATCH).",
   'routes[].authenticate': 'Methods this route accepts. Default: every configured one.',
   'routes[].limits': 'Token buckets for this route, all checked in the one store call.',
   'routes[].limits[].by': 'What a bucket is per: `principal`, `tenant`, `key`, `ip` or `header:<name>`.',
   'routes[].limits[].burst': 'Bucket size; default the rate per second (at least 1).',
   'routes[].limits[].cost': 'Tokens one request takes. Default 1.',
-  'routes[].limits[].ipv6Prefix': 'For `by: ip`: IPv6 clients share a bucket per network of this many leading bits. Default 64 (the usual end-site allocation); 128 counts each address. Every spelling of an address, and an IPv4-mapped address, counts as one client.',
-  'routes[].methodOverride': 'Methods a POST may be turned into with `X-HTTP-Method-Override`, `X-HTTP-Method` or `X-Method-Override`. The request is then routed and authorized as that method and the header is forwarded. Without it those headers (and their `_` spellings) are removed. Each listed method must be one of `match.methods`. Once any route opts in, a request whose override headers disagree, repeat, or name no single method is 400, as is an honoured override on a method other than POST.',
+  'routes[].limits[].ipv6Prefix':
+    'For `by: ip`: IPv6 clients share a bucket per network of this many leading bits. Default 64 (the usual end-site allocation); 128 counts each address. Every spelling of an address, and an IPv4-mapped address, counts as one client.',
+  'routes[].methodOverride':
+    'Methods a POST may be turned into with `X-HTTP-Method-Override`, `X-HTTP-Method` or `X-Method-Override`. The request is then routed and authorized as that method and the header is forwarded. Without it those headers (and their `_` spellings) are removed. Each listed method must be one of `match.methods`. Once any route opts in, a request whose override headers disagree, repeat, or name no single method is 400, as is an honoured override on a method other than POST.',
   'routes[].maxBodySize': 'Larger bodies are refused with 413 BODY_TOO_LARGE.',
   'routes[].shadow': 'Decide and record, never enforce: for rolling out rules.',
   'routes[].audit': 'Which requests produce audit events. Default `all`.',
   'store.url': 'Redis URL, usually `env:REDIS_URL`. Absent: in-memory store (one instance only).',
   'store.onError': '`allow` (fail open, flagged) or `deny` (503 STORE_UNAVAILABLE) when the store is down.',
-  'store.timeout': 'How long Redis may stay silent while a check waits (default 50ms); then `onError` applies. Time a request spends queued inside the proxy does not count. A check that Redis runs more than ten times this (at least 500ms) after it was sent does nothing.',
+  'store.timeout':
+    'How long Redis may stay silent while a check waits (default 50ms); then `onError` applies. Time a request spends queued inside the proxy does not count. A check that Redis runs more than ten times this (at least 500ms) after it was sent does nothing.',
   'store.slotTtl': 'A concurrency slot lives as long as its request: each replica renews its slots every third of this; the slots of a replica that died expire within it. Default 30s, at least 1s.',
   'audit.chain': 'Hash-chain every event (tamper evident): `portcullis audit verify` detects edits, deletions, insertions and reordering.',
-  'audit.checkpoint': 'Signed checkpoints (needs `chain: true`): an `audit.checkpoint` event in the chain signs the head before it, at `interval` when events were written since the last one, after `events` events, and on shutdown. `portcullis audit verify --key` checks them; `--expect-head SEQ:HASH` (from `GET /admin/audit/head` or the `audit checkpoint` log line) and `--closed` make a cut-off tail fail.',
-  'audit.checkpoint.key': 'Write it `env:NAME` or `file:path`. An HMAC secret (at least 32 bytes; `openssl rand -hex 32`), which auditors need too, or an Ed25519 private key in PEM (`openssl genpkey -algorithm ed25519`), whose public key is all an auditor needs and which cannot forge checkpoints.',
+  'audit.checkpoint':
+    'Signed checkpoints (needs `chain: true`): an `audit.checkpoint` event in the chain signs the head before it, at `interval` when events were written since the last one, after `events` events, and on shutdown. `portcullis audit verify --key` checks them; `--expect-head SEQ:HASH` (from `GET /admin/audit/head` or the `audit checkpoint` log line) and `--closed` make a cut-off tail fail.',
+  'audit.checkpoint.key':
+    'Write it `env:NAME` or `file:path`. An HMAC secret (at least 32 bytes; `openssl rand -hex 32`), which auditors need too, or an Ed25519 private key in PEM (`openssl genpkey -algorithm ed25519`), whose public key is all an auditor needs and which cannot forge checkpoints.',
   'audit.sinks': 'Where events go; each sink is a one-key mapping.',
   'audit.spool': 'Directory where events wait while a sink fails.',
   upstreams: 'Where routes send requests, by name.',
   'upstreams.<name>.timeouts': 'Upstream timeouts; each key has its own default.',
-  'upstreams.<name>.breaker': 'A circuit breaker per target: when it opens, requests to that target are refused with 503 BREAKER_OPEN (and `Retry-After`) until `cooldown` has passed, then `halfOpenProbes` requests test it. An upstream without `breaker:` has no breaker: failures are never counted and its targets are always tried. A `breaker:` that sets neither trigger (`{}`) opens after 5 consecutive failures.',
+  'upstreams.<name>.breaker':
+    'A circuit breaker per target: when it opens, requests to that target are refused with 503 BREAKER_OPEN (and `Retry-After`) until `cooldown` has passed, then `halfOpenProbes` requests test it. An upstream without `breaker:` has no breaker: failures are never counted and its targets are always tried. A `breaker:` that sets neither trigger (`{}`) opens after 5 consecutive failures.',
   'upstreams.<name>.breaker.window': 'The sliding window `errorRate` and `minRequests` are counted over; at least 100ms.',
   authentication: 'How callers prove who they are. A route that is not `public` needs at least one method configured here.',
   'authentication.apiKeys': 'API keys in a request header. Keys created through the admin API (dynamic keys) need this section too.',
   'authentication.apiKeys.keys[].id': 'Names the key in logs, audit events (`x-auth-key-id` upstream) and the admin API; unique among static and dynamic keys.',
   'authentication.apiKeys.keys[].tenant': 'The tenant the key acts for (`tenantParam`, tenant limits, `x-auth-tenant`).',
-  'authentication.apiKeys.keys[].subject': 'The principal\'s subject (`x-auth-subject`).',
+  'authentication.apiKeys.keys[].subject': "The principal's subject (`x-auth-subject`).",
   'authentication.apiKeys.keys[].permissions': 'Permissions granted directly, in addition to those of `roles`.',
-  'authentication.apiKeys.keys[].disabled': 'A disabled key is refused with the same 401 AUTH_INVALID as an unknown one. A key can also be disabled at runtime without editing the policy: `portcullis keys revoke ID --admin URL`.',
+  'authentication.apiKeys.keys[].disabled':
+    'A disabled key is refused with the same 401 AUTH_INVALID as an unknown one. A key can also be disabled at runtime without editing the policy: `portcullis keys revoke ID --admin URL`.',
   'authentication.jwt[].name': 'Names the issuer in metrics, logs and `x-auth-issuer`.',
   'authentication.jwt[].issuer': 'The `iss` claim a token must carry.',
   'authentication.jwt[].audience': 'The `aud` a token must carry (one of them, when a list).',
@@ -130,7 +141,8 @@ const NOTES = {
   'routes[].ipDeny': 'These client addresses are refused on this route.',
   'routes[].limits[].rate': 'Refill rate of the bucket.',
   store: 'Where limits, lockouts and dynamic API keys are kept.',
-  'store.prefix': 'Prefix of every limit and lockout key Portcullis writes to Redis, so that several deployments can share one Redis. Dynamic API keys are kept under `portcullis:{keys}:` whatever the prefix.',
+  'store.prefix':
+    'Prefix of every limit and lockout key Portcullis writes to Redis, so that several deployments can share one Redis. Dynamic API keys are kept under `portcullis:{keys}:` whatever the prefix.',
   audit: 'One audit event per request (see `routes[].audit`) plus system events.',
   'audit.checkpoint.algorithm': 'How checkpoints are signed.',
   'audit.checkpoint.interval': 'Sign the head this often when events were written since the last checkpoint; at least 100ms.',
@@ -141,14 +153,15 @@ const NOTES = {
   'audit.sinks[].file.retain': 'At each rotation, delete rotated files older than this.',
   'audit.sinks[].file.fsync': '`always`: after every batch; `batch`: at most once a second; `never`: left to the operating system.',
   'audit.sinks[].redisStream': 'Events added to a Redis stream (`XADD`, fields `id` and `event`).',
-  'audit.sinks[].redisStream.key': 'The stream\'s key.',
+  'audit.sinks[].redisStream.key': "The stream's key.",
   'audit.sinks[].redisStream.maxLen': 'Approximate length the stream is trimmed to (`MAXLEN ~`).',
   'audit.sinks[].redisStream.url': 'The Redis to write to.',
   'audit.sinks[].webhook': 'Events POSTed as `application/x-ndjson` batches, retried with backoff.',
   'audit.sinks[].webhook.url': 'Where batches are POSTed.',
   'audit.sinks[].webhook.secret': 'Signs each batch: `x-portcullis-signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.',
   'audit.sinks[].webhook.batch': 'Most events per POST.',
-  'audit.redact': 'More query parameter names whose values events record as `[REDACTED]`, on top of the built-in ones: a parameter is redacted when its name, lower-cased, contains one of these or of `key`, `token`, `secret`, `password`, `passwd`, `pwd`, `auth`, `session`, `signature`, `sig`, `credential`, `cookie`, `code`. Headers and bodies are never recorded.',
+  'audit.redact':
+    'More query parameter names whose values events record as `[REDACTED]`, on top of the built-in ones: a parameter is redacted when its name, lower-cased, contains one of these or of `key`, `token`, `secret`, `password`, `passwd`, `pwd`, `auth`, `session`, `signature`, `sig`, `credential`, `cookie`, `code`. Headers and bodies are never recorded.',
 };
 
 /**
@@ -178,7 +191,7 @@ const DEFAULTS = {
   'authentication.apiKeys.header': '`x-api-key`',
   'authentication.apiKeys.keys': 'none: no static keys (dynamic keys still work)',
   'authentication.apiKeys.keys[].tenant': 'none: the key acts for no tenant',
-  'authentication.apiKeys.keys[].subject': 'the key\'s `id`',
+  'authentication.apiKeys.keys[].subject': "the key's `id`",
   'authentication.apiKeys.keys[].roles': 'none: no roles',
   'authentication.apiKeys.keys[].permissions': 'none: only those of `roles`',
   'authentication.apiKeys.keys[].expires': 'none: never expires',
@@ -215,7 +228,7 @@ const DEFAULTS = {
   'paths.emptySegments': '`unambiguous`',
   ipAllow: 'none: every address (except `ipDeny`)',
   ipDeny: 'none: no address refused',
-  roles: 'none: no roles (only keys\' direct permissions count)',
+  roles: "none: no roles (only keys' direct permissions count)",
   'roles.<name>.inherits': 'none',
   'roles.<name>.permissions': 'none',
   tenants: 'none: no tenant limits',
@@ -307,7 +320,11 @@ const describeNumber = (s) => {
 function typeOf(s) {
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   // z.date() has no JSON Schema form (an empty schema): show the other members only.
-  if (s.anyOf) return s.anyOf.filter((a) => Object.keys(a).length > 0).map(typeOf).join(' or ');
+  if (s.anyOf)
+    return s.anyOf
+      .filter((a) => Object.keys(a).length > 0)
+      .map(typeOf)
+      .join(' or ');
   switch (s.type) {
     case 'string':
       return describeString(s);
@@ -392,7 +409,7 @@ export function render(schema) {
     '',
     'A policy is a YAML file, or a directory of YAML files merged into one document (duplicate names',
     'are errors). Every value may be written `env:NAME` (read from the environment when the policy',
-    'loads) or `file:path` (the file\'s contents, relative to the policy file). Editors validate',
+    "loads) or `file:path` (the file's contents, relative to the policy file). Editors validate",
     'against [`policies/policy.schema.json`](../policies/policy.schema.json) with',
     '`# yaml-language-server: $schema=./policy.schema.json`.',
     '',
@@ -448,7 +465,7 @@ export function renderTests(schema, example) {
     '     or the example, and run `node scripts/gen-policy-docs.mjs`. A test fails when this file is',
     '     stale, and another runs the example. -->',
     '',
-    '`portcullis test PATH` decides each test\'s request with the real compiled policy and the real',
+    "`portcullis test PATH` decides each test's request with the real compiled policy and the real",
     'stages (canonical path, route, IP rules, authentication, authorization; limits, breakers and',
     'forwarding need a store and an upstream and are not run), and compares the decision with `expect`.',
     'PATH is a policy directory (every `*.test.yaml` in it), a policy file (the `*.test.yaml` files',

@@ -1,28 +1,28 @@
 // The composition root: every long-lived part is built here, by hand, from the options and the
 // policy. Nothing else constructs servers, stores or sinks.
 import type { Logger } from 'pino';
-import { EventBus } from './events.js';
-import type { RequestRecorder } from './core/context.js';
-import { openPolicy, type PlanManager } from './engine/compile.js';
-import { Engine } from './engine/engine.js';
-import { ProxyServer } from './proxy/server.js';
-import { createBreakerStage } from './proxy/breaker.stage.js';
+import { auditHeadRoutes } from './admin/audit-head.js';
+import { breakerRoutes } from './admin/breakers.js';
+import { jwksResponse } from './admin/jwks.js';
+import { keyRoutes } from './admin/keys.js';
+import { AdminServer } from './admin/server.js';
+import { storeReadiness } from './admin/store-readiness.js';
+import { usageRoutes } from './admin/usage.js';
+import type { AuditPlan } from './audit/compile.js';
 import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
-import type { AuditPlan } from './audit/compile.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
-import { AdminServer } from './admin/server.js';
-import { startEchoUpstream, type EchoUpstream } from './demo/echo-upstream.js';
-import { jwksResponse } from './admin/jwks.js';
-import { Balancers } from './upstream/balancer.js';
-import { breakerRoutes } from './admin/breakers.js';
-import { createStore } from './limits/create.js';
-import { storeReadiness } from './admin/store-readiness.js';
-import { usageRoutes } from './admin/usage.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
-import { keyRoutes } from './admin/keys.js';
-import { auditHeadRoutes } from './admin/audit-head.js';
+import type { RequestRecorder } from './core/context.js';
+import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
+import { openPolicy, type PlanManager } from './engine/compile.js';
+import { Engine } from './engine/engine.js';
+import { EventBus } from './events.js';
+import { createStore } from './limits/create.js';
+import { createBreakerStage } from './proxy/breaker.stage.js';
+import { ProxyServer } from './proxy/server.js';
+import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
   readonly policyPath: string;
@@ -109,8 +109,17 @@ export async function startApp(opts: AppOptions): Promise<App> {
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
-      usageRoutes((m, p, h) => admin!.route(m, p, h), store, () => policy.plan);
-      keyRoutes((m, p, h) => admin!.route(m, p, h), () => keyStore, bus, () => policy.plan);
+      usageRoutes(
+        (m, p, h) => admin!.route(m, p, h),
+        store,
+        () => policy.plan,
+      );
+      keyRoutes(
+        (m, p, h) => admin!.route(m, p, h),
+        () => keyStore,
+        bus,
+        () => policy.plan,
+      );
       auditHeadRoutes((m, p, h) => admin!.route(m, p, h), audit);
       adminUrl = await admin.listen();
     }

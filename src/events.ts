@@ -12,7 +12,16 @@ export type SystemEvent =
   | { readonly type: 'store.recovered' }
   | { readonly type: 'sink.failed'; readonly sink: string; readonly error: string }
   | { readonly type: 'sink.recovered'; readonly sink: string }
-  | { readonly type: 'audit.checkpoint'; readonly instance: string; readonly seq: number; readonly hash: string; readonly alg: string; readonly keyId: string; readonly reason: string; readonly sig: string };
+  | {
+      readonly type: 'audit.checkpoint';
+      readonly instance: string;
+      readonly seq: number;
+      readonly hash: string;
+      readonly alg: string;
+      readonly keyId: string;
+      readonly reason: string;
+      readonly sig: string;
+    };
 
 export type SystemEventType = SystemEvent['type'];
 type Listener = (event: SystemEvent) => void;

@@ -6,8 +6,16 @@
 
 /** Hop-by-hop (RFC 9110 §7.6.1), or written by the proxy itself: never forwarded as sent. */
 export const HOP_BY_HOP: readonly string[] = [
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host',
-  'proxy-authorization', 'proxy-authenticate',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+  'proxy-authorization',
+  'proxy-authenticate',
   // The proxy answers 100-continue itself (after every stage passed), and undici refuses it.
   'expect',
 ];
@@ -19,9 +27,7 @@ export const HOP_BY_HOP: readonly string[] = [
 export const FORWARDED_BY_GATEWAY: readonly string[] = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
 
 /** The rest of the X-Forwarded family that frameworks honour: passed on from a trusted proxy only. */
-export const FORWARDED_FROM_TRUSTED: readonly string[] = [
-  'x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-forwarded-ssl', 'front-end-https',
-];
+export const FORWARDED_FROM_TRUSTED: readonly string[] = ['x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-forwarded-ssl', 'front-end-https'];
 
 /**
  * Never forwarded as sent, whoever sends them: client-address headers (the upstream learns the
@@ -31,9 +37,23 @@ export const FORWARDED_FROM_TRUSTED: readonly string[] = [
  * gateway sets itself.
  */
 export const GATEWAY_ONLY: readonly string[] = [
-  'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'fastly-client-ip',
-  'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-original-host', 'x-original-method', 'x-forwarded-uri', 'x-forwarded-method',
-  'x-request-id', 'traceparent', 'tracestate',
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'x-cluster-client-ip',
+  'fastly-client-ip',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-original-host',
+  'x-original-method',
+  'x-forwarded-uri',
+  'x-forwarded-method',
+  'x-request-id',
+  'traceparent',
+  'tracestate',
 ];
 
 /** Removed unless the matched route honours them (routes[].methodOverride); see routing/method-override.ts. */
@@ -41,6 +61,12 @@ export const METHOD_OVERRIDE_HEADERS: readonly string[] = ['x-http-method-overri
 
 /** Names a policy may not give an identity or credential header. */
 export const RESERVED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
-  ...HOP_BY_HOP, ...FORWARDED_BY_GATEWAY, ...FORWARDED_FROM_TRUSTED, ...GATEWAY_ONLY, ...METHOD_OVERRIDE_HEADERS,
-  'content-length', 'cookie', 'authorization',
+  ...HOP_BY_HOP,
+  ...FORWARDED_BY_GATEWAY,
+  ...FORWARDED_FROM_TRUSTED,
+  ...GATEWAY_ONLY,
+  ...METHOD_OVERRIDE_HEADERS,
+  'content-length',
+  'cookie',
+  'authorization',
 ]);

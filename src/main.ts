@@ -7,7 +7,7 @@
 // The `portcullis` command. Each command is one module under src/cli/, loaded only when used.
 // To add one: put src/cli/<name>.ts (exporting `usage` and `run`) and one line in COMMANDS.
 import { readFileSync } from 'node:fs';
-import { EXIT, UsageError, type CliIo, type CommandModule } from './cli/command.js';
+import { type CliIo, type CommandModule, EXIT, UsageError } from './cli/command.js';
 
 interface CommandEntry {
   readonly summary: string;

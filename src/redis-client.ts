@@ -20,12 +20,15 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
   if ('problem' in target) throw new Error(`redis URL: ${target.problem}`);
   if (target.kind === 'cluster') {
     const { username, password } = target;
-    return new Cluster(target.hosts.map((h) => ({ ...h })), {
-      enableAutoPipelining: options.redis.enableAutoPipelining ?? false,
-      enableOfflineQueue: options.redis.enableOfflineQueue ?? true,
-      autoPipeliningIgnoredCommands: [...(options.clusterUnpipelined ?? [])],
-      redisOptions: { ...options.redis, username, password },
-    });
+    return new Cluster(
+      target.hosts.map((h) => ({ ...h })),
+      {
+        enableAutoPipelining: options.redis.enableAutoPipelining ?? false,
+        enableOfflineQueue: options.redis.enableOfflineQueue ?? true,
+        autoPipeliningIgnoredCommands: [...(options.clusterUnpipelined ?? [])],
+        redisOptions: { ...options.redis, username, password },
+      },
+    );
   }
   if (target.kind === 'sentinel') {
     const { username, password, name } = target;

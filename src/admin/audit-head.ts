@@ -4,7 +4,6 @@
 import type { PublishedHead } from '../audit/pipeline.js';
 import type { RegisterRoute } from './routes.js';
 
-
 export interface AuditHeads {
   readonly plan: { readonly chain: boolean };
   readonly instance: string;

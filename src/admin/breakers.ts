@@ -2,7 +2,6 @@
 import type { Balancers } from '../upstream/balancer.js';
 import type { RegisterRoute } from './routes.js';
 
-
 export function breakerRoutes(route: RegisterRoute, balancers: Balancers): void {
   route('GET', '/admin/breakers', () => ({
     status: 200,

@@ -9,17 +9,15 @@
 // The body is checked with the policy's own schemas for what static keys share with dynamic ones.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { hashApiKey } from '../authn/api-key.js';
+import { generateApiKey, hashApiKey } from '../authn/api-key.js';
 import { isSafeListElement } from '../authn/claims.js';
-import { staticKeyIds, type KeyStore, type StaticRevocation, type StoredKey } from '../authn/key-store.js';
-import { generateApiKey } from '../authn/api-key.js';
-import type { EventBus } from '../events.js';
+import { type KeyStore, type StaticRevocation, type StoredKey, staticKeyIds } from '../authn/key-store.js';
 import type { Plan } from '../core/plan.js';
-import { apiKeySchema, type ApiKeySpec } from '../policy/schema.js';
+import type { EventBus } from '../events.js';
+import { type ApiKeySpec, apiKeySchema } from '../policy/schema.js';
 import { formatPath } from '../policy/source-map.js';
 import { closest } from '../policy/suggest.js';
 import type { AdminResponse, RegisterRoute } from './routes.js';
-
 
 const VISIBLE = /^[\x21-\x7e]{1,256}$/;
 
@@ -66,8 +64,7 @@ function publicView(k: StoredKey): Record<string, unknown> {
 
 type Status = 'active' | 'expired' | 'disabled' | 'revoked';
 
-const expiry = (expires: string | Date | undefined): string | null =>
-  expires === undefined ? null : expires instanceof Date ? expires.toISOString() : new Date(Date.parse(expires)).toISOString();
+const expiry = (expires: string | Date | undefined): string | null => (expires === undefined ? null : expires instanceof Date ? expires.toISOString() : new Date(Date.parse(expires)).toISOString());
 
 const statusOf = (expires: string | null, now: number): Status => (expires !== null && Date.parse(expires) <= now ? 'expired' : 'active');
 
@@ -138,9 +135,7 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
     const [keys, revocations] = await Promise.all([store().list(tenant), store().staticRevocations()]);
     keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
     const now = Date.now();
-    const statics = (plan().document.authentication?.apiKeys?.keys ?? [])
-      .filter((k) => tenant === undefined || k.tenant === tenant)
-      .map((k) => staticView(k, revocations.get(digestOf(k)), now));
+    const statics = (plan().document.authentication?.apiKeys?.keys ?? []).filter((k) => tenant === undefined || k.tenant === tenant).map((k) => staticView(k, revocations.get(digestOf(k)), now));
     const dynamics = keys.map((k) => {
       const view = publicView(k);
       return { ...view, source: 'dynamic', status: statusOf(view.expires as string | null, now), revoked: null };

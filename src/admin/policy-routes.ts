@@ -1,8 +1,8 @@
 // Built-in admin endpoints about the policy: what is running, and reload it on demand.
-import { formatDiagnostic } from '../policy/diagnostics.js';
-import type { PlanManager } from '../engine/compile.js';
-import type { RegisterRoute } from './routes.js';
 
+import type { PlanManager } from '../engine/compile.js';
+import { formatDiagnostic } from '../policy/diagnostics.js';
+import type { RegisterRoute } from './routes.js';
 
 const NOT_LOADED = { status: 503, problem: { code: 'POLICY_NOT_LOADED', detail: 'no policy is loaded yet' } } as const;
 

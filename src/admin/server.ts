@@ -14,12 +14,12 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { registry } from '../observability/metrics.js';
-import type { PlanManager } from '../engine/compile.js';
-import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
-import { AdminRoutes, type AdminHandler, type AdminMethod, type AdminResponse } from './routes.js';
-import { policyRoutes } from './policy-routes.js';
 import { checkAdminToken } from '../config/admin-token.js';
+import type { PlanManager } from '../engine/compile.js';
+import { registry } from '../observability/metrics.js';
+import { policyRoutes } from './policy-routes.js';
+import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
+import { type AdminHandler, type AdminMethod, type AdminResponse, AdminRoutes } from './routes.js';
 
 export type { AdminHandler, AdminMethod } from './routes.js';
 
@@ -71,7 +71,10 @@ export class AdminServer {
       });
     });
     this.#server.keepAliveTimeout = 5_000;
-    policyRoutes((m, p, h) => this.route(m, p, h), () => this.#policy);
+    policyRoutes(
+      (m, p, h) => this.route(m, p, h),
+      () => this.#policy,
+    );
   }
 
   /**

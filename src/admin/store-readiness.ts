@@ -4,11 +4,11 @@
 // admin listener's schedule (the probes'), never on the request path; and actively (PING), because
 // an instance out of rotation gets no requests whose outcome could tell it the store is back.
 import type { Cluster, Redis } from 'ioredis';
-import type { Readiness, ReadinessCheck } from './server.js';
 import type { Plan } from '../core/plan.js';
 import type { LimitsPlan } from '../limits/compile.js';
 import { hardWaitMs, RedisStore } from '../limits/redis-store.js';
 import type { LimitStore } from '../limits/store.js';
+import type { Readiness, ReadinessCheck } from './server.js';
 
 const DENIED: Readiness = {
   ready: false,

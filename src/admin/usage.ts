@@ -1,10 +1,10 @@
 // GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
 // level and the concurrency slots in use, as the store sees them now.
-import { concurrencyKey, quotaKey, tenantTag, tierBucketKey } from '../limits/keys.js';
-import type { RegisterRoute } from './routes.js';
-import type { Plan } from '../core/plan.js';
-import type { StoreHolder } from '../limits/store.js';
 
+import type { Plan } from '../core/plan.js';
+import { concurrencyKey, quotaKey, tenantTag, tierBucketKey } from '../limits/keys.js';
+import type { StoreHolder } from '../limits/store.js';
+import type { RegisterRoute } from './routes.js';
 
 export function usageRoutes(route: RegisterRoute, holder: StoreHolder, plan: () => Plan): void {
   route('GET', '/admin/tenants/:id/usage', async (req) => {

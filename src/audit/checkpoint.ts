@@ -7,14 +7,13 @@
 //               (seq and hash of the event the checkpoint follows, time of the checkpoint event as written)
 //   sig       = base64url of HMAC-SHA256(key, message) | Ed25519 signature of message
 //   keyId     = first 16 hex of sha256 of the HMAC key bytes | of the Ed25519 public key (SPKI DER)
-import { createHash, createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, type KeyObject, sign, timingSafeEqual, verify } from 'node:crypto';
 
 export type CheckpointAlgorithm = 'hmac-sha256' | 'ed25519';
 export type CheckpointReason = 'interval' | 'events' | 'reload' | 'shutdown';
 
 /** Shortest HMAC key accepted: the hash's own size. */
 const MIN_HMAC_KEY_BYTES = 32;
-
 
 export function checkpointMessage(instance: string, seq: number, hash: string, time: string, reason: string): string {
   return `portcullis-audit-checkpoint-v1\n${instance}\n${seq}\n${hash}\n${time}\n${reason}`;

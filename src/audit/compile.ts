@@ -1,11 +1,11 @@
 // `audit:` → a frozen AuditPlan. The pipeline built from it is long-lived: a policy reload that
 // changes the audit section is reported by the pipeline as "restart needed" (see pipeline.ts).
 import path from 'node:path';
-import type { AuditSpec, PolicyDocument } from '../policy/schema.js';
 import type { CompileContext } from '../policy/compile-context.js';
+import type { AuditSpec, PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 import { parseRedisUrl } from '../redis-url.js';
-import { CheckpointSigner, type CheckpointAlgorithm } from './checkpoint.js';
+import { type CheckpointAlgorithm, CheckpointSigner } from './checkpoint.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -94,10 +94,7 @@ export function compileAudit(doc: PolicyDocument, cx: CompileContext): AuditPlan
   const redact = [...SECRET_NAMES, ...(spec.redact ?? []).map((r) => r.toLowerCase())];
   // Default spool: beside the first audit file (same disk, same permissions), else the working dir.
   const firstFile = sinks.find((s) => s.kind === 'file');
-  const spoolDir =
-    spec.spool !== undefined
-      ? policyRelative(cx, ['audit', 'spool'], spec.spool)
-      : path.resolve(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool');
+  const spoolDir = spec.spool !== undefined ? policyRelative(cx, ['audit', 'spool'], spec.spool) : path.resolve(firstFile?.kind === 'file' ? path.dirname(firstFile.path) : '.', '.portcullis-spool');
   const chain = spec.chain ?? false;
   const checkpoint = compileCheckpoint(spec.checkpoint, chain, cx);
   // The key id, not the key, stands for it in the fingerprint.

@@ -4,7 +4,7 @@
 // (the sink splits them into its own requests), so a backlog drains faster than events arrive.
 import type { EventBus } from '../events.js';
 import { auditBacklogAge, auditBacklogEvents, auditEventsTotal, auditQueueDepth, auditSpooledEvents } from '../observability/metrics.js';
-import { PartialWriteError, type AuditSink } from './sink.js';
+import { type AuditSink, PartialWriteError } from './sink.js';
 import { Spool } from './spool.js';
 
 export interface DispatcherOptions {

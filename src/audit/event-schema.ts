@@ -3,7 +3,19 @@
 import { z } from 'zod';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
-const systemTypes = ['policy.loaded', 'policy.rejected', 'breaker.transition', 'key.created', 'key.revoked', 'lockout', 'store.degraded', 'store.recovered', 'sink.failed', 'sink.recovered', 'audit.checkpoint'] as const;
+const systemTypes = [
+  'policy.loaded',
+  'policy.rejected',
+  'breaker.transition',
+  'key.created',
+  'key.revoked',
+  'lockout',
+  'store.degraded',
+  'store.recovered',
+  'sink.failed',
+  'sink.recovered',
+  'audit.checkpoint',
+] as const;
 
 export const auditEventSchema = z
   .strictObject({
@@ -35,7 +47,7 @@ export const auditEventSchema = z
       })
       .nullable(),
     response: z.strictObject({ status: z.number().int(), durationMs: z.number() }).nullable(),
-    detail: z.record(z.string(), z.unknown()).nullable().describe('System events: the event\'s fields.'),
+    detail: z.record(z.string(), z.unknown()).nullable().describe("System events: the event's fields."),
     chain: z
       .strictObject({
         instance: z.string(),

@@ -2,9 +2,7 @@
 // hand-built line (format.ts) and the generic canonical form (chain.ts) are byte-identical.
 import type { SystemEventType } from '../events.js';
 
-
 export type AuditSeverity = 'info' | 'notice' | 'warning' | 'error';
-
 
 /** What the request path hands over: references to strings it already has, no copies. */
 export interface RequestRecord {

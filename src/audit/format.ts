@@ -55,10 +55,7 @@ let rRouteJson = '';
 export function formatHalves(r: AuditRecord, id: string): [head: string, tail: string] {
   const time = isoTime(r.time);
   if (r.kind === 1) {
-    return [
-      '{"actor":null',
-      `,"decision":null,"detail":${canonicalJson(r.detail)},"id":${q(id)},"request":null,"response":null,"severity":${q(r.severity)},"time":${time},"type":${q(r.type)},"v":1}`,
-    ];
+    return ['{"actor":null', `,"decision":null,"detail":${canonicalJson(r.detail)},"id":${q(id)},"request":null,"response":null,"severity":${q(r.severity)},"time":${time},"type":${q(r.type)},"v":1}`];
   }
   if (r.keyId !== aKeyId || r.subject !== aSubject || r.tenant !== aTenant || r.via !== aVia) {
     aKeyId = r.keyId;

@@ -2,12 +2,12 @@
 // honouring the route's `audit: all | denied | none`. No I/O, no copies of request data. With the
 // audit worker it does not even build a record: it appends the fields to the batch in wire order.
 import type { RequestContext, RequestRecorder } from '../core/context.js';
+import type { Principal } from '../core/principal.js';
+import type { Route } from '../core/route.js';
 import { AuditWorker } from './offthread.js';
 import type { AuditPipeline } from './pipeline.js';
 import { redactedTarget } from './redact.js';
 import { REQUEST, REQUEST_SAME, type WireValue } from './wire.js';
-import type { Principal } from '../core/principal.js';
-import type { Route } from '../core/route.js';
 
 export class AuditRecorder implements RequestRecorder {
   readonly #pipeline: AuditPipeline | undefined;

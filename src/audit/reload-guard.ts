@@ -1,9 +1,10 @@
 // A reload applies a changed `audit:` section in place, but cannot turn auditing on or off: the
 // recorder and the audit worker exist, or not, from startup. Such a policy is refused like an
 // invalid one, so the hash that /admin/policy and portcullis_policy_info report always runs.
+
+import type { Plan } from '../core/plan.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
-import type { Plan } from '../core/plan.js';
 
 export function auditPresenceGuard(running: boolean): PlanGuard<Plan> {
   return (plan, position) => {

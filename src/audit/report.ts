@@ -1,7 +1,7 @@
 // `audit report`: a compliance summary of audit files, grouped under the headings reviewers look
 // for. Counts only; it never prints an event's path or query (those stay in the files).
 import { readFileSync } from 'node:fs';
-import { verifyFiles, type VerifyOptions, type VerifyResult } from './verify.js';
+import { type VerifyOptions, type VerifyResult, verifyFiles } from './verify.js';
 
 type Tally = Record<string, number>;
 
@@ -13,7 +13,13 @@ export interface AuditReport {
   readonly accessControl: { byDecision: Tally; byCode: Tally; deniedByRoute: Tally; deniedByTenant: Tally };
   readonly authentication: { failuresByIp: Tally; failuresBySubject: Tally; lockouts: Tally; keysCreated: string[]; keysRevoked: string[] };
   readonly changeManagement: { policyLoaded: number; policyRejected: number; changes: { time: string; type: string; hash?: string | undefined; trigger?: string | undefined }[] };
-  readonly availability: { breakerTransitions: { time: string; upstream: string; target: string; from: string; to: string }[]; storeDegraded: number; storeRecovered: number; sinkFailed: Tally; upstreamErrors: number };
+  readonly availability: {
+    breakerTransitions: { time: string; upstream: string; target: string; from: string; to: string }[];
+    storeDegraded: number;
+    storeRecovered: number;
+    sinkFailed: Tally;
+    upstreamErrors: number;
+  };
   readonly chain: VerifyResult;
   /** False when no event carries a chain (written with chain: false): then there is nothing to verify. */
   readonly chained: boolean;

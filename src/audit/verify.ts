@@ -12,7 +12,7 @@
 //   mismatch  – the event at the recorded head's seq is not the recorded one
 import { readFileSync } from 'node:fs';
 import { canonicalWithoutHash, chainHash } from './chain.js';
-import { checkpointMessage, type CheckpointVerifier } from './checkpoint.js';
+import { type CheckpointVerifier, checkpointMessage } from './checkpoint.js';
 
 export type BreakKind = 'edited' | 'deleted' | 'inserted' | 'reordered' | 'unchained' | 'malformed' | 'signature' | 'unsigned' | 'truncated' | 'mismatch';
 

@@ -32,25 +32,27 @@ export function decodeBatch(a: readonly WireValue[]): AuditRecord[] {
   while (i < a.length) {
     const tag = a[i];
     if (tag === REQUEST) {
-      out.push((prev = {
-        kind: 0,
-        time: a[i + 1] as number,
-        requestId: a[i + 2] as string,
-        method: a[i + 3] as string,
-        path: a[i + 4] as string,
-        route: a[i + 5] as string | null,
-        ip: a[i + 6] as string,
-        subject: a[i + 7] as string | null,
-        tenant: a[i + 8] as string | null,
-        keyId: a[i + 9] as string | null,
-        via: a[i + 10] as string | null,
-        allowed: a[i + 11] as boolean,
-        code: a[i + 12] as string | null,
-        permission: a[i + 13] as string | null,
-        shadow: a[i + 14] as string | null,
-        status: a[i + 15] as number,
-        durationMs: a[i + 16] as number,
-      }));
+      out.push(
+        (prev = {
+          kind: 0,
+          time: a[i + 1] as number,
+          requestId: a[i + 2] as string,
+          method: a[i + 3] as string,
+          path: a[i + 4] as string,
+          route: a[i + 5] as string | null,
+          ip: a[i + 6] as string,
+          subject: a[i + 7] as string | null,
+          tenant: a[i + 8] as string | null,
+          keyId: a[i + 9] as string | null,
+          via: a[i + 10] as string | null,
+          allowed: a[i + 11] as boolean,
+          code: a[i + 12] as string | null,
+          permission: a[i + 13] as string | null,
+          shadow: a[i + 14] as string | null,
+          status: a[i + 15] as number,
+          durationMs: a[i + 16] as number,
+        }),
+      );
       i += 1 + REQUEST_FIELDS;
     } else if (tag === REQUEST_SAME) {
       if (prev === undefined) throw new Error(`malformed audit batch: repeat without a request before it at ${i}`);

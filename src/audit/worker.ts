@@ -18,10 +18,7 @@ export interface WorkerInit {
   readonly processed: SharedArrayBuffer;
 }
 
-export type ToWorker =
-  | { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number }
-  | { readonly t: 'plan'; readonly plan: AuditPlan }
-  | { readonly t: 'close'; readonly deadlineMs: number };
+export type ToWorker = { readonly t: 'batch'; readonly a: WireValue[]; readonly n: number } | { readonly t: 'plan'; readonly plan: AuditPlan } | { readonly t: 'close'; readonly deadlineMs: number };
 
 export interface MetricSample {
   readonly name: 'events' | 'depth' | 'spooled' | 'backlog' | 'age';
@@ -70,7 +67,13 @@ async function sendMetrics(force: boolean): Promise<void> {
     post({ t: 'head', head });
   }
   const samples: MetricSample[] = [];
-  for (const [name, metric] of [['events', auditEventsTotal], ['depth', auditQueueDepth], ['spooled', auditSpooledEvents], ['backlog', auditBacklogEvents], ['age', auditBacklogAge]] as const) {
+  for (const [name, metric] of [
+    ['events', auditEventsTotal],
+    ['depth', auditQueueDepth],
+    ['spooled', auditSpooledEvents],
+    ['backlog', auditBacklogEvents],
+    ['age', auditBacklogAge],
+  ] as const) {
     for (const v of (await metric.get()).values) samples.push({ name, labels: v.labels as Record<string, string>, value: v.value });
   }
   const text = JSON.stringify(samples);

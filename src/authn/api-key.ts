@@ -2,11 +2,11 @@
 // comparison of secrets). Unknown, disabled, expired and malformed keys all get the very same Deny
 // object, so their 401 bodies are byte-identical apart from the request id.
 import { randomBytes } from 'node:crypto';
-import { deny, type Deny } from '../core/reasons.js';
-import { sha256Hex } from '../sha256.js';
-import { firstHeader } from '../request-headers.js';
-import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
 import type { Principal } from '../core/principal.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { firstHeader } from '../request-headers.js';
+import { sha256Hex } from '../sha256.js';
+import { type Authenticator, type AuthOutcome, NOT_MINE } from './authenticator.js';
 
 export const DEFAULT_API_KEY_HEADER = 'x-api-key';
 /** Keys Portcullis generates start with this: recognisable in a leak scan. */

@@ -4,11 +4,11 @@
 // fall-through to a weaker method). No credential at all → AUTH_MISSING with a challenge. An API
 // key and a bearer token together, on a route that accepts both, are 400: no order picks one.
 import type { Logger } from 'pino';
-import { deny, type Deny } from '../core/reasons.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { RequestContext } from '../core/context.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import { authTotal, type HotCell } from '../observability/metrics.js';
-import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
+import { type Authenticator, type AuthOutcome, NOT_MINE } from './authenticator.js';
 
 /** Query parameter names that would carry an API key where it leaks (logs, referrers, history). */
 const QUERY_KEY_NAMES = ['api_key', 'apikey', 'api-key', 'key'];
@@ -76,7 +76,6 @@ function queryCarriesKey(query: string, names: ReadonlySet<string>): boolean {
   }
   return false;
 }
-
 
 export interface AuthenticateStageOptions {
   readonly logger?: Pick<Logger, 'info' | 'debug'> | undefined;

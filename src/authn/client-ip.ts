@@ -2,7 +2,7 @@
 // then X-Forwarded-For is walked from the right (the hop our peer added last) past every trusted
 // hop; the first untrusted address is the client. Anything left of it was written by the client
 // and is never believed. A malformed entry stops the walk at the hop that reported it.
-import { isIP, type BlockList } from 'node:net';
+import { type BlockList, isIP } from 'node:net';
 import { canonicalIp } from '../ip-address.js';
 import { blockListOf, familyOf } from './ip-rules.js';
 

@@ -3,24 +3,24 @@
 // and its AUTH_MISSING challenge, the identity headers to forward. Also `ipAllow`/`ipDeny`.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, type JWK } from 'jose';
-import type { CompileContext } from '../policy/compile-context.js';
-import type { PolicyDocument, JwtIssuerSpec } from '../policy/schema.js';
-import { parseDuration } from '../policy/values.js';
+import type { AuthMethod } from '../core/principal.js';
+import { type Deny, deny } from '../core/reasons.js';
 import type { Route } from '../core/route.js';
-import { deny, type Deny } from '../core/reasons.js';
-import type { Authenticator } from './authenticator.js';
-import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord, type KeyLookup, type RevokedKeys } from './api-key.js';
-import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
-import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
+import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
+import { parseCidr } from '../policy/cidr.js';
+import type { CompileContext } from '../policy/compile-context.js';
+import type { JwtIssuerSpec, PolicyDocument } from '../policy/schema.js';
+import { parseDuration } from '../policy/values.js';
+import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, type KeyLookup, type RevokedKeys, StaticKeyLookup } from './api-key.js';
+import type { Authenticator } from './authenticator.js';
+import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
+import { TrustedProxies } from './client-ip.js';
+import { EffectiveRoles, FORWARD_DEFAULTS, type IdentityForward } from './forward.js';
 import { DEFAULT_IDENTITY_JWT_HEADER } from './identity-jwt.js';
 import { IpRule } from './ip-rules.js';
-import { parseCidr } from '../policy/cidr.js';
-import { TrustedProxies } from './client-ip.js';
-import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import { jwksSource } from './jwks.js';
 import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
-import type { AuthMethod } from '../core/principal.js';
 
 /** A route that names no methods accepts every one the policy configures, in this order. */
 const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
@@ -80,7 +80,8 @@ const JWKS_TIMEOUT_MS = 5_000;
 function headerName(value: string, at: Path, cx: CompileContext, identity = false): string {
   const name = value.toLowerCase();
   if (!TOKEN.test(value)) cx.error(at, `"${value}" is not a valid header name`);
-  else if (identity && name.includes('_')) cx.error(at, `"${value}": write "-" instead of "_" (upstreams that read "_" and "-" as one character could not tell it from a client's "${name.replace(/_/g, '-')}")`);
+  else if (identity && name.includes('_'))
+    cx.error(at, `"${value}": write "-" instead of "_" (upstreams that read "_" and "-" as one character could not tell it from a client's "${name.replace(/_/g, '-')}")`);
   else if (RESERVED_REQUEST_HEADERS.has(name)) cx.error(at, `"${value}" is a reserved header and cannot be used here`);
   return name;
 }
@@ -268,7 +269,10 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
     if (methods.length === 0 && !explicit) {
       const spec = doc.routes?.[route.index];
       const at: Path = ['routes', route.index, ...(spec?.require !== undefined ? ['require'] : spec?.tenantParam !== undefined ? ['tenantParam'] : [])];
-      cx.error(at, `route "${route.name}" needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true`);
+      cx.error(
+        at,
+        `route "${route.name}" needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true`,
+      );
     }
     perRoute.set(route.index, { methods, missing: challengeOf(methods), both: methods.some((m) => m.method === 'apiKey') && methods.some((m) => m.method === 'jwt') });
   }

@@ -86,7 +86,6 @@ export function identityHeaders(forward: IdentityForward, principal: Principal |
   if (principal.issuer !== undefined) out.push(forward.issuer, principal.issuer);
 }
 
-
 /**
  * Without an authentication section nothing is authenticated, but the identity headers are still
  * the gateway's to set: client copies are removed all the same. Credentials pass (nobody here

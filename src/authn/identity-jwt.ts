@@ -137,12 +137,7 @@ export class IdentityJwtSigner {
     if (p.keyId !== undefined) claims.key_id = p.keyId;
     if (p.issuer !== undefined) claims.idp = p.issuer;
     if (p.permissions.length > 0) claims.permissions = p.permissions;
-    const jwt = new SignJWT(claims)
-      .setProtectedHeader({ alg: this.#alg, kid: this.#jwk.kid, typ: 'JWT' })
-      .setIssuer(IDENTITY_JWT_ISSUER)
-      .setSubject(p.subject)
-      .setIssuedAt(iat)
-      .setExpirationTime(exp);
+    const jwt = new SignJWT(claims).setProtectedHeader({ alg: this.#alg, kid: this.#jwk.kid, typ: 'JWT' }).setIssuer(IDENTITY_JWT_ISSUER).setSubject(p.subject).setIssuedAt(iat).setExpirationTime(exp);
     if (this.#audience !== undefined) jwt.setAudience(this.#audience);
     const lifetime = exp * 1000 - issuedAt;
     const signing = jwt

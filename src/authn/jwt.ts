@@ -3,16 +3,17 @@
 // algorithms, exp (required), nbf, iss, aud, typ and crit. Keys never come from token headers:
 // tokens that carry jku/x5u/jwk/x5c are refused outright. Verified tokens are cached (bounded,
 // TTL never past exp) so a repeated token costs a map lookup, not a signature check.
-import { NOT_MINE, type AuthOutcome, type Authenticator } from './authenticator.js';
+
 import type { KeyObject } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { deny, type Deny } from '../core/reasons.js';
-import { firstHeader } from '../request-headers.js';
-import { jwtCacheTotal } from '../observability/metrics.js';
-import { claimAt, listClaim, stringClaim, type ClaimPath } from './claims.js';
-import { IdpUnavailable } from './jwks.js';
 import type { Principal } from '../core/principal.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { jwtCacheTotal } from '../observability/metrics.js';
+import { firstHeader } from '../request-headers.js';
+import { type Authenticator, type AuthOutcome, NOT_MINE } from './authenticator.js';
+import { type ClaimPath, claimAt, listClaim, stringClaim } from './claims.js';
+import { IdpUnavailable } from './jwks.js';
 
 const MAX_TOKEN_LENGTH = 16 * 1024;
 const CACHE_MAX_ENTRIES = 10_000;
@@ -34,8 +35,18 @@ export interface JwtIssuer {
 
 /** Why a token was refused; logged with kid/iss (never the token), never shown to the client. */
 export type JwtFailure =
-  | 'too-large' | 'malformed' | 'key-in-header' | 'unknown-issuer' | 'expired' | 'bad-signature' | 'bad-claims'
-  | 'unknown-kid' | 'algorithm' | 'unsafe-identity' | 'idp-unavailable' | 'invalid';
+  | 'too-large'
+  | 'malformed'
+  | 'key-in-header'
+  | 'unknown-issuer'
+  | 'expired'
+  | 'bad-signature'
+  | 'bad-claims'
+  | 'unknown-kid'
+  | 'algorithm'
+  | 'unsafe-identity'
+  | 'idp-unavailable'
+  | 'invalid';
 
 export interface JwtOutcome extends AuthOutcome {
   readonly failure?: JwtFailure;

@@ -4,15 +4,16 @@
 // invalidates locally. app.ts creates one DynamicKeyLookup and hands it to the policy compiler,
 // which appends it to every compiled ApiKeyAuthenticator (so dynamic keys need an
 // `authentication.apiKeys` section in the policy).
-import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
+
 import type { Cluster, Redis } from 'ioredis';
-import { createRedisClient } from '../redis-client.js';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import type { Plan } from '../core/plan.js';
+import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
-import type { Plan } from '../core/plan.js';
 import { formatPath } from '../policy/source-map.js';
+import { createRedisClient } from '../redis-client.js';
 import type { ApiKeyRecord, KeyLookup, RevokedKeys } from './api-key.js';
 
 export interface StoredKey {

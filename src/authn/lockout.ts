@@ -8,13 +8,14 @@
 // made on another replica is learned here on this replica's next failure from that IP. A success does
 // not reset any counter (not even the same IP's: a valid key in between does not buy more guesses).
 // Store faults while counting only skip the count (and are counted in store errors): never a 401/403.
-import { DEFAULT_PREFIX, lockoutKey } from '../limits/keys.js';
+
 import type { Logger } from 'pino';
 import type { RequestContext } from '../core/context.js';
 import type { EventBus } from '../events.js';
-import { storeErrorsTotal } from '../observability/metrics.js';
-import type { StoreHolder } from '../limits/store.js';
 import { ipKey } from '../ip-address.js';
+import { DEFAULT_PREFIX, lockoutKey } from '../limits/keys.js';
+import type { StoreHolder } from '../limits/store.js';
+import { storeErrorsTotal } from '../observability/metrics.js';
 
 const COUNTED = new Set(['AUTH_INVALID', 'AUTH_EXPIRED']);
 const MAX_LOCAL = 100_000;

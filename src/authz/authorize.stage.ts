@@ -3,10 +3,10 @@
 // tenant exactly. A shadow route decides the same way, records the would-be decision, and lets the
 // request through as its authentication alone would.
 import type { Logger } from 'pino';
-import { deny, type Deny } from '../core/reasons.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { RequestContext } from '../core/context.js';
 import type { Principal } from '../core/principal.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import { shadowDecisionsTotal } from '../observability/metrics.js';
 import type { RbacPlan, RouteAuthz } from './compile.js';
 import { satisfiedBy } from './permissions.js';

@@ -1,10 +1,11 @@
 // The `roles` section and each route's `require` / `tenantParam` / `shadow` → RbacPlan. Role
 // inheritance is expanded here, once (any depth; cycles and unknown roles are errors naming the
 // chain); each route's required permissions are precompiled into the grants that would cover them.
+
+import type { Route } from '../core/route.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
-import type { Route } from '../core/route.js';
 import { anyCovers, compileRequirement, normalizePermission, type Requirement } from './permissions.js';
 import { GrantResolver } from './rbac.js';
 

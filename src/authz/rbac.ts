@@ -3,7 +3,7 @@
 // combination is seen and then reused: a static key's principal object hits a WeakMap, any other
 // principal costs one joined-string Map get (bounded, oldest evicted first).
 import type { Principal } from '../core/principal.js';
-import { normalizePermission, type GrantSet } from './permissions.js';
+import { type GrantSet, normalizePermission } from './permissions.js';
 
 /** Distinct role/permission combinations remembered; far above what a real policy produces. */
 const GRANT_CACHE_MAX = 10_000;

@@ -3,10 +3,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CheckpointVerifier } from '../audit/checkpoint.js';
-import { CHAIN_BREAKS, parseExpectHead, verifyFiles, type VerifyOptions, type VerifyResult } from '../audit/verify.js';
 import { buildReport, reportMarkdown } from '../audit/report.js';
+import { CHAIN_BREAKS, parseExpectHead, type VerifyOptions, type VerifyResult, verifyFiles } from '../audit/verify.js';
 import { parseDuration } from '../policy/values.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `portcullis audit — verify and report on audit logs
 
@@ -132,7 +132,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       io.stderr(`portcullis audit verify: ${problem}\n`);
       return EXIT.failed;
     }
-    let r;
+    let r: VerifyResult;
     try {
       r = verifyFiles(positionals, o);
     } catch (err) {
@@ -165,7 +165,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       io.stderr(`portcullis audit report: ${problem}\n`);
       return EXIT.failed;
     }
-    let report;
+    let report: ReturnType<typeof buildReport>;
     try {
       report = buildReport(positionals, since, Date.now(), o);
     } catch (err) {

@@ -78,7 +78,14 @@ const ms = (n: number): string => `${n.toFixed(n < 10 ? 3 : 1)} ms`;
 
 function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function formatReport(r: BenchReport): string {
@@ -102,8 +109,8 @@ export function formatReport(r: BenchReport): string {
     `portcullis bench: route "${r.route}" — ${r.request.method} ${r.request.path} (${who})`,
     `${counted(r.connections, 'connection')}, ${r.durationSeconds}s${r.rate !== undefined ? `, ${int(r.rate)} req/s offered` : ''}, upstream ${r.upstream}`,
     `limits: ${r.tenant.limits.length > 0 ? r.tenant.limits.join('; ') : 'none apply to this request'}`,
-    `store: ${r.isolation.store === 'private' ? 'private, in memory (counters start at zero; the policy\'s store is not touched)' : 'THE POLICY\'S STORE (--use-policy-store): real counters were spent'}`,
-    `audit: ${r.isolation.audit === 'temporary' ? 'to a temporary file, deleted after the run (the policy\'s sinks and spool are not used)' : 'none (the policy has no audit section)'}`,
+    `store: ${r.isolation.store === 'private' ? "private, in memory (counters start at zero; the policy's store is not touched)" : "THE POLICY'S STORE (--use-policy-store): real counters were spent"}`,
+    `audit: ${r.isolation.audit === 'temporary' ? "to a temporary file, deleted after the run (the policy's sinks and spool are not used)" : 'none (the policy has no audit section)'}`,
     '',
     table([head, ...rows]),
     '',

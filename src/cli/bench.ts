@@ -1,26 +1,27 @@
 // `portcullis bench`: load-tests one route of a policy with autocannon. Portcullis runs in this
 // process on loopback with the policy plus an in-memory overlay (upstreams → a stub, a temporary
 // credential for the route); autocannon runs in a child process, the stub in a worker thread.
+
+import { fork } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fork } from 'node:child_process';
 import { stringify } from 'yaml';
-import { startApp, type App } from '../app.js';
-import { createLogger } from '../observability/logger.js';
+import { type App, startApp } from '../app.js';
+import type { Plan } from '../core/plan.js';
 import { buildPlan } from '../engine/validate.js';
-import { formatPath } from '../policy/source-map.js';
+import { createLogger } from '../observability/logger.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import type { LoadedPolicy } from '../policy/load.js';
-import type { Plan } from '../core/plan.js';
+import { formatPath } from '../policy/source-map.js';
+import { parseDuration } from '../policy/values.js';
 import { parseRedisUrl } from '../redis-url.js';
 import type { CompiledRoute } from '../routing/route.js';
-import { parseDuration } from '../policy/values.js';
-import { benchOverlay, pickRoute, type BenchRequest } from './bench-overlay.js';
-import { formatReport, measurementOf, type AutocannonResult, type BenchReport, type Measurement } from './bench-report.js';
-import { startStub, type Stub } from './bench-stub.js';
 import { LOAD_CHILD_ENV, type LoadMessage, type LoadOptions } from './bench-load.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type BenchRequest, benchOverlay, pickRoute } from './bench-overlay.js';
+import { type AutocannonResult, type BenchReport, formatReport, type Measurement, measurementOf } from './bench-report.js';
+import { type Stub, startStub } from './bench-stub.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis bench --policy PATH [--route NAME] [--connections N] [--duration 10s] [--rate R]
                        [--upstream URL] [--compare-direct] [--tenant T] [--use-policy-store] [--json FILE]
@@ -166,7 +167,9 @@ function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measur
         const statuses = Object.entries(msg.statuses)
           .map(([s, n]) => `${s}: ${n.toLocaleString('en-US')}`)
           .join('  ');
-        io.stderr(`bench: ${label} ${seconds}/${options.durationSeconds}s  ${msg.requests.toLocaleString('en-US')} requests  ${Math.round(msg.requests / seconds).toLocaleString('en-US')} req/s  ${statuses}\n`);
+        io.stderr(
+          `bench: ${label} ${seconds}/${options.durationSeconds}s  ${msg.requests.toLocaleString('en-US')} requests  ${Math.round(msg.requests / seconds).toLocaleString('en-US')} req/s  ${statuses}\n`,
+        );
       } else if (msg.type === 'done') {
         const m = measurementOf(msg.result as AutocannonResult, msg.latencyMs, msg.requests, msg.tally);
         io.stderr(`bench: ${label} finished: ${m.requests.toLocaleString('en-US')} requests\n`);
@@ -186,7 +189,7 @@ function runLoad(label: string, options: LoadOptions, io: CliIo): Promise<Measur
 function storeWarning(storeUrl: string | undefined, tenant: string): string {
   if (storeUrl === undefined) return 'bench: --use-policy-store: the policy has no store.url, so limits are counted in memory anyway\n';
   const target = parseRedisUrl(storeUrl);
-  const hosts = 'problem' in target ? 'the policy\'s store' : target.kind === 'server' ? new URL(target.url).host : target.hosts.map((h) => `${h.host}:${h.port}`).join(',');
+  const hosts = 'problem' in target ? "the policy's store" : target.kind === 'server' ? new URL(target.url).host : target.hosts.map((h) => `${h.host}:${h.port}`).join(',');
   return (
     `bench: WARNING: --use-policy-store: limits are counted in the policy's store (${hosts}), shared with live traffic.\n` +
     `bench: WARNING: this run spends tenant "${tenant}"'s real rate, quota and concurrency and writes counters there.\n`
@@ -231,7 +234,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const f = flags(argv);
   let loaded: LoadedPolicy;
   let plan: Plan;
-  let route;
+  let route: ReturnType<typeof pickRoute>;
   try {
     ({ loaded, plan } = await load(f.policy, io.env, f.usePolicyStore, io));
     route = pickRoute(plan.routes, f.route);

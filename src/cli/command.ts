@@ -1,6 +1,6 @@
 // What every `portcullis <command>` module exports, and the helpers they share. A command returns
 // its exit code; it throws UsageError for bad invocations (exit 2, usage printed).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { didYouMean } from '../policy/suggest.js';
 
 export interface CliIo {

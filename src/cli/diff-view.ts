@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { FORWARD_DEFAULTS } from '../authn/forward.js';
 import { normalizePermission } from '../authz/permissions.js';
-import type { LoadedPolicy } from '../policy/load.js';
 import type { Plan } from '../core/plan.js';
+import type { LoadedPolicy } from '../policy/load.js';
 import type { KeyPath } from '../policy/source-map.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 
@@ -48,7 +48,12 @@ const digest = (s: string): string => createHash('sha256').update(s).digest('hex
 
 /** Milliseconds in the largest unit that states them exactly: 30000 → 30s, 1500 → 1500ms. */
 export function formatMs(ms: number): string {
-  for (const [unit, n] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
+  for (const [unit, n] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+  ] as const) {
     if (ms >= n && ms % n === 0) return `${ms / n}${unit}`;
   }
   return `${ms}ms`;
@@ -63,7 +68,11 @@ export function formatRate(perSecond: number): string {
 }
 
 export function formatSize(bytes: number): string {
-  for (const [unit, n] of [['gb', 1_073_741_824], ['mb', 1_048_576], ['kb', 1_024]] as const) {
+  for (const [unit, n] of [
+    ['gb', 1_073_741_824],
+    ['mb', 1_048_576],
+    ['kb', 1_024],
+  ] as const) {
     if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
   }
   return `${bytes}b`;
@@ -175,7 +184,15 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
   for (const route of plan.routes) {
     const at = ['routes', route.index];
     const host = doc.routes?.[route.index]?.match.host;
-    const hosts = host === undefined ? undefined : typeof host === 'string' ? setOf([r.text([...at, 'match', 'host'], host.toLowerCase())!.show]) : r.set([...at, 'match', 'host'], host.map((h) => h.toLowerCase()));
+    const hosts =
+      host === undefined
+        ? undefined
+        : typeof host === 'string'
+          ? setOf([r.text([...at, 'match', 'host'], host.toLowerCase())!.show])
+          : r.set(
+              [...at, 'match', 'host'],
+              host.map((h) => h.toLowerCase()),
+            );
     const spec = doc.routes?.[route.index];
     const authenticate = route.public ? [] : (spec?.authenticate ?? ['apiKey', 'jwt']);
     const limits = plan.limits?.routes.get(route.index) ?? [];
@@ -192,10 +209,7 @@ export function policyView(loaded: LoadedPolicy, plan: Plan): PolicyView {
       authenticate: authenticate.length > 0 ? plain(authenticate.join(', ')) : undefined,
       ipAllow: r.set([...at, 'ipAllow'], spec?.ipAllow ?? []),
       ipDeny: r.set([...at, 'ipDeny'], spec?.ipDeny ?? []),
-      limits:
-        limits.length > 0
-          ? plain(limits.map((l) => `by ${l.by} ${formatRate(l.ratePerMs * 1000)} burst ${l.burst}${l.cost !== 1 ? ` cost ${l.cost}` : ''}`).join('; '))
-          : undefined,
+      limits: limits.length > 0 ? plain(limits.map((l) => `by ${l.by} ${formatRate(l.ratePerMs * 1000)} burst ${l.burst}${l.cost !== 1 ? ` cost ${l.cost}` : ''}`).join('; ')) : undefined,
       maxBodySize: maxBodySize === undefined ? undefined : plain(formatSize(maxBodySize)),
       shadow: yes(spec?.shadow === true),
       audit: audit === 'all' ? undefined : plain(audit),

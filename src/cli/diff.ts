@@ -5,9 +5,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { fetch } from 'undici';
 import { buildPlan } from '../engine/validate.js';
-import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import { adminView, asPublished, isSet, policyView, type AdminPolicy, type Fields, type PolicyView, type Section, type Value } from './diff-view.js';
-import { counted, EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type Diagnostic, formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
+import { type CliIo, counted, EXIT, parseFlags, UsageError } from './command.js';
+import { type AdminPolicy, adminView, asPublished, type Fields, isSet, type PolicyView, policyView, type Section, type Value } from './diff-view.js';
 
 export const usage = `Usage: portcullis diff OLD NEW [--json]
        portcullis diff --admin URL NEW [--json]
@@ -278,7 +278,7 @@ async function adminSide(base: string, io: CliIo): Promise<AdminPolicy | string>
   } catch {
     return `--admin expects a URL such as http://127.0.0.1:9090 (got "${base}")`;
   }
-  let res;
+  let res: Awaited<ReturnType<typeof fetch>>;
   try {
     res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
   } catch (err) {
@@ -298,7 +298,13 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   if (positionals.length < wanted) throw new UsageError(values.admin === undefined ? 'OLD and NEW are required' : 'NEW is required');
   if (positionals.length > wanted) throw new UsageError(`unexpected argument "${positionals[wanted]}"${values.admin !== undefined ? ' (with --admin, OLD is the running instance)' : ''}`);
 
-  const sides: { label: string; path: string }[] = values.admin === undefined ? [{ label: 'OLD', path: positionals[0]! }, { label: 'NEW', path: positionals[1]! }] : [{ label: 'NEW', path: positionals[0]! }];
+  const sides: { label: string; path: string }[] =
+    values.admin === undefined
+      ? [
+          { label: 'OLD', path: positionals[0]! },
+          { label: 'NEW', path: positionals[1]! },
+        ]
+      : [{ label: 'NEW', path: positionals[0]! }];
   const loaded: Side[] = [];
   let invalid = false;
   for (const { label, path } of sides) {

@@ -1,12 +1,14 @@
 // `portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]`:
 // one request decided by the real Plan and stages (as `portcullis test` does), printed as a trace a
 // person can follow: canonical path, every route tried, authentication, permissions, tenant check.
+
+import type { Plan } from '../core/plan.js';
+import { REASONS } from '../core/reasons.js';
+import { buildPlan } from '../engine/validate.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { simulationPlaceholder } from '../policy/placeholders.js';
-import { buildPlan } from '../engine/validate.js';
-import { REASONS } from '../core/reasons.js';
-import { SimulationError, simulate, type Identity } from '../simulate/simulate.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type Identity, type SimResult, SimulationError, simulate } from '../simulate/simulate.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]
 
@@ -42,7 +44,11 @@ function parseAs(v: string): Identity {
   const colon = v.indexOf(':');
   if (colon === -1) throw new UsageError(`--as "${v}": expected TENANT:ROLE,ROLE`);
   const tenant = v.slice(0, colon);
-  const roles = v.slice(colon + 1).split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const roles = v
+    .slice(colon + 1)
+    .split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
   return { as: { tenant: tenant === '' ? undefined : tenant, roles, subject: 'explain' } };
 }
 
@@ -61,7 +67,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const headers = Object.fromEntries((values.header ?? []).map(parseHeader));
   const method = (values.method ?? 'GET').toUpperCase();
 
-  let plan;
+  let plan: Plan;
   try {
     const built = await buildPlan(positionals[0]!, { env: io.env, unsetEnv: simulationPlaceholder });
     plan = built.plan;
@@ -71,7 +77,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     for (const d of err.diagnostics) io.stderr(`${formatDiagnostic(d)}\n`);
     return EXIT.failed;
   }
-  let r;
+  let r: SimResult;
   try {
     r = await simulate(plan, { method, path: values.path, host: values.host, ip: values.ip, headers, identity: values.as !== undefined ? parseAs(values.as) : undefined });
   } catch (err) {
@@ -82,18 +88,27 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const missing = r.deny?.extra?.missing;
 
   if (values.json) {
-    io.stdout(`${JSON.stringify({
-      request: { method, path: values.path, host: values.host ?? 'localhost' },
-      canonicalPath: r.canonicalPath ?? null,
-      routes: r.attempts,
-      route: r.route ?? null,
-      principal: r.principal === undefined ? null : { subject: r.principal.subject, tenant: r.principal.tenant ?? null, roles: r.principal.roles, permissions: r.principal.permissions, via: r.principal.via },
-      trace: r.trace,
-      decision: r.decision,
-      status: r.status,
-      ...(missing !== undefined ? { missing } : {}),
-      ...(r.shadowDecision !== undefined ? { shadowDecision: r.shadowDecision } : {}),
-    }, null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify(
+        {
+          request: { method, path: values.path, host: values.host ?? 'localhost' },
+          canonicalPath: r.canonicalPath ?? null,
+          routes: r.attempts,
+          route: r.route ?? null,
+          principal:
+            r.principal === undefined
+              ? null
+              : { subject: r.principal.subject, tenant: r.principal.tenant ?? null, roles: r.principal.roles, permissions: r.principal.permissions, via: r.principal.via },
+          trace: r.trace,
+          decision: r.decision,
+          status: r.status,
+          ...(missing !== undefined ? { missing } : {}),
+          ...(r.shadowDecision !== undefined ? { shadowDecision: r.shadowDecision } : {}),
+        },
+        null,
+        2,
+      )}\n`,
+    );
     return EXIT.ok;
   }
 
@@ -117,9 +132,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   if (r.decision === 'AUTH_INVALID' && r.trace.some((s) => s.stage === 'authenticate' && s.message.startsWith('apiKey:'))) {
     out.push("note: explain knows only the policy's static keys; a dynamic key (admin API) is unknown here");
   }
-  out.push(r.decision === 'allow'
-    ? 'decision: allow'
-    : `decision: deny ${r.decision} (${REASONS[r.decision].status})${missing !== undefined ? `, missing ${String(missing)}` : ''}`);
+  out.push(r.decision === 'allow' ? 'decision: allow' : `decision: deny ${r.decision} (${REASONS[r.decision].status})${missing !== undefined ? `, missing ${String(missing)}` : ''}`);
   io.stdout(`${out.join('\n')}\n`);
   return EXIT.ok;
 }

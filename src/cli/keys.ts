@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { fetch } from 'undici';
 import { stringify } from 'yaml';
 import { generateApiKey, hashApiKey } from '../authn/api-key.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const ROLE = /^[\x21-\x2b\x2d-\x7e]+$/;
@@ -32,16 +32,23 @@ Usage:
   the store within about a second (the replica you called at once).
 `;
 
+const splitList = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
 
-const splitList = (v: string | undefined): string[] => (v ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+/** An admin API answer as the CLI reads it: fields are checked where they are printed. */
+// biome-ignore lint/suspicious/noExplicitAny: the admin API's JSON, read field by field where it is printed
+type AdminJson = any;
 
-async function adminCall(io: CliIo, base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any } | number> {
+async function adminCall(io: CliIo, base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: AdminJson } | number> {
   const token = io.env.PORTCULLIS_ADMIN_TOKEN;
   if (!token) {
     io.stderr('PORTCULLIS_ADMIN_TOKEN is not set\n');
     return EXIT.usage;
   }
-  let res;
+  let res: Awaited<ReturnType<typeof fetch>>;
   try {
     res = await fetch(new URL(path, base.endsWith('/') ? base : `${base}/`).toString(), {
       method,
@@ -53,7 +60,7 @@ async function adminCall(io: CliIo, base: string, method: string, path: string, 
     return EXIT.failed;
   }
   const text = await res.text();
-  let json: any;
+  let json: AdminJson;
   try {
     json = text === '' ? undefined : JSON.parse(text);
   } catch {
@@ -123,7 +130,10 @@ async function create(argv: readonly string[], io: CliIo): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.admin !== undefined) return createRemote(values, io);
   if (values.tenant === undefined || !/^[\x21-\x7e]+$/.test(values.tenant)) throw new UsageError('--tenant T is required (visible ASCII)');
-  const roles = (values.roles ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+  const roles = (values.roles ?? '')
+    .split(',')
+    .map((r) => r.trim())
+    .filter((r) => r !== '');
   if (roles.length === 0) throw new UsageError('--roles R,R is required');
   for (const r of roles) if (!ROLE.test(r)) throw new UsageError(`"${r}" is not a role name`);
   const id = values.id ?? `${values.tenant.replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(4).toString('hex')}`;

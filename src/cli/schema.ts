@@ -1,7 +1,8 @@
 // `portcullis schema`: the policy's JSON Schema, for editors and policies/policy.schema.json.
-import { policyTestJsonSchema } from '../simulate/test-file.js';
+
 import { policyJsonSchema } from '../policy/schema.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { policyTestJsonSchema } from '../simulate/test-file.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis schema [--tests]
 

@@ -1,15 +1,16 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
 // (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
-import { checkAdminToken } from '../config/admin-token.js';
+
+import { type App, startApp } from '../app.js';
 import { hashApiKey } from '../authn/api-key.js';
-import { startApp, type App } from '../app.js';
 import { displayUrl } from '../config/address.js';
+import { checkAdminToken } from '../config/admin-token.js';
 import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
+import type { Plan } from '../core/plan.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
-import type { Plan } from '../core/plan.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--drain 30s]
 
@@ -63,11 +64,7 @@ function demoBanner(app: App, plan: Plan): string {
   }
   if (app.adminUrl) tries.push([`curl -s ${displayUrl(app.adminUrl)}/metrics | grep portcullis_requests_total`, 'admin listener: metrics']);
   const width = Math.max(...tries.map(([cmd]) => cmd.length));
-  const lines = [
-    `Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`,
-    ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`),
-    'Stop with Ctrl-C.',
-  ];
+  const lines = [`Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`, ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`), 'Stop with Ctrl-C.'];
   return `${lines.join('\n')}\n`;
 }
 
@@ -84,7 +81,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     demo: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  let config;
+  let config: ReturnType<typeof resolveServeConfig>;
   let logger: Logger;
   try {
     config = resolveServeConfig(values, io.env);
@@ -95,7 +92,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
 
   // Logged before "portcullis listening", on the same stream. Why the flag: the first line of src/main.ts.
   if (!process.execArgv.includes('--no-memory-reducer')) {
-    logger.info('node runs without --no-memory-reducer: after an idle spell V8 shrinks the heap and traffic that follows costs more CPU per request (the portcullis executable, npm start and the Docker image pass the flag)');
+    logger.info(
+      'node runs without --no-memory-reducer: after an idle spell V8 shrinks the heap and traffic that follows costs more CPU per request (the portcullis executable, npm start and the Docker image pass the flag)',
+    );
   }
   // Before anything starts: a weak token off loopback is refused without touching the policy or Redis.
   const tokenCheck = config.admin ? checkAdminToken(config.admin.host, config.admin.port, config.adminToken) : undefined;

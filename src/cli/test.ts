@@ -3,13 +3,13 @@
 // breaker and forwarding are not run (see src/simulate/simulate.ts).
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { formatDiagnostic, PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import { simulationPlaceholder } from '../policy/placeholders.js';
-import { buildPlan } from '../engine/validate.js';
 import type { Plan } from '../core/plan.js';
-import { SimulationError, simulate, type SimResult } from '../simulate/simulate.js';
+import { buildPlan } from '../engine/validate.js';
+import { type Diagnostic, formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
+import { simulationPlaceholder } from '../policy/placeholders.js';
+import { type SimResult, SimulationError, simulate } from '../simulate/simulate.js';
 import { loadTestFile, type PolicyTest } from '../simulate/test-file.js';
-import { EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis test PATH [--coverage] [--json] [--allow-empty]
 
@@ -37,7 +37,7 @@ Options:
 const TEST_SUFFIX = '.test.yaml';
 
 async function locate(path: string): Promise<{ policy: string; tests: string[] }> {
-  let info;
+  let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);
   } catch {
@@ -45,7 +45,10 @@ async function locate(path: string): Promise<{ policy: string; tests: string[] }
     return { policy: path, tests: [] };
   }
   const inDir = async (dir: string): Promise<string[]> =>
-    (await readdir(dir)).filter((f) => f.endsWith(TEST_SUFFIX)).sort().map((f) => join(dir, f));
+    (await readdir(dir))
+      .filter((f) => f.endsWith(TEST_SUFFIX))
+      .sort()
+      .map((f) => join(dir, f));
   if (info.isDirectory()) return { policy: path, tests: await inDir(path) };
   if (basename(path).endsWith(TEST_SUFFIX)) return { policy: dirname(path), tests: [path] };
   return { policy: path, tests: await inDir(dirname(path)) };

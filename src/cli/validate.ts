@@ -1,7 +1,8 @@
 // `portcullis validate PATH [--json]`: the whole policy checked as `serve` would load it.
-import { formatDiagnostic, type Diagnostic } from '../policy/diagnostics.js';
+
 import { validatePolicy } from '../engine/validate.js';
-import { counted, EXIT, parseFlags, UsageError, type CliIo } from './command.js';
+import { type Diagnostic, formatDiagnostic } from '../policy/diagnostics.js';
+import { type CliIo, counted, EXIT, parseFlags, UsageError } from './command.js';
 
 export const usage = `Usage: portcullis validate PATH [--json]
 

@@ -1,7 +1,7 @@
 // `serve` flags + environment → the frozen runtime configuration. Flags win over env, env over
 // defaults; every value is checked here so a typo fails at start-up with a clear message.
 import { parseDuration } from '../policy/values.js';
-import { parseListen, type ListenAddress } from './address.js';
+import { type ListenAddress, parseListen } from './address.js';
 
 export const DEFAULTS = Object.freeze({ policy: './policies', listen: '0.0.0.0:8080', admin: '127.0.0.1:9090', drain: '30s' });
 

@@ -3,9 +3,9 @@
 // the protocol: a door hands over the request as sent (method, target, raw headers, the peer and
 // an object that stands for its connection) and reads the decision back from the same object.
 import type { Plan } from './plan.js';
-import type { Route } from './route.js';
 import type { Principal } from './principal.js';
 import type { ReasonCode } from './reasons.js';
+import type { Route } from './route.js';
 
 /** One line of a decision trace (only collected for `explain` and `test`). */
 export interface TraceStep {
@@ -91,15 +91,21 @@ export class RequestContext implements RequestView {
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */
   trace: TraceStep[] | undefined = undefined;
 
-  constructor(plan: Plan, start: number, view: RequestView) {
+  // Positional, so a door builds one object per request, not a view object besides it.
+  constructor(plan: Plan, start: number, method: string, target: string, rawHeaders: readonly string[], httpVersion: string, peer: string, connection: object) {
     this.plan = plan;
     this.start = start;
-    this.method = view.method;
-    this.target = view.target;
-    this.rawHeaders = view.rawHeaders;
-    this.httpVersion = view.httpVersion;
-    this.peer = view.peer;
-    this.connection = view.connection;
+    this.method = method;
+    this.target = target;
+    this.rawHeaders = rawHeaders;
+    this.httpVersion = httpVersion;
+    this.peer = peer;
+    this.connection = connection;
+  }
+
+  /** A context for a request given as a view (`test`, `explain`, tests). */
+  static of(plan: Plan, view: RequestView, start = performance.now()): RequestContext {
+    return new RequestContext(plan, start, view.method, view.target, view.rawHeaders, view.httpVersion, view.peer, view.connection);
   }
 
   /** Whether the client has gone away; a door that cannot tell says no. */

@@ -32,7 +32,7 @@ export type ReasonCode = keyof typeof REASONS;
 export const REASON_CODES = Object.freeze(Object.keys(REASONS) as ReasonCode[]);
 
 export function isReasonCode(value: string): value is ReasonCode {
-  return Object.prototype.hasOwnProperty.call(REASONS, value);
+  return Object.hasOwn(REASONS, value);
 }
 
 export function statusOf(code: ReasonCode): number {

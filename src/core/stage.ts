@@ -2,8 +2,9 @@
 // and infrastructure faults. Stages may answer synchronously: the runner only awaits when a stage
 // actually returned a promise, so a request that needs no I/O allocates no promises here. The
 // order of the stages is the engine's (engine/stages.ts).
-import type { Deny } from './reasons.js';
+
 import type { RequestContext } from './context.js';
+import type { Deny } from './reasons.js';
 
 export const CONTINUE = null;
 export type Outcome = Deny | typeof CONTINUE;

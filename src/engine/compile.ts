@@ -2,22 +2,22 @@
 // Plan); this is the one place that runs them all, collects every diagnostic, and refuses the
 // policy on any error.
 import { createHash } from 'node:crypto';
-import { canonicalJson } from '../canonical-json.js';
-import type { Plan } from '../core/plan.js';
+import { compileAudit, compileAuditModes } from '../audit/compile.js';
 import type { KeyLookup, RevokedKeys } from '../authn/api-key.js';
-import { compileRouting } from '../routing/compile.js';
-import { compileBodyLimits, compileUpstreams } from '../upstream/compile.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../authn/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
+import { canonicalJson } from '../canonical-json.js';
+import type { Plan } from '../core/plan.js';
 import { compileLimits } from '../limits/compile.js';
-import { compileAudit, compileAuditModes } from '../audit/compile.js';
 import { CompileContext } from '../policy/compile-context.js';
-import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
+import { type Diagnostic, PolicyError } from '../policy/diagnostics.js';
 import { deepFreeze } from '../policy/freeze.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyManager, type PolicyManagerOptions } from '../policy/manager.js';
 import type { PolicyDocument } from '../policy/schema.js';
+import { compileRouting } from '../routing/compile.js';
+import { compileBodyLimits, compileUpstreams } from '../upstream/compile.js';
 
 declare module '../core/plan.js' {
   interface Plan {

@@ -4,10 +4,10 @@
 // `decide` runs the stages in their one order. What a door does with an allowed request
 // (forwarding, breakers, retries, a WebSocket tunnel) is the door's business.
 import type { RequestContext } from '../core/context.js';
-import { deny, type Deny } from '../core/reasons.js';
-import { runStages, type Outcome, type Stage } from '../core/stage.js';
-import { traceparentFor } from '../observability/traceparent.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { type Outcome, runStages, type Stage } from '../core/stage.js';
 import { requestIdFor } from '../observability/request-id.js';
+import { traceparentFor } from '../observability/traceparent.js';
 import { arrivalHeaders } from '../request-headers.js';
 import { canonicalize, isDeny } from '../routing/canonical.js';
 import { createStages, type DecisionScope, type StageParts } from './stages.js';
@@ -18,6 +18,9 @@ const NO_HOST = deny('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
 
 export class Engine {
   readonly #stages: readonly Stage[];
+  // Clients send the same Host on every request of a connection: the last spelling and its host.
+  #lastHostHeader = '';
+  #lastHost = '';
 
   constructor(stages: readonly Stage[]) {
     this.#stages = stages;
@@ -58,7 +61,11 @@ export class Engine {
     ctx.path = target.path;
     ctx.query = target.query;
     ctx.forwardPath = target.forwardPath;
-    ctx.host = hostOnly(hostHeader);
+    if (hostHeader !== this.#lastHostHeader) {
+      this.#lastHost = hostOnly(hostHeader);
+      this.#lastHostHeader = hostHeader;
+    }
+    ctx.host = this.#lastHost;
     return undefined;
   }
 

@@ -1,18 +1,18 @@
 // THE order of a decision (DESIGN.md, "Request lifecycle"): one list, read top to bottom. Every
 // door runs it through the engine; the proxy door then adds its own (the breaker) before it forwards.
 import type { Logger } from 'pino';
-import type { Stage } from '../core/stage.js';
-import type { EventBus } from '../events.js';
-import { createRouteStage } from '../routing/route.stage.js';
+import { createAuthenticateStage } from '../authn/authenticate.stage.js';
+import { createIdentityJwtStage } from '../authn/identity-jwt.stage.js';
 import { createIpRulesStage } from '../authn/ip-rules.stage.js';
 import { Lockout } from '../authn/lockout.js';
 import { createLockoutStage } from '../authn/lockout.stage.js';
-import { createAuthenticateStage } from '../authn/authenticate.stage.js';
 import { createAuthorizeStage } from '../authz/authorize.stage.js';
-import { createBodyLimitStage } from '../upstream/body-limit.stage.js';
+import type { Stage } from '../core/stage.js';
+import type { EventBus } from '../events.js';
 import { createLimitsStage } from '../limits/limits.stage.js';
 import type { StoreHolder } from '../limits/store.js';
-import { createIdentityJwtStage } from '../authn/identity-jwt.stage.js';
+import { createRouteStage } from '../routing/route.stage.js';
+import { createBodyLimitStage } from '../upstream/body-limit.stage.js';
 
 export interface StageParts {
   readonly logger?: Logger | undefined;

@@ -1,10 +1,11 @@
 // The validate core behind `portcullis validate` (and `explain`/`test`, which need the Plan): the
 // policy built into a Plan in one run, every diagnostic (errors and warnings) returned instead of thrown.
-import { compilePolicy } from './compile.js';
-import { buildPolicy, ordered, type BuiltPolicy } from '../policy/build.js';
-import { PolicyError, type Diagnostic } from '../policy/diagnostics.js';
-import type { LoadOptions } from '../policy/load.js';
+
 import type { Plan } from '../core/plan.js';
+import { type BuiltPolicy, buildPolicy, ordered } from '../policy/build.js';
+import { type Diagnostic, PolicyError } from '../policy/diagnostics.js';
+import type { LoadOptions } from '../policy/load.js';
+import { compilePolicy } from './compile.js';
 
 export type ValidationResult =
   | {

@@ -1,13 +1,14 @@
 // `tenants`, `store` and route `limits` → a frozen LimitsPlan. Rates become tokens per millisecond
 // and the RateLimit-Policy header values are built here, once, not per request.
-import { DEFAULT_PREFIX } from './keys.js';
+
+import type { Route } from '../core/route.js';
+import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument } from '../policy/schema.js';
-import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
 import { didYouMean } from '../policy/suggest.js';
+import { parseDuration, parseQuota, parseRate, type QuotaWindow } from '../policy/values.js';
 import { parseRedisUrl } from '../redis-url.js';
-import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
-import type { Route } from '../core/route.js';
+import { DEFAULT_PREFIX } from './keys.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -81,15 +82,18 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
     const burst = t.burst ?? (rate === undefined ? 0 : Math.max(1, Math.ceil(rate)));
     if (t.burst !== undefined && rate === undefined) cx.error(['tenants', 'tiers', name, 'burst'], 'burst needs a rate');
     const ratePerMs = rate === undefined ? undefined : rate / 1000;
-    tiers.set(name, Object.freeze({
+    tiers.set(
       name,
-      ratePerMs,
-      burst,
-      lease: rate === undefined ? 1 : leaseFor(rate, burst),
-      quota: t.quota === undefined ? undefined : Object.freeze(parseQuota(t.quota)),
-      concurrency: t.concurrency,
-      policyHeader: ratePerMs === undefined ? undefined : policyHeader('tier', burst, ratePerMs),
-    }));
+      Object.freeze({
+        name,
+        ratePerMs,
+        burst,
+        lease: rate === undefined ? 1 : leaseFor(rate, burst),
+        quota: t.quota === undefined ? undefined : Object.freeze(parseQuota(t.quota)),
+        concurrency: t.concurrency,
+        policyHeader: ratePerMs === undefined ? undefined : policyHeader('tier', burst, ratePerMs),
+      }),
+    );
   }
   const tierRef = (name: string, at: (string | number)[]): TierPlan | undefined => {
     const t = tiers.get(name);

@@ -8,23 +8,22 @@
 // them, never more tokens than it granted; quotas and concurrency are never leased, so a request
 // that needs one of them meets the fault at once. A fault is a 503 or a flagged allow, never a 429.
 import type { Logger } from 'pino';
-import { deny, type Deny } from '../core/reasons.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { RequestContext } from '../core/context.js';
+import { credentialKey } from '../core/principal.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { EventBus } from '../events.js';
+import { ipKey } from '../ip-address.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
+import { firstHeader } from '../request-headers.js';
 import type { LimitsPlan, RouteBucketPlan } from './compile.js';
 import { routeBucketKey } from './keys.js';
 import { Leases } from './leases.js';
-import { Templates } from './templates.js';
-import type { BucketCheck, LimitCheck, LimitResult, StoreHolder } from './store.js';
-import { ipKey } from '../ip-address.js';
-import { firstHeader } from '../request-headers.js';
-import { credentialKey } from '../core/principal.js';
 import { SlotKeeper } from './slots.js';
+import type { BucketCheck, LimitCheck, LimitResult, StoreHolder } from './store.js';
+import { Templates } from './templates.js';
 
 const STORE_UNAVAILABLE = deny('STORE_UNAVAILABLE');
-
 
 export function createLimitsStage(holder: StoreHolder, logger?: Logger, bus?: EventBus): Stage {
   return new LimitsStage(holder, logger, bus);
@@ -96,7 +95,15 @@ class LimitsStage implements Stage {
     return true;
   }
 
-  #ask(ctx: RequestContext, plan: LimitsPlan, buckets: readonly BucketCheck[], quota: LimitCheck['quota'], concurrency: LimitCheck['concurrency'], policies: readonly string[], leaseKey: string | undefined): Outcome | Promise<Outcome> {
+  #ask(
+    ctx: RequestContext,
+    plan: LimitsPlan,
+    buckets: readonly BucketCheck[],
+    quota: LimitCheck['quota'],
+    concurrency: LimitCheck['concurrency'],
+    policies: readonly string[],
+    leaseKey: string | undefined,
+  ): Outcome | Promise<Outcome> {
     const check: LimitCheck = { buckets, quota, concurrency };
     const store = this.#holder.store;
     // A store that can answer at once (the embedded one) does: no promise for a request that needs no I/O.
@@ -111,7 +118,12 @@ class LimitsStage implements Stage {
       (err: unknown) => this.#fault(ctx, plan, err, concurrency),
     );
     if (leaseKey !== undefined && !this.#refills.has(leaseKey)) {
-      const refill = pending.then(() => call.then(() => undefined, (err: unknown) => err ?? new Error('limits store failed')));
+      const refill = pending.then(() =>
+        call.then(
+          () => undefined,
+          (err: unknown) => err ?? new Error('limits store failed'),
+        ),
+      );
       this.#refills.set(leaseKey, refill);
       // Both ways: `finally` would hand a rejection (a fault in deciding) on to a promise nobody awaits.
       const forget = (): void => void this.#refills.delete(leaseKey);

@@ -1,6 +1,6 @@
 // The embedded store: all limits in this process (one instance only). Same semantics as the Redis
 // script, checked by the same contract suite. The clock is injectable for window-rollover tests.
-import { windowBounds, type LimitCheck, type LimitResult, type LimitStore, type TenantUsage, type UsageQuery } from './store.js';
+import { type LimitCheck, type LimitResult, type LimitStore, type TenantUsage, type UsageQuery, windowBounds } from './store.js';
 
 interface Bucket {
   tokens: number;

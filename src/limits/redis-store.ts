@@ -11,13 +11,14 @@
 // Redis's clock that the check carries. The script refuses to act past it, so a check that runs late
 // — in a paused or stopped Redis, from ioredis's offline queue, resent after a reconnect — changes
 // nothing: no token, no quota, no slot.
-import { WARMUP_LOCKOUT_KEY } from './keys.js';
+
 import { readFileSync } from 'node:fs';
-import type { Redis, Cluster, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { storeLateRepliesTotal, storeTimeoutsTotal } from '../observability/metrics.js';
+import { createRedisClient } from '../redis-client.js';
+import { WARMUP_LOCKOUT_KEY } from './keys.js';
 import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, UsageQuery } from './store.js';
 import { StoreTimeoutError, windowBounds } from './store.js';
-import { createRedisClient } from '../redis-client.js';
-import { storeLateRepliesTotal, storeTimeoutsTotal } from '../observability/metrics.js';
 
 const SCRIPT = readFileSync(new URL('./lua/check.lua', import.meta.url), 'utf8');
 const LOCKOUT_SCRIPT = readFileSync(new URL('./lua/lockout.lua', import.meta.url), 'utf8');

@@ -8,8 +8,8 @@
 // is released at once; a release that fails is sent again with the next renewals.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { LimitStore } from './store.js';
 import { storeErrorsTotal, storeSlotReleasesTotal, storeSlotsHeld } from '../observability/metrics.js';
+import type { LimitStore } from './store.js';
 
 interface KeySlots {
   ttlMs: number;
@@ -55,7 +55,7 @@ export class SlotKeeper {
   /** The request that held `slot` ended (finish, abort, error). */
   release(key: string, slot: string): void {
     const k = this.#keys.get(key);
-    if (k !== undefined && k.held.delete(slot)) storeSlotsHeld.dec();
+    if (k?.held.delete(slot)) storeSlotsHeld.dec();
     this.#remove(key, slot, k?.ttlMs);
   }
 

@@ -1,7 +1,7 @@
 // Every Prometheus metric Portcullis exposes, declared in this one file (names and labels are a
 // public contract: dashboards and alerts depend on them). Other modules import the instruments;
 // none creates its own. Labels are bounded: route names, upstream names, reason codes, never paths.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export const registry = new Registry();
 // Process metrics keep prom-client's standard names (process_cpu_seconds_total, nodejs_*): stock Node
@@ -47,7 +47,9 @@ function hotCounter<T extends string>(config: CounterConfig<T>): HotCounter<T> {
       let e = cells.get(key);
       if (e === undefined) {
         const labels: Partial<Record<T, string>> = {};
-        names.forEach((n, i) => (labels[n] = values[i] ?? ''));
+        names.forEach((n, i) => {
+          labels[n] = values[i] ?? '';
+        });
         cells.set(key, (e = { labels, cell: { n: 0 } }));
       }
       return e.cell;
@@ -267,13 +269,13 @@ export const auditEventsTotal = new Counter({
 });
 export const auditQueueDepth = new Gauge({
   name: 'portcullis_audit_queue_depth',
-  help: 'Audit events waiting in a sink\'s in-memory queue.',
+  help: "Audit events waiting in a sink's in-memory queue.",
   labelNames: ['sink'] as const,
   registers: [registry],
 });
 export const auditSpooledEvents = new Gauge({
   name: 'portcullis_audit_spooled_events',
-  help: 'Audit events waiting in a sink\'s on-disk spool.',
+  help: "Audit events waiting in a sink's on-disk spool.",
   labelNames: ['sink'] as const,
   registers: [registry],
 });
@@ -285,7 +287,7 @@ export const auditBacklogEvents = new Gauge({
 });
 export const auditBacklogAge = new Gauge({
   name: 'portcullis_audit_backlog_age_seconds',
-  help: 'Age of the oldest audit event waiting in a sink\'s spool (0 when nothing is spooled).',
+  help: "Age of the oldest audit event waiting in a sink's spool (0 when nothing is spooled).",
   labelNames: ['sink'] as const,
   registers: [registry],
 });

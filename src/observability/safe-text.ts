@@ -7,12 +7,12 @@
 const UNSAFE = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'g');
 
-const escape = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 
 /**
  * A JSON text with each unsafe character written as its \uXXXX escape. Only valid for JSON, where
  * these characters can only occur inside strings; a line with none (nearly all) is returned as is.
  */
 export function safeJsonLine(line: string): string {
-  return UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escape) : line;
+  return UNSAFE.test(line) ? line.replace(UNSAFE_ALL, escapeChar) : line;
 }

@@ -2,8 +2,8 @@
 // YAML, env:/file:, schema and merge errors together with the semantic errors of the parts that
 // loaded. A semantic finding inside a part that lost something to an earlier error is left out:
 // it may only be that loss speaking (an upstream without its refused url).
-import { PolicyError, type Diagnostic } from './diagnostics.js';
-import { loadPolicyPartially, type LoadedPolicy, type LoadOptions } from './load.js';
+import { type Diagnostic, PolicyError } from './diagnostics.js';
+import { type LoadedPolicy, type LoadOptions, loadPolicyPartially } from './load.js';
 
 /** Turns a loaded policy into what runs; throws PolicyError with every diagnostic when it cannot. */
 export type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
@@ -11,9 +11,7 @@ export type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: D
 /** Errors first, then warnings, each in file/line/column order. */
 export function ordered(diagnostics: readonly Diagnostic[]): Diagnostic[] {
   const rank = (d: Diagnostic): number => (d.severity === 'error' ? 0 : 1);
-  return [...diagnostics].sort(
-    (a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || a.line - b.line || a.column - b.column,
-  );
+  return [...diagnostics].sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || a.line - b.line || a.column - b.column);
 }
 
 export interface BuiltPolicy<P> {
@@ -49,4 +47,3 @@ export async function buildPolicy<P>(compile: PolicyCompiler<P>, path: string, o
   }
   return { plan: compiled.plan, warnings: ordered([...notes, ...compiled.warnings]), loaded, placeholders: notes };
 }
-

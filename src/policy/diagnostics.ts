@@ -21,7 +21,12 @@ export function formatDiagnostic(d: Diagnostic): string {
 export class PolicyError extends Error {
   readonly diagnostics: readonly Diagnostic[];
   constructor(diagnostics: readonly Diagnostic[]) {
-    super(diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic).join('\n') || 'invalid policy');
+    super(
+      diagnostics
+        .filter((d) => d.severity === 'error')
+        .map(formatDiagnostic)
+        .join('\n') || 'invalid policy',
+    );
     this.name = 'PolicyError';
     this.diagnostics = diagnostics;
   }

@@ -48,7 +48,12 @@ export function deepFreeze<T>(value: T, seen = new WeakSet<object>()): T {
     return new FrozenMap([...obj].map(([k, v]) => [deepFreeze(k, seen), deepFreeze(v, seen)] as const)) as T;
   }
   if (obj instanceof Set && !(obj instanceof FrozenSet)) return new FrozenSet([...obj].map((v) => deepFreeze(v, seen))) as T;
-  if (obj instanceof FrozenMap) for (const [k, v] of obj) (deepFreeze(k, seen), deepFreeze(v, seen));
+  if (obj instanceof FrozenMap) {
+    for (const [k, v] of obj) {
+      deepFreeze(k, seen);
+      deepFreeze(v, seen);
+    }
+  }
   if (obj instanceof FrozenSet) for (const v of obj) deepFreeze(v, seen);
   if (ArrayBuffer.isView(obj)) return value; // typed arrays cannot be frozen; none is reachable from a Plan
   for (const key of Reflect.ownKeys(obj)) {

@@ -3,15 +3,15 @@
 // in every file is collected before anything is refused, so one `validate` run shows them all;
 // what passed is still merged (loadPolicyPartially), so the semantic checks run in the same pass.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { isMap, isPair, isScalar, isSeq, type Node } from 'yaml';
 import { dirname, join } from 'node:path';
-import { PolicyError, type Diagnostic } from './diagnostics.js';
+import { isMap, isPair, isScalar, isSeq, type Node } from 'yaml';
+import { type Diagnostic, PolicyError } from './diagnostics.js';
 import { mergeDocuments } from './merge.js';
 import { resolveReferences } from './resolve.js';
-import { policySchema, type PolicyDocument } from './schema.js';
-import { schemaDiagnostics } from './schema-errors.js';
 import { entryOf, salvage } from './salvage.js';
-import { SourceMap, type KeyPath, type SourceFile } from './source-map.js';
+import { type PolicyDocument, policySchema } from './schema.js';
+import { schemaDiagnostics } from './schema-errors.js';
+import { type KeyPath, type SourceFile, SourceMap } from './source-map.js';
 import { parseYamlFile, yamlValue } from './yaml.js';
 
 export interface LoadedPolicy {
@@ -105,9 +105,7 @@ function spanOf(file: SourceFile, path: KeyPath): Span | undefined {
 }
 
 const within = (d: Diagnostic, s: Span): boolean =>
-  d.file === s.file &&
-  (d.line > s.from[0] || (d.line === s.from[0] && d.column >= s.from[1])) &&
-  (d.line < s.to[0] || (d.line === s.to[0] && d.column <= s.to[1]));
+  d.file === s.file && (d.line > s.from[0] || (d.line === s.from[0] && d.column >= s.from[1])) && (d.line < s.to[0] || (d.line === s.to[0] && d.column <= s.to[1]));
 
 /** The whole policy, or PolicyError with every load error (no semantic checks: see validate.ts). */
 export async function loadPolicySource(path: string, options: LoadOptions = {}): Promise<LoadedPolicy> {
@@ -171,7 +169,12 @@ export async function loadPolicyPartially(path: string, options: LoadOptions = {
       docs.push(parsed.data);
       continue;
     }
-    const kept = salvage(value, policySchema, unresolved.map((d) => d.keyPath), { version: 1 });
+    const kept = salvage(
+      value,
+      policySchema,
+      unresolved.map((d) => d.keyPath),
+      { version: 1 },
+    );
     if (kept === undefined) {
       complete = false;
       continue;

@@ -1,14 +1,14 @@
 // Owns the running Plan: loads it, watches the policy for changes and swaps in each new version
 // atomically. A request holds the Plan it started with; a reload replaces the field, never the
 // object. A policy that fails to load or compile is logged and counted, and the last good one stays.
-import { watch, type FSWatcher } from 'node:fs';
+import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { EventBus } from '../events.js';
 import { policyInfo, policyReloadsTotal } from '../observability/metrics.js';
-import { formatDiagnostic, PolicyError, type Diagnostic } from './diagnostics.js';
-import { isPolicyFileName, policyFiles } from './load.js';
 import { buildPolicy, type PolicyCompiler } from './build.js';
+import { type Diagnostic, formatDiagnostic, PolicyError } from './diagnostics.js';
+import { isPolicyFileName, policyFiles } from './load.js';
 import type { KeyPath, SourceMap, SourcePosition } from './source-map.js';
 
 export type ReloadTrigger = 'watch' | 'signal' | 'admin';
@@ -26,7 +26,6 @@ export interface CompiledPolicy {
   readonly files: readonly string[];
   readonly routes: { readonly length: number };
 }
-
 
 interface Built<P> {
   readonly plan: P;
@@ -266,10 +265,13 @@ export class PolicyManager<P extends CompiledPolicy> {
     const debounce = this.#options.debounceMs ?? 200;
     const deadline = this.#firstEventAt + (this.#options.maxWaitMs ?? 1_000);
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#firstEventAt = undefined;
-      void this.reload('watch');
-    }, Math.max(0, Math.min(debounce, deadline - now)));
+    this.#timer = setTimeout(
+      () => {
+        this.#firstEventAt = undefined;
+        void this.reload('watch');
+      },
+      Math.max(0, Math.min(debounce, deadline - now)),
+    );
     this.#timer.unref();
   }
 }

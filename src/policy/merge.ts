@@ -3,7 +3,7 @@
 // defined twice, or any other setting made in two files, is an error that names both places.
 import type { Diagnostic } from './diagnostics.js';
 import type { PolicyDocument } from './schema.js';
-import { formatPath, nodePosition, type KeyPath, type SourceMap } from './source-map.js';
+import { formatPath, type KeyPath, nodePosition, type SourceMap } from './source-map.js';
 
 /** Lists whose items carry a unique name: path → [name field, what to call it]. */
 const NAMED_LISTS: ReadonlyMap<string, readonly [string, string]> = new Map([
@@ -51,10 +51,12 @@ export function mergeDocuments(docs: readonly PolicyDocument[], map: SourceMap):
       if (existing === undefined) {
         target[key] = Array.isArray(value) ? [...value] : isObject(value) ? { ...value } : value;
         map.record(mp, file, lp);
-        if (Array.isArray(value)) value.forEach((_, i) => map.record([...mp, i], file, [...lp, i]));
+        if (Array.isArray(value))
+          value.forEach((_, i) => {
+            map.record([...mp, i], file, [...lp, i]);
+          });
         if (isObject(value)) for (const k of Object.keys(value)) map.record([...mp, k], file, [...lp, k]);
       } else if (REPEATABLE.has(key) && path.length === 0) {
-        continue;
       } else if (NAMED_LISTS.has(dotted) && Array.isArray(existing) && Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
           map.record([...mp, existing.length], file, [...lp, i]);
@@ -78,7 +80,9 @@ export function mergeDocuments(docs: readonly PolicyDocument[], map: SourceMap):
       }
     }
   };
-  docs.forEach((doc, file) => into(merged, doc as Json, [], file, []));
+  docs.forEach((doc, file) => {
+    into(merged, doc as Json, [], file, []);
+  });
 
   for (const [dotted, [field, noun]] of NAMED_LISTS) {
     const list = dotted.split('.').reduce<unknown>((v, k) => (isObject(v) ? v[k] : undefined), merged);

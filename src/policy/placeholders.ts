@@ -32,8 +32,7 @@ const UNUSED: readonly (readonly [readonly string[], Make])[] = [
   [['authentication', 'forward', 'jwt', 'key'], privateKey],
 ];
 
-const matches = (pattern: readonly string[], at: KeyPath): boolean =>
-  pattern.length === at.length && pattern.every((p, i) => p === '*' || p === String(at[i]));
+const matches = (pattern: readonly string[], at: KeyPath): boolean => pattern.length === at.length && pattern.every((p, i) => p === '*' || p === String(at[i]));
 
 /** LoadOptions.unsetEnv for commands that decide requests but never forward, count or audit them. */
 export function simulationPlaceholder(at: KeyPath, name: string): string | undefined {

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq } from 'yaml';
 import type { Diagnostic } from './diagnostics.js';
-import { formatPath, nodePosition, type KeyPath, type SourceFile } from './source-map.js';
+import { formatPath, type KeyPath, nodePosition, type SourceFile } from './source-map.js';
 
 const LITERAL_KEYS = new Set(['require', 'permissions', 'inherits', '$schema']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -39,7 +39,9 @@ export function resolveReferences(
         walk(pair.value, [...path, key], literal || LITERAL_KEYS.has(key));
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, [...path, i], literal));
+      node.items.forEach((item, i) => {
+        walk(item, [...path, i], literal);
+      });
     } else if (isScalar(node) && typeof node.value === 'string' && !literal) {
       const value = node.value;
       if (value.startsWith('env:')) {

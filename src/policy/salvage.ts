@@ -26,7 +26,7 @@ function get(tree: unknown, path: KeyPath): unknown {
   let node = tree;
   for (const step of path) {
     if (Array.isArray(node) && typeof step === 'number') node = node[step];
-    else if (isObject(node)) node = Object.prototype.hasOwnProperty.call(node, step) ? node[String(step)] : undefined;
+    else if (isObject(node)) node = Object.hasOwn(node, step) ? node[String(step)] : undefined;
     else return undefined;
   }
   return node;
@@ -104,7 +104,10 @@ export function salvage<T>(value: unknown, schema: z.ZodType<T>, leaveOut: reado
     // Targets first, removals after: a removal shifts the compacted positions the issues speak of.
     const targets: KeyPath[] = [];
     for (const issue of parsed.error.issues) {
-      const path = written(work, issue.path.filter((p): p is string | number => typeof p !== 'symbol'));
+      const path = written(
+        work,
+        issue.path.filter((p): p is string | number => typeof p !== 'symbol'),
+      );
       if (issue.code === 'unrecognized_keys') for (const key of issue.keys) targets.push([...path, key]);
       else targets.push(target(path));
     }

@@ -2,7 +2,7 @@
 // (with did-you-mean from the keys allowed at that level), a wrong value points at the value.
 import { z } from 'zod';
 import type { Diagnostic } from './diagnostics.js';
-import { formatPath, nodePosition, type KeyPath, type SourceFile } from './source-map.js';
+import { formatPath, type KeyPath, nodePosition, type SourceFile } from './source-map.js';
 import { didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;

@@ -25,9 +25,7 @@ const percent = z
   .string()
   .regex(/^(100|\d{1,2}(\.\d+)?)%$/, 'expected a percentage such as 50%')
   .describe('A percentage: 50%.');
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, "_", "." or "-"');
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, "_", "." or "-"');
 const httpUrl = z.string().regex(/^https?:\/\/[^\s/]+(\/[^\s]*)?$/, 'expected an http:// or https:// URL');
 // The same rule as `file:` values: a policy means the same files whatever directory it is started from.
 const policyPath = z.string().min(1).describe('A path: absolute, or relative to the directory of the policy file that sets it.');
@@ -37,9 +35,7 @@ const permission = z
   .regex(/^(\*|[A-Za-z0-9_.-]+|\*:[A-Za-z0-9_.*-]+|[A-Za-z0-9_.-]+:(\*|[A-Za-z0-9_.-]+))$/, 'expected a permission resource:action, with * wildcards')
   .describe('A permission `resource:action`; `*`, `reports:*` and `*:read` are wildcards.');
 const httpMethod = z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
-const limitBy = z
-  .string()
-  .regex(/^(principal|tenant|key|ip|header:[A-Za-z0-9-]+)$/, 'expected principal, tenant, key, ip or header:<name>');
+const limitBy = z.string().regex(/^(principal|tenant|key|ip|header:[A-Za-z0-9-]+)$/, 'expected principal, tenant, key, ip or header:<name>');
 
 /** IPv6 clients are counted per network of this many leading bits (default 64; 128: per address). */
 const ipv6Prefix = z.number().int().min(1).max(128);
@@ -86,9 +82,7 @@ const jwtIssuerSchema = z.strictObject({
   typ: z.string().optional(),
   cooldown: duration.optional(),
   cacheMaxAge: duration.optional(),
-  claims: z
-    .strictObject({ subject: z.string().optional(), tenant: z.string().optional(), roles: z.string().optional(), permissions: z.string().optional() })
-    .optional(),
+  claims: z.strictObject({ subject: z.string().optional(), tenant: z.string().optional(), roles: z.string().optional(), permissions: z.string().optional() }).optional(),
 });
 
 const authenticationSchema = z.strictObject({
@@ -145,7 +139,10 @@ const routeSchema = z.strictObject({
   upstream: z.string().optional(),
   require: z.array(permission).optional(),
   tenantParam: z.string().optional(),
-  authenticate: z.array(z.enum(['apiKey', 'jwt'])).min(1).optional(),
+  authenticate: z
+    .array(z.enum(['apiKey', 'jwt']))
+    .min(1)
+    .optional(),
   ipAllow: z.array(cidr).optional(),
   ipDeny: z.array(cidr).optional(),
   limits: z.array(routeLimitSchema).optional(),
@@ -179,10 +176,7 @@ const sinkSchema = z.union([
 
 const auditCheckpointSchema = z
   .strictObject({
-    key: z
-      .string()
-      .min(1)
-      .describe('The signing key, written env:NAME or file:path: an HMAC secret of at least 32 bytes, or an Ed25519 private key in PEM.'),
+    key: z.string().min(1).describe('The signing key, written env:NAME or file:path: an HMAC secret of at least 32 bytes, or an Ed25519 private key in PEM.'),
     algorithm: z.enum(['hmac-sha256', 'ed25519']).optional().describe('Default: ed25519 for a PEM key, else hmac-sha256.'),
     interval: duration.optional().describe('Sign the head this often when events were written since the last checkpoint (default 10s).'),
     events: z.number().int().positive().optional().describe('Also sign after this many events (default: by interval only).'),

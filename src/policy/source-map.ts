@@ -1,7 +1,7 @@
 // Maps a key path in the merged policy back to the file, line and column it was written at.
 // Each file keeps its parsed YAML document (with node ranges) and a LineCounter; merging records
 // which file (and which path in it) every merged node came from.
-import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { type Document, isMap, isPair, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
 
 export interface SourcePosition {
   readonly file: string;

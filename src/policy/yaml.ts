@@ -7,7 +7,7 @@
 //     the expanded tree, and a few nested aliases ("billion laughs") could otherwise make it
 //     astronomically large from a few hundred bytes.
 // A recursive alias (an anchor used inside its own node) is refused too: it has no finite value.
-import { isAlias, isCollection, isNode, isPair, LineCounter, parseDocument, type Alias } from 'yaml';
+import { type Alias, isAlias, isCollection, isNode, isPair, LineCounter, parseDocument } from 'yaml';
 import type { Diagnostic } from './diagnostics.js';
 import type { SourceFile } from './source-map.js';
 
@@ -19,6 +19,7 @@ export function parseYamlFile(text: string, name: string): { file: SourceFile; e
   const lines = new LineCounter();
   // A NUL or a byte sequence that is not UTF-8 (decoded as U+FFFD) means this is no text file:
   // say so at the first such byte rather than echo kilobytes of it back as a YAML value.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a NUL is how a binary file shows itself
   const binary = text.search(/[\u0000\uFFFD]/);
   if (binary !== -1) {
     const empty = parseDocument('', { lineCounter: lines });

@@ -1,7 +1,7 @@
 // A body without Content-Length (chunked) is counted while it streams to the upstream; passing
 // the route's maxBodySize aborts the upstream request and answers 413 if the response has not
 // started. A declared length was checked before the request was allowed (the bodyLimit stage).
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ProxyContext } from './context.js';
 
 export { TOO_LARGE } from '../upstream/body-limit.stage.js';

@@ -2,10 +2,11 @@
 // with 503 BREAKER_OPEN when every target's breaker refuses, Retry-After = the shortest remaining
 // cooldown. The Admission it leaves on ctx is settled by the forwarder (status or error) and
 // released by the server when the request ends without an upstream answer.
-import type { ProxyContext } from './context.js';
+
 import { deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
-import { isAllOpen, type Balancers } from '../upstream/balancer.js';
+import { type Balancers, isAllOpen } from '../upstream/balancer.js';
+import type { ProxyContext } from './context.js';
 
 export function createBreakerStage(balancers: Balancers): Stage<ProxyContext> {
   return new BreakerStage(balancers);

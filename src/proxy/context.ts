@@ -14,14 +14,7 @@ export class ProxyContext extends RequestContext {
   admission: Admission | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, plan: Plan, start: number, peer: string) {
-    super(plan, start, {
-      method: req.method ?? '',
-      target: req.url ?? '/',
-      rawHeaders: req.rawHeaders,
-      httpVersion: req.httpVersion,
-      peer,
-      connection: req.socket,
-    });
+    super(plan, start, req.method ?? '', req.url ?? '/', req.rawHeaders, req.httpVersion, peer, req.socket);
     this.req = req;
     this.res = res;
   }

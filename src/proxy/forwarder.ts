@@ -1,15 +1,15 @@
 // Forwarding with undici: one keep-alive Pool per upstream target, both bodies streamed with
 // backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
 // swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
-import { errors, Pool, type Dispatcher } from 'undici';
-import type { ProxyContext } from './context.js';
+import { type Dispatcher, errors, Pool } from 'undici';
 import type { Plan } from '../core/plan.js';
-import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
-import { deny, type Deny } from '../core/reasons.js';
+import { type Deny, deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
-import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
-import { retryAdmission } from './retry.js';
+import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
+import type { ProxyContext } from './context.js';
+import { retryAdmission } from './retry.js';
+import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: ProxyContext, d: Deny) => void;

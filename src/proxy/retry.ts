@@ -2,9 +2,10 @@
 // after an error that proves no byte reached the upstream (the connection was never established),
 // so a retried request can never be applied twice. The next attempt goes to another target when
 // the upstream has one whose breaker admits it.
-import type { ProxyContext } from './context.js';
+
 import { upstreamRetriesTotal } from '../observability/metrics.js';
-import { isAllOpen, type Admission } from '../upstream/balancer.js';
+import { type Admission, isAllOpen } from '../upstream/balancer.js';
+import type { ProxyContext } from './context.js';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 /** Errors raised before a connection existed: nothing was written. */

@@ -6,21 +6,21 @@
 // the settle) contains its own exceptions: a fault ends that request (500 GATEWAY_ERROR, or the
 // connection closed once nothing can be answered any more), is logged, counted and audited as not
 // allowed, and never ends the process.
-import { createServer, IncomingMessage, ServerResponse, type Server } from 'node:http';
+import { createServer, IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { RequestRecorder } from '../core/context.js';
-import { deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, statusOf, type Deny, type ReasonCode } from '../core/reasons.js';
-import { runStages, type Outcome, type Stage } from '../core/stage.js';
-import { BAD_FRAMING, type Engine } from '../engine/engine.js';
-import type { PlanManager } from '../engine/compile.js';
-import { ProxyContext } from './context.js';
 import { planChallenge } from '../authn/challenge.js';
-import { Forwarder } from './forwarder.js';
-import { forwardUpgrade, upgradeResponse } from './websocket.js';
-import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal, type HotCell } from '../observability/metrics.js';
+import type { RequestRecorder } from '../core/context.js';
+import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
+import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import type { PlanManager } from '../engine/compile.js';
+import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
+import { ProxyContext } from './context.js';
+import { Forwarder } from './forwarder.js';
+import { forwardUpgrade, upgradeResponse } from './websocket.js';
 
 export interface ProxyServerOptions {
   readonly policy: PlanManager;

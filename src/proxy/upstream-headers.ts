@@ -4,12 +4,13 @@
 // identity, forwarding, rewrite and method-override headers are the gateway's (src/header-names.ts),
 // whatever their case, however often they appear, whatever Connection lists, and in their "_"
 // look-alike spellings too.
-import type { ProxyContext } from './context.js';
-import { forwardOf, identityHeaders, type IdentityForward } from '../authn/forward.js';
+
+import { forwardOf, type IdentityForward, identityHeaders } from '../authn/forward.js';
 import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS } from '../header-names.js';
+import type { ProxyContext } from './context.js';
 
 /** How a request header name is treated; one Map lookup per header decides. */
-const enum Kind {
+enum Kind {
   /** Hop-by-hop, identity, credentials (unless forwarded), or set by the gateway only: dropped. */
   Drop = 1,
   /** Written by the gateway; a trusted proxy's value is carried over (and extended). */
@@ -113,11 +114,16 @@ export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string |
   const peer = ctx.peerIp;
   if (upstreamHost !== undefined) out.push('host', upstreamHost);
   out.push(
-    'x-forwarded-for', forwardedFor === undefined ? peer : `${forwardedFor}, ${peer}`,
-    'x-forwarded-proto', forwardedProto ?? ((ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
-    'x-forwarded-host', forwardedHost ?? ctx.hostHeader,
-    'x-request-id', ctx.requestId,
-    'traceparent', ctx.traceparent,
+    'x-forwarded-for',
+    forwardedFor === undefined ? peer : `${forwardedFor}, ${peer}`,
+    'x-forwarded-proto',
+    forwardedProto ?? ((ctx.req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
+    'x-forwarded-host',
+    forwardedHost ?? ctx.hostHeader,
+    'x-request-id',
+    ctx.requestId,
+    'traceparent',
+    ctx.traceparent,
   );
   identityHeaders(forward, ctx.principal, out);
   if (ctx.identityJwt !== undefined && ctx.plan.identityJwt !== undefined) out.push(ctx.plan.identityJwt.header, ctx.identityJwt);
@@ -174,7 +180,7 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
   for (const name in headers) {
     const v = headers[name];
     if (v === undefined || RESPONSE_HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
-    if (listed !== undefined && listed.includes(name)) continue;
+    if (listed?.includes(name)) continue;
     if (typeof v === 'string') out.push(name, v);
     else for (const one of v) out.push(name, one);
   }

@@ -4,13 +4,13 @@
 // a tunnel holds its concurrency slot for its whole life. The upstream is asked with node:http
 // (which tells a 101 from an ordinary answer): only a 101 opens the tunnel; anything else is
 // relayed as the upstream's response and the connection is closed.
-import { request as httpRequest, ServerResponse, type ClientRequest, type IncomingMessage } from 'node:http';
+import { type ClientRequest, request as httpRequest, type IncomingMessage, ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import type { ProxyContext } from './context.js';
-import { deny, type Deny } from '../core/reasons.js';
+import type { Duplex } from 'node:stream';
+import { type Deny, deny } from '../core/reasons.js';
 import { websocketsOpen } from '../observability/metrics.js';
+import type { ProxyContext } from './context.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './upstream-headers.js';
 
 const H2C = deny('BAD_REQUEST', 'Upgrade to h2c is not supported.');
@@ -33,7 +33,12 @@ export function upgradeResponse(req: IncomingMessage, socket: Duplex): ServerRes
 /** Whether the Upgrade header asks for h2c (refused: HTTP/2 cleartext upgrades bypass this proxy's parser). */
 function wantsH2c(req: IncomingMessage): boolean {
   const u = req.headers.upgrade;
-  return u !== undefined && u.toLowerCase().split(',').some((p) => p.trim() === 'h2c');
+  return (
+    u
+      ?.toLowerCase()
+      .split(',')
+      .some((p) => p.trim() === 'h2c') === true
+  );
 }
 
 /**
@@ -41,13 +46,7 @@ function wantsH2c(req: IncomingMessage): boolean {
  * `onFault` gets an exception thrown in one of the callbacks below (they run from the event loop,
  * where nothing else would catch it).
  */
-export function forwardUpgrade(
-  ctx: ProxyContext,
-  forwardPath: string,
-  head: Buffer,
-  onFailure: (ctx: ProxyContext, d: Deny) => void,
-  onFault: (ctx: ProxyContext, err: unknown) => void,
-): void {
+export function forwardUpgrade(ctx: ProxyContext, forwardPath: string, head: Buffer, onFailure: (ctx: ProxyContext, d: Deny) => void, onFault: (ctx: ProxyContext, err: unknown) => void): void {
   const { req, res } = ctx;
   const client = req.socket;
   if (wantsH2c(req)) return onFailure(ctx, H2C);

@@ -10,7 +10,7 @@
 // segment or an empty segment that carries parameters has no meaning but that one, and is refused
 // here (after decoding: "%2e%2e;" and "..%3b" too, since ";" is forwarded unencoded). Whether other
 // segments may carry parameters is a policy choice made by the route stage (`paths.semicolons`).
-import { deny, type Deny } from '../core/reasons.js';
+import { type Deny, deny } from '../core/reasons.js';
 
 export interface CanonicalTarget {
   /** Decoded, dot segments resolved: what routes match. */
@@ -156,7 +156,7 @@ function resolveDots(path: string): string {
       out.push(seg);
     }
   }
-  return '/' + out.join('/');
+  return `/${out.join('/')}`;
 }
 
 // pchar = unreserved / sub-delims / ":" / "@" (RFC 3986), plus "/" between segments.
@@ -178,7 +178,7 @@ function encodePath(path: string): string {
   for (const ch of path) {
     const c = ch.charCodeAt(0);
     if (c < 128 && KEEP[c] === 1) out += ch;
-    else for (const b of Buffer.from(ch, 'utf8')) out += '%' + (b < 16 ? '0' : '') + b.toString(16).toUpperCase();
+    else for (const b of Buffer.from(ch, 'utf8')) out += `%${b < 16 ? '0' : ''}${b.toString(16).toUpperCase()}`;
   }
   return out;
 }

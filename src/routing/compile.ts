@@ -3,9 +3,9 @@
 import type { CompileContext } from '../policy/compile-context.js';
 import type { PolicyDocument, RouteSpec } from '../policy/schema.js';
 import { didYouMean } from '../policy/suggest.js';
-import { checkPattern, compilePattern, type CompiledPattern } from './pattern.js';
-import { compileRouter } from './router.js';
+import { type CompiledPattern, checkPattern, compilePattern } from './pattern.js';
 import type { CompiledRoute, PathRules, Router } from './route.js';
+import { compileRouter } from './router.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -36,9 +36,7 @@ function upstreamOf(spec: RouteSpec, at: (string | number)[], declared: string[]
     return undefined;
   }
   if (declared.length === 1) return declared[0];
-  cx.error(at, declared.length === 0
-    ? 'no upstream to send this route to: declare one under upstreams'
-    : `no upstream given and there are ${declared.length} (${declared.join(', ')}): set upstream`);
+  cx.error(at, declared.length === 0 ? 'no upstream to send this route to: declare one under upstreams' : `no upstream given and there are ${declared.length} (${declared.join(', ')}): set upstream`);
   return undefined;
 }
 
@@ -79,7 +77,8 @@ export function compileRoutes(doc: PolicyDocument, cx: CompileContext): Compiled
     const overrides = spec.methodOverride;
     if (overrides !== undefined && spec.match.methods !== undefined) {
       overrides.forEach((m, j) => {
-        if (!spec.match.methods!.includes(m)) cx.error([...at, 'methodOverride', j], `${m} is not one of this route's methods (${spec.match.methods!.join(', ')}): a request overridden to it would never match this route`);
+        if (!spec.match.methods!.includes(m))
+          cx.error([...at, 'methodOverride', j], `${m} is not one of this route's methods (${spec.match.methods!.join(', ')}): a request overridden to it would never match this route`);
       });
     }
     if (matcher === undefined || upstream === undefined) return;

@@ -3,7 +3,7 @@
 // (`methodOverride`), the upstream never sees them (upstream/headers.ts removes every copy). Where a
 // route opts in, the request is routed and authorized as the overridden method, and what the
 // gateway checked is what the upstream will do: one method, named once, on a POST.
-import { deny, type Deny } from '../core/reasons.js';
+import { type Deny, deny } from '../core/reasons.js';
 import { METHOD_OVERRIDE_HEADERS } from '../header-names.js';
 
 const BAD_VALUE = deny('BAD_REQUEST', 'A method-override header does not name one HTTP method.');

@@ -3,10 +3,7 @@
 // walks the path with indexOf/startsWith: no regex, and no allocation unless it matches and captures.
 import type { PathMatcher } from './route.js';
 
-type Segment =
-  | { readonly kind: 'literal'; readonly text: string }
-  | { readonly kind: 'param'; readonly name: string }
-  | { readonly kind: 'star' };
+type Segment = { readonly kind: 'literal'; readonly text: string } | { readonly kind: 'param'; readonly name: string } | { readonly kind: 'star' };
 
 const NO_PARAMS: Readonly<Record<string, string>> = Object.freeze({});
 const PARAM_NAME = /^\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -88,7 +85,7 @@ function buildMatcher(pattern: string, { segments, rest }: Parsed): CompiledPatt
   if (allLiteral) {
     // `/a/b/**`: the prefix itself (zero segments) or anything below it.
     const prefix = pattern.slice(0, -3); // "/a/b" ("" for "/**")
-    const below = prefix + '/';
+    const below = `${prefix}/`;
     return (path) => (path === prefix || path.startsWith(below) ? NO_PARAMS : undefined);
   }
   const n = segments.length;

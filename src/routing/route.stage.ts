@@ -3,9 +3,10 @@
 // settled before the match counts: ";" path parameters (cut off by Tomcat, Jetty and Spring before
 // they route) under `paths.semicolons`, empty segments ("//", merged by nginx, Tomcat and others)
 // under `paths.emptySegments`, and method-override headers on routes that honour them.
-import { deny, type Deny } from '../core/reasons.js';
-import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
+
 import type { RequestContext } from '../core/context.js';
+import { type Deny, deny } from '../core/reasons.js';
+import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import { withoutParams } from './canonical.js';
 import { OVERRIDE_NOT_POST, requestedOverride } from './method-override.js';
 import type { PathRules, RouteMatch } from './route.js';
@@ -64,34 +65,34 @@ export function createRouteStage(): Stage {
 }
 
 function run(ctx: RequestContext): Outcome {
-    const rules = ctx.plan.paths;
-    const method = ctx.method;
-    let match: RouteMatch | Deny | undefined;
-    if (rules.methodOverride) {
-      const override = requestedOverride(ctx.rawHeaders);
-      if (override !== undefined && typeof override !== 'string') return override;
-      if (override !== undefined) {
-        const overridden = find(ctx, rules, override);
-        if (isDeny(overridden)) return overridden;
-        if (overridden !== undefined && overridden.route.methodOverride?.has(override) === true) {
-          // Frameworks honour an override on POST only: on another method the upstream would do what the headers do not say.
-          if (method !== 'POST') return OVERRIDE_NOT_POST;
-          ctx.methodOverride = override;
-          match = overridden;
-          ctx.note('route', `method override: routed and authorized as ${override}`);
-        } else {
-          ctx.note('route', `method override to ${override} is not honoured here: removed`);
-        }
+  const rules = ctx.plan.paths;
+  const method = ctx.method;
+  let match: RouteMatch | Deny | undefined;
+  if (rules.methodOverride) {
+    const override = requestedOverride(ctx.rawHeaders);
+    if (override !== undefined && typeof override !== 'string') return override;
+    if (override !== undefined) {
+      const overridden = find(ctx, rules, override);
+      if (isDeny(overridden)) return overridden;
+      if (overridden !== undefined && overridden.route.methodOverride?.has(override) === true) {
+        // Frameworks honour an override on POST only: on another method the upstream would do what the headers do not say.
+        if (method !== 'POST') return OVERRIDE_NOT_POST;
+        ctx.methodOverride = override;
+        match = overridden;
+        ctx.note('route', `method override: routed and authorized as ${override}`);
+      } else {
+        ctx.note('route', `method override to ${override} is not honoured here: removed`);
       }
     }
-    match ??= find(ctx, rules, method);
-    if (isDeny(match)) return match;
-    if (match === undefined) {
-      ctx.note('route', `no route matches ${method} ${ctx.path}`);
-      return NOT_FOUND;
-    }
-    ctx.route = match.route;
-    ctx.params = match.params;
-    if (ctx.trace !== undefined) ctx.note('route', `matched route ${match.route.name}`);
-    return CONTINUE;
+  }
+  match ??= find(ctx, rules, method);
+  if (isDeny(match)) return match;
+  if (match === undefined) {
+    ctx.note('route', `no route matches ${method} ${ctx.path}`);
+    return NOT_FOUND;
+  }
+  ctx.route = match.route;
+  ctx.params = match.params;
+  if (ctx.trace !== undefined) ctx.note('route', `matched route ${match.route.name}`);
+  return CONTINUE;
 }

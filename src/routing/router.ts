@@ -29,7 +29,10 @@ class IndexedRouter implements Router {
     for (const r of routes) {
       const key = firstLiteralOf(r);
       if (key !== undefined && !buckets.has(key)) {
-        buckets.set(key, routes.filter((x) => firstLiteralOf(x) === key || firstLiteralOf(x) === undefined));
+        buckets.set(
+          key,
+          routes.filter((x) => firstLiteralOf(x) === key || firstLiteralOf(x) === undefined),
+        );
       }
     }
     this.#buckets = buckets;

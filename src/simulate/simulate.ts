@@ -5,24 +5,30 @@
 // to the real authenticate stage. A test principal (`as:`) or a named static key (`apiKey:`) is a
 // freshly minted random API key whose digest maps to that principal; a `jwt:` is signed by a
 // per-run test key that stands in for the policy's issuers (same issuer, audience, claim mapping).
-import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { RequestContext, type TraceStep } from '../core/context.js';
-import { REASONS, type Deny, type ReasonCode } from '../core/reasons.js';
-import type { Plan } from '../core/plan.js';
-import type { RouteAttempt } from '../routing/route.js';
-import { ApiKeyAuthenticator, DEFAULT_API_KEY_HEADER, StaticKeyLookup, type ApiKeyRecord } from '../authn/api-key.js';
-import { JwtAuthenticator, type JwtIssuer } from '../authn/jwt.js';
+import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, StaticKeyLookup } from '../authn/api-key.js';
 import type { Authenticator } from '../authn/authenticator.js';
 import { compileClaimPath } from '../authn/claims.js';
 import type { AuthnPlan, RouteAuthn } from '../authn/compile.js';
+import { JwtAuthenticator, type JwtIssuer } from '../authn/jwt.js';
+import { RequestContext, type TraceStep } from '../core/context.js';
+import type { Plan } from '../core/plan.js';
 import type { Principal } from '../core/principal.js';
+import { type Deny, REASONS, type ReasonCode } from '../core/reasons.js';
 import { Engine } from '../engine/engine.js';
 import { MemoryStore } from '../limits/memory-store.js';
+import type { RouteAttempt } from '../routing/route.js';
 
 export type Identity =
-  | { readonly as: { readonly tenant?: string | undefined; readonly roles?: readonly string[] | undefined; readonly permissions?: readonly string[] | undefined; readonly subject?: string | undefined } }
+  | {
+      readonly as: {
+        readonly tenant?: string | undefined;
+        readonly roles?: readonly string[] | undefined;
+        readonly permissions?: readonly string[] | undefined;
+        readonly subject?: string | undefined;
+      };
+    }
   | { readonly apiKey: string }
   | { readonly jwt: { readonly claims: Readonly<Record<string, unknown>> } };
 
@@ -53,8 +59,6 @@ export interface SimResult {
 export class SimulationError extends Error {
   override readonly name = 'SimulationError';
 }
-
-
 
 function mintedKey(header: string, record: Omit<ApiKeyRecord, 'id'> & { id: string }): { auth: ApiKeyAuthenticator; key: string } {
   const key = `pct_${randomBytes(24).toString('base64url')}`;
@@ -117,7 +121,14 @@ function keyRecord(plan: Plan, id: string): ApiKeyRecord {
   const expires = k.expires === undefined ? undefined : k.expires instanceof Date ? k.expires.getTime() : Date.parse(k.expires);
   return {
     id: k.id,
-    principal: Object.freeze({ subject: k.subject ?? k.id, tenant: k.tenant, roles: Object.freeze([...(k.roles ?? [])]), permissions: Object.freeze([...(k.permissions ?? [])]), keyId: k.id, via: 'apiKey' as const }),
+    principal: Object.freeze({
+      subject: k.subject ?? k.id,
+      tenant: k.tenant,
+      roles: Object.freeze([...(k.roles ?? [])]),
+      permissions: Object.freeze([...(k.permissions ?? [])]),
+      keyId: k.id,
+      via: 'apiKey' as const,
+    }),
     expiresAt: expires,
     disabled: k.disabled === true,
   };
@@ -129,7 +140,14 @@ async function present(plan: Plan, identity: Identity | undefined): Promise<{ pl
   const header = plan.authn?.apiKey?.header ?? DEFAULT_API_KEY_HEADER;
   if ('as' in identity) {
     const a = identity.as;
-    const principal: Principal = Object.freeze({ subject: a.subject ?? 'test', tenant: a.tenant, roles: Object.freeze([...(a.roles ?? [])]), permissions: Object.freeze([...(a.permissions ?? [])]), keyId: undefined, via: 'test' as const });
+    const principal: Principal = Object.freeze({
+      subject: a.subject ?? 'test',
+      tenant: a.tenant,
+      roles: Object.freeze([...(a.roles ?? [])]),
+      permissions: Object.freeze([...(a.permissions ?? [])]),
+      keyId: undefined,
+      via: 'test' as const,
+    });
     // Its own header, so an `as:` principal is accepted by any authenticated route.
     const { auth, key } = mintedKey('x-portcullis-test-principal', { id: 'test', principal, expiresAt: undefined, disabled: false });
     return { plan: withAuthenticator(plan, auth, true), headers: { 'x-portcullis-test-principal': key } };
@@ -160,7 +178,7 @@ export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = o
   const hostHeader = r.host ?? 'localhost';
   const { plan, headers } = await present(basePlan, r.identity);
   const method = r.method.toUpperCase();
-  const ctx = new RequestContext(plan, performance.now(), {
+  const ctx = RequestContext.of(plan, {
     method,
     target: r.path,
     rawHeaders: rawHeadersOf(r, hostHeader, headers),

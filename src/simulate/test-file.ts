@@ -11,7 +11,10 @@ import type { SimRequest } from './simulate.js';
 
 const requestSchema = z
   .strictObject({
-    method: z.string().regex(/^[A-Za-z]+$/, 'expected an HTTP method').describe('The request method, e.g. GET.'),
+    method: z
+      .string()
+      .regex(/^[A-Za-z]+$/, 'expected an HTTP method')
+      .describe('The request method, e.g. GET.'),
     path: z.string().min(1).describe('The request target as a client sends it (path and query, percent-encoding included): it goes through the same canonicaliser as a real request.'),
     host: z.string().optional().describe('The Host header; routes with `match.host` need it.'),
     ip: z.string().optional().describe('The client address the IP rules see (default 127.0.0.1).'),
@@ -29,7 +32,9 @@ const requestSchema = z
     jwt: z
       .strictObject({ claims: z.record(z.string(), z.unknown()) })
       .optional()
-      .describe('A token carrying these claims, signed by a key that stands in for the policy\'s issuers; `iss` and `aud` of the first issuer, `sub: test-subject` and a 5-minute `exp` are filled in unless given: tests the claim mapping.'),
+      .describe(
+        "A token carrying these claims, signed by a key that stands in for the policy's issuers; `iss` and `aud` of the first issuer, `sub: test-subject` and a 5-minute `exp` are filled in unless given: tests the claim mapping.",
+      ),
   })
   .refine((r) => [r.as, r.apiKey, r.jwt].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt')
   .describe('The request to decide. Without as, apiKey or jwt it carries no credentials (unless headers has some).');
@@ -54,9 +59,7 @@ export function policyTestJsonSchema(): Record<string, unknown> {
     tests: z
       .array(
         testSchema.extend({
-          expect: z
-            .union([allowSchema, denySchema])
-            .describe('`allow` (every stage lets the request through), or `{ deny: CODE }` with the reason code the decision must carry.'),
+          expect: z.union([allowSchema, denySchema]).describe('`allow` (every stage lets the request through), or `{ deny: CODE }` with the reason code the decision must carry.'),
         }),
       )
       .describe('The tests of this file, run in order.'),

@@ -3,11 +3,11 @@
 // reconfigured in place when the breaker settings change. The Balancers object is the one owner of
 // every breaker (admin and metrics read it from here).
 import type { Logger } from 'pino';
-import type { EventBus } from '../events.js';
 import type { Plan } from '../core/plan.js';
-import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
+import type { EventBus } from '../events.js';
 import { breakerState, breakerTransitionsTotal } from '../observability/metrics.js';
-import { CircuitBreaker, REFUSED, type BreakerSettings, type BreakerStateName } from './breaker.js';
+import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
+import { type BreakerSettings, type BreakerStateName, CircuitBreaker, REFUSED } from './breaker.js';
 
 const STATE_VALUE: Record<BreakerStateName, number> = { closed: 0, 'half-open': 1, open: 2 };
 

@@ -12,14 +12,13 @@ export function createBodyLimitStage(): Stage {
 }
 
 function run(ctx: RequestContext): Outcome {
-    const route = ctx.route;
-    const max = route === undefined ? undefined : ctx.plan.maxBodySize[route.index];
-    if (max === undefined) return CONTINUE;
-    const declared = ctx.contentLength;
-    if (declared !== undefined && Number(declared) > max) {
-      ctx.note('bodyLimit', `Content-Length ${declared} exceeds ${max}`);
-      return TOO_LARGE;
-    }
-    return CONTINUE;
+  const route = ctx.route;
+  const max = route === undefined ? undefined : ctx.plan.maxBodySize[route.index];
+  if (max === undefined) return CONTINUE;
+  const declared = ctx.contentLength;
+  if (declared !== undefined && Number(declared) > max) {
+    ctx.note('bodyLimit', `Content-Length ${declared} exceeds ${max}`);
+    return TOO_LARGE;
+  }
+  return CONTINUE;
 }
-

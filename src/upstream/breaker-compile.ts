@@ -1,8 +1,8 @@
 // `upstreams.<name>.breaker` → BreakerSettings. An absent section means no breaker. Each trigger
 // applies when configured; a section that sets neither trigger gets consecutiveFailures: 5.
 import type { CompileContext } from '../policy/compile-context.js';
-import type { KeyPath } from '../policy/source-map.js';
 import type { PolicyDocument } from '../policy/schema.js';
+import type { KeyPath } from '../policy/source-map.js';
 import { parseDuration, parsePercent } from '../policy/values.js';
 import { BREAKER_DEFAULTS, type BreakerSettings } from './breaker.js';
 

@@ -1,7 +1,7 @@
 import { afterAll } from 'vitest';
 import { MemoryKeyStore, RedisKeyStore } from '../../src/authn/key-store.js';
-import { keyStoreContract } from './key-store.contract.js';
 import { redisUrl } from '../helpers/redis.js';
+import { keyStoreContract } from './key-store.contract.js';
 
 const memory = new MemoryKeyStore();
 keyStoreContract('memory', async () => ({ store: memory, replica: memory }));

@@ -2,17 +2,18 @@
 // server: a three-master Redis Cluster (every key of a call in one slot, tenants spread over the
 // nodes) and a Sentinel-watched master with a replica (the store follows a failover). The limits
 // store, the dynamic key store and the redisStream audit sink meet the same contracts as on one server.
-import { afterAll, describe, expect, it } from 'vitest';
+
 import { Cluster, Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { RedisStreamSink } from '../../src/audit/sinks/redis-stream.js';
+import { RedisKeyStore } from '../../src/authn/key-store.js';
 import { RedisStore } from '../../src/limits/redis-store.js';
 import type { LimitCheck } from '../../src/limits/store.js';
-import { RedisKeyStore } from '../../src/authn/key-store.js';
-import { RedisStreamSink } from '../../src/audit/sinks/redis-stream.js';
-import { storeContract } from './store.contract.js';
+import { freePort } from '../helpers/redis.js';
+import { RedisCluster, RedisSentinel } from '../helpers/redis-topologies.js';
 import { keyStoreContract } from './key-store.contract.js';
 import { sinkContract } from './sink.contract.js';
-import { RedisCluster, RedisSentinel } from '../helpers/redis-topologies.js';
-import { freePort } from '../helpers/redis.js';
+import { storeContract } from './store.contract.js';
 
 const run = Date.now().toString(36);
 let n = 0;
@@ -180,7 +181,10 @@ describe('redis sentinel specifics', () => {
       const deadline = Date.now() + 25_000;
       let ok = false;
       while (!ok && Date.now() < deadline) {
-        ok = await store.check(check(tag)).then((r) => r.allowed, () => false);
+        ok = await store.check(check(tag)).then(
+          (r) => r.allowed,
+          () => false,
+        );
         if (!ok) await new Promise((r) => setTimeout(r, 200));
       }
       expect(ok).toBe(true);

@@ -1,21 +1,23 @@
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { sinkContract } from './sink.contract.js';
 import { FileSink } from '../../src/audit/sinks/file.js';
-import { StdoutSink } from '../../src/audit/sinks/stdout.js';
 import { RedisStreamSink } from '../../src/audit/sinks/redis-stream.js';
+import { StdoutSink } from '../../src/audit/sinks/stdout.js';
 import { WebhookSink } from '../../src/audit/sinks/webhook.js';
 import { freePort, redisUrl } from '../helpers/redis.js';
 import { Receiver } from '../integration/audit/receiver.js';
+import { sinkContract } from './sink.contract.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-sink-'));
 // Complete lines only: a concurrent reader may see a write half done.
 const readLines = (f: string) => {
   const text = readFileSync(f, 'utf8');
-  return text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter((l) => l !== '');
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter((l) => l !== '');
 };
 
 sinkContract('file', {

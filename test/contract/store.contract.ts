@@ -13,7 +13,13 @@ export interface StoreFixture {
 }
 
 const bucket = (key: string, perSecond: number, burst: number, extra: Partial<BucketCheck> = {}): BucketCheck => ({
-  key, ratePerMs: perSecond / 1000, burst, cost: 1, lease: 1, policy: 'p', ...extra,
+  key,
+  ratePerMs: perSecond / 1000,
+  burst,
+  cost: 1,
+  lease: 1,
+  policy: 'p',
+  ...extra,
 });
 const only = (b: BucketCheck): LimitCheck => ({ buckets: [b], quota: undefined, concurrency: undefined });
 

@@ -1,10 +1,10 @@
-import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../src/limits/memory-store.js';
 import { RedisStore } from '../../src/limits/redis-store.js';
 import { StoreTimeoutError } from '../../src/limits/store.js';
-import { storeContract } from './store.contract.js';
 import { PrivateRedis, redisUrl } from '../helpers/redis.js';
+import { storeContract } from './store.contract.js';
 
 let clock = 1_700_000_000_000;
 const memory = new MemoryStore({ now: () => clock });
@@ -46,7 +46,11 @@ describe('redis store specifics', () => {
     const probe = new Redis(server.url);
     try {
       const tag = `test:${run}:{t:rt}`;
-      const check = { buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 1000, cost: 1, lease: 1, policy: 'p' }], quota: { key: `${tag}:q`, limit: 1000, window: 'day' as const }, concurrency: undefined };
+      const check = {
+        buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 1000, cost: 1, lease: 1, policy: 'p' }],
+        quota: { key: `${tag}:q`, limit: 1000, window: 'day' as const },
+        concurrency: undefined,
+      };
       await own.check(check); // loads the script
       const before = await commandStats(probe);
       for (let i = 0; i < 20; i++) await own.check(check);
@@ -65,7 +69,11 @@ describe('redis store specifics', () => {
 
   it('puts a TTL on every key and keeps one tenant under one hash tag', async () => {
     const tag = `test:${run}:{t:ttl}`;
-    await redis.check({ buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }], quota: { key: `${tag}:q`, limit: 10, window: 'month' }, concurrency: { key: `${tag}:c`, limit: 2, ttlMs: 1000, slot: 'x' } });
+    await redis.check({
+      buckets: [{ key: `${tag}:b`, ratePerMs: 1, burst: 10, cost: 1, lease: 1, policy: 'p' }],
+      quota: { key: `${tag}:q`, limit: 10, window: 'month' },
+      concurrency: { key: `${tag}:c`, limit: 2, ttlMs: 1000, slot: 'x' },
+    });
     for (const k of [`${tag}:b`, `${tag}:q`, `${tag}:c`]) expect(await admin.pttl(k)).toBeGreaterThan(0);
     const slots = await Promise.all([`${tag}:b`, `${tag}:q`, `${tag}:c`].map((k) => admin.call('CLUSTER', 'KEYSLOT', k).catch(() => undefined)));
     if (slots[0] !== undefined) expect(new Set(slots).size).toBe(1);
@@ -148,14 +156,22 @@ describe('redis store specifics', () => {
     try {
       expect(await store.warmUp(3000)).toBe(true);
       const tag = `test:${run}:{t:busy}`;
-      const pending = Array.from({ length: 100 }, (_, i) => store.check({ buckets: [{ key: `${tag}:b`, ratePerMs: 0.001, burst: 50, cost: 1, lease: 1, policy: 'p' }], quota: undefined, concurrency: i % 2 ? { key: `${tag}:c`, limit: 1000, ttlMs: 60_000, slot: `s${i}` } : undefined }));
+      const pending = Array.from({ length: 100 }, (_, i) =>
+        store.check({
+          buckets: [{ key: `${tag}:b`, ratePerMs: 0.001, burst: 50, cost: 1, lease: 1, policy: 'p' }],
+          quota: undefined,
+          concurrency: i % 2 ? { key: `${tag}:c`, limit: 1000, ttlMs: 60_000, slot: `s${i}` } : undefined,
+        }),
+      );
       // Once the checks are written, this process is busy for six timeouts (a burst of requests to
       // parse, a long GC): Redis answers within a millisecond, and the answers wait in the socket.
-      await new Promise<void>((resolve) => setImmediate(() => {
-        const until = performance.now() + 300;
-        while (performance.now() < until);
-        resolve();
-      }));
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const until = performance.now() + 300;
+          while (performance.now() < until);
+          resolve();
+        }),
+      );
       const results = await Promise.allSettled(pending);
       expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
       expect(results.filter((r) => r.status === 'fulfilled' && r.value.allowed)).toHaveLength(50);
@@ -188,7 +204,10 @@ describe('redis store specifics', () => {
       const until = Date.now() + 5000;
       let ok = false;
       while (!ok && Date.now() < until) {
-        ok = await store.check(check).then((r) => r.allowed, () => false);
+        ok = await store.check(check).then(
+          (r) => r.allowed,
+          () => false,
+        );
         if (!ok) await new Promise((r) => setTimeout(r, 100));
       }
       expect(ok).toBe(true);

@@ -36,7 +36,13 @@ async function serve(adminHost: string, token: string): Promise<{ outcome: 'up' 
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) return { outcome: 'exited', code: child.exitCode, stderr, stdout, adminPort };
-    if (await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`http://127.0.0.1:${adminPort}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -1,7 +1,7 @@
 // Signed checkpoints through the built CLI: a server signs its chain head at an interval and on
 // SIGTERM, publishes the head (admin endpoint, log line), and `audit verify` with --expect-head,
 // --key and --closed catches what a bare hash chain cannot: a trail cut off at its end.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -11,11 +11,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalWithoutHash, chainHash } from '../../src/audit/chain.js';
 import { AuditPipeline } from '../../src/audit/pipeline.js';
+import { planFor, requestRecord } from '../helpers/audit.js';
 import { MAIN, requireBuiltCli, root, runCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
-import { planFor, requestRecord } from '../helpers/audit.js';
 
-const KEY = 'k'.repeat(20) + '0123456789abcdef0123';
+const KEY = `${'k'.repeat(20)}0123456789abcdef0123`;
 const TOKEN = 'audit-head-test-token-0123456789abcdef';
 const env = { AUDIT_CP_KEY: KEY, OTHER_KEY: 'x'.repeat(40) };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,7 +36,10 @@ interface Ev {
   chain: { instance: string; seq: number; prev: string; hash: string };
 }
 const read = (file: string): string[] => readFileSync(file, 'utf8').trimEnd().split('\n');
-const write = (file: string, lines: readonly string[]): string => (writeFileSync(file, `${lines.join('\n')}\n`), file);
+const write = (file: string, lines: readonly string[]): string => {
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+};
 const verify = (...args: string[]) => runCli(['audit', 'verify', ...args], env);
 
 /** Re-links the chain from `from` on, as an attacker without the checkpoint key can. */
@@ -86,7 +89,12 @@ audit:
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
     const until = Date.now() + 20_000;
-    while (!(await fetch(`${admin}/healthz`).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(`${admin}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (child.exitCode !== null || Date.now() > until) throw new Error(`serve did not start: ${output}`);
       await sleep(50);
     }
@@ -131,7 +139,13 @@ describe('audit checkpoints (built CLI)', () => {
     const events = read(auditFile).map((l) => JSON.parse(l) as Ev);
     const closing = events.at(-1)!;
     const line = output.split('\n').find((l) => l.includes('"audit checkpoint"') && l.includes(closing.chain.hash));
-    expect(line, output.split('\n').filter((l) => l.includes('checkpoint')).join('\n')).toBeDefined();
+    expect(
+      line,
+      output
+        .split('\n')
+        .filter((l) => l.includes('checkpoint'))
+        .join('\n'),
+    ).toBeDefined();
     expect(JSON.parse(line!)).toMatchObject({ audit: { seq: closing.chain.seq, hash: closing.chain.hash, reason: 'shutdown' } });
   });
 
@@ -142,7 +156,9 @@ describe('audit checkpoints (built CLI)', () => {
     expect((await verify(cut)).code).toBe(0); // what a bare hash chain cannot see
     const r = await verify(cut, '--expect-head', recorded.expectHead);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(new RegExp(`verification failed \\(truncated\\): the files end at seq ${recorded.seq - 4}, before the expected head seq ${recorded.seq}: at least 4 event\\(s\\) are missing from the end`));
+    expect(r.stdout).toMatch(
+      new RegExp(`verification failed \\(truncated\\): the files end at seq ${recorded.seq - 4}, before the expected head seq ${recorded.seq}: at least 4 event\\(s\\) are missing from the end`),
+    );
   });
 
   it('fails --expect-head when the event at that seq is another one', async () => {

@@ -26,7 +26,13 @@ afterAll(() => new Promise((r) => upstream.close(r)));
 
 async function firstAnswer(url: string, deadline: number): Promise<void> {
   for (;;) {
-    const ok = await fetch(url).then(async (r) => (await r.arrayBuffer(), true), () => false);
+    const ok = await fetch(url).then(
+      async (r) => {
+        await r.arrayBuffer();
+        return true;
+      },
+      () => false,
+    );
     if (ok) return;
     if (Date.now() > deadline) throw new Error('the proxy never answered');
     await new Promise((r) => setTimeout(r, 5));

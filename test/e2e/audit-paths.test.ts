@@ -20,7 +20,12 @@ async function until(what: string, check: () => boolean, ms = 20_000): Promise<v
   }
 }
 
-const lines = (file: string): string[] => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '') : []);
+const lines = (file: string): string[] =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+    : [];
 
 let upstream: Server;
 let upstreamUrl: string;

@@ -3,13 +3,14 @@
 // head, ambiguous framing, no Host) and one the canonicaliser refuses are each recorded once, with
 // the target as sent (bounded) and the peer's address; no raw control or bidi character ever lands
 // in the file, and the chain still verifies.
+
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, serveCli, type Serving } from '../helpers/cli.js';
+import { runCli, type Serving, serveCli } from '../helpers/cli.js';
 
 let upstream: Server;
 let serving: Serving;
@@ -128,7 +129,7 @@ describe('the audit trail of refused requests', () => {
     expect(raw).toContain('\\u202e');
     expect(raw).toContain('\\u007f');
     expect(raw).toContain('\\u009b');
-    // eslint-disable-next-line no-control-regex
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
     expect(raw.match(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g)).toBeNull();
     const verify = await runCli(['audit', 'verify', auditFile]);
     expect(verify.stdout + verify.stderr).toMatch(/chain intact/);

@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, serveCli, type Serving } from '../helpers/cli.js';
+import { runCli, type Serving, serveCli } from '../helpers/cli.js';
 
 const TOKEN = 'audit-reload-admin-token-0123456789abcdef';
-const CP_KEY = 'r'.repeat(16) + '0123456789abcdef0123456789abcdef';
+const CP_KEY = `${'r'.repeat(16)}0123456789abcdef0123456789abcdef`;
 const env = { PORTCULLIS_ADMIN_TOKEN: TOKEN, AUDIT_RELOAD_KEY: CP_KEY };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,7 +1,7 @@
 // The built server audits through its worker thread: every request of a burst is in the chained
 // file after SIGTERM (the last ones flushed on shutdown), the file verifies, and the worker's
 // counters reach the main thread's /metrics.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,7 +51,13 @@ audit:
   for (;;) {
     if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > until) throw new Error(`serve did not start: ${stderr}`);
-    if (await fetch(`${admin}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${admin}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 50));
   }
 });
@@ -62,7 +68,7 @@ afterAll(async () => {
 });
 
 describe('serve with the audit worker', () => {
-  it('reports the worker\'s written events on the main thread\'s /metrics', async () => {
+  it("reports the worker's written events on the main thread's /metrics", async () => {
     for (let i = 0; i < 20; i++) await (await fetch(`${proxy}/warm/${i}`)).arrayBuffer();
     const until = Date.now() + 10_000;
     let written = 0;
@@ -79,7 +85,10 @@ describe('serve with the audit worker', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    const events = readFileSync(auditFile, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { type: string; request: { path: string } | null });
+    const events = readFileSync(auditFile, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; request: { path: string } | null });
     expect(events[0]!.type).toBe('policy.loaded');
     const burst = events.filter((e) => e.request?.path.startsWith('/burst/')).map((e) => e.request!.path);
     expect(new Set(burst).size).toBe(REQUESTS);

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { root, runCli, type Ran } from '../helpers/cli.js';
+import { type Ran, root, runCli } from '../helpers/cli.js';
 
 const POLICY = 'test/fixtures/bench/basic';
 const LIMITED = 'test/fixtures/bench/limited';

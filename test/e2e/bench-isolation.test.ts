@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, requireBuiltCli, root, type Ran } from '../helpers/cli.js';
+import { MAIN, type Ran, requireBuiltCli, root } from '../helpers/cli.js';
 import { PrivateRedis } from '../helpers/redis.js';
 
 const PREFIX = 'benchprod:';
@@ -100,7 +100,7 @@ afterAll(async () => {
 });
 
 describe('portcullis bench isolation', () => {
-  it('leaves the policy\'s Redis untouched, writes nothing beside the user, and reports counts that agree', async () => {
+  it("leaves the policy's Redis untouched, writes nothing beside the user, and reports counts that agree", async () => {
     const before = await redisState();
     const json = join(work, 'out', 'isolated.json');
     const r = await benchIn(cwd, ['--policy', policyDir, '--tenant', 'acme', '--duration', '1s', '--connections', '2', '--json', json]);
@@ -139,14 +139,14 @@ describe('portcullis bench isolation', () => {
     expect(readdirSync(cwd)).toEqual([]);
   });
 
-  it('spends the policy\'s store only with --use-policy-store, and says so loudly', async () => {
+  it("spends the policy's store only with --use-policy-store, and says so loudly", async () => {
     const before = await redisState();
     const json = join(work, 'out', 'shared.json');
     const r = await benchIn(cwd, ['--policy', policyDir, '--tenant', 'acme', '--use-policy-store', '--duration', '1s', '--connections', '1', '--rate', '20', '--json', json]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/WARNING: --use-policy-store: limits are counted in the policy's store \(127\.0\.0\.1:\d+\)/);
     expect(r.stderr).toContain('spends tenant "acme"\'s real rate, quota and concurrency');
-    expect(r.stdout).toContain('THE POLICY\'S STORE (--use-policy-store)');
+    expect(r.stdout).toContain("THE POLICY'S STORE (--use-policy-store)");
     const after = await redisState();
     expect(after.keys.filter((k) => k.includes('acme')).length).toBeGreaterThan(0);
     expect(after.dbsize).toBeGreaterThan(before.dbsize);

@@ -1,15 +1,14 @@
 // The built CLI as a user runs it: `node dist/main.js …` (npm test's pretest builds dist/).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, requireBuiltCli, root, runCli, type Ran } from '../helpers/cli.js';
+import { MAIN, type Ran, requireBuiltCli, root, runCli } from '../helpers/cli.js';
 import { nodeFlags } from '../helpers/node-flags.js';
 import { freePort } from '../helpers/redis.js';
 
 const TOKEN = 'e2e-admin-token';
-
 
 const cli = (args: string[], env: Record<string, string> = {}): Promise<Ran> => runCli(args, env);
 
@@ -49,7 +48,7 @@ describe('the portcullis CLI', () => {
     expect((await cli(['serve', '--listen', 'nowhere'])).code).toBe(2);
   });
 
-  it('suggests the closest flag for a misspelt one, in its own words rather than the argument parser\'s', async () => {
+  it("suggests the closest flag for a misspelt one, in its own words rather than the argument parser's", async () => {
     const typo = await cli(['serve', '--listn', '127.0.0.1:0']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/^portcullis serve: unknown option "--listn" \(did you mean "--listen"\?\)\n/);

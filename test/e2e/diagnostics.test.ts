@@ -40,14 +40,12 @@ routes:
     const r = await runCli(['validate', p]);
     expect(r.code).toBe(1);
     const tail = 'no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true';
-    expect(r.stderr.split('\n').filter((l) => !l.includes(' warning: '))).toEqual(
-      [
-        `${p}:9:5 routes[1]: route "tenant-reports" needs credentials, but ${tail}`,
-        `${p}:13:14 routes[2].require: route "tenant-billing" needs credentials, but ${tail}`,
-        `${p}: invalid policy (2 errors)`,
-        '',
-      ],
-    );
+    expect(r.stderr.split('\n').filter((l) => !l.includes(' warning: '))).toEqual([
+      `${p}:9:5 routes[1]: route "tenant-reports" needs credentials, but ${tail}`,
+      `${p}:13:14 routes[2].require: route "tenant-billing" needs credentials, but ${tail}`,
+      `${p}: invalid policy (2 errors)`,
+      '',
+    ]);
   });
 
   it('prints schema, env: and semantic errors of one policy in one run, in file order, and exits 1', async () => {

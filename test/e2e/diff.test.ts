@@ -4,13 +4,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBuiltCli, runCli, serveCli, type Ran, type Serving } from '../helpers/cli.js';
+import { type Ran, requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 import { redisUrl } from '../helpers/redis.js';
 
 const DIR = 'test/fixtures/diff';
 const BASE = `${DIR}/base.yaml`;
 const UNSET = ['DIFF_UPSTREAM', 'DIFF_JWT_SECRET', 'DIFF_JWT_SECRET_V2', 'DIFF_REDIS_URL'];
-const diff = (args: string[], env: Record<string, string> = {}): Promise<Ran> => runCli(['diff', ...args], env, UNSET.filter((n) => !(n in env)));
+const diff = (args: string[], env: Record<string, string> = {}): Promise<Ran> =>
+  runCli(
+    ['diff', ...args],
+    env,
+    UNSET.filter((n) => !(n in env)),
+  );
 
 beforeAll(() => requireBuiltCli());
 
@@ -25,13 +30,7 @@ describe('portcullis diff OLD NEW', () => {
     const r = await diff([BASE, `${DIR}/reordered.yaml`]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(
-      [
-        'routes:',
-        '  ~ admin',
-        '      moved: position 4 → 1 (the first match wins: now tried before "health", "tenant-reports", "tenant-exports")',
-        '1 change (routes 1)',
-        '',
-      ].join('\n'),
+      ['routes:', '  ~ admin', '      moved: position 4 → 1 (the first match wins: now tried before "health", "tenant-reports", "tenant-exports")', '1 change (routes 1)', ''].join('\n'),
     );
   });
 
@@ -48,7 +47,9 @@ describe('portcullis diff OLD NEW', () => {
     const r = await diff([BASE, `${DIR}/key-added.yaml`]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(
-      ['api keys:', '  + globex-ci', '      tenant: globex', '      roles: viewer', '      expires: 2030-12-31T00:00:00.000Z', '      hash: (hash)', '      effective permissions: reports:read'].join('\n'),
+      ['api keys:', '  + globex-ci', '      tenant: globex', '      roles: viewer', '      expires: 2030-12-31T00:00:00.000Z', '      hash: (hash)', '      effective permissions: reports:read'].join(
+        '\n',
+      ),
     );
     expect(r.stdout).not.toContain('1111111111');
   });
@@ -61,8 +62,16 @@ describe('portcullis diff OLD NEW', () => {
   });
 
   it('never prints a secret: env values show as their names, hashes and passwords only as changed', async () => {
-    const env = { DIFF_UPSTREAM: 'http://127.0.0.1:3000', DIFF_JWT_SECRET: 'jwt-secret-value-0123456789abcdef0123', DIFF_JWT_SECRET_V2: 'jwt-secret-value-v2-0123456789abcdef01', DIFF_REDIS_URL: 'redis://:env-store-password@127.0.0.1:6379' };
-    for (const args of [[BASE, `${DIR}/secrets.yaml`], [BASE, `${DIR}/secrets.yaml`, '--json']]) {
+    const env = {
+      DIFF_UPSTREAM: 'http://127.0.0.1:3000',
+      DIFF_JWT_SECRET: 'jwt-secret-value-0123456789abcdef0123',
+      DIFF_JWT_SECRET_V2: 'jwt-secret-value-v2-0123456789abcdef01',
+      DIFF_REDIS_URL: 'redis://:env-store-password@127.0.0.1:6379',
+    };
+    for (const args of [
+      [BASE, `${DIR}/secrets.yaml`],
+      [BASE, `${DIR}/secrets.yaml`, '--json'],
+    ]) {
       const r = await diff(args, env);
       expect(r.code).toBe(1);
       for (const secret of ['jwt-secret-value', 'env-store-password', 'hunter2-store-password', '4d398d0d0d1c', '2222222222']) {
@@ -88,7 +97,12 @@ describe('portcullis diff OLD NEW', () => {
     expect(out).toMatchObject({
       changed: true,
       changes: 1,
-      sections: [{ section: 'routes', changes: [{ kind: 'changed', name: 'admin', position: 1, moved: { from: 4, to: 1, nowBefore: ['health', 'tenant-reports', 'tenant-exports'], nowAfter: [] }, fields: [] }] }],
+      sections: [
+        {
+          section: 'routes',
+          changes: [{ kind: 'changed', name: 'admin', position: 1, moved: { from: 4, to: 1, nowBefore: ['health', 'tenant-reports', 'tenant-exports'], nowAfter: [] }, fields: [] }],
+        },
+      ],
     });
     const same = await diff([BASE, `${DIR}/reformatted`, '--json']);
     expect(same.code).toBe(0);
@@ -120,13 +134,23 @@ describe('portcullis diff --admin URL NEW', () => {
   let serving: Serving;
   // Served without the audit section: it writes a file relative to the working directory.
   const served = readFileSync(BASE, 'utf8').replace(/\naudit:[\s\S]*$/, '\n');
-  const env = (): Record<string, string> => ({ DIFF_UPSTREAM: 'http://127.0.0.1:9', DIFF_JWT_SECRET: 'jwt-secret-value-0123456789abcdef0123', DIFF_REDIS_URL: redisUrl(), PORTCULLIS_ADMIN_TOKEN: TOKEN });
+  const env = (): Record<string, string> => ({
+    DIFF_UPSTREAM: 'http://127.0.0.1:9',
+    DIFF_JWT_SECRET: 'jwt-secret-value-0123456789abcdef0123',
+    DIFF_REDIS_URL: redisUrl(),
+    PORTCULLIS_ADMIN_TOKEN: TOKEN,
+  });
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'portcullis-diff-e2e-'));
     writeFileSync(join(work, 'running.yaml'), served);
     // The admin route moved first, as in reordered.yaml.
-    writeFileSync(join(work, 'reordered.yaml'), served.replace(/  - name: admin\n[\s\S]*?ipAllow: \[127\.0\.0\.0\/8\]\n/, '').replace('routes:\n', 'routes:\n  - name: admin\n    match: { path: "/v1/admin/**" }\n    require: ["admin:*"]\n    ipAllow: [127.0.0.0/8]\n'));
+    writeFileSync(
+      join(work, 'reordered.yaml'),
+      served
+        .replace(/ {2}- name: admin\n[\s\S]*?ipAllow: \[127\.0\.0\.0\/8\]\n/, '')
+        .replace('routes:\n', 'routes:\n  - name: admin\n    match: { path: "/v1/admin/**" }\n    require: ["admin:*"]\n    ipAllow: [127.0.0.0/8]\n'),
+    );
     writeFileSync(join(work, 'limits.yaml'), served.replace('free: { rate: 10/s', 'free: { rate: 5/s'));
     serving = await serveCli(join(work, 'running.yaml'), env());
   });

@@ -1,10 +1,10 @@
 // A SIGTERM drain says goodbye: idle keep-alive connections are closed cleanly at once, and the
 // responses still in flight on kept-alive (and pipelined) connections carry `Connection: close`,
 // so no client reuses a connection the server is about to close. Through the built CLI.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +46,13 @@ routes:
   for (;;) {
     if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > until) throw new Error(`serve did not start: ${stderr}`);
-    if (await fetch(`http://127.0.0.1:${adminPort}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`http://127.0.0.1:${adminPort}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 50));
   }
 });

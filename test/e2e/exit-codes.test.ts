@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GENESIS, canonicalWithoutHash, chainHash } from '../../src/audit/chain.js';
+import { canonicalWithoutHash, chainHash, GENESIS } from '../../src/audit/chain.js';
 import { hashApiKey } from '../../src/authn/api-key.js';
 import { MAIN, requireBuiltCli, root } from '../helpers/cli.js';
 
@@ -52,7 +52,14 @@ function auditTrail(): string {
   let prev = GENESIS;
   const lines: string[] = [];
   for (let seq = 0; seq < 3; seq++) {
-    const event: Record<string, unknown> & { chain: Record<string, unknown> } = { v: 1, id: `e-${seq}`, time: '2026-12-01T00:00:00.000Z', type: 'policy.loaded', hash: 'h', chain: { instance: 'ci', seq, prev } };
+    const event: Record<string, unknown> & { chain: Record<string, unknown> } = {
+      v: 1,
+      id: `e-${seq}`,
+      time: '2026-12-01T00:00:00.000Z',
+      type: 'policy.loaded',
+      hash: 'h',
+      chain: { instance: 'ci', seq, prev },
+    };
     event.chain.hash = chainHash(prev, canonicalWithoutHash(event));
     prev = event.chain.hash as string;
     lines.push(JSON.stringify(event));
@@ -108,10 +115,14 @@ describe('the README exit-code table', () => {
     for (const row of rows) expect(all.filter((e) => e.line === row).length, row).toBeGreaterThan(1);
   });
 
-  it.each(all.map((e) => [e.command, e.code] as const))('%s exits %i', async (command, code) => {
-    const r = await run(command);
-    expect({ code: r.code, stderr: r.code === code ? '' : r.stderr }).toEqual({ code, stderr: '' });
-    // A usage error says so in our words, never with a stack trace.
-    expect(r.stderr).not.toMatch(/\n\s+at /);
-  }, 60_000);
+  it.each(all.map((e) => [e.command, e.code] as const))(
+    '%s exits %i',
+    async (command, code) => {
+      const r = await run(command);
+      expect({ code: r.code, stderr: r.code === code ? '' : r.stderr }).toEqual({ code, stderr: '' });
+      // A usage error says so in our words, never with a stack trace.
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    },
+    60_000,
+  );
 });

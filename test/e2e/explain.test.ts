@@ -1,6 +1,6 @@
 // `portcullis explain` through the built CLI (`node dist/main.js explain …`).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireBuiltCli, runCli, type Ran } from '../helpers/cli.js';
+import { type Ran, requireBuiltCli, runCli } from '../helpers/cli.js';
 
 const P = 'test/fixtures/authz/basic';
 
@@ -75,7 +75,7 @@ describe('portcullis explain', () => {
     expect(wrong.stdout.endsWith('decision: deny AUTH_INVALID (401)\n')).toBe(true);
     // A dynamic key lives in the store, which explain does not read: it says so rather than leave
     // the reader to think the key was revoked.
-    expect(wrong.stdout).toContain('note: explain knows only the policy\'s static keys');
+    expect(wrong.stdout).toContain("note: explain knows only the policy's static keys");
   });
 
   it('says how an --as principal was authenticated in the same words as the principal line', async () => {

@@ -2,14 +2,15 @@
 // policy's static keys are listed with the dynamic ones (never a hash), and revoking a static key
 // refuses it at once, for as long as the store keeps the revocation (a restart included), while
 // the policy still lists it.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
-import { requireBuiltCli, runCli, serveCli, type Serving } from '../helpers/cli.js';
+import { requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 import { redisUrl } from '../helpers/redis.js';
 
 const TOKEN = 'keys-static-revoke-e2e-token';

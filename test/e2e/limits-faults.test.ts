@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
-import { serveCli, type Serving } from '../helpers/cli.js';
+import { type Serving, serveCli } from '../helpers/cli.js';
 import { PrivateRedis, redisUrl } from '../helpers/redis.js';
 
 const ADMIN_TOKEN = 'limits-faults-admin-token-0123456789abcdef';
@@ -57,7 +57,9 @@ afterAll(async () => {
 /** A policy with one API key per tenant (key `<tenant>-secret`); `tiers` and `store` are YAML flow mappings. */
 function policy(tenants: Record<string, string>, tiers: string, store: string): string {
   const keys = Object.entries(tenants).map(([t]) => `      - { id: ${t}-key, hash: "${hashApiKey(`${t}-secret`)}", tenant: ${t}, roles: [user] }`);
-  const members = Object.entries(tenants).map(([t, tier]) => `${t}: ${tier}`).join(', ');
+  const members = Object.entries(tenants)
+    .map(([t, tier]) => `${t}: ${tier}`)
+    .join(', ');
   return `version: 1
 upstreams: { app: { url: "${upstreamUrl}" } }
 authentication:
@@ -214,7 +216,10 @@ describe('limits under Redis faults, through the built CLI', () => {
     // (B's release of the request just made can reach Redis after this one's check: then try again.)
     for (let tries = 0; held < before + 2 && tries < 20; tries++) {
       let refused = false;
-      void get(a.proxy, '/api/hold/60000', 'solo').then((r) => (refused = r.status !== 200), () => undefined);
+      void get(a.proxy, '/api/hold/60000', 'solo').then(
+        (r) => (refused = r.status !== 200),
+        () => undefined,
+      );
       const until = performance.now() + 5000;
       while (held < before + 2 && !refused && performance.now() < until) await sleep(20);
     }

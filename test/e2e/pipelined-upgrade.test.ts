@@ -1,21 +1,21 @@
 // One packet must never stop the gateway: a WebSocket upgrade pipelined behind another request (in
 // the same write, or while that request's response is still being produced) is answered after
 // that response, on the built CLI, and the process goes on serving.
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { serveCli, type Serving } from '../helpers/cli.js';
+import { type Serving, serveCli } from '../helpers/cli.js';
 
 let upstream: Server;
 let wss: WebSocketServer;
 let serving: Serving;
 
-const UPGRADE = (path: string) =>
-  `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+const UPGRADE = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
 beforeAll(async () => {
@@ -119,7 +119,7 @@ describe('a WebSocket upgrade pipelined behind another request', () => {
       [UPGRADE('/ws') + GET('/after-upgrade')],
       [GET('/slow/x') + UPGRADE('/ws') + UPGRADE('/ws')],
       [GET('/a') + GET('/b') + UPGRADE('/ws')],
-      ['POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc' + UPGRADE('/ws')],
+      [`POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc${UPGRADE('/ws')}`],
     ];
     await Promise.all(Array.from({ length: 40 }, (_, i) => exchange(shapes[i % shapes.length]!, /hello from upstream/)));
     // A connection closed mid-wait: the client goes away while the upgrade waits for the earlier response.

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ALIASES } from '../../src/policy/yaml.js';
-import { requireBuiltCli, runCli, serveCli, type Serving } from '../helpers/cli.js';
+import { requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 
 const TOKEN = 'policy-aliases-admin-token';
 let dir: string;

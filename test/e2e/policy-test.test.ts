@@ -1,6 +1,6 @@
 // `portcullis test` through the built CLI (`node dist/main.js test …`; npm test's pretest builds dist/).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { requireBuiltCli, runCli, type Ran } from '../helpers/cli.js';
+import { type Ran, requireBuiltCli, runCli } from '../helpers/cli.js';
 
 const F = 'test/fixtures/authz';
 

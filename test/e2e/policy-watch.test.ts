@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { serveCli, type Serving } from '../helpers/cli.js';
+import { type Serving, serveCli } from '../helpers/cli.js';
 
 let upstream: Server;
 let upstreamUrl: string;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
-import { serveCli, type Serving } from '../helpers/cli.js';
+import { type Serving, serveCli } from '../helpers/cli.js';
 import { PrivateRedis } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

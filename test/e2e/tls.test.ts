@@ -1,7 +1,7 @@
 // TLS towards what Portcullis depends on, with the built CLI: an https upstream and a `rediss://`
 // limits store whose certificates a private CA signed. The CA is trusted the Node way, through
 // NODE_EXTRA_CA_CERTS; without it the certificate is refused (verification is never switched off).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { root, serveCli, type Serving } from '../helpers/cli.js';
+import { root, type Serving, serveCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/redis.js';
 
 const FIXTURES = path.join(root, 'test/fixtures/tls');

@@ -67,7 +67,13 @@ export async function serveCli(policy: string, env: Record<string, string> = {},
       await stop();
       throw new Error(`serve did not start: ${stderr}`);
     }
-    if (await fetch(`${admin}/healthz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${admin}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     await new Promise((r) => setTimeout(r, 50));
   }
   return { proxy: `http://127.0.0.1:${port}`, admin, stderr: () => stderr, stop };

@@ -5,7 +5,7 @@ import type { Plan } from '../../src/core/plan.js';
 
 /** A context for a request node:http parsed (or a bare IncomingMessage). */
 export function contextOf(req: IncomingMessage, plan: Plan): RequestContext {
-  return new RequestContext(plan, performance.now(), {
+  return RequestContext.of(plan, {
     method: req.method ?? 'GET',
     target: req.url ?? '/',
     rawHeaders: req.rawHeaders,
@@ -25,5 +25,5 @@ type Decided = Partial<Omit<RequestContext, 'plan' | 'start' | 'gone' | 'note' |
 export function contextWith(plan: Plan, decided: Decided & { readonly method?: string } = {}): RequestContext {
   const { method = 'GET', ...state } = decided;
   const view: RequestView = { method, target: (state.path ?? '/') + (state.query ?? ''), rawHeaders: [], httpVersion: '1.1', peer: '', connection: {} };
-  return Object.assign(new RequestContext(plan, performance.now(), view), state);
+  return Object.assign(RequestContext.of(plan, view), state);
 }

@@ -1,12 +1,13 @@
 // A real Portcullis (startApp: the same composition `serve` runs) in front of a real recording
 // upstream, and a raw HTTP/1.1 client, so a test can write exactly the bytes an attacker would
 // (duplicate, mixed-case and "_" header names, unnormalised paths) and assert what arrived upstream.
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApp, type App } from '../../src/app.js';
+import { type App, startApp } from '../../src/app.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 export interface Arrival {

@@ -1,9 +1,9 @@
 // Starts one private redis-server for the whole run (or uses REDIS_URL) and hands its URL to
 // every test file. When redis-server is missing the run fails here, with the install command:
 // suites that need Redis never skip silently.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { freePort, untilPong } from './ports.js';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import type { TestProject } from 'vitest/node';
+import { freePort, untilPong } from './ports.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

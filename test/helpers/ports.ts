@@ -18,7 +18,10 @@ export async function untilPong(port: number, failure: string, ms = 10_000): Pro
   while (Date.now() < until) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-      s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
+      s.on('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return;

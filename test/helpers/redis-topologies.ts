@@ -1,12 +1,12 @@
 // Real Redis Cluster and Redis Sentinel deployments for tests, built from redis-server processes on
 // free ports: the store's `redis+cluster://` and `redis+sentinel://` URLs are exercised against the
 // servers they name, never a mock.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
 import { Redis } from 'ioredis';
+import { inject } from 'vitest';
 import { freePort, PrivateRedis, untilPong } from './redis.js';
 
 const SLOTS = 16384;

@@ -1,6 +1,6 @@
 // Redis for tests: the shared server started by global-redis.ts, or a private one a test may kill
 // and restart (fault tests). Never a mock.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { inject } from 'vitest';
 import { freePort, untilPong } from './ports.js';
 

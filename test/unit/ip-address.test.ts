@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalIp, formatIpv6, ipKey, parseIpv6 } from '../../src/ip-address.js';
 import { TrustedProxies } from '../../src/authn/client-ip.js';
+import { canonicalIp, formatIpv6, ipKey, parseIpv6 } from '../../src/ip-address.js';
 
 describe('one spelling per client address', () => {
   it.each([

@@ -7,12 +7,30 @@ describe('store.url parsing', () => {
     ['rediss://:secret@cache.internal:6380/2', { kind: 'server', url: 'rediss://:secret@cache.internal:6380/2' }],
     [
       'redis+cluster://10.0.0.1:7000,10.0.0.2:7001,[fd00::3]:7002',
-      { kind: 'cluster', hosts: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }, { host: 'fd00::3', port: 7002 }], username: undefined, password: undefined },
+      {
+        kind: 'cluster',
+        hosts: [
+          { host: '10.0.0.1', port: 7000 },
+          { host: '10.0.0.2', port: 7001 },
+          { host: 'fd00::3', port: 7002 },
+        ],
+        username: undefined,
+        password: undefined,
+      },
     ],
     ['redis+cluster://ops:p%40ss@node-a', { kind: 'cluster', hosts: [{ host: 'node-a', port: 6379 }], username: 'ops', password: 'p@ss' }],
     [
       'redis+sentinel://:pw@s1:26379,s2:26379/orders',
-      { kind: 'sentinel', hosts: [{ host: 's1', port: 26379 }, { host: 's2', port: 26379 }], name: 'orders', username: undefined, password: 'pw' },
+      {
+        kind: 'sentinel',
+        hosts: [
+          { host: 's1', port: 26379 },
+          { host: 's2', port: 26379 },
+        ],
+        name: 'orders',
+        username: undefined,
+        password: 'pw',
+      },
     ],
     ['redis+sentinel://s1:26379', { kind: 'sentinel', hosts: [{ host: 's1', port: 26379 }], name: 'mymaster', username: undefined, password: undefined }],
   ])('reads %s', (url, target) => {

@@ -8,7 +8,24 @@ describe('request headers from rawHeaders', () => {
   });
 
   it('joins repeated X-Forwarded-For, X-Request-Id and traceparent as Node would, and keeps the first Host', () => {
-    const h = arrivalHeaders(['Host', 'a', 'host', 'b', 'X-Forwarded-For', '1.1.1.1', 'x-forwarded-for', '2.2.2.2', 'x-request-id', 'one', 'X-Request-Id', 'two', 'traceparent', 't1', 'traceparent', 't2']);
+    const h = arrivalHeaders([
+      'Host',
+      'a',
+      'host',
+      'b',
+      'X-Forwarded-For',
+      '1.1.1.1',
+      'x-forwarded-for',
+      '2.2.2.2',
+      'x-request-id',
+      'one',
+      'X-Request-Id',
+      'two',
+      'traceparent',
+      't1',
+      'traceparent',
+      't2',
+    ]);
     expect(h.host).toBe('a');
     expect(h.forwardedFor).toBe('1.1.1.1, 2.2.2.2');
     expect(h.requestId).toBe('one, two');
@@ -16,7 +33,15 @@ describe('request headers from rawHeaders', () => {
   });
 
   it('notices a Transfer-Encoding in any case and leaves absent headers undefined', () => {
-    expect(arrivalHeaders(['Transfer-ENCODING', 'chunked'])).toEqual({ host: undefined, forwardedFor: undefined, requestId: undefined, traceparent: undefined, contentLength: undefined, chunked: true, badFraming: false });
+    expect(arrivalHeaders(['Transfer-ENCODING', 'chunked'])).toEqual({
+      host: undefined,
+      forwardedFor: undefined,
+      requestId: undefined,
+      traceparent: undefined,
+      contentLength: undefined,
+      chunked: true,
+      badFraming: false,
+    });
   });
 
   it('flags every Transfer-Encoding framing but one line of exactly "chunked" as bad', () => {

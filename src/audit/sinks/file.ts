@@ -1,7 +1,7 @@
 // Append-only NDJSON file: one write per batch, rotation by size to `<path>.<UTC stamp>`, rotated
 // files older than `retain` deleted, fsync per policy (always: every batch; batch: at most once a
 // second; never: leave it to the OS).
-import { promises as fsp, openSync, readSync, closeSync, fstatSync, writeSync, fdatasyncSync, fsyncSync, mkdirSync } from 'node:fs';
+import { closeSync, fdatasyncSync, promises as fsp, fstatSync, fsyncSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { AuditSink } from '../sink.js';
 
@@ -97,7 +97,15 @@ export class FileSink implements AuditSink {
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('.', '');
     // Two rotations in one millisecond must not overwrite each other.
     let target = `${this.#o.path}.${stamp}`;
-    for (let n = 1; await fsp.access(target).then(() => true, () => false); n++) target = `${this.#o.path}.${stamp}-${n}`;
+    for (
+      let n = 1;
+      await fsp.access(target).then(
+        () => true,
+        () => false,
+      );
+      n++
+    )
+      target = `${this.#o.path}.${stamp}-${n}`;
     await fsp.rename(this.#o.path, target);
     const retain = this.#o.retainMs ?? 0;
     if (retain > 0) {
@@ -162,15 +170,16 @@ export function lastLine(file: string): string | undefined {
       const start = Math.max(0, size - chunk);
       const buf = Buffer.alloc(size - start);
       readSync(fd, buf, 0, buf.length, start);
-      const lines = buf.toString('utf8').split('\n').filter((l) => l.trim() !== '');
+      const lines = buf
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
       // A torn final line (crash mid-write) is not a head; the one before it is.
       for (let i = lines.length - 1; i >= (start === 0 ? 0 : 1); i--) {
         try {
           JSON.parse(lines[i]!);
           return lines[i];
-        } catch {
-          continue;
-        }
+        } catch {}
       }
       if (start === 0) return undefined;
       chunk *= 4;

@@ -4,7 +4,7 @@
 // dispatcher spools it.
 import { createHmac } from 'node:crypto';
 import { request } from 'undici';
-import { PartialWriteError, type AuditSink } from '../sink.js';
+import { type AuditSink, PartialWriteError } from '../sink.js';
 
 export interface WebhookSinkOptions {
   readonly name?: string;

@@ -1,18 +1,19 @@
 // The admin API over real sockets, with the memory key store (no store.url) and the Redis one:
 // a key id names one key (static or dynamic, in both directions), and every input the API refuses
 // is answered with problem+json carrying a stable `code`.
-import { createServer, request as httpRequest, type Server } from 'node:http';
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
-import { hashApiKey } from '../../../src/authn/api-key.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ADMIN_BODY_BYTES } from '../../../src/admin/server.js';
-import { PolicyError } from '../../../src/policy/diagnostics.js';
+import { type App, startApp } from '../../../src/app.js';
+import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { PolicyError } from '../../../src/policy/diagnostics.js';
 import { PrivateRedis } from '../../helpers/redis.js';
 
 const TOKEN = 'admin-input-test-token';
@@ -46,14 +47,22 @@ async function start(storeUrl: string | undefined): Promise<{ app: App; file: st
   dirs.push(dir);
   const file = join(dir, 'policy.yaml');
   writeFileSync(file, policy(storeUrl));
-  const app = await startApp({ policyPath: file, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, adminToken: TOKEN, drainMs: 0, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+  const app = await startApp({
+    policyPath: file,
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    adminToken: TOKEN,
+    drainMs: 0,
+    demo: false,
+    watch: false,
+    logger: createLogger({ level: 'silent' }),
+  });
   return { app, file };
 }
 
 interface Answer {
   status: number;
   type: string | undefined;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- assertions read arbitrary JSON
   json: any;
 }
 
@@ -244,9 +253,7 @@ describe.each([
     writeFileSync(file, policy(url(), [STATIC_ID, id]));
     const r = await admin(app, 'POST', '/admin/reload');
     expectProblem(r, 422, 'POLICY_REJECTED');
-    expect(r.json.errors).toEqual([
-      expect.stringMatching(new RegExp(`^${file}:7:\\d+ authentication\\.apiKeys\\.keys\\[1\\]\\.id: key id "${id}" is already used by a dynamic key`)),
-    ]);
+    expect(r.json.errors).toEqual([expect.stringMatching(new RegExp(`^${file}:7:\\d+ authentication\\.apiKeys\\.keys\\[1\\]\\.id: key id "${id}" is already used by a dynamic key`))]);
     expect(app.policy.plan.hash).toBe(hash);
     expect(await proxied(app, created.json.key)).toBe(200);
     // Revoked, the id is free for the static key.
@@ -270,7 +277,16 @@ describe('starting with a shared Redis key store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-admin-input-'));
     dirs.push(dir);
     writeFileSync(join(dir, 'policy.yaml'), policy(redisUrl(), [STATIC_ID, id]));
-    const starting = startApp({ policyPath: join(dir, 'policy.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, adminToken: TOKEN, drainMs: 0, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+    const starting = startApp({
+      policyPath: join(dir, 'policy.yaml'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+      adminToken: TOKEN,
+      drainMs: 0,
+      demo: false,
+      watch: false,
+      logger: createLogger({ level: 'silent' }),
+    });
     await expect(starting).rejects.toBeInstanceOf(PolicyError);
     await expect(starting).rejects.toThrow(new RegExp(`keys\\[1\\]\\.id: key id "${id}" is already used by a dynamic key`));
   });

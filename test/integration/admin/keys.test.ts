@@ -1,18 +1,19 @@
 // Dynamic API keys through the admin API, on two real replicas sharing a real Redis (issue 6).
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { createLogger } from '../../../src/observability/logger.js';
 import type { SystemEvent } from '../../../src/events.js';
-import { redisUrl } from '../../helpers/redis.js';
+import { createLogger } from '../../../src/observability/logger.js';
 import { requireBuiltCli, runCli } from '../../helpers/cli.js';
+import { redisUrl } from '../../helpers/redis.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 let upstream: Server;
@@ -44,7 +45,16 @@ routes:
 async function start(): Promise<App> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-keys-'));
   writeFileSync(join(dir, 'p.yaml'), policy(redisUrl()));
-  const app = await startApp({ policyPath: join(dir, 'p.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, adminToken: TOKEN, drainMs: 0, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+  const app = await startApp({
+    policyPath: join(dir, 'p.yaml'),
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: { host: '127.0.0.1', port: 0 },
+    adminToken: TOKEN,
+    drainMs: 0,
+    demo: false,
+    watch: false,
+    logger: createLogger({ level: 'silent' }),
+  });
   apps.push(app);
   return app;
 }

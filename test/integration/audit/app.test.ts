@@ -1,20 +1,20 @@
 // Through the real server: every request leaves one chained event in the audit file (per the
 // route's audit mode), system events are recorded, and no secret from the corpus reaches the audit
 // file or the logs. Then the CLI verifies and reports on that file.
+
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../../../src/app.js';
-import { hashApiKey } from '../../../src/authn/api-key.js';
-import { generateApiKey } from '../../../src/authn/api-key.js';
-import { createLogger } from '../../../src/observability/logger.js';
+import { type App, startApp } from '../../../src/app.js';
+import { generateApiKey, hashApiKey } from '../../../src/authn/api-key.js';
 import { run as auditCli } from '../../../src/cli/audit.js';
+import { createLogger } from '../../../src/observability/logger.js';
 
 const key = generateApiKey();
 const wrongKey = generateApiKey();
@@ -90,11 +90,20 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-interface Ev { type: string; request: { path: string; route: string | null } | null; decision: { allowed: boolean; code: string | null } | null; actor: { subject: string | null } | null; detail: { trigger?: string } | null }
+interface Ev {
+  type: string;
+  request: { path: string; route: string | null } | null;
+  decision: { allowed: boolean; code: string | null } | null;
+  actor: { subject: string | null } | null;
+  detail: { trigger?: string } | null;
+}
 
 describe('request audit through the real server', () => {
   it('records one event per request as the route audit mode says, plus the startup policy load', async () => {
-    const events = (await readFile(auditFile, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Ev);
+    const events = (await readFile(auditFile, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Ev);
     expect(events[0]).toMatchObject({ type: 'policy.loaded', detail: { trigger: 'startup' } });
     const requests = events.filter((e) => e.type === 'request');
     expect(requests.map((e) => [e.request!.route, e.decision!.code])).toEqual([

@@ -5,8 +5,8 @@
 // that measures the replay itself rather than the proxy's request rate.
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuditWorker } from '../../../src/audit/offthread.js';
 import type { SinkConfig } from '../../../src/audit/compile.js';
+import { AuditWorker } from '../../../src/audit/offthread.js';
 import { REQUEST } from '../../../src/audit/wire.js';
 import { auditBacklogAge, auditBacklogEvents } from '../../../src/observability/metrics.js';
 import { planFor, tmpDir } from '../../helpers/audit.js';

@@ -5,9 +5,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuditPipeline } from '../../../src/audit/pipeline.js';
-import { SECRET_NAMES, type AuditPlan, type SinkConfig } from '../../../src/audit/compile.js';
+import { type AuditPlan, SECRET_NAMES, type SinkConfig } from '../../../src/audit/compile.js';
 import type { RequestRecord } from '../../../src/audit/event.js';
+import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { freePort, PrivateRedis } from '../../helpers/redis.js';
 import { Receiver } from './receiver.js';
 
@@ -17,8 +17,23 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'portcullis-delivery-'));
 const plan = (sinks: SinkConfig[]): AuditPlan => ({ chain: true, sinks, spoolDir: path.join(tmp(), 'spool'), redact: SECRET_NAMES, fingerprint: 't' });
 const rec = (i: number): RequestRecord => ({
-  kind: 0, time: Date.now(), requestId: `req-${i}`, method: 'GET', path: `/v1/reports/${i}`, route: 'reports', ip: '10.0.0.1',
-  subject: 's', tenant: 't', keyId: 'k', via: 'apiKey', allowed: true, code: null, permission: null, shadow: null, status: 200, durationMs: 1,
+  kind: 0,
+  time: Date.now(),
+  requestId: `req-${i}`,
+  method: 'GET',
+  path: `/v1/reports/${i}`,
+  route: 'reports',
+  ip: '10.0.0.1',
+  subject: 's',
+  tenant: 't',
+  keyId: 'k',
+  via: 'apiKey',
+  allowed: true,
+  code: null,
+  permission: null,
+  shadow: null,
+  status: 200,
+  durationMs: 1,
 });
 
 async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
@@ -29,7 +44,12 @@ async function until(cond: () => boolean | Promise<boolean>, ms: number): Promis
   }
 }
 
-interface Ev { id: string; type: string; request: { id: string } | null; chain: { seq: number; instance: string } }
+interface Ev {
+  id: string;
+  type: string;
+  request: { id: string } | null;
+  chain: { seq: number; instance: string };
+}
 
 describe('audit delivery', () => {
   const cleanup: (() => Promise<void>)[] = [];
@@ -94,7 +114,10 @@ describe('audit delivery', () => {
     const pushed: string[] = [];
     let i = 0;
     const load = setInterval(() => {
-      for (let k = 0; k < 20; k++) pushed.push(`req-${i}`), p.push(rec(i++));
+      for (let k = 0; k < 20; k++) {
+        pushed.push(`req-${i}`);
+        p.push(rec(i++));
+      }
     }, 5);
     await sleep(500);
     p.flush();

@@ -1,8 +1,9 @@
 // A real HTTP receiver for webhook tests: stores every NDJSON line it accepts, checks signatures,
 // and can be told to answer 503/429 or be stopped and started on the same port.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export class Receiver {
   readonly lines: string[] = [];

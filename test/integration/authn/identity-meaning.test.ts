@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { sign, signingKey, type SigningKey } from '../../helpers/authn.js';
-import { startGateway, valuesOf, type Gateway } from '../../helpers/gateway.js';
+import { type SigningKey, sign, signingKey } from '../../helpers/authn.js';
+import { type Gateway, startGateway, valuesOf } from '../../helpers/gateway.js';
 
 const KEY = 'identity-key-0123456789';
 const ISS = 'https://idp.meaning.test/';
@@ -20,7 +20,8 @@ let renamed: Gateway;
 let rsa: SigningKey;
 let dir: string;
 
-const policy = (forward: string) => (upstream: string) => `version: 1
+const policy = (forward: string) => (upstream: string) =>
+  `version: 1
 upstreams: { app: { url: "${upstream}" } }
 authentication:
   apiKeys: { keys: [{ id: ci-bot, hash: "${hashApiKey(KEY)}", tenant: acme, roles: [analyst] }] }

@@ -2,17 +2,17 @@
 // X-Forwarded-* headers sent by the client in mixed case, twice, and listed in Connection never
 // reach the upstream; it sees exactly the gateway's values. Also API keys, JWTs and IP rules
 // through the real listener.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../../../src/app.js';
-import { hashApiKey } from '../../../src/authn/api-key.js';
-import { generateApiKey } from '../../../src/authn/api-key.js';
+import { type App, startApp } from '../../../src/app.js';
+import { generateApiKey, hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
-import { captureStream, JwksServer, listen, sign, signingKey, type Listening, type SigningKey } from '../../helpers/authn.js';
+import { captureStream, JwksServer, type Listening, listen, type SigningKey, sign, signingKey } from '../../helpers/authn.js';
 
 const key = generateApiKey();
 const seen: IncomingMessage[] = [];
@@ -160,7 +160,7 @@ describe('identity to the upstream', () => {
     expect(jwtDown.body).toContain('"code":"AUTH_INVALID"');
     expect((await raw(`/v1/things?api_key=${key}`, [`X-Api-Key: ${key}`])).status).toBe(400);
     expect((await raw('/v1/things', [`X-Api-Key: ${key}`, `x-api-key: ${key}`])).status).toBe(400);
-    expect(seen.every((r) => r.url !== '/v1/things?api_key=' + key)).toBe(true);
+    expect(seen.every((r) => r.url !== `/v1/things?api_key=${key}`)).toBe(true);
   });
 
   it('never writes a key or token to the logs', async () => {

@@ -1,12 +1,13 @@
 // authentication.lockout through the real app on real sockets, counted in a real Redis.
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import type { SystemEvent } from '../../../src/events.js';
 import { createLogger } from '../../../src/observability/logger.js';

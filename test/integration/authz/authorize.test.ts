@@ -1,16 +1,17 @@
 // Authorization through the real proxy: real listener, real stages, a real upstream on port 0.
 // Problem bodies name the missing permission (never the granted ones); tenant isolation holds
 // against case and percent-encoding tricks; shadow routes are counted, logged and forwarded.
-import { createServer } from 'node:http';
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../../../src/app.js';
+import { type App, startApp } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { shadowDecisionsTotal } from '../../../src/observability/metrics.js';
-import { captureStream, listen, type Listening } from '../../helpers/authn.js';
+import { captureStream, type Listening, listen } from '../../helpers/authn.js';
 
 const VIEWER = 'pcs_test_viewer_key_0123456789';
 const ANALYST = 'pcs_test_analyst_key_0123456789';
@@ -123,7 +124,10 @@ describe('authorization through the proxy', () => {
     expect(seen).toEqual(['POST /v1/tenants/acme/exports-v2']);
     expect(await shadowCount('new-export', 'PERMISSION_DENIED')).toBe(before + 1);
     await new Promise((r) => setTimeout(r, 50));
-    const line = logs.text().split('\n').find((l) => l.includes('"shadow decision"'));
+    const line = logs
+      .text()
+      .split('\n')
+      .find((l) => l.includes('"shadow decision"'));
     expect(line).toBeDefined();
     expect(JSON.parse(line!)).toMatchObject({ route: 'new-export', decision: 'PERMISSION_DENIED', missing: 'reports:export' });
   });

@@ -2,15 +2,16 @@
 // upstream Services are pointed at a local upstream): a client without a key is told how to
 // authenticate, a key created through the admin API (kept in the shared Redis) is accepted by
 // every replica, and tenants and permissions are enforced.
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { type App, startApp } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { redisUrl } from '../../helpers/redis.js';
 

@@ -7,11 +7,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validatePolicy } from '../../../src/engine/validate.js';
 import type { Plan } from '../../../src/core/plan.js';
+import { validatePolicy } from '../../../src/engine/validate.js';
 import { simulate } from '../../../src/simulate/simulate.js';
 import { requireBuiltCli, runCli } from '../../helpers/cli.js';
-import { startGateway, type Gateway } from '../../helpers/gateway.js';
+import { type Gateway, startGateway } from '../../helpers/gateway.js';
 
 const KEY = 'pcs_doors-test-key-0123456789abcdef';
 const HASH = `sha256:${createHash('sha256').update(KEY).digest('hex')}`;

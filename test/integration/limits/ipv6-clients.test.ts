@@ -4,7 +4,7 @@
 // from a trusted proxy (the test's own sockets can only come from loopback).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { startGateway, type Gateway } from '../../helpers/gateway.js';
+import { type Gateway, startGateway } from '../../helpers/gateway.js';
 import { redisUrl } from '../../helpers/redis.js';
 
 const run = Date.now().toString(36);

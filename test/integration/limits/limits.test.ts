@@ -1,12 +1,13 @@
 // Limits through the real app on real sockets, with a real Redis shared by two replicas.
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { PrivateRedis, redisUrl } from '../../helpers/redis.js';
@@ -44,7 +45,15 @@ ${store}${extra}`;
 async function start(policyText: string): Promise<App> {
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-limits-'));
   writeFileSync(join(dir, 'p.yaml'), policyText);
-  const app = await startApp({ policyPath: join(dir, 'p.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: null, drainMs: 0, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+  const app = await startApp({
+    policyPath: join(dir, 'p.yaml'),
+    listen: { host: '127.0.0.1', port: 0 },
+    admin: null,
+    drainMs: 0,
+    demo: false,
+    watch: false,
+    logger: createLogger({ level: 'silent' }),
+  });
   apps.push(app);
   return app;
 }
@@ -150,7 +159,7 @@ routes:
     const held = hold.length;
     const first = get(app.proxyUrl, '/api/hold/1', 'slow-secret');
     const ac = new AbortController();
-    const second = request(app.proxyUrl + '/api/hold/2', { headers: { 'x-api-key': 'slow-secret' }, signal: ac.signal }).catch(() => undefined);
+    const second = request(`${app.proxyUrl}/api/hold/2`, { headers: { 'x-api-key': 'slow-secret' }, signal: ac.signal }).catch(() => undefined);
     // Both admitted (they reached the upstream), however long that takes on a loaded machine.
     for (const until = Date.now() + 10_000; hold.length < held + 2 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     expect(hold).toHaveLength(held + 2);

@@ -1,13 +1,14 @@
 // Circuit breakers, round robin and retries on real sockets: a fault-injecting upstream on port 0
 // (503 bursts, hangs, recovery), a port nobody listens on (connection refused), the real app.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { freePort } from '../../helpers/redis.js';
 

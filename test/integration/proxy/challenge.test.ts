@@ -4,16 +4,16 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { ProxyServer } from '../../../src/proxy/server.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../../src/authn/api-key.js';
+import { deny } from '../../../src/core/reasons.js';
+import type { Stage } from '../../../src/core/stage.js';
 import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 import { Engine } from '../../../src/engine/engine.js';
 import { EventBus } from '../../../src/events.js';
-import { deny } from '../../../src/core/reasons.js';
-import type { Stage } from '../../../src/core/stage.js';
-import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { ProxyServer } from '../../../src/proxy/server.js';
 
 const opened: { proxy: ProxyServer; policy: PlanManager }[] = [];
 

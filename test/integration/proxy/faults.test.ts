@@ -2,29 +2,30 @@
 // client gets 500 GATEWAY_ERROR problem+json, the fault is counted, the audit event says it was not
 // allowed, and the server goes on serving. The server is assembled in-process, as app.ts does,
 // with each stage wrapped so that a request header can make it throw or reject.
-import { firstHeader } from '../../../src/request-headers.js';
-import type { RequestContext } from '../../../src/core/context.js';
-import { MemoryStore } from '../../../src/limits/memory-store.js';
-import { Engine } from '../../../src/engine/engine.js';
-import { createBreakerStage } from '../../../src/proxy/breaker.stage.js';
-import { Balancers } from '../../../src/upstream/balancer.js';
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { ProxyServer } from '../../../src/proxy/server.js';
-import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
-import { EventBus } from '../../../src/events.js';
-import { createStages } from '../../../src/engine/stages.js';
-import type { Stage } from '../../../src/core/stage.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
 import type { AuditSink } from '../../../src/audit/sink.js';
-import { registry } from '../../../src/observability/metrics.js';
+import type { RequestContext } from '../../../src/core/context.js';
+import type { Stage } from '../../../src/core/stage.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
+import { Engine } from '../../../src/engine/engine.js';
+import { createStages } from '../../../src/engine/stages.js';
+import { EventBus } from '../../../src/events.js';
+import { MemoryStore } from '../../../src/limits/memory-store.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { registry } from '../../../src/observability/metrics.js';
+import { createBreakerStage } from '../../../src/proxy/breaker.stage.js';
+import { ProxyServer } from '../../../src/proxy/server.js';
+import { firstHeader } from '../../../src/request-headers.js';
+import { Balancers } from '../../../src/upstream/balancer.js';
 
 const lines: string[] = [];
 const memorySink: AuditSink = {
@@ -141,7 +142,7 @@ describe('a fault inside the gateway', () => {
     });
   }
 
-  it('is a 500 GATEWAY_ERROR, not an upstream error, when relaying the upstream\'s answer throws', async () => {
+  it("is a 500 GATEWAY_ERROR, not an upstream error, when relaying the upstream's answer throws", async () => {
     const before = await faults('forward');
     const last = stageNames[stageNames.length - 1]!;
     const res = await request(`${base}/relay`, { headers: { 'x-fault': `${last}:bad-header` } });
@@ -175,9 +176,7 @@ describe('a fault inside the gateway', () => {
   it('answers a WebSocket upgrade whose stage throws with 500 GATEWAY_ERROR and closes that connection', async () => {
     const { port } = new URL(base);
     const text = await new Promise<string>((resolve, reject) => {
-      const s = connect(Number(port), '127.0.0.1', () =>
-        s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Fault: route:sync\r\n\r\n'),
-      );
+      const s = connect(Number(port), '127.0.0.1', () => s.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Fault: route:sync\r\n\r\n'));
       let out = '';
       s.on('data', (d) => (out += d.toString()));
       s.on('close', () => resolve(out));

@@ -2,7 +2,7 @@
 // untrusted peer (127.0.0.1) and a trusted proxy (127.0.0.2), on a public and a protected route.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { namesOf, startGateway, valuesOf, type Arrival, type Gateway } from '../../helpers/gateway.js';
+import { type Arrival, type Gateway, namesOf, startGateway, valuesOf } from '../../helpers/gateway.js';
 
 const KEY = 'forwarding-key-0123456789';
 const UNTRUSTED = '127.0.0.1';
@@ -70,8 +70,19 @@ const LOOK_ALIKES = [
 ];
 
 const ALWAYS_GONE = [
-  'x-forwarded-uri', 'x-forwarded-method', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-original-host', 'x-original-method',
-  'x-real-ip', 'x-client-ip', 'true-client-ip', 'cf-connecting-ip', 'x-cluster-client-ip', 'forwarded',
+  'x-forwarded-uri',
+  'x-forwarded-method',
+  'x-original-url',
+  'x-original-uri',
+  'x-rewrite-url',
+  'x-original-host',
+  'x-original-method',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'x-cluster-client-ip',
+  'forwarded',
 ];
 
 function expectNoLookAlikes(a: Arrival): void {
@@ -82,7 +93,7 @@ describe.each([
   ['public', '/pub/page', []],
   ['protected', '/v1/things', [`X-Api-Key: ${KEY}`]],
 ])('on the %s route', (_name, path, credentials) => {
-  it('from an untrusted peer, the upstream sees only the gateway\'s forwarding headers and no look-alike', async () => {
+  it("from an untrusted peer, the upstream sees only the gateway's forwarding headers and no look-alike", async () => {
     const res = await g.send(`GET ${path} HTTP/1.1`, [...FAMILY, ...LOOK_ALIKES, ...credentials], UNTRUSTED);
     expect(res.status).toBe(200);
     const a = g.arrivals[0]!;
@@ -116,7 +127,7 @@ describe('identity next to its look-alikes', () => {
     expectNoLookAlikes(a);
   });
 
-  it('on a protected route the upstream gets exactly the gateway\'s identity (renamed subject header included)', async () => {
+  it("on a protected route the upstream gets exactly the gateway's identity (renamed subject header included)", async () => {
     await g.send('GET /v1/things HTTP/1.1', [`X-Api-Key: ${KEY}`, ...LOOK_ALIKES], TRUSTED);
     const a = g.arrivals[0]!;
     expect(valuesOf(a, 'x-user')).toEqual(['ci-bot']);

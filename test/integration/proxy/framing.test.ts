@@ -3,13 +3,14 @@
 // closed; nothing reaches the upstream and a request pipelined behind it is never answered. Some
 // forms llhttp refuses itself and some it lets through (which differ between Node 20 and 24): the
 // test sends them all and expects the same answer.
-import { createServer, type Server } from 'node:http';
+
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApp, type App } from '../../../src/app.js';
+import { type App, startApp } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
 
 let upstream: Server;
@@ -72,16 +73,16 @@ const SECOND = 'GET /second HTTP/1.1\r\nHost: x\r\n\r\n';
 const head = (lines: string, version = '1.1') => `POST /first HTTP/${version}\r\nHost: x\r\n${lines}\r\n`;
 
 const AMBIGUOUS: Record<string, string> = {
-  'two Transfer-Encoding lines': head('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n') + '0\r\n\r\n',
-  'a coding list ending in chunked': head('Transfer-Encoding: gzip, chunked\r\n') + '0\r\n\r\n',
-  'chunked twice in one line': head('Transfer-Encoding: chunked, chunked\r\n') + '0\r\n\r\n',
-  'identity': head('Transfer-Encoding: identity\r\n'),
+  'two Transfer-Encoding lines': `${head('Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n')}0\r\n\r\n`,
+  'a coding list ending in chunked': `${head('Transfer-Encoding: gzip, chunked\r\n')}0\r\n\r\n`,
+  'chunked twice in one line': `${head('Transfer-Encoding: chunked, chunked\r\n')}0\r\n\r\n`,
+  identity: head('Transfer-Encoding: identity\r\n'),
   'an empty Transfer-Encoding': head('Transfer-Encoding: \r\n'),
-  'gzip and chunked on separate lines': head('Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n') + '0\r\n\r\n',
-  'Transfer-Encoding with Content-Length': head('Transfer-Encoding: chunked\r\nContent-Length: 5\r\n') + '0\r\n\r\n',
-  'Content-Length with Transfer-Encoding': head('Content-Length: 5\r\nTransfer-Encoding: chunked\r\n') + '0\r\n\r\n',
-  'Transfer-Encoding on HTTP/1.0': head('Transfer-Encoding: chunked\r\n', '1.0') + '0\r\n\r\n',
-  'Transfer-Encoding on HTTP/1.0 with keep-alive': head('Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n', '1.0') + '0\r\n\r\n',
+  'gzip and chunked on separate lines': `${head('Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n')}0\r\n\r\n`,
+  'Transfer-Encoding with Content-Length': `${head('Transfer-Encoding: chunked\r\nContent-Length: 5\r\n')}0\r\n\r\n`,
+  'Content-Length with Transfer-Encoding': `${head('Content-Length: 5\r\nTransfer-Encoding: chunked\r\n')}0\r\n\r\n`,
+  'Transfer-Encoding on HTTP/1.0': `${head('Transfer-Encoding: chunked\r\n', '1.0')}0\r\n\r\n`,
+  'Transfer-Encoding on HTTP/1.0 with keep-alive': `${head('Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n', '1.0')}0\r\n\r\n`,
 };
 
 describe('request framing', () => {
@@ -100,7 +101,7 @@ describe('request framing', () => {
 
   it('forwards one Transfer-Encoding: chunked line (any case) and serves the request behind it', async () => {
     upstreamSaw.length = 0;
-    const r = await send(head('Transfer-Encoding: Chunked\r\n') + '3\r\nabc\r\n0\r\n\r\n' + SECOND.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'));
+    const r = await send(`${head('Transfer-Encoding: Chunked\r\n')}3\r\nabc\r\n0\r\n\r\n${SECOND.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n')}`);
     expect(r.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
     expect(upstreamSaw).toEqual(['POST /first', 'GET /second']);
   });

@@ -1,12 +1,13 @@
 // The proxy core on real sockets: a real upstream on port 0, the real app, real HTTP clients.
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+
 import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request as undiciRequest } from 'undici';
-import { startApp, type App } from '../../../src/app.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -287,7 +288,7 @@ describe('proxy core', () => {
     handler = () => undefined; // never answers
     try {
       const ac = new AbortController();
-      const pending = undiciRequest(base + '/open/abort-me', { signal: ac.signal }).catch(() => undefined);
+      const pending = undiciRequest(`${base}/open/abort-me`, { signal: ac.signal }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 150));
       ac.abort();
       await pending;
@@ -306,9 +307,17 @@ describe('proxy core', () => {
     await new Promise<void>((r) => closed.close(() => r()));
     const d = mkdtempSync(join(tmpdir(), 'portcullis-refused-'));
     writeFileSync(join(d, 'p.yaml'), `version: 1\nupstreams: { gone: { url: "http://127.0.0.1:${port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
-    const other = await startApp({ policyPath: join(d, 'p.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: null, drainMs: 0, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+    const other = await startApp({
+      policyPath: join(d, 'p.yaml'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: null,
+      drainMs: 0,
+      demo: false,
+      watch: false,
+      logger: createLogger({ level: 'silent' }),
+    });
     try {
-      const res = await undiciRequest(other.proxyUrl + '/x');
+      const res = await undiciRequest(`${other.proxyUrl}/x`);
       expect(res.statusCode).toBe(502);
       expect(((await res.body.json()) as { code: string }).code).toBe('UPSTREAM_ERROR');
     } finally {
@@ -323,7 +332,7 @@ describe('proxy core', () => {
     let stop = false;
     const loop = async () => {
       while (!stop) {
-        const r = await undiciRequest(base + '/open/load', { dispatcher: agent }).catch(() => undefined);
+        const r = await undiciRequest(`${base}/open/load`, { dispatcher: agent }).catch(() => undefined);
         if (r === undefined || r.statusCode !== 200) failures++;
         await r?.body.dump();
         done++;
@@ -354,10 +363,21 @@ describe('proxy core', () => {
     const d = mkdtempSync(join(tmpdir(), 'portcullis-drain-'));
     const slow = createServer((_req, res) => setTimeout(() => res.end('finished'), 300));
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
-    writeFileSync(join(d, 'p.yaml'), `version: 1\nupstreams: { s: { url: "http://127.0.0.1:${(slow.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
-    const other = await startApp({ policyPath: join(d, 'p.yaml'), listen: { host: '127.0.0.1', port: 0 }, admin: null, drainMs: 5000, demo: false, watch: false, logger: createLogger({ level: 'silent' }) });
+    writeFileSync(
+      join(d, 'p.yaml'),
+      `version: 1\nupstreams: { s: { url: "http://127.0.0.1:${(slow.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`,
+    );
+    const other = await startApp({
+      policyPath: join(d, 'p.yaml'),
+      listen: { host: '127.0.0.1', port: 0 },
+      admin: null,
+      drainMs: 5000,
+      demo: false,
+      watch: false,
+      logger: createLogger({ level: 'silent' }),
+    });
     const body = new Promise<string>((resolve, reject) => {
-      request(other.proxyUrl + '/slow', (res) => {
+      request(`${other.proxyUrl}/slow`, (res) => {
         let t = '';
         res.on('data', (c) => (t += c));
         res.on('end', () => resolve(t));

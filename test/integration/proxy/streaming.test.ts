@@ -1,14 +1,14 @@
 // Bodies are streamed, never buffered: 50 MB each way through the built CLI, measuring the
 // Portcullis process's own resident memory (not the test runner's).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../helpers/redis.js';
 
 const SIZE = 50 * 1024 * 1024;
@@ -45,15 +45,25 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-stream-'));
-  writeFileSync(join(dir, 'p.yaml'), `version: 1\nupstreams: { app: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
+  writeFileSync(
+    join(dir, 'p.yaml'),
+    `version: 1\nupstreams: { app: { url: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" } }\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`,
+  );
   const port = await freePort();
   // Garbage buffers are only reclaimed when V8 decides to collect; a frequent gc in the proxy makes
   // RSS track what is live (buffered), which is what this test is about.
-  child = spawn(process.execPath, ['--expose-gc', '--import', GC_EVERY_10MS, 'dist/main.js', 'serve', '--policy', join(dir, 'p.yaml'), '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${await freePort()}`], { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } });
+  child = spawn(
+    process.execPath,
+    ['--expose-gc', '--import', GC_EVERY_10MS, 'dist/main.js', 'serve', '--policy', join(dir, 'p.yaml'), '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${await freePort()}`],
+    { stdio: 'ignore', env: { ...process.env, LOG_LEVEL: 'warn' } },
+  );
   base = `http://127.0.0.1:${port}`;
   const until = Date.now() + 10_000;
   for (;;) {
-    const ok = await request(base + '/ready').then((r) => r.body.dump().then(() => true), () => false);
+    const ok = await request(`${base}/ready`).then(
+      (r) => r.body.dump().then(() => true),
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > until) throw new Error('portcullis did not start');
     await new Promise((r) => setTimeout(r, 100));
@@ -95,12 +105,12 @@ async function upload(size: number): Promise<string> {
       this.push(chunk);
     },
   });
-  const up = await request(base + '/upload', { method: 'POST', body, headers: { 'content-length': String(size) } });
+  const up = await request(`${base}/upload`, { method: 'POST', body, headers: { 'content-length': String(size) } });
   return up.body.text();
 }
 
 async function download(query = ''): Promise<number> {
-  const down = await request(base + '/download' + query);
+  const down = await request(`${base}/download${query}`);
   let received = 0;
   for await (const d of down.body) received += (d as Buffer).length;
   return received;

@@ -1,15 +1,15 @@
 // WebSocket upgrades through the pipeline, with the real `ws` client and server on real sockets.
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { startApp, type App } from '../../../src/app.js';
-import { registry } from '../../../src/observability/metrics.js';
+import { type App, startApp } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { registry } from '../../../src/observability/metrics.js';
 
 const KEY = 'ws-secret-key-123';
 let echo: Server;

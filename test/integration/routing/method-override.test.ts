@@ -3,7 +3,7 @@
 // name, so the gateway either removes them (the default) or routes and authorizes that method.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { startGateway, valuesOf, namesOf, type Gateway } from '../../helpers/gateway.js';
+import { type Gateway, namesOf, startGateway, valuesOf } from '../../helpers/gateway.js';
 
 const READER = 'reader-key-0123456789';
 const WRITER = 'writer-key-0123456789';
@@ -15,7 +15,8 @@ let plain: Gateway;
 
 const OVERRIDE_NAMES = ['x-http-method-override', 'x-http-method', 'x-method-override'];
 
-const policy = (optIn: boolean) => (upstream: string) => `version: 1
+const policy = (optIn: boolean) => (upstream: string) =>
+  `version: 1
 upstreams: { app: { url: "${upstream}" } }
 authentication:
   apiKeys:

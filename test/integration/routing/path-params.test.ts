@@ -5,12 +5,13 @@
 // arrived upstream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { startGateway, type Gateway } from '../../helpers/gateway.js';
+import { type Gateway, startGateway } from '../../helpers/gateway.js';
 
 const ADMIN_KEY = 'admin-key-0123456789';
 
 /** The policy, with `paths` set to e.g. "{ semicolons: reject }" (undefined: the defaults). */
-const policy = (paths: string | undefined) => (upstream: string) => `version: 1
+const policy = (paths: string | undefined) => (upstream: string) =>
+  `version: 1
 upstreams: { app: { url: "${upstream}" } }
 ${paths === undefined ? '' : `paths: ${paths}\n`}authentication:
   apiKeys: { keys: [{ id: ops, hash: "${hashApiKey(ADMIN_KEY)}", roles: [admin] }] }
@@ -35,22 +36,17 @@ afterAll(async () => {
 });
 
 describe('a dot segment hidden behind ";" parameters', () => {
-  it.each([
-    '/public/..;/admin/x',
-    '/public/%2e%2e;/admin',
-    '/a/..;jsessionid=1/b',
-    '/public/..%3b/admin/x',
-    '/public/%2E%2E%3Bx/admin/x',
-    '/public/.;x/../admin/x',
-    '/;x/admin/x',
-  ])('GET %s is refused with 400 and never reaches the upstream, whatever the paths settings say', async (path) => {
-    for (const g of Object.values(gateways)) {
-      const res = await g.send(`GET ${path} HTTP/1.1`);
-      expect(res.status).toBe(400);
-      expect(res.code).toBe('BAD_REQUEST');
-      expect(g.arrivals).toEqual([]);
-    }
-  });
+  it.each(['/public/..;/admin/x', '/public/%2e%2e;/admin', '/a/..;jsessionid=1/b', '/public/..%3b/admin/x', '/public/%2E%2E%3Bx/admin/x', '/public/.;x/../admin/x', '/;x/admin/x'])(
+    'GET %s is refused with 400 and never reaches the upstream, whatever the paths settings say',
+    async (path) => {
+      for (const g of Object.values(gateways)) {
+        const res = await g.send(`GET ${path} HTTP/1.1`);
+        expect(res.status).toBe(400);
+        expect(res.code).toBe('BAD_REQUEST');
+        expect(g.arrivals).toEqual([]);
+      }
+    },
+  );
 });
 
 describe('paths.semicolons: unambiguous (the default)', () => {
@@ -117,15 +113,12 @@ describe('paths.semicolons: allow', () => {
 describe('paths.emptySegments: unambiguous (the default)', () => {
   const g = () => gateways.default!;
 
-  it.each(['//admin/x', '///admin/secret', '/x/..//admin/secret'])(
-    'refuses %s with 400: with its slashes merged it is a protected route, as written the public catch-all',
-    async (path) => {
-      const res = await g().send(`GET ${path} HTTP/1.1`);
-      expect(res.status).toBe(400);
-      expect(res.code).toBe('BAD_REQUEST');
-      expect(g().arrivals).toEqual([]);
-    },
-  );
+  it.each(['//admin/x', '///admin/secret', '/x/..//admin/secret'])('refuses %s with 400: with its slashes merged it is a protected route, as written the public catch-all', async (path) => {
+    const res = await g().send(`GET ${path} HTTP/1.1`);
+    expect(res.status).toBe(400);
+    expect(res.code).toBe('BAD_REQUEST');
+    expect(g().arrivals).toEqual([]);
+  });
 
   it('asks for credentials on /admin//x: protected whether or not the slashes are merged', async () => {
     expect((await g().send('GET /admin//x HTTP/1.1')).code).toBe('AUTH_MISSING');

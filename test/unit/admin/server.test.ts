@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminServer } from '../../../src/admin/server.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 import { EventBus } from '../../../src/events.js';
 import { createLogger } from '../../../src/observability/logger.js';
-import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 
 const logger = createLogger({ level: 'silent' });
 const TOKEN = 'admin-token-for-tests';
@@ -35,7 +35,6 @@ async function start(options: { token?: string; policy?: PlanManager } = {}): Pr
 }
 
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- test assertions read arbitrary JSON
 const json = async (r: Response): Promise<any> => r.json();
 
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { canonicalWithoutHash, chainHash, GENESIS } from '../../../src/audit/chain.js';
+import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import { verifyFiles } from '../../../src/audit/verify.js';
 import { planFor, requestRecord, tmpDir } from '../../helpers/audit.js';
 
@@ -40,7 +40,7 @@ describe('hash chain', () => {
     expect(first.replace(`"hash":"${events[0]!.chain.hash}",`, '')).toBe(canonicalWithoutHash({ ...events[0]!, chain: rest }));
   });
 
-  it('continues the file\'s chain after a restart', async () => {
+  it("continues the file's chain after a restart", async () => {
     const dir = tmpDir();
     const file = path.join(dir, 'audit.ndjson');
     await writeEvents(file, dir, 4);

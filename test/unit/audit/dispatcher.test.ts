@@ -1,8 +1,8 @@
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SinkDispatcher } from '../../../src/audit/dispatcher.js';
-import { PartialWriteError, type AuditSink } from '../../../src/audit/sink.js';
+import { type AuditSink, PartialWriteError } from '../../../src/audit/sink.js';
 import { FileSink } from '../../../src/audit/sinks/file.js';
 import { tmpDir } from '../../helpers/audit.js';
 

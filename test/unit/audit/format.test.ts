@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson } from '../../../src/canonical-json.js';
 import { EventIds, type RequestRecord } from '../../../src/audit/event.js';
 import { formatHalves, jsonString } from '../../../src/audit/format.js';
+import { canonicalJson } from '../../../src/canonical-json.js';
 import { requestRecord } from '../../helpers/audit.js';
 
 const AWKWARD = ['', 'plain', 'quote"d', 'back\\slash', 'tab\there', 'nul\u0000', 'del\u007f', 'é ü 漢字', '😀 pair', 'lone \ud83d high', 'lone \ude00 low', '\u2028\u2029', '/v1/a b?c=%22'];

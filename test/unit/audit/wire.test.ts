@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AuditWorker } from '../../../src/audit/offthread.js';
 import { AuditRecorder } from '../../../src/audit/recorder.js';
-import { decodeBatch, REQUEST, REQUEST_SAME, SYSTEM, appendSystem, type WireValue } from '../../../src/audit/wire.js';
+import { appendSystem, decodeBatch, REQUEST, REQUEST_SAME, SYSTEM, type WireValue } from '../../../src/audit/wire.js';
 import type { RequestContext } from '../../../src/core/context.js';
 import type { Principal } from '../../../src/core/principal.js';
 import { planFor, tmpDir } from '../../helpers/audit.js';
@@ -23,8 +23,7 @@ routes:
 `);
 const route = plan.routes[0];
 const principal: Principal = { subject: 'ci-bot', tenant: 'acme', roles: [], permissions: [], keyId: 'k1', via: 'apiKey' };
-const ctx = (i: number, over: Parameters<typeof contextWith>[1] = {}): RequestContext =>
-  contextWith(plan, { route, principal, path: `/r/${i}`, requestId: `req-${i}`, clientIp: '10.0.0.1', ...over });
+const ctx = (i: number, over: Parameters<typeof contextWith>[1] = {}): RequestContext => contextWith(plan, { route, principal, path: `/r/${i}`, requestId: `req-${i}`, clientIp: '10.0.0.1', ...over });
 
 describe('audit wire batches', () => {
   it('sends a repeat of the previous request record in the short form and decodes it back in full', () => {

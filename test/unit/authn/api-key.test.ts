@@ -1,12 +1,11 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../../src/authn/api-key.js';
+import { generateApiKey, hashApiKey } from '../../../src/authn/api-key.js';
 import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.js';
-import { generateApiKey } from '../../../src/authn/api-key.js';
+import type { Plan } from '../../../src/core/plan.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { authTotal } from '../../../src/observability/metrics.js';
-import type { Plan } from '../../../src/core/plan.js';
-import { captureStream, found, sign, signingKey, stageServer, type Listening } from '../../helpers/authn.js';
+import { captureStream, found, type Listening, sign, signingKey, stageServer } from '../../helpers/authn.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const good = generateApiKey();
@@ -76,7 +75,7 @@ describe('API key authentication', () => {
   it('gives unknown, revoked, expired and malformed keys byte-identical 401 answers', async () => {
     const bodies = new Set<string>();
     const challenges = new Set<string | null>();
-    for (const presented of [unknown, revoked, expired, 'x', 'pcs_' + 'a'.repeat(600), 'has space', good + 'x']) {
+    for (const presented of [unknown, revoked, expired, 'x', `pcs_${'a'.repeat(600)}`, 'has space', `${good}x`]) {
       const res = await call('/v1/keys-only', { 'x-api-key': presented });
       expect(res.status).toBe(401);
       expect(JSON.parse(res.text).code).toBe('AUTH_INVALID');
@@ -143,8 +142,7 @@ describe('API key authentication', () => {
   });
 
   it('counts attempts by method and result', async () => {
-    const value = async (method: string, result: string): Promise<number> =>
-      (await authTotal.get()).values.find((v) => v.labels.method === method && v.labels.result === result)?.value ?? 0;
+    const value = async (method: string, result: string): Promise<number> => (await authTotal.get()).values.find((v) => v.labels.method === method && v.labels.result === result)?.value ?? 0;
     const before = await value('apiKey', 'success');
     const invalid = await value('apiKey', 'AUTH_INVALID');
     await call('/v1/keys-only', { 'x-api-key': good });
@@ -173,7 +171,14 @@ describe('API key digests', () => {
     const principal = Object.freeze({ subject: 'k', tenant: 't', roles: Object.freeze([]), permissions: Object.freeze([]), keyId: 'k', via: 'apiKey' as const });
     const records = new Map([[digest, { id: 'k', principal, expiresAt: undefined, disabled: false }]]);
     const seen: string[] = [];
-    const auth = new ApiKeyAuthenticator('x-api-key', [{ lookup: (d: string) => (seen.push(d), records.get(d)) }]);
+    const auth = new ApiKeyAuthenticator('x-api-key', [
+      {
+        lookup: (d: string) => {
+          seen.push(d);
+          return records.get(d);
+        },
+      },
+    ]);
     expect(found(await auth.authenticate(['x-api-key', key])).principal).toBe(principal);
     expect(found(await auth.authenticate(['x-api-key', key])).principal).toBe(principal);
     records.delete(digest);

@@ -21,7 +21,12 @@ const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.exp
 const ecPair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ecPrivatePem = ecPair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 const ecPublicPem = ecPair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-const indent = (pem: string): string => pem.trim().split('\n').map((l) => `        ${l}`).join('\n');
+const indent = (pem: string): string =>
+  pem
+    .trim()
+    .split('\n')
+    .map((l) => `        ${l}`)
+    .join('\n');
 
 describe('compileAuthn', () => {
   it('compiles keys, issuers and per-route methods into the plan', async () => {
@@ -58,7 +63,11 @@ routes:
     ['two key sources', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [RS256], jwksUrl: "http://idp/jwks", secret: s }]`, /exactly one of jwksUrl, publicKey or secret/],
     ['HS with a JWKS', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [RS256, HS256], jwksUrl: "http://idp/jwks" }]`, /HS\* algorithms need a secret/],
     ['RS with a secret', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [RS256], secret: "${'s'.repeat(40)}" }]`, /a secret verifies only HS256/],
-    ['a duplicate issuer', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [HS256], secret: "${'s'.repeat(40)}" }, { name: b, issuer: i, audience: x, algorithms: [HS256], secret: "${'s'.repeat(40)}" }]`, /issuer "i" is already configured/],
+    [
+      'a duplicate issuer',
+      `jwt: [{ name: a, issuer: i, audience: x, algorithms: [HS256], secret: "${'s'.repeat(40)}" }, { name: b, issuer: i, audience: x, algorithms: [HS256], secret: "${'s'.repeat(40)}" }]`,
+      /issuer "i" is already configured/,
+    ],
     ['a bad publicKey', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [RS256], publicKey: "nonsense" }]`, /not a PEM public key/],
     ['a private key as publicKey', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [ES256], publicKey: "${ecPrivatePem.replace(/\n/g, '\\n')}" }]`, /private key/],
     ['an EC key for RS256', `jwt: [{ name: a, issuer: i, audience: x, algorithms: [RS256], publicKey: "${ecPublicPem.replace(/\n/g, '\\n')}" }]`, /public key is EC; it cannot verify/],
@@ -80,7 +89,8 @@ routes:
   });
 
   it('refuses a protected route when no authentication method is configured, at its require or the route itself', async () => {
-    const message = 'needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true';
+    const message =
+      'needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true';
     expect(await problems(`${HEAD}${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
     expect(await problems(`${HEAD}authentication: { forward: { subject: x-user } }\n${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
     expect(await problems(`${HEAD}authentication: { jwt: [] }\nroutes:\n  - { name: r, match: { path: /r }, require: [a:b] }\n`)).toContain(`error routes[0].require: route "r" ${message}`);
@@ -89,10 +99,13 @@ routes:
   });
 
   it('warns about a short HMAC secret and undeclared roles', async () => {
-    const out = await problems(`${HEAD}authentication:
+    const out = await problems(
+      `${HEAD}authentication:
   apiKeys: { keys: [{ id: a, hash: "${HASH}", roles: [ghost] }] }
   jwt: [{ name: a, issuer: i, audience: x, algorithms: [HS256], secret: env:JWT_SECRET }]
-${ROUTES}`, { JWT_SECRET: 'short' });
+${ROUTES}`,
+      { JWT_SECRET: 'short' },
+    );
     expect(out.join('\n')).toMatch(/the secret is 5 bytes; use at least 32/);
     expect(out.join('\n')).toMatch(/role "ghost" is not declared/);
   });

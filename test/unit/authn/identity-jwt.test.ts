@@ -4,17 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileIdentityJwt, IdentityJwtSigner } from '../../../src/authn/identity-jwt.js';
 import type { Plan } from '../../../src/core/plan.js';
 import type { Principal } from '../../../src/core/principal.js';
 import { CompileContext } from '../../../src/policy/compile-context.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
-import { compileIdentityJwt, IdentityJwtSigner } from '../../../src/authn/identity-jwt.js';
 import { contextWith } from '../../helpers/context.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const pem = (type: 'ed25519' | 'ec' | 'rsa'): string => {
-  const { privateKey } =
-    type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+  const { privateKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : type === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
   return privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 };
 
@@ -46,7 +45,7 @@ describe('IdentityJwtSigner', () => {
     await expect(jwtVerify(token, createLocalJWKSet(signer.jwks as never), { algorithms: ['ES256'] })).resolves.toBeDefined();
   });
 
-  it('does not verify against another signer\'s keys', async () => {
+  it("does not verify against another signer's keys", async () => {
     const a = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const b = new IdentityJwtSigner({ privateKeyPem: pem('ed25519') });
     const token = await a.token(alice);
@@ -122,12 +121,8 @@ describe('compileIdentityJwt', () => {
   });
 
   it('reports an unusable key, a ttl out of range and an inline secret at their keys', async () => {
-    expect((await compile('{ key: "file:./rsa.pem" }')).errors).toEqual([
-      'authentication.forward.jwt.key: unsupported key type rsa: use an Ed25519 (EdDSA) or P-256 (ES256) private key',
-    ]);
-    expect((await compile('{ key: "file:./forward.pem", ttl: 2h }')).errors).toEqual([
-      'authentication.forward.jwt.ttl: a forwarded identity token lives between 5s and 1h (got 2h)',
-    ]);
+    expect((await compile('{ key: "file:./rsa.pem" }')).errors).toEqual(['authentication.forward.jwt.key: unsupported key type rsa: use an Ed25519 (EdDSA) or P-256 (ES256) private key']);
+    expect((await compile('{ key: "file:./forward.pem", ttl: 2h }')).errors).toEqual(['authentication.forward.jwt.ttl: a forwarded identity token lives between 5s and 1h (got 2h)']);
     expect((await compile('{ key: hunter2 }')).errors[0]).toMatch(/^authentication\.forward\.jwt\.key: expected a PEM private key/);
   });
 });
@@ -138,8 +133,7 @@ routes:
   - { name: r, match: { path: /r }, public: true }
 `;
 /** A policy that signs identity with the key in forward.pem (written beside it). */
-const signing = (keys = ''): string =>
-  UNSIGNED.replace('routes:', `authentication:\n  forward:\n    jwt: { key: "file:./forward.pem"${keys ? `, ${keys}` : ''} }\nroutes:`);
+const signing = (keys = ''): string => UNSIGNED.replace('routes:', `authentication:\n  forward:\n    jwt: { key: "file:./forward.pem"${keys ? `, ${keys}` : ''} }\nroutes:`);
 
 describe('the identity-jwt stage', () => {
   it('survives the Plan being deep-frozen and puts the token on the context', async () => {

@@ -1,11 +1,11 @@
-import type { Stage } from '../../../src/core/stage.js';
 import { createServer } from 'node:http';
-import { contextOf } from '../../helpers/context.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TrustedProxies } from '../../../src/authn/client-ip.js';
-import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
 import { IpRule } from '../../../src/authn/ip-rules.js';
-import { listen, stageServer, type Listening } from '../../helpers/authn.js';
+import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
+import type { Stage } from '../../../src/core/stage.js';
+import { type Listening, listen, stageServer } from '../../helpers/authn.js';
+import { contextOf } from '../../helpers/context.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const opened: Listening[] = [];
@@ -50,7 +50,11 @@ routes:
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { code: string }).code).toBe('IP_DENIED');
     // A client the trust rules place in the denied block, through a real request.
-    const viaProxy = await stageServer(() => plan, [createIpRulesStage()], () => '192.0.2.10');
+    const viaProxy = await stageServer(
+      () => plan,
+      [createIpRulesStage()],
+      () => '192.0.2.10',
+    );
     opened.push(viaProxy);
     expect((await fetch(`${viaProxy.url}/open`)).status).toBe(403);
   });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../../src/core/plan.js';
-import { JwksServer, nowSec, signingKey, signRaw, type SigningKey } from '../../helpers/authn.js';
+import { JwksServer, nowSec, type SigningKey, signingKey, signRaw } from '../../helpers/authn.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const ISS = 'https://idp.test/';
@@ -26,8 +26,7 @@ routes:
 
 // Distinct tokens (jti) so every verification misses the verified-token cache and needs a key.
 let n = 0;
-const token = (key: SigningKey, kid = key.kid): string =>
-  signRaw(key, { alg: 'RS256', kid }, { sub: 'alice', iss: ISS, aud: 'portcullis', exp: nowSec() + 600, jti: `t${++n}` });
+const token = (key: SigningKey, kid = key.kid): string => signRaw(key, { alg: 'RS256', kid }, { sub: 'alice', iss: ISS, aud: 'portcullis', exp: nowSec() + 600, jti: `t${++n}` });
 
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));

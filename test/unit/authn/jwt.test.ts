@@ -1,12 +1,12 @@
-import { Agent, createServer, request } from 'node:http';
 import { createPublicKey } from 'node:crypto';
+import { Agent, createServer, request } from 'node:http';
+import { type JWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignJWT, type JWK } from 'jose';
 import { createAuthenticateStage } from '../../../src/authn/authenticate.stage.js';
 import { createIpRulesStage } from '../../../src/authn/ip-rules.stage.js';
-import { jwtCacheTotal } from '../../../src/observability/metrics.js';
 import type { Plan } from '../../../src/core/plan.js';
-import { b64, JwksServer, listen, nowSec, sign, signingKey, signRaw, stageServer, type Listening, type SigningKey } from '../../helpers/authn.js';
+import { jwtCacheTotal } from '../../../src/observability/metrics.js';
+import { b64, JwksServer, type Listening, listen, nowSec, type SigningKey, sign, signingKey, signRaw, stageServer } from '../../helpers/authn.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const ISS = 'https://idp.test/';
@@ -29,7 +29,9 @@ beforeAll(async () => {
   rsa = await signingKey('RS256', 'rsa-1');
   ec = await signingKey('ES256', 'ec-1');
   attacker = await signingKey('RS256', 'rsa-1');
-  rsaPublicPem = createPublicKey({ key: rsa.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+  rsaPublicPem = createPublicKey({ key: rsa.publicJwk as import('node:crypto').JsonWebKey, format: 'jwk' })
+    .export({ type: 'spki', format: 'pem' })
+    .toString();
   jwks = new JwksServer();
   jwks.keys = [rsa.publicJwk, ec.publicJwk];
   const jwksUrl = await jwks.start();
@@ -87,7 +89,15 @@ describe('JWT bearer authentication', () => {
     const token = await sign(rsa, { payload: { iss: ISS, aud: 'portcullis', org_id: 'acme', realm_access: { roles: ['analyst', 'viewer'] }, scope: 'reports:read reports:export' } });
     const res = await call(token);
     expect(res.status).toBe(200);
-    expect(res.body.principal).toEqual({ subject: 'alice', tenant: 'acme', roles: ['analyst', 'viewer'], permissions: ['reports:read', 'reports:export'], keyId: undefined, issuer: 'corp', via: 'jwt' });
+    expect(res.body.principal).toEqual({
+      subject: 'alice',
+      tenant: 'acme',
+      roles: ['analyst', 'viewer'],
+      permissions: ['reports:read', 'reports:export'],
+      keyId: undefined,
+      issuer: 'corp',
+      via: 'jwt',
+    });
   });
 
   it('accepts a valid ES256 token', async () => {

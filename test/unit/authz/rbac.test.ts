@@ -1,17 +1,17 @@
-import type { Outcome } from '../../../src/core/stage.js';
-import { describe, expect, it } from 'vitest';
-import { contextOf } from '../../helpers/context.js';
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
-import { planFrom } from '../../helpers/plan.js';
-import { RequestContext } from '../../../src/core/context.js';
-import { PolicyError } from '../../../src/policy/diagnostics.js';
-import type { Plan } from '../../../src/core/plan.js';
-import type { Principal } from '../../../src/core/principal.js';
+import { describe, expect, it } from 'vitest';
 import { createAuthorizeStage } from '../../../src/authz/authorize.stage.js';
 import { coveringGrants } from '../../../src/authz/permissions.js';
 import { GrantResolver } from '../../../src/authz/rbac.js';
+import type { RequestContext } from '../../../src/core/context.js';
+import type { Plan } from '../../../src/core/plan.js';
+import type { Principal } from '../../../src/core/principal.js';
+import type { Outcome } from '../../../src/core/stage.js';
 import { registry, shadowDecisionsTotal } from '../../../src/observability/metrics.js';
+import { PolicyError } from '../../../src/policy/diagnostics.js';
+import { contextOf } from '../../helpers/context.js';
+import { planFrom } from '../../helpers/plan.js';
 
 const HEAD = `version: 1
 upstreams: { app: { url: http://127.0.0.1:1 } }
@@ -53,7 +53,7 @@ async function decide(path: string, p: Principal | undefined): Promise<{ out: Ou
   ctx.route = m.route;
   ctx.params = m.params;
   ctx.principal = p;
-  return { out: (await createAuthorizeStage().run(ctx)), ctx };
+  return { out: await createAuthorizeStage().run(ctx), ctx };
 }
 
 async function compileErrors(yaml: string): Promise<string[]> {
@@ -137,7 +137,8 @@ describe('tenant isolation', () => {
 
 describe('shadow routes', () => {
   it('records the would-be denial and lets the request through', async () => {
-    const before = (await registry.getSingleMetric('portcullis_shadow_decisions_total')!.get()).values.find((v) => v.labels.route === 'export' && v.labels.decision === 'PERMISSION_DENIED')?.value ?? 0;
+    const before =
+      (await registry.getSingleMetric('portcullis_shadow_decisions_total')!.get()).values.find((v) => v.labels.route === 'export' && v.labels.decision === 'PERMISSION_DENIED')?.value ?? 0;
     const { out, ctx } = await decide('/v1/tenants/acme/exports', principal(['viewer']));
     expect(out).toBeNull();
     expect(ctx.shadowDecision).toBe('PERMISSION_DENIED');
@@ -154,7 +155,9 @@ describe('shadow routes', () => {
 
 describe('role compilation', () => {
   it('refuses an inheritance cycle, naming the chain', async () => {
-    const errors = await compileErrors(`${HEAD}roles:\n  a: { inherits: [b] }\n  b: { inherits: [c] }\n  c: { inherits: [a] }\n  viewer: {}\n  analyst: {}\n  admin: {}\n  ops: {}\n  wide: {}\n  reader: {}\n`);
+    const errors = await compileErrors(
+      `${HEAD}roles:\n  a: { inherits: [b] }\n  b: { inherits: [c] }\n  c: { inherits: [a] }\n  viewer: {}\n  analyst: {}\n  admin: {}\n  ops: {}\n  wide: {}\n  reader: {}\n`,
+    );
     expect(errors).toEqual(['roles.c.inherits[0]: inheritance cycle: roles.a → b → c → a']);
   });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { planAt } from '../../helpers/plan.js';
 import { found } from '../../helpers/authn.js';
+import { planAt } from '../../helpers/plan.js';
 
 const env = { BENCH_UPSTREAM: 'http://127.0.0.1:9' };
 const load = (dir: string) => planAt(dir, env);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { benchOverlay, BENCH_ID, pickRoute, samplePath } from '../../../src/cli/bench-overlay.js';
+import { BENCH_ID, benchOverlay, pickRoute, samplePath } from '../../../src/cli/bench-overlay.js';
 import { CompileContext } from '../../../src/policy/compile-context.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 import { compileRoutes } from '../../../src/routing/compile.js';
@@ -70,7 +70,7 @@ describe('benchOverlay', () => {
     expect(payload).toMatchObject({ sub: BENCH_ID, tenant: 'acme', roles: [BENCH_ID] });
   });
 
-  it('sends audit events to a file in the bench directory, never to the policy\'s sinks or spool', async () => {
+  it("sends audit events to a file in the bench directory, never to the policy's sinks or spool", async () => {
     const { loaded, plan } = await fixture();
     const doc = {
       ...loaded.document,

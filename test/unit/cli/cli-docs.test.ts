@@ -76,7 +76,7 @@ describe('the command line documentation', () => {
     for (const [name, file] of all) expect([...(docs.get(name) ?? [])].sort(), name).toEqual([...flagsOf(file)].sort());
   });
 
-  it('names in each command\'s --help exactly the flags it accepts', async () => {
+  it("names in each command's --help exactly the flags it accepts", async () => {
     for (const [name, file] of all) {
       const { usage } = (await import(`../../../${file}`)) as { usage: string };
       const named = new Set(flagsIn(usage).filter((f) => f !== '--help'));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { comparePolicies, formatChanges } from '../../../src/cli/diff.js';
-import { formatMs, formatRate, formatSize, policyView, redactUrl, type Fields, type PolicyView } from '../../../src/cli/diff-view.js';
+import { type Fields, formatMs, formatRate, formatSize, type PolicyView, policyView, redactUrl } from '../../../src/cli/diff-view.js';
 import { compilePolicy } from '../../../src/engine/compile.js';
 import { loadPolicySource } from '../../../src/policy/load.js';
 
@@ -75,7 +75,7 @@ roles:
     const before = await view('file-a', { 'policy.yaml': policy, 'key.pem': keyA });
     const after = await view('file-b', { 'policy.yaml': policy, 'key.pem': keyB });
     const text = formatChanges(comparePolicies(before, after));
-    expect(text).toBe('jwt issuers:\n  ~ corp\n      publicKey: file:key.pem (the file\'s contents changed)\n');
+    expect(text).toBe("jwt issuers:\n  ~ corp\n      publicKey: file:key.pem (the file's contents changed)\n");
     expect(text).not.toContain('BEGIN');
     const same = await view('file-c', { 'policy.yaml': policy, 'key.pem': keyA });
     expect(comparePolicies(before, same)).toEqual([]);

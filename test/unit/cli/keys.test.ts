@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { hashApiKey } from '../../../src/authn/api-key.js';
-import { run } from '../../../src/cli/keys.js';
 import type { CliIo } from '../../../src/cli/command.js';
-import { planFrom } from '../../helpers/plan.js';
+import { run } from '../../../src/cli/keys.js';
 import { found } from '../../helpers/authn.js';
+import { planFrom } from '../../helpers/plan.js';
 
 function io(): CliIo & { out: string; err: string } {
   const o = { out: '', err: '', env: {} } as CliIo & { out: string; err: string };

@@ -25,7 +25,10 @@ function readmeCatalogue(): { code: string; status: number; meaning: string }[] 
   const rows: { code: string; status: number; meaning: string }[] = [];
   for (const line of lines.slice(header + 2)) {
     if (!line.startsWith('|')) break;
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     rows.push({ code: cells[0]!.replace(/`/g, ''), status: Number(cells[1]), meaning: cells[2] ?? '' });
   }
   return rows;

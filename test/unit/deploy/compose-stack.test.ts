@@ -1,7 +1,7 @@
 // What docker-compose.yml runs, as plain processes (no Docker engine here): the echo upstream from
 // dist/, and `portcullis serve` on a copy of the mounted policy directory with the compose
 // environment (REDIS_URL pointing at a real redis-server), then a hot reload by editing the directory.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

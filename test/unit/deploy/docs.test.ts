@@ -46,7 +46,10 @@ describe('docs/', () => {
     expect(ours.length).toBeGreaterThan(20);
     for (const doc of ['README.md', 'docs/operations.md']) {
       const text = readFileSync(`${root}${doc}`, 'utf8');
-      expect(ours.filter((n) => !text.includes(n)), doc).toEqual([]);
+      expect(
+        ours.filter((n) => !text.includes(n)),
+        doc,
+      ).toEqual([]);
     }
   });
 

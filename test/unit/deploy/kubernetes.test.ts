@@ -9,7 +9,6 @@ import { planFromFiles } from '../../helpers/plan.js';
 
 const dir = new URL('../../../deploy/kubernetes/', import.meta.url).pathname;
 
-/* eslint-disable @typescript-eslint/no-explicit-any -- manifests are arbitrary YAML, checked field by field */
 type Manifest = any;
 
 function manifestsIn(sub: string): { file: string; docs: Manifest[]; text: string } {
@@ -46,8 +45,7 @@ const portNumber = (container: Manifest, port: string | number): number => {
   expect(p, `port ${port}`).toBeDefined();
   return p.containerPort as number;
 };
-const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
-  Object.entries(selector).every(([k, v]) => labels[k] === v);
+const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 describe.each(examples)('the $file example', ({ file, docs, text }) => {
   it('has apiVersion, kind and metadata.name on every document', () => {

@@ -3,9 +3,9 @@
 // generator, so a key the generator skipped fails too.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { policyJsonSchema } from '../../../src/policy/schema.js';
 // @ts-expect-error -- a plain .mjs script without type declarations
 import { undocumented } from '../../../scripts/gen-policy-docs.mjs';
+import { policyJsonSchema } from '../../../src/policy/schema.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 

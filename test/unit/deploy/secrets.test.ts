@@ -55,7 +55,9 @@ function literalSecrets(text: string, where: string, depth = 0): Finding[] {
         walk(v, `${path}.${key}`);
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => walk(item, `${path}[${i}]`));
+      node.items.forEach((item, i) => {
+        walk(item, `${path}[${i}]`);
+      });
     }
   };
   for (const doc of parseAllDocuments(text)) walk(doc.contents, '');
@@ -76,14 +78,23 @@ describe('deployment files', () => {
 
   it('set no secret-ish variable in the Dockerfile', () => {
     const lines = readFileSync(join(root, 'Dockerfile'), 'utf8').split('\n');
-    const found = lines.filter((l) => /^\s*(ENV|ARG)\s/i.test(l) && l.split(/\s+/).slice(1).some((w) => SECRETISH.test(w.split('=')[0]!) && w.includes('=')));
+    const found = lines.filter(
+      (l) =>
+        /^\s*(ENV|ARG)\s/i.test(l) &&
+        l
+          .split(/\s+/)
+          .slice(1)
+          .some((w) => SECRETISH.test(w.split('=')[0]!) && w.includes('=')),
+    );
     expect(found).toEqual([]);
   });
 
   it('are told apart from a file that ships a secret (the check itself)', () => {
-    const bad = 'kind: Secret\nstringData: { token: x }\n---\nspec: { containers: [{ env: [{ name: PORTCULLIS_ADMIN_TOKEN, value: abc }] }] }\n---\nenvironment: { PORTCULLIS_ADMIN_TOKEN: "${PORTCULLIS_ADMIN_TOKEN:-change-me}" }\n---\ndata:\n  policy.yaml: |\n    audit: { sinks: [{ webhook: { url: "https://x", secret: s3cr3t } }] }\n';
+    const bad =
+      'kind: Secret\nstringData: { token: x }\n---\nspec: { containers: [{ env: [{ name: PORTCULLIS_ADMIN_TOKEN, value: abc }] }] }\n---\nenvironment: { PORTCULLIS_ADMIN_TOKEN: "${PORTCULLIS_ADMIN_TOKEN:-change-me}" }\n---\ndata:\n  policy.yaml: |\n    audit: { sinks: [{ webhook: { url: "https://x", secret: s3cr3t } }] }\n';
     expect(literalSecrets(bad, 'bad').map((f) => f.what)).toEqual(['a Secret with data', 'x', 'abc', '${PORTCULLIS_ADMIN_TOKEN:-change-me}', 's3cr3t']);
-    const good = 'env: [{ name: PORTCULLIS_ADMIN_TOKEN, valueFrom: { secretKeyRef: { name: a, key: token } } }]\nenvironment: { PORTCULLIS_ADMIN_TOKEN: "${PORTCULLIS_ADMIN_TOKEN:-}" }\nsecret: env:HMAC\n';
+    const good =
+      'env: [{ name: PORTCULLIS_ADMIN_TOKEN, valueFrom: { secretKeyRef: { name: a, key: token } } }]\nenvironment: { PORTCULLIS_ADMIN_TOKEN: "${PORTCULLIS_ADMIN_TOKEN:-}" }\nsecret: env:HMAC\n';
     expect(literalSecrets(good, 'good')).toEqual([]);
   });
 });

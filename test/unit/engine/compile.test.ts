@@ -102,7 +102,9 @@ describe('compilePolicy', () => {
   });
 
   it('accepts the not-yet-built keys in their harmless forms (one target, retries 0)', async () => {
-    const plan = await planFrom('version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nauthentication: { apiKeys: {} }\nroutes:\n  - { name: all, match: { path: "/**" } }\n');
+    const plan = await planFrom(
+      'version: 1\nupstreams:\n  app: { targets: [http://127.0.0.1:3000], retries: 0 }\nauthentication: { apiKeys: {} }\nroutes:\n  - { name: all, match: { path: "/**" } }\n',
+    );
     expect(plan.upstreams.get('app')!.targets).toHaveLength(1);
   });
 });

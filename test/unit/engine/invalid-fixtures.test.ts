@@ -88,17 +88,17 @@ const CASES: [name: string, what: string, lines: string[]][] = [
   [
     'bad-store-url.yaml',
     'a store URL whose second host has no valid port',
-    ['bad-store-url.yaml:5:8 store.url: host 2 is not host[:port]: expected redis://host:port, rediss://host:port, redis+sentinel://host:port[,host:port…]/mastername or redis+cluster://host:port[,host:port…]'],
+    [
+      'bad-store-url.yaml:5:8 store.url: host 2 is not host[:port]: expected redis://host:port, rediss://host:port, redis+sentinel://host:port[,host:port…]/mastername or redis+cluster://host:port[,host:port…]',
+    ],
   ],
-  [
-    'short-slot-ttl.yaml',
-    'a concurrency slot TTL too short to be renewed reliably',
-    ['short-slot-ttl.yaml:5:12 store.slotTtl: slotTtl must be at least 1s (slots are renewed every third of it)'],
-  ],
+  ['short-slot-ttl.yaml', 'a concurrency slot TTL too short to be renewed reliably', ['short-slot-ttl.yaml:5:12 store.slotTtl: slotTtl must be at least 1s (slots are renewed every third of it)']],
   [
     'bad-audit-redis-url.yaml',
     'a redisStream sink URL whose second host has no valid port',
-    ['bad-audit-redis-url.yaml:8:39 audit.sinks[0].redisStream.url: host 2 is not host[:port]: expected redis://host:port, rediss://host:port, redis+sentinel://host:port[,host:port…]/mastername or redis+cluster://host:port[,host:port…]'],
+    [
+      'bad-audit-redis-url.yaml:8:39 audit.sinks[0].redisStream.url: host 2 is not host[:port]: expected redis://host:port, rediss://host:port, redis+sentinel://host:port[,host:port…]/mastername or redis+cluster://host:port[,host:port…]',
+    ],
   ],
   [
     'several-errors.yaml',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
 import { validatePolicy } from '../../../src/engine/validate.js';
+import { formatDiagnostic } from '../../../src/policy/diagnostics.js';
 
 describe('validatePolicy', () => {
   it('returns the Plan and its warnings for a valid policy', async () => {

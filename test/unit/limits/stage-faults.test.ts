@@ -1,13 +1,14 @@
 // The limits stage under a store that misbehaves in ways the contract does not allow: whatever it
 // does, a fault reaches the request that asked (and the server's containment), never the process
 // as an unhandled rejection.
-import { contextOf } from '../../helpers/context.js';
+
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLimitsStage } from '../../../src/limits/limits.stage.js';
 import { MemoryStore } from '../../../src/limits/memory-store.js';
 import type { LimitResult, LimitStore } from '../../../src/limits/store.js';
+import { contextOf } from '../../helpers/context.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const POLICY = `version: 1

@@ -10,10 +10,30 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; 
       cb();
     },
   });
-  return { stream, text: () => chunks.join(''), lines: () => chunks.join('').trim().split('\n').map((l) => JSON.parse(l)) };
+  return {
+    stream,
+    text: () => chunks.join(''),
+    lines: () =>
+      chunks
+        .join('')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+  };
 }
 
-const SECRETS = ['Bearer eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig', 'session=abc123secret', 'pk_live_0123456789', 'sid=topsecret; Path=/', 'eyJ.forwarded.jwt', 'Basic cHJveHk6cGFzcw==', 'hunter2', 'tok-zzz', 'shh-secret', 'k-inner'];
+const SECRETS = [
+  'Bearer eyJhbGciOiJSUzI1NiJ9.c2VjcmV0.sig',
+  'session=abc123secret',
+  'pk_live_0123456789',
+  'sid=topsecret; Path=/',
+  'eyJ.forwarded.jwt',
+  'Basic cHJveHk6cGFzcw==',
+  'hunter2',
+  'tok-zzz',
+  'shh-secret',
+  'k-inner',
+];
 
 describe('createLogger', () => {
   it('censors credential headers and secret-named keys so no secret reaches the output', () => {

@@ -2,15 +2,15 @@
 // keeps the parsed value and leaves every other character as it was.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { safeJsonLine } from '../../../src/observability/safe-text.js';
-import { createLogger } from '../../../src/observability/logger.js';
+import { canonicalWithoutHash, chainHash, GENESIS } from '../../../src/audit/chain.js';
 import { AuditPipeline } from '../../../src/audit/pipeline.js';
 import type { AuditSink } from '../../../src/audit/sink.js';
-import { canonicalWithoutHash, chainHash, GENESIS } from '../../../src/audit/chain.js';
+import { createLogger } from '../../../src/observability/logger.js';
+import { safeJsonLine } from '../../../src/observability/safe-text.js';
 import { requestRecord } from '../../helpers/audit.js';
 
 const UNSAFE = ['\u007f', '\u0085', '\u009b', '\u061c', '\u200e', '\u200f', '\u2028', '\u2029', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069'];
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
 const RAW = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 describe('safe lines', () => {

@@ -5,7 +5,10 @@ type Node = Record<string, unknown>;
 
 /** Every object schema (type: object with properties) reachable from the root. */
 function objectSchemas(node: unknown, path = '#', out: [string, Node][] = []): [string, Node][] {
-  if (Array.isArray(node)) node.forEach((n, i) => objectSchemas(n, `${path}/${i}`, out));
+  if (Array.isArray(node))
+    node.forEach((n, i) => {
+      objectSchemas(n, `${path}/${i}`, out);
+    });
   else if (node !== null && typeof node === 'object') {
     const n = node as Node;
     if (n.type === 'object' && n.properties !== undefined) out.push([path, n]);

@@ -5,14 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Plan } from '../../../src/core/plan.js';
+import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { policyInfo, policyReloadsTotal } from '../../../src/observability/metrics.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
-import { openPolicy, type PlanManager } from '../../../src/engine/compile.js';
-import type { Plan } from '../../../src/core/plan.js';
 
-const policy = (port: number): string =>
-  `version: 1\nupstreams:\n  app: { url: "http://127.0.0.1:${port}" }\nroutes:\n  - name: all\n    match: { path: "/**" }\n    public: true\n`;
+const policy = (port: number): string => `version: 1\nupstreams:\n  app: { url: "http://127.0.0.1:${port}" }\nroutes:\n  - name: all\n    match: { path: "/**" }\n    public: true\n`;
 const portOf = (plan: Plan): string => plan.upstreams.get('app')!.targets[0]!.origin;
 
 async function reloads(result: 'success' | 'failure'): Promise<number> {
@@ -85,7 +84,10 @@ describe('PlanManager', () => {
     await until('the failure to be counted', () => events.some((e) => e.type === 'policy.rejected'));
     expect(m.plan).toBe(good);
     expect(await reloads('failure')).toBe(failures + 1);
-    const errors = logs.map((l) => JSON.parse(l) as { level: number; msg: string }).filter((l) => l.level === 50).map((l) => l.msg);
+    const errors = logs
+      .map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.level === 50)
+      .map((l) => l.msg);
     expect(errors).toEqual([
       `policy rejected: ${file}:3:40 upstreams.app.conections: unknown key (did you mean "connections"?)`,
       `policy rejected: ${file}:5:33 routes[0].match.path: a path pattern starts with "/"`,
@@ -179,9 +181,7 @@ describe('PlanManager', () => {
     await writeFile(file, 'version: 1\nroute: []\n');
     const result = await m.reload('admin');
     expect(result.ok).toBe(false);
-    expect(!result.ok && result.diagnostics.map((d) => `${d.line}:${d.column} ${d.path}: ${d.message}`)).toEqual([
-      '2:1 route: unknown key (did you mean "routes"?)',
-    ]);
+    expect(!result.ok && result.diagnostics.map((d) => `${d.line}:${d.column} ${d.path}: ${d.message}`)).toEqual(['2:1 route: unknown key (did you mean "routes"?)']);
     expect(events.at(-1)).toEqual({ type: 'policy.rejected', errors: [`${file}:2:1 route: unknown key (did you mean "routes"?)`], trigger: 'admin' });
   });
 

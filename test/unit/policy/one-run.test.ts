@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventBus } from '../../../src/events.js';
-import { formatDiagnostic, PolicyError } from '../../../src/policy/diagnostics.js';
 import { openPolicy } from '../../../src/engine/compile.js';
 import { validatePolicy } from '../../../src/engine/validate.js';
+import { EventBus } from '../../../src/events.js';
+import { formatDiagnostic, PolicyError } from '../../../src/policy/diagnostics.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -41,25 +41,25 @@ describe('one validation run', () => {
   });
 
   it('keeps the written index and line of the routes after one the schema refused', async () => {
-    const out = await errors({
-      'p.yaml': `version: 1
+    const out = await errors(
+      {
+        'p.yaml': `version: 1
 upstreams: { app: { url: http://127.0.0.1:9 } }
 authentication: { apiKeys: {} }
 routes:
   - { nme: typo, match: { path: /t } }
   - { name: r, match: { path: /r }, upstream: nowhere }
 `,
-    }, join(dir, 'p.yaml'));
-    expect(out).toEqual([
-      'p.yaml:5:5 routes[0].name: required',
-      'p.yaml:5:7 routes[0].nme: unknown key (did you mean "name"?)',
-      'p.yaml:6:47 routes[1].upstream: unknown upstream "nowhere"',
-    ]);
+      },
+      join(dir, 'p.yaml'),
+    );
+    expect(out).toEqual(['p.yaml:5:5 routes[0].name: required', 'p.yaml:5:7 routes[0].nme: unknown key (did you mean "name"?)', 'p.yaml:6:47 routes[1].upstream: unknown upstream "nowhere"']);
   });
 
   it('does not report what follows from a refused part: an upstream whose url is unset has no other error', async () => {
-    const out = await errors({
-      'p.yaml': `version: 1
+    const out = await errors(
+      {
+        'p.yaml': `version: 1
 upstreams:
   app: { url: env:PORTCULLIS_ONE_RUN_UNSET }
 authentication: { apiKeys: {} }
@@ -67,11 +67,10 @@ routes:
   - { name: r, match: { path: /r }, upstream: app }
   - { name: s, match: { path: /s }, upstream: app, tenantParam: t }
 `,
-    }, join(dir, 'p.yaml'));
-    expect(out).toEqual([
-      'p.yaml:3:15 upstreams.app.url: environment variable PORTCULLIS_ONE_RUN_UNSET is not set',
-      'p.yaml:7:65 routes[1].tenantParam: the path pattern has no parameter {t}',
-    ]);
+      },
+      join(dir, 'p.yaml'),
+    );
+    expect(out).toEqual(['p.yaml:3:15 upstreams.app.url: environment variable PORTCULLIS_ONE_RUN_UNSET is not set', 'p.yaml:7:65 routes[1].tenantParam: the path pattern has no parameter {t}']);
   });
 
   it.each([

@@ -46,7 +46,8 @@ routes:\n  - { name: r, match: { path: /r }, public: true, limits: [{ by: ip, ra
     expect((await problems(`${HEAD}routes:\n  - { name: r, match: { path: /r }, public: true, limits: [{ by: tenant, rate: 1/s, ipv6Prefix: 48 }] }\n`)).join('\n')).toMatch(
       /routes\[0\]\.limits\[0\]\.ipv6Prefix: ipv6Prefix applies only to by: ip/,
     );
-    for (const bad of [0, 129]) expect((await problems(`${HEAD}routes:\n  - { name: r, match: { path: /r }, public: true, limits: [{ by: ip, rate: 1/s, ipv6Prefix: ${bad} }] }\n`)).length).toBeGreaterThan(0);
+    for (const bad of [0, 129])
+      expect((await problems(`${HEAD}routes:\n  - { name: r, match: { path: /r }, public: true, limits: [{ by: ip, rate: 1/s, ipv6Prefix: ${bad} }] }\n`)).length).toBeGreaterThan(0);
   });
 
   it('refuses identity header names with "_" and names from the forwarding family', async () => {

@@ -67,15 +67,16 @@ describe('compileRouter', () => {
     const hosts = ['api.example.com', 'x'];
     const segments = ['v1', 'v2', 'tenants', 'acme', 'reports', 'admin', 'healthz', ''];
     let seed = 7;
-    const next = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
     for (let i = 0; i < 3000; i++) {
       const depth = 1 + next(6);
-      const path = '/' + Array.from({ length: depth }, () => segments[next(segments.length)]).join('/');
+      const path = `/${Array.from({ length: depth }, () => segments[next(segments.length)]).join('/')}`;
       const method = methods[next(methods.length)]!;
       const host = hosts[next(hosts.length)]!;
-      const linear = ROUTES.find(
-        (r) => (!r.methods || r.methods.has(method)) && (!r.hosts || r.hosts.has(host)) && r.matcher.match(path) !== undefined,
-      );
+      const linear = ROUTES.find((r) => (!r.methods || r.methods.has(method)) && (!r.hosts || r.hosts.has(host)) && r.matcher.match(path) !== undefined);
       const found = router.find(method, host, path);
       expect(found?.route.name, `${method} ${host} ${path}`).toBe(linear?.name);
       expect(router.explain(method, host, path).match?.route.name).toBe(linear?.name);

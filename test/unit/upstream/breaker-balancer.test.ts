@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { EventBus, type SystemEvent } from '../../../src/events.js';
 import { registry } from '../../../src/observability/metrics.js';
-import type { UpstreamPlan } from '../../../src/upstream/compile.js';
-import { Admission, Balancers, isAllOpen } from '../../../src/upstream/balancer.js';
+import { type Admission, Balancers, isAllOpen } from '../../../src/upstream/balancer.js';
 import { BREAKER_DEFAULTS, type BreakerSettings } from '../../../src/upstream/breaker.js';
+import type { UpstreamPlan } from '../../../src/upstream/compile.js';
 import { planFrom } from '../../helpers/plan.js';
 
 const breaker: BreakerSettings = {

@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatDiagnostic, PolicyError } from '../../../src/policy/diagnostics.js';
 import { planFrom } from '../../helpers/plan.js';
 
-const compile = (upstream: string) =>
-  planFrom(`version: 1\nupstreams:\n  app:\n${upstream}\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
+const compile = (upstream: string) => planFrom(`version: 1\nupstreams:\n  app:\n${upstream}\nroutes:\n  - { name: all, match: { path: "/**" }, public: true }\n`);
 
 describe('compileBreaker', () => {
   it('compiles every breaker key into milliseconds, a fraction and a status set', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BREAKER_DEFAULTS, CircuitBreaker, REFUSED, type BreakerSettings, type BreakerStateName } from '../../../src/upstream/breaker.js';
+import { BREAKER_DEFAULTS, type BreakerSettings, type BreakerStateName, CircuitBreaker, REFUSED } from '../../../src/upstream/breaker.js';
 
 function settings(over: Partial<BreakerSettings> = {}): BreakerSettings {
   return {
