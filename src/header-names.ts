@@ -1,4 +1,4 @@
-// The request header names the gateway owns, in one place: upstream/headers.ts builds its per-plan
+// The header names the gateway owns, in one place: proxy/upstream-headers.ts builds its per-plan
 // lookup from these lists, routing reads the method-override names, and authn/compile.ts refuses
 // them as names for identity headers. Lower case. Every name here is also matched in its "_"
 // look-alike spelling (X-Forwarded_For, x_auth_tenant): CGI-style stacks (Rack/Puma, older
@@ -19,6 +19,9 @@ export const HOP_BY_HOP: readonly string[] = [
   // The proxy answers 100-continue itself (after every stage passed), and undici refuses it.
   'expect',
 ];
+
+/** Hop-by-hop in a response (RFC 9110 §7.6.1): the proxy writes its own framing to the client. */
+export const RESPONSE_HOP_BY_HOP_HEADERS: readonly string[] = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'];
 
 /**
  * The gateway writes these three for every request; a trusted proxy's values are carried over

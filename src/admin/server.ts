@@ -6,7 +6,7 @@
 // Lifecycle, as the composition root (src/app.ts) uses it:
 //   const admin = new AdminServer({ host, port, token: env.PORTCULLIS_ADMIN_TOKEN, logger, policy });
 //   await admin.listen();            // admin.url is then set
-//   admin.route('GET', '/admin/breakers', handler);   // later issues add endpoints (any time)
+//   admin.route('GET', '/admin/breakers', handler);   // modules of admin/ add endpoints (any time)
 //   admin.openRoute('/.well-known/jwks.json', h);     // outside /admin/: open
 //   admin.setDraining();             // on SIGTERM: /readyz turns 503 so traffic moves away
 //   await admin.close();

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { RequestContext } from '../core/context.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
-import { authTotal, type HotCell } from '../observability/metrics.js';
+import { authTotal, CellsBy2 } from '../observability/metrics.js';
 import { type Authenticator, type AuthOutcome, NOT_MINE } from './authenticator.js';
 
 /** Query parameter names that would carry an API key where it leaks (logs, referrers, history). */
@@ -88,7 +88,7 @@ class AuthenticateStage implements Stage {
   readonly #logger: Pick<Logger, 'info' | 'debug'> | undefined;
   readonly #onFailure: ((ctx: RequestContext, code: string) => void) | undefined;
   readonly #queryNames = new Map<string, ReadonlySet<string>>();
-  readonly #counters = new Map<string, Map<string, HotCell>>();
+  readonly #counters = new CellsBy2((method, result) => authTotal.cell(method, result));
 
   constructor(options: AuthenticateStageOptions = {}) {
     this.#logger = options.logger;
@@ -147,11 +147,7 @@ class AuthenticateStage implements Stage {
   }
 
   #count(method: string, result: string): void {
-    let byResult = this.#counters.get(method);
-    if (byResult === undefined) this.#counters.set(method, (byResult = new Map()));
-    let counter = byResult.get(result);
-    if (counter === undefined) byResult.set(result, (counter = authTotal.cell(method, result)));
-    counter.n++;
+    this.#counters.of(method, result).n++;
   }
 
   #namesFor(header: string): ReadonlySet<string> {

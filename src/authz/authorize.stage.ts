@@ -7,7 +7,7 @@ import type { RequestContext } from '../core/context.js';
 import type { Principal } from '../core/principal.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
-import { shadowDecisionsTotal } from '../observability/metrics.js';
+import { CellsBy2, shadowDecisionsTotal } from '../observability/metrics.js';
 import type { RbacPlan, RouteAuthz } from './compile.js';
 import { satisfiedBy } from './permissions.js';
 
@@ -24,7 +24,7 @@ class AuthorizeStage implements Stage {
   readonly #logger: Pick<Logger, 'info'> | undefined;
   /** One Deny per missing permission, built on first use (the body names it). */
   readonly #missing = new Map<string, Deny>();
-  readonly #shadowCounters = new Map<string, { inc(): void }>();
+  readonly #shadowCounters = new CellsBy2((route, decision) => shadowDecisionsTotal.labels(route, decision));
 
   constructor(options: AuthorizeStageOptions = {}) {
     this.#logger = options.logger;
@@ -92,10 +92,7 @@ class AuthorizeStage implements Stage {
     const decision = outcome === CONTINUE ? 'allow' : outcome.code;
     ctx.shadowDecision = decision;
     ctx.permission = undefined;
-    const key = `${authz.route}\n${decision}`;
-    let counter = this.#shadowCounters.get(key);
-    if (counter === undefined) this.#shadowCounters.set(key, (counter = shadowDecisionsTotal.labels(authz.route, decision)));
-    counter.inc();
+    this.#shadowCounters.of(authz.route, decision).inc();
     const missing = outcome !== CONTINUE ? outcome.extra?.missing : undefined;
     this.#logger?.info({ requestId: ctx.requestId, route: authz.route, decision, missing, subject: ctx.principal?.subject, tenant: ctx.principal?.tenant }, 'shadow decision');
     if (ctx.trace !== undefined) ctx.note(this.name, `shadow route: would ${decision === 'allow' ? 'allow' : `deny (${decision})`}; not enforced, continuing`);

@@ -6,7 +6,7 @@
 // look-alike spellings too.
 
 import { forwardOf, type IdentityForward, identityHeaders } from '../authn/forward.js';
-import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS } from '../header-names.js';
+import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS, RESPONSE_HOP_BY_HOP_HEADERS } from '../header-names.js';
 import type { ProxyContext } from './context.js';
 
 /** How a request header name is treated; one Map lookup per header decides. */
@@ -23,7 +23,7 @@ enum Kind {
   MethodOverride = 5,
 }
 
-const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate']);
+const RESPONSE_HOP_BY_HOP = new Set(RESPONSE_HOP_BY_HOP_HEADERS);
 const UNDERSCORES = /_/g;
 
 /** The request header classes for one set of forwarding rules (identity and credential names are plan-specific). */
