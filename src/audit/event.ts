@@ -25,6 +25,34 @@ export interface RequestRecord {
   readonly durationMs: number;
 }
 
+/**
+ * The fields of a request record in their one order: the request thread sends them so to the audit
+ * worker (recorder.ts) and the worker reads them back by this table (wire.ts).
+ */
+export const REQUEST_RECORD_FIELDS = [
+  'time',
+  'requestId',
+  'method',
+  'path',
+  'route',
+  'ip',
+  'subject',
+  'tenant',
+  'keyId',
+  'via',
+  'allowed',
+  'code',
+  'permission',
+  'shadow',
+  'status',
+  'durationMs',
+] as const;
+/** What a repeat of the previous request record carries (the rest is the previous record's). */
+export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs'] as const;
+// Every field of RequestRecord is in the table (a field added to one and not the other fails to compile).
+const everyField: Record<Exclude<keyof RequestRecord, 'kind'>, true> = Object.fromEntries(REQUEST_RECORD_FIELDS.map((f) => [f, true])) as Record<(typeof REQUEST_RECORD_FIELDS)[number], true>;
+void everyField;
+
 interface SystemRecord {
   readonly kind: 1;
   readonly time: number;

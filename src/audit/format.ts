@@ -22,62 +22,70 @@ export function jsonString(v: string): string {
 
 const n = (v: string | null): string => (v === null ? 'null' : jsonString(v));
 
-// Events of one batch mostly share a millisecond: format the timestamp once per distinct ms.
-let lastMs = -1;
-let lastIso = '';
-function isoTime(ms: number): string {
-  if (ms !== lastMs) {
-    lastMs = ms;
-    lastIso = `"${new Date(ms).toISOString()}"`;
-  }
-  return lastIso;
-}
+/**
+ * Formats the events of one pipeline. Events of one batch mostly share a millisecond, a principal,
+ * a route and a decision: each part is rebuilt only when its inputs differ from the previous event's.
+ */
+export class EventFormatter {
+  #lastMs = -1;
+  #lastIso = '';
+  // The previous event's actor and decision members, and the inputs they were built from.
+  #aKeyId: string | null | undefined;
+  #aSubject: string | null | undefined;
+  #aTenant: string | null | undefined;
+  #aVia: string | null | undefined;
+  #actor = '';
+  #dAllowed: boolean | undefined;
+  #dCode: string | null | undefined;
+  #dPermission: string | null | undefined;
+  #dShadow: string | null | undefined;
+  #decision = '';
+  #rIp: string | undefined;
+  #rIpJson = '';
+  #rMethod: string | undefined;
+  #rMethodJson = '';
+  #rRoute: string | null | undefined;
+  #rRouteJson = '';
 
-// The previous event's actor and decision members, and the inputs they were built from.
-let aKeyId: string | null | undefined;
-let aSubject: string | null | undefined;
-let aTenant: string | null | undefined;
-let aVia: string | null | undefined;
-let actor = '';
-let dAllowed: boolean | undefined;
-let dCode: string | null | undefined;
-let dPermission: string | null | undefined;
-let dShadow: string | null | undefined;
-let decision = '';
-let rIp: string | undefined;
-let rIpJson = '';
-let rMethod: string | undefined;
-let rMethodJson = '';
-let rRoute: string | null | undefined;
-let rRouteJson = '';
+  #isoTime(ms: number): string {
+    if (ms !== this.#lastMs) {
+      this.#lastMs = ms;
+      this.#lastIso = `"${new Date(ms).toISOString()}"`;
+    }
+    return this.#lastIso;
+  }
 
-/** The event as two halves; the `chain` member goes between them (keys sort actor < chain < decision). */
-export function formatHalves(r: AuditRecord, id: string): [head: string, tail: string] {
-  const time = isoTime(r.time);
-  if (r.kind === 1) {
-    return ['{"actor":null', `,"decision":null,"detail":${canonicalJson(r.detail)},"id":${q(id)},"request":null,"response":null,"severity":${q(r.severity)},"time":${time},"type":${q(r.type)},"v":1}`];
+  /** The event as two halves; the `chain` member goes between them (keys sort actor < chain < decision). */
+  halves(r: AuditRecord, id: string): [head: string, tail: string] {
+    const time = this.#isoTime(r.time);
+    if (r.kind === 1) {
+      return [
+        '{"actor":null',
+        `,"decision":null,"detail":${canonicalJson(r.detail)},"id":${q(id)},"request":null,"response":null,"severity":${q(r.severity)},"time":${time},"type":${q(r.type)},"v":1}`,
+      ];
+    }
+    if (r.keyId !== this.#aKeyId || r.subject !== this.#aSubject || r.tenant !== this.#aTenant || r.via !== this.#aVia) {
+      this.#aKeyId = r.keyId;
+      this.#aSubject = r.subject;
+      this.#aTenant = r.tenant;
+      this.#aVia = r.via;
+      this.#actor = `{"actor":{"keyId":${n(r.keyId)},"subject":${n(r.subject)},"tenant":${n(r.tenant)},"via":${n(r.via)}}`;
+    }
+    if (r.allowed !== this.#dAllowed || r.code !== this.#dCode || r.permission !== this.#dPermission || r.shadow !== this.#dShadow) {
+      this.#dAllowed = r.allowed;
+      this.#dCode = r.code;
+      this.#dPermission = r.permission;
+      this.#dShadow = r.shadow;
+      this.#decision = `,"decision":{"allowed":${r.allowed},"code":${n(r.code)},"permission":${n(r.permission)},"shadow":${n(r.shadow)}},"detail":null,"id":`;
+    }
+    if (r.ip !== this.#rIp) this.#rIpJson = jsonString((this.#rIp = r.ip));
+    if (r.method !== this.#rMethod) this.#rMethodJson = jsonString((this.#rMethod = r.method));
+    if (r.route !== this.#rRoute) this.#rRouteJson = n((this.#rRoute = r.route));
+    const severity = r.allowed ? 'info' : 'notice';
+    return [
+      this.#actor,
+      `${this.#decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson}}` +
+        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
+    ];
   }
-  if (r.keyId !== aKeyId || r.subject !== aSubject || r.tenant !== aTenant || r.via !== aVia) {
-    aKeyId = r.keyId;
-    aSubject = r.subject;
-    aTenant = r.tenant;
-    aVia = r.via;
-    actor = `{"actor":{"keyId":${n(r.keyId)},"subject":${n(r.subject)},"tenant":${n(r.tenant)},"via":${n(r.via)}}`;
-  }
-  if (r.allowed !== dAllowed || r.code !== dCode || r.permission !== dPermission || r.shadow !== dShadow) {
-    dAllowed = r.allowed;
-    dCode = r.code;
-    dPermission = r.permission;
-    dShadow = r.shadow;
-    decision = `,"decision":{"allowed":${r.allowed},"code":${n(r.code)},"permission":${n(r.permission)},"shadow":${n(r.shadow)}},"detail":null,"id":`;
-  }
-  if (r.ip !== rIp) rIpJson = jsonString((rIp = r.ip));
-  if (r.method !== rMethod) rMethodJson = jsonString((rMethod = r.method));
-  if (r.route !== rRoute) rRouteJson = n((rRoute = r.route));
-  const severity = r.allowed ? 'info' : 'notice';
-  return [
-    actor,
-    `${decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${rIpJson},"method":${rMethodJson},"path":${jsonString(r.path)},"route":${rRouteJson}}` +
-      `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
-  ];
 }

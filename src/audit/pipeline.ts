@@ -12,7 +12,7 @@ import { type CheckpointReason, CheckpointSigner, checkpointMessage } from './ch
 import type { AuditPlan, SinkConfig } from './compile.js';
 import { SinkDispatcher } from './dispatcher.js';
 import { type AuditRecord, EventIds } from './event.js';
-import { formatHalves } from './format.js';
+import { EventFormatter } from './format.js';
 import type { AuditSink } from './sink.js';
 import { FileSink, lastLine } from './sinks/file.js';
 import { RedisStreamSink } from './sinks/redis-stream.js';
@@ -94,6 +94,7 @@ export class AuditPipeline {
   #keys: (string | undefined)[];
   readonly #o: PipelineOptions;
   readonly #ids: EventIds;
+  readonly #format = new EventFormatter();
   readonly #logger: Logger | undefined;
   #records: AuditRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -259,7 +260,7 @@ export class AuditPipeline {
     const inst = JSON.stringify(this.instance);
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      const [head, tail] = formatHalves(r, this.#ids.next(r.time));
+      const [head, tail] = this.#format.halves(r, this.#ids.next(r.time));
       // The hash covers the canonical form; the line escapes unsafe characters, which JSON.parse undoes.
       if (!chain) {
         lines[i] = safeJsonLine(head + tail);

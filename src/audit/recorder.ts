@@ -79,7 +79,7 @@ export class AuditRecorder implements RequestRecorder {
       ctx.permission === this.#permission &&
       ctx.shadowDecision === this.#shadow
     ) {
-      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs);
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs); // REPEAT_RECORD_FIELDS order
       return;
     }
     this.#batch = out;
@@ -90,7 +90,7 @@ export class AuditRecorder implements RequestRecorder {
     this.#code = ctx.code;
     this.#permission = ctx.permission;
     this.#shadow = ctx.shadowDecision;
-    // Order: see RequestRecord (wire.ts decodes it back).
+    // In REQUEST_RECORD_FIELDS order (event.ts): the worker decodes by that table.
     out.push(
       REQUEST,
       Date.now(),

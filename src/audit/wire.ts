@@ -3,19 +3,18 @@
 // build (no object per request) and to structured-clone (no property names) than an array of
 // records, and needs no escaping, unlike a delimited string.
 import type { SystemEvent } from '../events.js';
-import type { AuditRecord, AuditSeverity, RequestRecord } from './event.js';
+import { type AuditRecord, type AuditSeverity, REPEAT_RECORD_FIELDS, REQUEST_RECORD_FIELDS, type RequestRecord } from './event.js';
 
 export type WireValue = string | number | boolean | null | Readonly<Record<string, unknown>>;
 
-/** Tag of a request record, followed by REQUEST_FIELDS values (see RequestRecord for the order). */
+/** Tag of a request record, followed by its values in REQUEST_RECORD_FIELDS order (event.ts). */
 export const REQUEST = 0;
 /** Tag of a system record, followed by time, type, severity, detail. */
 export const SYSTEM = 1;
-const REQUEST_FIELDS = 16;
 /**
  * Tag of a request record that shares method, route, ip, actor and decision with the previous
- * request record of the same batch (the common case: one client, one route), followed by time,
- * requestId, path, status, durationMs. Halves what is cloned per request.
+ * request record of the same batch (the common case: one client, one route), followed by the
+ * REPEAT_RECORD_FIELDS values. Halves what is cloned per request.
  */
 export const REQUEST_SAME = 2;
 
@@ -32,32 +31,16 @@ export function decodeBatch(a: readonly WireValue[]): AuditRecord[] {
   while (i < a.length) {
     const tag = a[i];
     if (tag === REQUEST) {
-      out.push(
-        (prev = {
-          kind: 0,
-          time: a[i + 1] as number,
-          requestId: a[i + 2] as string,
-          method: a[i + 3] as string,
-          path: a[i + 4] as string,
-          route: a[i + 5] as string | null,
-          ip: a[i + 6] as string,
-          subject: a[i + 7] as string | null,
-          tenant: a[i + 8] as string | null,
-          keyId: a[i + 9] as string | null,
-          via: a[i + 10] as string | null,
-          allowed: a[i + 11] as boolean,
-          code: a[i + 12] as string | null,
-          permission: a[i + 13] as string | null,
-          shadow: a[i + 14] as string | null,
-          status: a[i + 15] as number,
-          durationMs: a[i + 16] as number,
-        }),
-      );
-      i += 1 + REQUEST_FIELDS;
+      const r: Record<string, WireValue> = { kind: 0 };
+      for (let f = 0; f < REQUEST_RECORD_FIELDS.length; f++) r[REQUEST_RECORD_FIELDS[f]!] = a[i + 1 + f]!;
+      out.push((prev = r as unknown as RequestRecord));
+      i += 1 + REQUEST_RECORD_FIELDS.length;
     } else if (tag === REQUEST_SAME) {
       if (prev === undefined) throw new Error(`malformed audit batch: repeat without a request before it at ${i}`);
-      out.push({ ...prev, time: a[i + 1] as number, requestId: a[i + 2] as string, path: a[i + 3] as string, status: a[i + 4] as number, durationMs: a[i + 5] as number });
-      i += 6;
+      const r: Record<string, unknown> = { ...prev };
+      for (let f = 0; f < REPEAT_RECORD_FIELDS.length; f++) r[REPEAT_RECORD_FIELDS[f]!] = a[i + 1 + f];
+      out.push(r as unknown as RequestRecord);
+      i += 1 + REPEAT_RECORD_FIELDS.length;
     } else if (tag === SYSTEM) {
       out.push({
         kind: 1,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventIds, type RequestRecord } from '../../../src/audit/event.js';
-import { formatHalves, jsonString } from '../../../src/audit/format.js';
+import { EventFormatter, jsonString } from '../../../src/audit/format.js';
 import { canonicalJson } from '../../../src/canonical-json.js';
 import { requestRecord } from '../../helpers/audit.js';
 
@@ -25,10 +25,11 @@ describe('audit line formatting', () => {
       ...AWKWARD.map((s) => ({ requestId: s, path: s, subject: s, route: s, ip: s, method: s, code: s })),
       {},
     ];
+    const format = new EventFormatter();
     variants.forEach((over, i) => {
       const r = requestRecord(i, { time: 1_780_000_000_000 + (i >> 1), durationMs: i / 3, ...over });
       const id = ids.next(r.time);
-      const [head, tail] = formatHalves(r, id);
+      const [head, tail] = format.halves(r, id);
       const line = `${head}${tail}`;
       const event = JSON.parse(line) as Record<string, unknown>;
       expect(line).toBe(canonicalJson(event));
