@@ -4,33 +4,27 @@
 // turn auditing on or off is refused, so the hash /admin/policy and the metrics report always runs.
 // Through the built CLI, with the audit worker and with the in-thread pipeline.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type Serving, serveCli } from '../helpers/cli.js';
+import { type OkUpstream, okUpstream } from '../helpers/upstream.js';
 
 const TOKEN = 'audit-reload-admin-token-0123456789abcdef';
 const CP_KEY = `${'r'.repeat(16)}0123456789abcdef0123456789abcdef`;
 const env = { PORTCULLIS_ADMIN_TOKEN: TOKEN, AUDIT_RELOAD_KEY: CP_KEY };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let upstream: Server;
+let upstream: OkUpstream;
 let upstreamUrl: string;
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await okUpstream();
+  upstreamUrl = upstream.url;
 });
 
 afterAll(async () => {
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
+  await upstream.close();
 });
 
 interface Ev {

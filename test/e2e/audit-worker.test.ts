@@ -1,15 +1,14 @@
 // The built server audits through its worker thread: every request of a burst is in the chained
 // file after SIGTERM (the last ones flushed on shutdown), the file verifies, and the worker's
 // counters reach the main thread's /metrics.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, requireBuiltCli, root, runCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/redis.js';
+import { requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 
 const REQUESTS = 300;
 let upstream: Server;
@@ -18,7 +17,7 @@ let dir: string;
 let auditFile: string;
 let proxy: string;
 let admin: string;
-let stderr = '';
+let serving: Serving;
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -39,31 +38,14 @@ audit:
     - file: { path: ${JSON.stringify(auditFile)} }
 `,
   );
-  const [port, adminPort] = [await freePort(), await freePort()];
-  proxy = `http://127.0.0.1:${port}`;
-  admin = `http://127.0.0.1:${adminPort}`;
-  child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '1s'], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  });
-  child.stderr!.on('data', (d) => (stderr += d));
-  const until = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
-    if (Date.now() > until) throw new Error(`serve did not start: ${stderr}`);
-    if (
-      await fetch(`${admin}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  serving = await serveCli(policy);
+  child = serving.child;
+  proxy = serving.proxy;
+  admin = serving.admin;
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await serving?.stop();
   await new Promise((r) => upstream?.close(r));
 });
 

@@ -1,21 +1,20 @@
 // A SIGTERM drain says goodbye: idle keep-alive connections are closed cleanly at once, and the
 // responses still in flight on kept-alive (and pipelined) connections carry `Connection: close`,
 // so no client reuses a connection the server is about to close. Through the built CLI.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, requireBuiltCli, root } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
+import { requireBuiltCli, type Serving, serveCli } from '../helpers/cli.js';
 
 let upstream: Server;
 const arrived: string[] = [];
 let child: ChildProcess;
 let port: number;
-let stderr = '';
+let serving: Serving;
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -34,31 +33,13 @@ routes:
   - { name: open, match: { path: "/**" }, public: true }
 `,
   );
-  port = await freePort();
-  const adminPort = await freePort();
-  child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '20s'], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'warn' },
-  });
-  child.stderr!.on('data', (d) => (stderr += d));
-  child.stdout!.resume();
-  const until = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
-    if (Date.now() > until) throw new Error(`serve did not start: ${stderr}`);
-    if (
-      await fetch(`http://127.0.0.1:${adminPort}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  serving = await serveCli(policy, {}, [], { drain: '20s' });
+  child = serving.child;
+  port = serving.port;
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await serving?.stop();
   upstream?.closeAllConnections();
   await new Promise<void>((r) => upstream?.close(() => r()));
 });

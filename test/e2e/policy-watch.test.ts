@@ -2,14 +2,13 @@
 // appended beside the policy must not hold an edit back, and a policy file rewritten without pause
 // still reaches the running policy within the watch's longest wait (1 s after the first event).
 import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Serving, serveCli } from '../helpers/cli.js';
+import { type OkUpstream, okUpstream } from '../helpers/upstream.js';
 
-let upstream: Server;
+let upstream: OkUpstream;
 let upstreamUrl: string;
 const cleanups: (() => void | Promise<void>)[] = [];
 
@@ -59,19 +58,14 @@ async function serveDir(paths: readonly string[]): Promise<{ dir: string; file: 
 }
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await okUpstream();
+  upstreamUrl = upstream.url;
 });
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 afterAll(async () => {
-  upstream.closeAllConnections();
-  await new Promise<void>((r) => upstream.close(() => r()));
+  await upstream.close();
 });
 
 describe('the policy watch of portcullis serve', () => {

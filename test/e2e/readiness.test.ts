@@ -3,18 +3,17 @@
 // says why) until the store is back; with `onError: allow` it stays in rotation but says degraded.
 // Through the built CLI, against a redis-server of the test's own that is stopped and restarted.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
 import { type Serving, serveCli } from '../helpers/cli.js';
 import { PrivateRedis } from '../helpers/redis.js';
+import { type OkUpstream, okUpstream } from '../helpers/upstream.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let dir: string;
-let upstream: Server;
+let upstream: OkUpstream;
 let upstreamUrl: string;
 
 interface Ready {
@@ -69,17 +68,12 @@ store: { url: "${redis.url}", onError: ${onError}, timeout: 200ms }
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'pcs-readiness-'));
-  upstream = createServer((req, res) => {
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await okUpstream();
+  upstreamUrl = upstream.url;
 });
 
 afterAll(async () => {
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
+  await upstream.close();
 });
 
 describe('/readyz and the limits store', () => {

@@ -1,5 +1,5 @@
 // The built CLI as a user runs it: `node dist/main.js …` from the repository root.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { freePort } from './ports.js';
 
@@ -37,18 +37,30 @@ export interface Serving {
   readonly proxy: string;
   /** http://127.0.0.1:port of the admin listener. */
   readonly admin: string;
+  /** The proxy listener's port. */
+  readonly port: number;
+  /** The `serve` process, for tests that signal it or watch it exit. */
+  readonly child: ChildProcess;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
   stop(): Promise<void>;
 }
 
+export interface ServeOptions {
+  /** `--drain` (default 1s). */
+  readonly drain?: string;
+}
+
 /** `portcullis serve --policy P` as a user starts it, once its admin /healthz answers. */
-export async function serveCli(policy: string, env: Record<string, string> = {}, unset: readonly string[] = []): Promise<Serving> {
+export async function serveCli(policy: string, env: Record<string, string> = {}, unset: readonly string[] = [], options: ServeOptions = {}): Promise<Serving> {
   requireBuiltCli();
   const [port, adminPort] = [await freePort(), await freePort()];
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
   for (const name of unset) delete childEnv[name];
-  const child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', '1s'], { cwd: root, env: childEnv });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', options.drain ?? '1s'], {
+    cwd: root,
+    env: childEnv,
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   child.stdout.resume();
@@ -76,5 +88,5 @@ export async function serveCli(policy: string, env: Record<string, string> = {},
       break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proxy: `http://127.0.0.1:${port}`, admin, stderr: () => stderr, stop };
+  return { proxy: `http://127.0.0.1:${port}`, admin, port, child, stderr: () => stderr, stop };
 }

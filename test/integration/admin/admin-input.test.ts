@@ -3,8 +3,7 @@
 // is answered with problem+json carrying a stable `code`.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -15,13 +14,14 @@ import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { PolicyError } from '../../../src/policy/diagnostics.js';
 import { PrivateRedis } from '../../helpers/redis.js';
+import { type OkUpstream, okUpstream } from '../../helpers/upstream.js';
 
 const TOKEN = 'admin-input-test-token';
 const run = `${process.pid}-${Date.now().toString(36)}`;
 const STATIC_ID = `static-${run}`;
 /** A second static key, for revoking at runtime. */
 const REVOKED_ID = `revoked-${run}`;
-let upstream: Server;
+let upstream: OkUpstream;
 let upstreamUrl: string;
 const dirs: string[] = [];
 // A Redis of this file's own: other files count the commands the shared one runs.
@@ -93,16 +93,11 @@ function expectProblem(a: Answer, status: number, code: string): void {
 
 beforeAll(async () => {
   redis = await PrivateRedis.start();
-  upstream = createServer((req, res) => {
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await okUpstream();
+  upstreamUrl = upstream.url;
 });
 afterAll(async () => {
-  upstream.closeAllConnections();
-  await new Promise<void>((r) => upstream.close(() => r()));
+  await upstream.close();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   await redis?.stop();
 });

@@ -1,8 +1,6 @@
 // Dynamic API keys through the admin API, on two real replicas sharing a real Redis (issue 6).
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -14,9 +12,10 @@ import type { SystemEvent } from '../../../src/events.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { requireBuiltCli, runCli } from '../../helpers/cli.js';
 import { redisUrl } from '../../helpers/redis.js';
+import { type OkUpstream, okUpstream } from '../../helpers/upstream.js';
 
 const TOKEN = 'test-admin-token-0123456789';
-let upstream: Server;
+let upstream: OkUpstream;
 let upstreamUrl: string;
 const apps: App[] = [];
 let a: App;
@@ -82,12 +81,8 @@ async function commandstats(): Promise<number> {
 }
 
 beforeAll(async () => {
-  upstream = createServer((req, res) => {
-    req.resume();
-    res.end('ok');
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await okUpstream();
+  upstreamUrl = upstream.url;
   redis = new Redis(redisUrl());
   a = await start();
   b = await start();
@@ -97,8 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const app of apps) await app.shutdown();
   redis.disconnect();
-  upstream.closeAllConnections();
-  await new Promise<void>((r) => upstream.close(() => r()));
+  await upstream.close();
 });
 
 describe('dynamic API keys', () => {
