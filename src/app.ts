@@ -20,6 +20,7 @@ import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
 import { createStore } from './limits/create.js';
+import { storeUrlGuard } from './limits/reload-guard.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
 import { Balancers } from './upstream/balancer.js';
@@ -82,9 +83,6 @@ export async function startApp(opts: AppOptions): Promise<App> {
   // Static keys revoked at runtime are refused from the first request (bounded, alongside the
   // warm-up: a store that is down must not keep the gateway from starting; the lookup retries).
   const revocations = dynamicKeys.syncRevocations();
-  policy.onSwap((plan) => {
-    if ((plan.limits?.storeUrl ?? '') !== (store.url ?? '')) logger.warn('store.url changed: restart Portcullis to use the new store');
-  });
   // Connected (and its scripts loaded) before the first request, or said why not: the first
   // requests must not spend their short store timeout on a handshake.
   if (!(await store.store.warmUp(STORE_WARMUP_MS))) logger.warn({ waitedMs: STORE_WARMUP_MS }, 'limits store not reachable yet: serving with store.onError until it is');
@@ -101,6 +99,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
     await policy.addGuard(auditPresenceGuard(audit !== undefined));
+    await policy.addGuard(storeUrlGuard(store.url));
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
