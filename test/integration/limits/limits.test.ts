@@ -145,6 +145,11 @@ routes:
     expect(await statuses('/t/x', 'g1-secret', 4)).toEqual([200, 200, 200, 429]);
     const byUser = async (user: string) => (await request(`${app.proxyUrl}/h/x`, { headers: { 'x-user': user } })).statusCode;
     expect([await byUser('ann'), await byUser('ann'), await byUser('bob')]).toEqual([200, 429, 200]);
+    // Repeating the header names no new identity: the first value counts (the joined "ann, zed"
+    // would be a fresh bucket), and a value no one has used yet in a second line buys nothing.
+    const repeated = await request(`${app.proxyUrl}/h/x`, { headers: ['x-user', 'ann', 'x-user', 'zed'] });
+    await repeated.body.dump();
+    expect(repeated.statusCode).toBe(429);
   });
 
   it('counts a request without the identifier against one shared bucket, not a bypass', async () => {
