@@ -49,6 +49,11 @@ export interface AuthnPlan {
   /** By route index; public routes have none. */
   readonly routes: ReadonlyMap<number, RouteAuthn>;
   readonly forward: IdentityForward;
+  /**
+   * What a 401 built without a challenge asks for: every configured method's challenge, or a Bearer
+   * one when none is configured (RFC 9110: a 401 names how to authenticate).
+   */
+  readonly challenge: string;
   /** authentication.lockout: auth failures per client IP (undefined: off). */
   readonly lockout: LockoutPlan | undefined;
 }
@@ -241,8 +246,11 @@ function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undef
   return { ...names, strip, effectiveRoles: new EffectiveRoles(doc.roles ?? {}) };
 }
 
+const challengesOf = (methods: readonly Authenticator[]): string => methods.map((m) => m.challenge).join(', ');
+const DEFAULT_CHALLENGE = 'Bearer realm="portcullis"';
+
 function challengeOf(methods: readonly Authenticator[]): Deny {
-  return deny('AUTH_MISSING', undefined, methods.length === 0 ? undefined : { 'www-authenticate': methods.map((m) => m.challenge).join(', ') });
+  return deny('AUTH_MISSING', undefined, methods.length === 0 ? undefined : { 'www-authenticate': challengesOf(methods) });
 }
 
 /**
@@ -281,6 +289,7 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
     jwt,
     routes: perRoute,
     forward: compileForward(doc, apiKey, cx),
+    challenge: challengesOf([apiKey, jwt].filter((m) => m !== undefined)) || DEFAULT_CHALLENGE,
     lockout: compileLockout(doc),
   };
 }

@@ -9,7 +9,6 @@
 import { createServer, IncomingMessage, type Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { planChallenge } from '../authn/challenge.js';
 import type { RequestRecorder } from '../core/context.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
 import { type Outcome, runStages, type Stage } from '../core/stage.js';
@@ -298,7 +297,7 @@ export class ProxyServer {
       if (d.headers !== undefined) for (const k in d.headers) headers[k] = d.headers[k]!;
       // RFC 9110: a 401 names how to authenticate. Authenticators' denials carry their challenge;
       // this covers any 401 built without one, so no client is left without a way to retry.
-      if (headers['www-authenticate'] === undefined && statusOf(d.code) === 401) headers['www-authenticate'] = planChallenge(ctx.plan.authn);
+      if (headers['www-authenticate'] === undefined && statusOf(d.code) === 401) headers['www-authenticate'] = ctx.plan.authn.challenge;
       // A fault's answer carries nothing the failed request computed: that state may be what broke.
       const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
       if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
