@@ -6,7 +6,6 @@
 // (the principal's own, then every role they inherit), so an upstream never re-implements the
 // policy's role inheritance.
 import type { Principal } from '../core/principal.js';
-import { FrozenSet } from '../policy/freeze.js';
 
 export interface IdentityForward {
   readonly subject: string;
@@ -32,7 +31,7 @@ export class EffectiveRoles {
   readonly #lists = new WeakMap<readonly string[], readonly string[]>();
   readonly #joined = new WeakMap<readonly string[], string>();
 
-  constructor(inherits: Readonly<Record<string, { readonly inherits?: readonly string[] | undefined }>> = {}) {
+  constructor(inherits: Readonly<Record<string, { readonly inherits?: readonly string[] | undefined }>>) {
     const inherited = new Map<string, readonly string[]>();
     for (const name of Object.keys(inherits)) {
       // Breadth first, each role once: a cycle (an error the policy compiler reports) cannot loop here.
@@ -74,8 +73,6 @@ export class EffectiveRoles {
   }
 }
 
-const NO_INHERITANCE = new EffectiveRoles();
-
 /** The gateway's identity headers for this principal (appended as name/value pairs to `out`). */
 export function identityHeaders(forward: IdentityForward, principal: Principal | undefined, out: string[]): void {
   if (principal === undefined) return;
@@ -84,20 +81,4 @@ export function identityHeaders(forward: IdentityForward, principal: Principal |
   if (principal.roles.length > 0) out.push(forward.roles, forward.effectiveRoles.header(principal.roles));
   if (principal.keyId !== undefined) out.push(forward.keyId, principal.keyId);
   if (principal.issuer !== undefined) out.push(forward.issuer, principal.issuer);
-}
-
-/**
- * Without an authentication section nothing is authenticated, but the identity headers are still
- * the gateway's to set: client copies are removed all the same. Credentials pass (nobody here
- * consumed them).
- */
-const DEFAULT_IDENTITY_FORWARD: IdentityForward = Object.freeze({
-  ...FORWARD_DEFAULTS,
-  strip: new FrozenSet([...Object.values(FORWARD_DEFAULTS), 'x-auth-jwt']),
-  effectiveRoles: NO_INHERITANCE,
-});
-
-/** The forwarding rules of a plan (the defaults when it has no authentication section). */
-export function forwardOf(plan: { readonly authn?: { readonly forward: IdentityForward } }): IdentityForward {
-  return plan.authn?.forward ?? DEFAULT_IDENTITY_FORWARD;
 }

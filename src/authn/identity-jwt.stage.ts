@@ -2,7 +2,6 @@
 // the context (the forwarder sends it in the signer's header). Awaits only on a cache miss.
 import type { RequestContext } from '../core/context.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
-import { forwardOf } from './forward.js';
 
 export function createIdentityJwtStage(): Stage {
   return { name: 'identityJwt', run };
@@ -12,7 +11,7 @@ function run(ctx: RequestContext): Outcome | Promise<Outcome> {
   const signer = ctx.plan.identityJwt;
   const principal = ctx.principal;
   if (signer === undefined || principal === undefined) return CONTINUE;
-  const token = signer.token(principal, Date.now(), forwardOf(ctx.plan).effectiveRoles.of(principal.roles));
+  const token = signer.token(principal, Date.now(), ctx.plan.authn.forward.effectiveRoles.of(principal.roles));
   if (typeof token === 'string') {
     ctx.identityJwt = token;
     return CONTINUE;

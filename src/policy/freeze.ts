@@ -18,7 +18,7 @@ class FrozenMap<K, V> extends Map<K, V> {
   }
 }
 
-export class FrozenSet<T> extends Set<T> {
+class FrozenSet<T> extends Set<T> {
   constructor(values: Iterable<T> = []) {
     super();
     for (const v of values) super.add(v);

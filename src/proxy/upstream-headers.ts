@@ -5,7 +5,7 @@
 // whatever their case, however often they appear, whatever Connection lists, and in their "_"
 // look-alike spellings too.
 
-import { forwardOf, type IdentityForward, identityHeaders } from '../authn/forward.js';
+import { type IdentityForward, identityHeaders } from '../authn/forward.js';
 import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS, RESPONSE_HOP_BY_HOP_HEADERS } from '../header-names.js';
 import type { ProxyContext } from './context.js';
 
@@ -82,7 +82,7 @@ function dropListed(out: string[], listed: readonly string[], lowerCase: boolean
  */
 export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string | undefined): string[] {
   const raw = ctx.req.rawHeaders;
-  const forward = forwardOf(ctx.plan);
+  const forward = ctx.plan.authn.forward;
   const kinds = kindsOf(forward);
   const out: string[] = [];
   let listed: string[] | undefined;
