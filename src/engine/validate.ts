@@ -2,7 +2,7 @@
 // policy built into a Plan in one run, every diagnostic (errors and warnings) returned instead of thrown.
 
 import type { Plan } from '../core/plan.js';
-import { type BuiltPolicy, buildPolicy, ordered } from '../policy/build.js';
+import { type BuiltPolicy, buildPolicy } from '../policy/build.js';
 import { type Diagnostic, PolicyError } from '../policy/diagnostics.js';
 import type { LoadOptions } from '../policy/load.js';
 import { compilePolicy } from './compile.js';
@@ -27,7 +27,7 @@ export async function validatePolicy(path: string, options: LoadOptions = {}): P
     const { plan, warnings, placeholders } = await buildPlan(path, options);
     return { ok: true, plan, diagnostics: warnings, placeholders };
   } catch (err) {
-    if (err instanceof PolicyError) return { ok: false, diagnostics: ordered(err.diagnostics) };
+    if (err instanceof PolicyError) return { ok: false, diagnostics: err.diagnostics }; // in file order already
     throw err;
   }
 }

@@ -9,7 +9,7 @@ import { type LoadedPolicy, type LoadOptions, loadPolicyPartially } from './load
 export type PolicyCompiler<P> = (loaded: LoadedPolicy) => { plan: P; warnings: Diagnostic[] };
 
 /** Errors first, then warnings, each in file/line/column order. */
-export function ordered(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+function ordered(diagnostics: readonly Diagnostic[]): Diagnostic[] {
   const rank = (d: Diagnostic): number => (d.severity === 'error' ? 0 : 1);
   return [...diagnostics].sort((a, b) => rank(a) - rank(b) || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0) || a.line - b.line || a.column - b.column);
 }
