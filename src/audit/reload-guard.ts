@@ -3,17 +3,15 @@
 // invalid one, so the hash that /admin/policy and portcullis_policy_info report always runs.
 
 import type { Plan } from '../core/plan.js';
-import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
+import { diagnosticAt } from '../policy/source-map.js';
 
 export function auditPresenceGuard(running: boolean): PlanGuard<Plan> {
   return (plan, position) => {
     if ((plan.audit !== undefined) === running) return Promise.resolve([]);
-    const at = position(['audit']);
     const message = running
       ? 'the audit section cannot be removed by a reload: restart Portcullis to stop auditing (or keep the section with the sinks you want)'
       : 'an audit section cannot be added by a reload: restart Portcullis to start auditing';
-    const error: Diagnostic = { severity: 'error', file: at.file, line: at.line, column: at.column, path: 'audit', message };
-    return Promise.resolve([error]);
+    return Promise.resolve([diagnosticAt(position(['audit']), ['audit'], message)]);
   };
 }

@@ -12,7 +12,7 @@ import type { Plan } from '../core/plan.js';
 import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
-import { formatPath } from '../policy/source-map.js';
+import { diagnosticAt } from '../policy/source-map.js';
 import { createRedisClient } from '../redis-client.js';
 import type { ApiKeyRecord, KeyLookup, RevokedKeys } from './api-key.js';
 
@@ -226,9 +226,8 @@ export function keyIdGuard(store: KeyStore, logger: Logger): PlanGuard<Plan> {
     return ids.flatMap((id, i): Diagnostic[] => {
       if (!taken.has(id)) return [];
       const path = ['authentication', 'apiKeys', 'keys', i, 'id'];
-      const at = position(path);
       const message = `key id "${id}" is already used by a dynamic key (created through the admin API); revoke it (DELETE /admin/keys/${encodeURIComponent(id)}) or give this key another id`;
-      return [{ severity: 'error', file: at.file, line: at.line, column: at.column, path: formatPath(path), message }];
+      return [diagnosticAt(position(path), path, message)];
     });
   };
 }

@@ -2,7 +2,7 @@
 // the position they are about, and where relative references resolve from.
 import type { Diagnostic } from './diagnostics.js';
 import type { LoadedPolicy } from './load.js';
-import { formatPath, type KeyPath, type SourcePosition } from './source-map.js';
+import { diagnosticAt, type KeyPath, type SourcePosition } from './source-map.js';
 
 export class CompileContext {
   readonly baseDir: string;
@@ -55,6 +55,6 @@ export class CompileContext {
   #add(severity: Diagnostic['severity'], path: KeyPath, message: string, key: boolean): void {
     const map = this.#loaded.sourceMap;
     const pos = key ? map.keyPosition(path) : map.position(path);
-    this.#diagnostics.push({ severity, file: pos.file, line: pos.line, column: pos.column, path: formatPath(map.shownPath(path)), message });
+    this.#diagnostics.push(diagnosticAt(pos, map.shownPath(path), message, severity));
   }
 }

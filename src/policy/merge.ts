@@ -3,7 +3,7 @@
 // defined twice, or any other setting made in two files, is an error that names both places.
 import type { Diagnostic } from './diagnostics.js';
 import type { PolicyDocument } from './schema.js';
-import { formatPath, type KeyPath, nodePosition, type SourceMap } from './source-map.js';
+import { diagnosticAt, type KeyPath, nodePosition, type SourceMap } from './source-map.js';
 
 /** Lists whose items carry a unique name: path → [name field, what to call it]. */
 const NAMED_LISTS: ReadonlyMap<string, readonly [string, string]> = new Map([
@@ -28,12 +28,12 @@ export function mergeDocuments(docs: readonly PolicyDocument[], map: SourceMap):
   const errors: Diagnostic[] = [];
   const error = (path: KeyPath, message: string): void => {
     const pos = map.position(path);
-    errors.push({ severity: 'error', file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+    errors.push(diagnosticAt(pos, path, message));
   };
   /** An error about a node of file `file` that never made it into the merged document. */
   const errorIn = (file: number, local: KeyPath, path: KeyPath, message: string): void => {
     const pos = nodePosition(map.files[file]!, local, true);
-    errors.push({ severity: 'error', file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+    errors.push(diagnosticAt(pos, path, message));
   };
   const where = (path: KeyPath, key = false): string => {
     const p = key ? map.keyPosition(path) : map.position(path);

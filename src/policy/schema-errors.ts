@@ -2,7 +2,7 @@
 // (with did-you-mean from the keys allowed at that level), a wrong value points at the value.
 import { z } from 'zod';
 import type { Diagnostic } from './diagnostics.js';
-import { formatPath, type KeyPath, nodePosition, type SourceFile } from './source-map.js';
+import { diagnosticAt, type KeyPath, nodePosition, type SourceFile } from './source-map.js';
 import { didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;
@@ -11,7 +11,7 @@ export function schemaDiagnostics(file: SourceFile, value: unknown, issues: read
   const out: Diagnostic[] = [];
   const at = (path: KeyPath, message: string, key = false): void => {
     const pos = nodePosition(file, path, key);
-    out.push({ severity: 'error', file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message });
+    out.push(diagnosticAt(pos, path, message));
   };
   for (const issue of issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');

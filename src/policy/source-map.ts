@@ -2,6 +2,7 @@
 // Each file keeps its parsed YAML document (with node ranges) and a LineCounter; merging records
 // which file (and which path in it) every merged node came from.
 import { type Document, isMap, isPair, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
+import type { Diagnostic } from './diagnostics.js';
 
 export interface SourcePosition {
   readonly file: string;
@@ -33,6 +34,11 @@ export function formatPath(path: KeyPath): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
   return out;
+}
+
+/** A diagnostic about the value (or key) at `path`, which the source map places at `pos`. */
+export function diagnosticAt(pos: SourcePosition, path: KeyPath, message: string, severity: Diagnostic['severity'] = 'error'): Diagnostic {
+  return { severity, file: pos.file, line: pos.line, column: pos.column, path: formatPath(path), message };
 }
 
 const keyOf = (path: KeyPath): string => path.join('\u0000');
