@@ -11,7 +11,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
-import { requireBuiltCli, type Serving, serveCli } from '../helpers/cli.js';
+import { requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 import { type CollectedSpan, type Collector, startCollector } from '../helpers/otlp-collector.js';
 import { freePort } from '../helpers/ports.js';
 import { redisUrl } from '../helpers/redis.js';
@@ -251,10 +251,12 @@ describe('tracing with OTLP over HTTP/protobuf and parentbased_traceidratio at 0
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
       OTEL_TRACES_SAMPLER_ARG: '0',
+      // Nothing leaves before the shutdown, which must flush what is queued.
+      OTEL_BSP_SCHEDULE_DELAY: '600000',
     });
   });
 
-  it('samples no new trace at ratio 0 (flag 00 forwarded), yet follows a sampled caller; the protobuf payload decodes to the same tree', async () => {
+  it('samples no new trace at ratio 0 (flag 00 forwarded), yet follows a sampled caller; the queue is flushed at shutdown and the protobuf payload decodes to the same tree', async () => {
     for (let i = 0; i < 5; i++) expect((await fetch(`${gw.proxy}/open/ratio-${i}`)).status).toBe(200);
     const unsampled = [0, 1, 2, 3, 4].map((i) => forwarded.get(`/open/ratio-${i}`)!);
     for (const tp of unsampled) expect(tp.endsWith('-00')).toBe(true);
@@ -262,6 +264,8 @@ describe('tracing with OTLP over HTTP/protobuf and parentbased_traceidratio at 0
     expect(res.status).toBe(200);
     const sent = forwarded.get('/keyed/pb')!;
     expect(sent.endsWith('-01')).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(collector.exports).toEqual([]);
     await stopGracefully(gw);
     const spans = collector.spans();
     expect(collector.exports.length).toBeGreaterThan(0);
@@ -310,5 +314,18 @@ describe('tracing unset', () => {
     expect(await (await fetch(`${gw.admin}/metrics`)).text()).not.toMatch(/portcullis_traces_total\{/);
     await stopGracefully(gw);
     expect(existsSync(probe)).toBe(false);
+  });
+});
+
+describe('tracing misconfigured', () => {
+  it('refuses to start on an OTEL_* value it cannot honour, naming it', async () => {
+    const port = await freePort();
+    const ran = await runCli(['serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', 'off'], {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: 'half',
+    });
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toContain('OTEL_TRACES_SAMPLER_ARG="half" is not a probability between 0 and 1');
   });
 });
