@@ -138,6 +138,7 @@ describe('tracing with OTLP over HTTP/JSON and the default sampler (parentbased_
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_SERVICE_NAME: 'edge-gateway',
       OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=test,team=platform',
+      OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-token=tok-123',
       PCS_OTEL_PROBE: path.join(dir, 'probe-on.txt'),
       NODE_OPTIONS: probeImport,
     });
@@ -157,6 +158,7 @@ describe('tracing with OTLP over HTTP/JSON and the default sampler (parentbased_
       return t.length >= 5 ? t : undefined;
     });
     expect(collector.exports.every((e) => e.path === '/v1/traces' && e.contentType.includes('json'))).toBe(true);
+    expect(collector.exports[0]?.headers['x-collector-token']).toBe('tok-123');
     const server = spans.find((s) => s.kind === 2)!;
     expect(server.name).toBe('GET keyed');
     expect(server.parentSpanId).toBe(CALLER_SPAN);
@@ -285,13 +287,32 @@ describe('tracing with OTLP over HTTP/protobuf and parentbased_traceidratio at 0
   });
 });
 
+describe('tracing with audit on', () => {
+  it('records the audit event and exports the span of the same request', async () => {
+    const collector = await startCollector();
+    collectors.push(collector);
+    const auditFile = path.join(dir, 'audit.ndjson');
+    const audited = path.join(dir, 'audited.yaml');
+    writeFileSync(audited, `${readFileSync(policy, 'utf8')}audit:\n  sinks:\n    - file: { path: ${JSON.stringify(auditFile)} }\n`);
+    const gw = await serveCli(audited, { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '100' }, OTEL_UNSET.slice(1));
+    running.push(gw);
+    const res = await fetch(`${gw.proxy}/keyed/audited`, { headers: { 'x-api-key': API_KEY } });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('x-request-id')!;
+    const t = traceIdOf(forwarded.get('/keyed/audited')!);
+    await stopGracefully(gw);
+    expect(byTrace(collector.spans(), t).map((s) => s.name)).toContain('GET keyed');
+    expect(readFileSync(auditFile, 'utf8')).toContain(requestId);
+  }, 60_000);
+});
+
 describe('tracing when the collector is down', () => {
   it('answers every request as usual and counts the failed exports', async () => {
     const closedPort = await freePort();
     const gw = await serve({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000' });
     const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${gw.proxy}/open/down-${i}`).then((r) => r.status)));
     expect(statuses).toEqual(Array(20).fill(200));
-    const end = Date.now() + 30_000;
+    const end = Date.now() + 45_000;
     let text = '';
     while (Date.now() < end) {
       text = await (await fetch(`${gw.admin}/metrics`)).text();
@@ -300,7 +321,7 @@ describe('tracing when the collector is down', () => {
     }
     expect(text).toMatch(/portcullis_traces_total\{result="failed"\} [1-9]/);
     expect((await fetch(`${gw.proxy}/open/still`)).status).toBe(200);
-  });
+  }, 60_000);
 });
 
 describe('tracing unset', () => {
@@ -314,7 +335,7 @@ describe('tracing unset', () => {
     expect(await (await fetch(`${gw.admin}/metrics`)).text()).not.toMatch(/portcullis_traces_total\{/);
     await stopGracefully(gw);
     expect(existsSync(probe)).toBe(false);
-  });
+  }, 60_000);
 });
 
 describe('tracing misconfigured', () => {

@@ -22,6 +22,7 @@ export interface CollectedSpan {
 interface Export {
   readonly path: string;
   readonly contentType: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Buffer;
 }
 
@@ -40,7 +41,7 @@ export async function startCollector(): Promise<Collector> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const contentType = req.headers['content-type'] ?? '';
-      exports.push({ path: req.url ?? '', contentType, body: Buffer.concat(chunks) });
+      exports.push({ path: req.url ?? '', contentType, headers: req.headers, body: Buffer.concat(chunks) });
       // An empty ExportTraceServiceResponse: accepted in full.
       if (contentType.includes('json')) res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
