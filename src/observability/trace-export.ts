@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { traceSpansTotal } from './metrics.js';
+import { tracesTotal } from './metrics.js';
 import { MARKS, type SampledSpan, type TracingConfig } from './trace-sampler.js';
 
 /** One request's fields in the batch, in the order the worker reads them (see record()). */
@@ -119,7 +119,7 @@ export class TraceExporter {
   }
 
   #drop(n: number): void {
-    if (n > 0) traceSpansTotal.labels('dropped').inc(n);
+    if (n > 0) tracesTotal.labels('dropped').inc(n);
   }
 
   flush(): void {
@@ -169,9 +169,9 @@ export class TraceExporter {
   /** The worker reports running totals; the registry gets the increase. */
   #count(c: SpanCounts): void {
     const before = this.#counted;
-    if (c.exported > before.exported) traceSpansTotal.labels('exported').inc(c.exported - before.exported);
-    if (c.failed > before.failed) traceSpansTotal.labels('failed').inc(c.failed - before.failed);
-    if (c.dropped > before.dropped) traceSpansTotal.labels('dropped').inc(c.dropped - before.dropped);
+    if (c.exported > before.exported) tracesTotal.labels('exported').inc(c.exported - before.exported);
+    if (c.failed > before.failed) tracesTotal.labels('failed').inc(c.failed - before.failed);
+    if (c.dropped > before.dropped) tracesTotal.labels('dropped').inc(c.dropped - before.dropped);
     this.#counted = c;
   }
 

@@ -307,7 +307,7 @@ describe('tracing with audit on', () => {
 });
 
 describe('tracing when the collector is down', () => {
-  it('answers every request as usual and counts the failed exports', async () => {
+  it('answers every request as usual, counts the failed exports and still shuts down cleanly', async () => {
     const closedPort = await freePort();
     const gw = await serve({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}`, OTEL_EXPORTER_OTLP_TIMEOUT: '2000' });
     const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => fetch(`${gw.proxy}/open/down-${i}`).then((r) => r.status)));
@@ -321,6 +321,9 @@ describe('tracing when the collector is down', () => {
     }
     expect(text).toMatch(/portcullis_traces_total\{result="failed"\} [1-9]/);
     expect((await fetch(`${gw.proxy}/open/still`)).status).toBe(200);
+    // Shutting down with spans the collector never took still ends, cleanly.
+    await stopGracefully(gw);
+    expect(gw.child.exitCode).toBe(0);
   }, 60_000);
 });
 
