@@ -16,6 +16,9 @@ import { auditPresenceGuard } from './audit/reload-guard.js';
 import { TracingRecorder } from './audit/trace-recorder.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import type { RequestRecorder } from './core/context.js';
+import { concurrencyGuard } from './decisions/concurrency-guard.js';
+import { DecisionService } from './decisions/decide.js';
+import { DecisionHttpServer } from './decisions/http.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
@@ -30,7 +33,12 @@ import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
   readonly policyPath: string;
-  readonly listen: { readonly host: string; readonly port: number };
+  /** null: `--listen off`, a pure decision service. */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** The HTTP decision listener (Envoy ext_authz HTTP, forward auth, nginx auth_request); null or absent: none. */
+  readonly decisions?: { readonly host: string; readonly port: number } | null | undefined;
+  /** The headers nginx's auth_request carries the original URI and method in (defaults X-Original-URI, X-Original-Method). */
+  readonly nginxHeaders?: { readonly uri?: string | undefined; readonly method?: string | undefined } | undefined;
   readonly admin: { readonly host: string; readonly port: number } | null;
   readonly adminToken?: string | undefined;
   readonly drainMs: number;
@@ -41,7 +49,9 @@ export interface AppOptions {
 }
 
 export interface App {
+  /** "" with `--listen off`. */
   readonly proxyUrl: string;
+  readonly decisionsUrl: string | undefined;
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
@@ -99,17 +109,23 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const decisions = opts.decisions
+    ? new DecisionHttpServer({ service: new DecisionService({ policy, engine, recorder, logger }), logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method })
+    : undefined;
   let admin: AdminServer | undefined;
-  let proxyUrl: string;
+  let proxyUrl = '';
+  let decisionsUrl: string | undefined;
   let adminUrl: string | undefined;
   try {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
     await policy.addGuard(auditPresenceGuard(audit !== undefined));
     await policy.addGuard(storeUrlGuard(store.url));
+    if (decisions) await policy.addGuard(concurrencyGuard);
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (opts.listen !== null) proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
@@ -131,6 +147,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
+    await decisions?.close(0).catch(() => undefined);
     await audit?.close();
     await traces?.close();
     await store.store.close();
@@ -140,11 +157,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await echo?.close();
     throw err;
   }
-  logger.info({ url: proxyUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  logger.info({ url: proxyUrl || undefined, decisions: decisionsUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
 
   let stopping: Promise<void> | undefined;
   return {
     proxyUrl,
+    decisionsUrl,
     adminUrl,
     policy,
     bus,
@@ -152,7 +170,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        await proxy.shutdown(opts.drainMs);
+        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await traces?.close(); // likewise their spans
         await store.store.close();
