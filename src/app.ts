@@ -15,6 +15,8 @@ import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import type { RequestRecorder } from './core/context.js';
+import { DecisionService } from './decisions/decide.js';
+import { GrpcDecisionServer } from './decisions/grpc.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
@@ -35,11 +37,15 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** The Envoy ext_authz gRPC listener; null or absent: none. */
+  readonly decisionsGrpc?: { readonly host: string; readonly port: number } | null | undefined;
 }
 
 export interface App {
   readonly proxyUrl: string;
   readonly adminUrl: string | undefined;
+  /** HOST:PORT of the Envoy ext_authz gRPC listener, when one runs. */
+  readonly decisionsGrpcAddress: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
   shutdown(): Promise<void>;
@@ -92,6 +98,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  // The gRPC decision door decides with the proxy's engine: the same lockouts, leases and audit.
+  const grpcDoor = opts.decisionsGrpc ? new GrpcDecisionServer({ decisions: new DecisionService({ policy, engine, recorder, logger }), logger }) : undefined;
+  let decisionsGrpcAddress: string | undefined;
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -103,6 +112,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
     proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (grpcDoor && opts.decisionsGrpc) decisionsGrpcAddress = await grpcDoor.listen(opts.decisionsGrpc.host, opts.decisionsGrpc.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
@@ -124,6 +134,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
+    await grpcDoor?.shutdown(0);
     await audit?.close();
     await store.store.close();
     dynamicKeys.close();
@@ -133,18 +144,21 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   logger.info({ url: proxyUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  if (decisionsGrpcAddress) logger.info({ address: decisionsGrpcAddress, service: 'envoy.service.auth.v3.Authorization' }, 'ext_authz gRPC decisions listening');
 
   let stopping: Promise<void> | undefined;
   return {
     proxyUrl,
     adminUrl,
+    decisionsGrpcAddress,
     policy,
     bus,
     shutdown() {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        await proxy.shutdown(opts.drainMs);
+        // Both doors drain at once: decisions still in flight settle their leases and audit events.
+        await Promise.all([proxy.shutdown(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
         dynamicKeys.close();

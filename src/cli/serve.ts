@@ -22,6 +22,7 @@ Options:
   --listen HOST:PORT   proxy listener             (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
   --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
+  --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default off)
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   -h, --help
 
@@ -79,6 +80,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     admin: { type: 'string' },
     drain: { type: 'string' },
     demo: { type: 'boolean' },
+    'decisions-grpc': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;

@@ -11,6 +11,7 @@ export interface ServeFlags {
   readonly admin?: string;
   readonly drain?: string;
   readonly demo?: boolean;
+  readonly 'decisions-grpc'?: string;
 }
 
 export interface ServeConfig {
@@ -21,6 +22,8 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
+  /** The Envoy ext_authz gRPC listener; null: none. */
+  readonly decisionsGrpc: ListenAddress | null;
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -39,5 +42,11 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,
     demo: flags.demo ?? false,
+    decisionsGrpc: optionalListen(flags['decisions-grpc'] ?? env.PORTCULLIS_DECISIONS_GRPC, '--decisions-grpc'),
   });
+}
+
+/** An optional listener: unset, empty or "off" is none. */
+function optionalListen(value: string | undefined, what: string): ListenAddress | null {
+  return value === undefined || value === '' || value === 'off' ? null : parseListen(value, what);
 }

@@ -37,7 +37,7 @@ interface StructValue {
 
 export interface CheckResponse {
   status: { code: number; message?: string };
-  ok_response?: { headers: HeaderValueOption[]; headers_to_remove: string[] };
+  ok_response?: { headers: HeaderValueOption[]; headers_to_remove: readonly string[]; response_headers_to_add?: HeaderValueOption[] };
   denied_response?: { status: { code: number }; headers: HeaderValueOption[]; body: string };
   dynamic_metadata?: StructValue;
 }
@@ -147,6 +147,8 @@ export function toCheckResponse(result: DecisionResult): CheckResponse {
   let response: CheckResponse;
   if (result.allowed) {
     response = { status: { code: RPC.OK }, ok_response: { headers: setHeaders(result.upstreamHeaders), headers_to_remove: result.removeHeaders } };
+    // RateLimit headers of an allowed request, for the client's response.
+    if (result.responseHeaders.length > 0) (response.ok_response as NonNullable<CheckResponse['ok_response']>).response_headers_to_add = setHeaders(result.responseHeaders);
   } else {
     const headers = setHeaders(result.responseHeaders);
     if (result.body !== '' && !result.responseHeaders.some(([name]) => name.toLowerCase() === PROBLEM_TYPE)) {

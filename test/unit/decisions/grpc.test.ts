@@ -15,11 +15,12 @@ const ALLOW: DecisionResult = {
   removeHeaders: ['x-api-key'],
   responseHeaders: [],
   body: '',
+  requestId: 'r-allow',
   metadata: { subject: 'svc-reports', tenant: 'acme', route: 'reports' },
 };
 
 function denied(status: number, code: DecisionResult['code'], responseHeaders: [string, string][] = []): DecisionResult {
-  return { allowed: false, status, code, upstreamHeaders: [], removeHeaders: [], responseHeaders, body: `{"code":"${code}"}`, metadata: {} };
+  return { allowed: false, status, code, upstreamHeaders: [], removeHeaders: [], responseHeaders, body: `{"code":"${code}"}`, requestId: 'r-deny', metadata: {} };
 }
 
 /** A DecisionService stand-in that answers what the test scripts and keeps what it was asked. */
@@ -80,9 +81,16 @@ describe('the Envoy ext_authz gRPC door', () => {
       ],
       headers_to_remove: ['x-api-key'],
     });
+    expect(res.ok_response?.response_headers_to_add).toBeUndefined();
     expect(res.dynamic_metadata).toEqual({
       fields: { subject: { stringValue: 'svc-reports' }, tenant: { stringValue: 'acme' }, route: { stringValue: 'reports' } },
     });
+  });
+
+  it("hands an allowed request's RateLimit headers to Envoy for the client's response", async () => {
+    answer = () => ({ ...ALLOW, responseHeaders: [['ratelimit', 'limit=10, remaining=9, reset=1']] });
+    const res = await client.check(checkRequest('GET', '/v1/reports/q1'));
+    expect(res.ok_response?.response_headers_to_add).toEqual([{ header: { key: 'ratelimit', value: 'limit=10, remaining=9, reset=1' }, append: { value: false } }]);
   });
 
   it('answers a promise from the core as it answers a value', async () => {
