@@ -21,6 +21,7 @@ export interface CheckRequest {
         headers?: Record<string, string>;
         path?: string;
         host?: string;
+        header_map?: { headers?: { key?: string; value?: string; raw_value?: Buffer }[] };
       };
     };
   };
@@ -106,6 +107,15 @@ export function toDecisionInput(req: CheckRequest, peer: string): DecisionInput 
     for (const name in headers) {
       if (name.charCodeAt(0) === 58 /* : */) continue;
       rawHeaders.push(name, headers[name] as string);
+    }
+  }
+  const lines = http?.header_map?.headers;
+  if (lines !== undefined) {
+    for (const h of lines) {
+      const name = h.key ?? '';
+      if (name === '' || name.charCodeAt(0) === 58 /* : */) continue;
+      // latin1: one char per byte, as node:http hands the proxy a header value.
+      rawHeaders.push(name, h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.toString('latin1') : (h.value ?? ''));
     }
   }
   const client = req.attributes?.source?.address?.socket_address?.address;

@@ -63,6 +63,25 @@ describe('the Envoy ext_authz gRPC door', () => {
     ]);
   });
 
+  it('reads the headers from header_map when Envoy sends raw headers (encode_raw_headers), one entry per line', async () => {
+    seen.length = 0;
+    answer = () => ALLOW;
+    const req = checkRequest('GET', '/v1/reports/q1');
+    const http = req.attributes?.request?.http;
+    if (http === undefined) throw new Error('no http');
+    delete http.headers;
+    http.header_map = {
+      headers: [
+        { key: ':path', raw_value: Buffer.from('/v1/reports/q1') },
+        { key: 'x-api-key', raw_value: Buffer.from('k1') },
+        { key: 'accept', raw_value: Buffer.from('a') },
+        { key: 'accept', raw_value: Buffer.from('b') },
+      ],
+    };
+    await client.check(req);
+    expect(seen[0]?.rawHeaders).toEqual(['x-api-key', 'k1', 'accept', 'a', 'accept', 'b']);
+  });
+
   it('leaves what Envoy did not send empty, for the core to refuse', async () => {
     seen.length = 0;
     await client.check({});
