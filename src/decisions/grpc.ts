@@ -44,7 +44,7 @@ export interface CheckResponse {
 }
 
 /** google.rpc.Code values the door answers with. */
-export const RPC = Object.freeze({
+const RPC = Object.freeze({
   OK: 0,
   INVALID_ARGUMENT: 3,
   NOT_FOUND: 5,
@@ -99,7 +99,7 @@ export function peerAddress(peer: string): string {
  * values arrive in the fields of their own. An absent field stays empty, so the core refuses the
  * request as malformed (400) and audits it, instead of this door inventing a default.
  */
-export function toDecisionInput(req: CheckRequest, peer: string): DecisionInput {
+function toDecisionInput(req: CheckRequest, peer: string): DecisionInput {
   const http = req.attributes?.request?.http;
   const rawHeaders: string[] = [];
   const headers = http?.headers;
@@ -152,7 +152,7 @@ function metadataOf(m: DecisionResult['metadata']): StructValue | undefined {
 const PROBLEM_TYPE = 'content-type';
 
 /** DecisionResult → CheckResponse. */
-export function toCheckResponse(result: DecisionResult): CheckResponse {
+function toCheckResponse(result: DecisionResult): CheckResponse {
   const metadata = metadataOf(result.metadata);
   let response: CheckResponse;
   if (result.allowed) {
