@@ -15,8 +15,10 @@ import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import type { RequestRecorder } from './core/context.js';
+import { concurrencyGuard } from './decisions/concurrency-guard.js';
 import { DecisionService } from './decisions/decide.js';
 import { GrpcDecisionServer } from './decisions/grpc.js';
+import { DecisionHttpServer } from './decisions/http.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
@@ -29,7 +31,14 @@ import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
   readonly policyPath: string;
-  readonly listen: { readonly host: string; readonly port: number };
+  /** null: `--listen off`, a pure decision service. */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** The HTTP decision listener (Envoy ext_authz HTTP, forward auth, nginx auth_request); null or absent: none. */
+  readonly decisions?: { readonly host: string; readonly port: number } | null | undefined;
+  /** The headers nginx's auth_request carries the original URI and method in (defaults X-Original-URI, X-Original-Method). */
+  /** The Envoy ext_authz gRPC listener; null or absent: none. */
+  readonly decisionsGrpc?: { readonly host: string; readonly port: number } | null | undefined;
+  readonly nginxHeaders?: { readonly uri?: string | undefined; readonly method?: string | undefined } | undefined;
   readonly admin: { readonly host: string; readonly port: number } | null;
   readonly adminToken?: string | undefined;
   readonly drainMs: number;
@@ -37,15 +46,15 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
-  /** The Envoy ext_authz gRPC listener; null or absent: none. */
-  readonly decisionsGrpc?: { readonly host: string; readonly port: number } | null | undefined;
 }
 
 export interface App {
+  /** "" with `--listen off`. */
   readonly proxyUrl: string;
-  readonly adminUrl: string | undefined;
+  readonly decisionsUrl: string | undefined;
   /** HOST:PORT of the Envoy ext_authz gRPC listener, when one runs. */
   readonly decisionsGrpcAddress: string | undefined;
+  readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
   shutdown(): Promise<void>;
@@ -98,20 +107,25 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
-  // The gRPC decision door decides with the proxy's engine: the same lockouts, leases and audit.
-  const grpcDoor = opts.decisionsGrpc ? new GrpcDecisionServer({ decisions: new DecisionService({ policy, engine, recorder, logger }), logger }) : undefined;
+  // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
+  const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
+  const decisions = service && opts.decisions ? new DecisionHttpServer({ service, logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method }) : undefined;
+  const grpcDoor = service && opts.decisionsGrpc ? new GrpcDecisionServer({ decisions: service, logger }) : undefined;
   let decisionsGrpcAddress: string | undefined;
   let admin: AdminServer | undefined;
-  let proxyUrl: string;
+  let proxyUrl = '';
+  let decisionsUrl: string | undefined;
   let adminUrl: string | undefined;
   try {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
     await policy.addGuard(auditPresenceGuard(audit !== undefined));
     await policy.addGuard(storeUrlGuard(store.url));
+    if (service) await policy.addGuard(concurrencyGuard);
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (opts.listen !== null) proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
     if (grpcDoor && opts.decisionsGrpc) decisionsGrpcAddress = await grpcDoor.listen(opts.decisionsGrpc.host, opts.decisionsGrpc.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
@@ -134,6 +148,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
+    await decisions?.close(0).catch(() => undefined);
     await grpcDoor?.shutdown(0);
     await audit?.close();
     await store.store.close();
@@ -143,22 +158,22 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await echo?.close();
     throw err;
   }
-  logger.info({ url: proxyUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  logger.info({ url: proxyUrl || undefined, decisions: decisionsUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
   if (decisionsGrpcAddress) logger.info({ address: decisionsGrpcAddress, service: 'envoy.service.auth.v3.Authorization' }, 'ext_authz gRPC decisions listening');
 
   let stopping: Promise<void> | undefined;
   return {
     proxyUrl,
-    adminUrl,
+    decisionsUrl,
     decisionsGrpcAddress,
+    adminUrl,
     policy,
     bus,
     shutdown() {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        // Both doors drain at once: decisions still in flight settle their leases and audit events.
-        await Promise.all([proxy.shutdown(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
+        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
         dynamicKeys.close();

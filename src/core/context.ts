@@ -88,6 +88,8 @@ export class RequestContext implements RequestView {
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */
   code: ReasonCode | undefined = undefined;
+  /** The decision door that asked ("nginx", "forward-auth", …); undefined for a request the proxy forwards. */
+  door: string | undefined = undefined;
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */
   trace: TraceStep[] | undefined = undefined;
 

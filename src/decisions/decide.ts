@@ -38,6 +38,8 @@ export interface DecisionInput {
   readonly clientAddress?: string | undefined;
   /** Stands for the data plane's connection (authenticators memoise per connection); one per decision when absent. */
   readonly connection?: object | undefined;
+  /** The door could not read the original request from what the data plane sent: answered and recorded like any decision. */
+  readonly refuse?: Deny | undefined;
 }
 
 export interface DecisionResult {
@@ -73,7 +75,6 @@ export interface DecisionServiceOptions {
 
 /** A decision's context: the engine's, plus which door asked. */
 export class DecisionContext extends RequestContext {
-  readonly door: DecisionDoor;
   constructor(plan: Plan, start: number, input: DecisionInput, rawHeaders: readonly string[]) {
     super(plan, start, input.method, input.target, rawHeaders, '1.1', input.peer, input.connection ?? {});
     this.door = input.door;
@@ -110,6 +111,7 @@ export class DecisionService {
       const refused = this.#engine.prepare(ctx);
       // An untrusted peer learns nothing about the request it sent, not even that it is malformed.
       if (!ctx.trustedPeer) return this.#finish(ctx, attempted(ctx, UNTRUSTED_PEER));
+      if (input.refuse !== undefined) return this.#finish(ctx, attempted(ctx, input.refuse));
       if (refused !== undefined) return this.#finish(ctx, attempted(ctx, refused));
       if (input.clientAddress !== undefined) ctx.clientIp = ctx.plan.ipRules.trusted.clientIp(ctx.peerIp, input.clientAddress);
       const outcome = this.#engine.decide(ctx);
@@ -156,11 +158,12 @@ export class DecisionService {
     try {
       const route = ctx.route?.name ?? NO_ROUTE;
       const code = ctx.code ?? 'OK';
-      const key = `${ctx.door}\u0000${route}\u0000${status}\u0000${code}`;
+      const door = ctx.door!;
+      const key = `${door}\u0000${route}\u0000${status}\u0000${code}`;
       let c = this.#cells.get(key);
-      if (c === undefined) this.#cells.set(key, (c = decisionsTotal.cell(ctx.door, route, String(status), code)));
+      if (c === undefined) this.#cells.set(key, (c = decisionsTotal.cell(door, route, String(status), code)));
       c.n++;
-      decisionDuration.labels(ctx.door).observe(durationMs / 1000);
+      decisionDuration.labels(door).observe(durationMs / 1000);
       this.#recorder?.record(ctx, status, durationMs);
     } catch (err) {
       gatewayFaultsTotal.labels('audit').inc();
