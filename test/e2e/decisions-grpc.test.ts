@@ -210,6 +210,13 @@ describe('Envoy ext_authz over gRPC, through the built CLI', () => {
 });
 
 describe('the --decisions-grpc flag', () => {
+  it('refuses a policy that limits concurrency, since no Check says when its request ends', async () => {
+    const file = path.join(dir, 'policy-concurrency.yaml');
+    writeFileSync(file, policy({ store: redisUrl(), trusted: '[127.0.0.1/32]' }).replace('tiny: { rate: 1/m, burst: 1 }', 'tiny: { rate: 1/m, burst: 1, concurrency: 2 }'));
+    const failed = serveCli(file, { PORTCULLIS_DECISIONS_GRPC: `127.0.0.1:${await freePort()}` });
+    await expect(failed).rejects.toThrow(/serve exited 1:[\s\S]*tenants\.tiers\.tiny\.concurrency[\s\S]*decision listener/);
+  }, 60_000);
+
   it('refuses an address that is not HOST:PORT before starting anything', async () => {
     const ran = await runCli(['serve', '--policy', 'policies', '--decisions-grpc', 'nonsense']);
     expect(ran.code).toBe(2);
