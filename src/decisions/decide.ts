@@ -81,7 +81,7 @@ export class DecisionContext extends RequestContext {
   }
 }
 
-export const UNTRUSTED_PEER = deny('IP_DENIED', 'This decision endpoint answers only trusted proxies: add the data plane to trustedProxies.');
+const UNTRUSTED_PEER = deny('IP_DENIED', 'This decision endpoint answers only trusted proxies: add the data plane to trustedProxies.');
 const GATEWAY_FAULT = deny('GATEWAY_ERROR');
 const NO_ROUTE = '-';
 const NOTHING: readonly (readonly [string, string])[] = Object.freeze([]);

@@ -33,10 +33,10 @@ export interface DecisionHttpOptions {
   readonly nginxMethodHeader?: string | undefined;
 }
 
-export const NGINX_DEFAULTS = Object.freeze({ uriHeader: 'x-original-uri', methodHeader: 'x-original-method' });
+const NGINX_DEFAULTS = Object.freeze({ uriHeader: 'x-original-uri', methodHeader: 'x-original-method' });
 /** Where nginx's mode carries the real answer, since nginx itself only passes on a 401 or a 403. */
-export const NGINX_STATUS_HEADER = 'x-portcullis-status';
-export const NGINX_CODE_HEADER = 'x-portcullis-code';
+const NGINX_STATUS_HEADER = 'x-portcullis-status';
+const NGINX_CODE_HEADER = 'x-portcullis-code';
 const ENVOY_PREFIX = '/envoy';
 
 const NOT_A_DOOR = problemBody(deny('ROUTE_NOT_FOUND', 'The decision endpoints are /envoy (Envoy ext_authz), /forward-auth and /nginx.'), '');
