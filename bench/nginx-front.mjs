@@ -1,9 +1,14 @@
 // nginx (Debian's nginx-light has auth_request) in front of the stub upstream, asking Portcullis's
 // nginx decision door before each request: the "nginx + auth_request → Portcullis" bench row.
-// One process (master_process off) so its CPU per request is read from one pid.
+// One process (master_process off) so its CPU per request is read from one pid. The site uses the
+// shipped deploy/decisions/nginx files.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The nginx files Portcullis ships for auth_request: the bench measures them as users run them. */
+const SNIPPETS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../deploy/decisions/nginx');
 
 /** Why nginx cannot run here, or undefined when it can. */
 export function nginxMissing() {
@@ -37,27 +42,15 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   upstream app { server ${up}; keepalive 64; }
-  upstream portcullis { server ${dec}; keepalive 64; }
+  upstream portcullis_decisions { server ${dec}; keepalive 64; }
   server {
     listen 127.0.0.1:${port};
+    include ${SNIPPETS}/portcullis-auth.conf;
     location / {
-      auth_request /_portcullis;
-      auth_request_set $portcullis_subject $upstream_http_x_auth_subject;
-      proxy_set_header X-Auth-Subject $portcullis_subject;
+      include ${SNIPPETS}/portcullis-protect.conf;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_pass http://app;
-    }
-    location = /_portcullis {
-      internal;
-      proxy_pass http://portcullis/nginx;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-For $remote_addr;
     }
   }
 }
