@@ -13,9 +13,7 @@ describe('serve configuration', () => {
       adminToken: undefined,
       drainMs: 30_000,
       demo: false,
-      decisions: null,
       decisionsGrpc: null,
-      nginxHeaders: { uri: undefined, method: undefined },
     });
   });
 
