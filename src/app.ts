@@ -13,6 +13,7 @@ import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
+import { TracingRecorder } from './audit/trace-recorder.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import type { RequestRecorder } from './core/context.js';
 import { concurrencyGuard } from './decisions/concurrency-guard.js';
@@ -25,6 +26,8 @@ import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
+import { defaultTraceWorkerEntry, TraceExporter } from './observability/trace-export.js';
+import { TraceSampler, type TracingConfig, tracingFromEnv } from './observability/trace-sampler.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
 import { Balancers } from './upstream/balancer.js';
@@ -67,6 +70,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const logger = opts.logger;
   const bus = new EventBus();
   const env = opts.env ?? process.env;
+  // Before anything starts: an OTEL_* value that cannot be honoured refuses the start.
+  const tracing = tracingFromEnv(env);
   let echo: EchoUpstream | undefined;
   if (opts.demo) {
     echo = await startEchoUpstream();
@@ -90,7 +95,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
     policy.onSwap((plan) => audit.onPlan(plan.audit));
   }
-  const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const audited: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const traces = tracing ? createTraces(tracing, logger, env) : undefined;
+  const recorder = traces ? new TracingRecorder(audited, traces) : audited;
   // The limits store is long-lived too: built from the first plan's store.url.
   const store = createStore(policy.plan.limits, logger);
   const keyStore = createKeyStore(store.url);
@@ -105,7 +112,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
-  const engine = Engine.create({ logger, store, bus });
+  const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
   // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
   const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
@@ -151,6 +158,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await decisions?.close(0).catch(() => undefined);
     await grpcDoor?.shutdown(0);
     await audit?.close();
+    await traces?.close();
     await store.store.close();
     dynamicKeys.close();
     await keyStore.close();
@@ -175,6 +183,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await policy.close();
         await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
+        await traces?.close(); // likewise their spans
         await store.store.close();
         dynamicKeys.close();
         await keyStore.close();
@@ -193,4 +202,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
 function createAudit(plan: AuditPlan, logger: Logger, bus: EventBus, env: NodeJS.ProcessEnv): AuditWorker | AuditPipeline {
   const entry = env.PORTCULLIS_AUDIT_WORKER === '0' ? undefined : defaultWorkerEntry();
   return entry ? new AuditWorker(plan, { logger, bus, entry }) : new AuditPipeline(plan, { logger, bus });
+}
+
+/** The trace worker (a build is needed: it runs dist/observability/trace-worker.js). */
+function createTraces(tracing: TracingConfig, logger: Logger, env: NodeJS.ProcessEnv): TraceExporter | undefined {
+  const entry = defaultTraceWorkerEntry();
+  if (entry === undefined) {
+    logger.warn('tracing: OTEL_EXPORTER_OTLP_ENDPOINT is set but the trace worker is not built (npm run build): not tracing');
+    return undefined;
+  }
+  logger.info({ protocol: tracing.protocol, sampler: tracing.sampler, ratio: tracing.ratio }, 'tracing: exporting OTLP spans');
+  return new TraceExporter({ config: tracing, logger, env, entry });
 }

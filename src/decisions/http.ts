@@ -54,8 +54,10 @@ export class DecisionHttpServer {
     this.#logger = options.logger;
     this.#uriHeader = (options.nginxUriHeader ?? NGINX_DEFAULTS.uriHeader).toLowerCase();
     this.#methodHeader = (options.nginxMethodHeader ?? NGINX_DEFAULTS.methodHeader).toLowerCase();
+    // Data planes keep their connections to the decider open (nginx's upstream keepalive_timeout is
+    // 60 s): closing an idle one first could race a request they are about to send on it.
     this.#server = createServer(
-      { insecureHTTPParser: false, maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 60_000, requireHostHeader: false, joinDuplicateHeaders: false },
+      { insecureHTTPParser: false, maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 75_000, requireHostHeader: false, joinDuplicateHeaders: false },
       (req, res) => this.#request(req, res),
     );
     this.#server.on('connection', (s: Socket) => {

@@ -325,3 +325,11 @@ export const auditBacklogAge = new Gauge({
   labelNames: ['sink'] as const,
   registers: [registry],
 });
+
+// Tracing (only moves when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+export const tracesTotal = new Counter({
+  name: 'portcullis_traces_total',
+  help: "Sampled requests' traces by result: exported to the OTLP collector, failed (the collector refused or was unreachable), dropped (queue full or worker gone).",
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
