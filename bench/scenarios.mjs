@@ -9,6 +9,12 @@
 //            measure: { before(): Promise<S>, after(S, requests): Promise<Record<string, number>> }
 //            adds columns per round, e.g. Redis round trips per request from INFO commandstats
 //            deltas (cmdstat_evalsha calls + top-level commands / requests).
+//   door     a decision door to load instead of the proxy: 'forward-auth' (HTTP, `--decisions`,
+//            GET /forward-auth with X-Forwarded-*) or 'grpc' (`--decisions-grpc`, Envoy's Check).
+//            Its req/s are decisions/s, its cpu µs/req the CPU per decision.
+//   front    'nginx': nginx with auth_request in front, asking Portcullis's /nginx door; the row
+//            is skipped, saying why, when nginx is not installed (the bench is not CI).
+//   baselineHeaders  the bare proxy row the scenario is compared with, when not its own headers.
 // Later issues add: "API key", "JWT RS256 (cached)", "API key + RBAC", "Redis limits", "audit on/off".
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,6 +61,7 @@ async function withTracing(ctx, sampler) {
 }
 
 export const PATH = '/v1/reports/q1';
+const KEY = { 'x-api-key': 'bench-key-acme' };
 
 export const scenarios = [
   {
@@ -108,6 +115,33 @@ export const scenarios = [
     policy: 'bench/policies/full',
     path: PATH,
     headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  // The decision doors with the full policy (limits in Redis, chained audit), and nginx asking
+  // Portcullis against Portcullis as the proxy ("full policy" above) in the same run.
+  {
+    name: 'decision: forward-auth (full policy)',
+    policy: 'bench/policies/decisions',
+    door: 'forward-auth',
+    path: '/forward-auth',
+    headers: { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'bench.example.test', 'x-forwarded-uri': PATH, 'x-forwarded-for': '127.0.0.1', ...KEY },
+    baselineHeaders: KEY,
+    setup: withRedis,
+  },
+  {
+    name: 'decision: gRPC Check (full policy)',
+    policy: 'bench/policies/decisions',
+    door: 'grpc',
+    path: PATH,
+    headers: KEY,
+    setup: withRedis,
+  },
+  {
+    name: 'nginx + auth_request -> Portcullis (full policy)',
+    policy: 'bench/policies/decisions',
+    front: 'nginx',
+    path: PATH,
+    headers: KEY,
     setup: withRedis,
   },
 ];

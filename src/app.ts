@@ -18,6 +18,7 @@ import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.
 import type { RequestRecorder } from './core/context.js';
 import { concurrencyGuard } from './decisions/concurrency-guard.js';
 import { DecisionService } from './decisions/decide.js';
+import { GrpcDecisionServer } from './decisions/grpc.js';
 import { DecisionHttpServer } from './decisions/http.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
@@ -38,6 +39,8 @@ export interface AppOptions {
   /** The HTTP decision listener (Envoy ext_authz HTTP, forward auth, nginx auth_request); null or absent: none. */
   readonly decisions?: { readonly host: string; readonly port: number } | null | undefined;
   /** The headers nginx's auth_request carries the original URI and method in (defaults X-Original-URI, X-Original-Method). */
+  /** The Envoy ext_authz gRPC listener; null or absent: none. */
+  readonly decisionsGrpc?: { readonly host: string; readonly port: number } | null | undefined;
   readonly nginxHeaders?: { readonly uri?: string | undefined; readonly method?: string | undefined } | undefined;
   readonly admin: { readonly host: string; readonly port: number } | null;
   readonly adminToken?: string | undefined;
@@ -52,6 +55,8 @@ export interface App {
   /** "" with `--listen off`. */
   readonly proxyUrl: string;
   readonly decisionsUrl: string | undefined;
+  /** HOST:PORT of the Envoy ext_authz gRPC listener, when one runs. */
+  readonly decisionsGrpcAddress: string | undefined;
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
@@ -109,9 +114,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
-  const decisions = opts.decisions
-    ? new DecisionHttpServer({ service: new DecisionService({ policy, engine, recorder, logger }), logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method })
-    : undefined;
+  // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
+  const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
+  const decisions = service && opts.decisions ? new DecisionHttpServer({ service, logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method }) : undefined;
+  const grpcDoor = service && opts.decisionsGrpc ? new GrpcDecisionServer({ decisions: service, logger }) : undefined;
+  let decisionsGrpcAddress: string | undefined;
   let admin: AdminServer | undefined;
   let proxyUrl = '';
   let decisionsUrl: string | undefined;
@@ -121,11 +128,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await policy.addGuard(keyIdGuard(keyStore, logger));
     await policy.addGuard(auditPresenceGuard(audit !== undefined));
     await policy.addGuard(storeUrlGuard(store.url));
-    if (decisions) await policy.addGuard(concurrencyGuard);
+    if (service) await policy.addGuard(concurrencyGuard);
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
     if (opts.listen !== null) proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
+    if (grpcDoor && opts.decisionsGrpc) decisionsGrpcAddress = await grpcDoor.listen(opts.decisionsGrpc.host, opts.decisionsGrpc.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
@@ -148,6 +156,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
     await decisions?.close(0).catch(() => undefined);
+    await grpcDoor?.shutdown(0);
     await audit?.close();
     await traces?.close();
     await store.store.close();
@@ -158,11 +167,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     throw err;
   }
   logger.info({ url: proxyUrl || undefined, decisions: decisionsUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  if (decisionsGrpcAddress) logger.info({ address: decisionsGrpcAddress, service: 'envoy.service.auth.v3.Authorization' }, 'ext_authz gRPC decisions listening');
 
   let stopping: Promise<void> | undefined;
   return {
     proxyUrl,
     decisionsUrl,
+    decisionsGrpcAddress,
     adminUrl,
     policy,
     bus,
@@ -170,7 +181,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs)]);
+        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await traces?.close(); // likewise their spans
         await store.store.close();

@@ -12,7 +12,7 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--demo] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
@@ -23,6 +23,7 @@ Options:
   --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
   --decisions HOST:PORT  HTTP decision listener for Envoy ext_authz (/envoy), forward auth
                        (/forward-auth) and nginx auth_request (/nginx) (env PORTCULLIS_DECISIONS, default none)
+  --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default none)
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   -h, --help
@@ -87,6 +88,7 @@ function decisionsBanner(app: App, plan: Plan, lines: string[]): string {
         : '  # 403 IP_DENIED: it answers only trustedProxies; add "trustedProxies: [127.0.0.1/32]" to the policy to get decisions',
     );
   }
+  if (app.decisionsGrpcAddress !== undefined) lines.push(`Envoy ext_authz gRPC decisions on ${app.decisionsGrpcAddress} (envoy.service.auth.v3.Authorization/Check).`);
   lines.push('Stop with Ctrl-C.');
   return `${lines.join('\n')}\n`;
 }
@@ -103,6 +105,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     drain: { type: 'string' },
     demo: { type: 'boolean' },
     decisions: { type: 'string' },
+    'decisions-grpc': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;

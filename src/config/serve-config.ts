@@ -12,6 +12,7 @@ export interface ServeFlags {
   readonly drain?: string;
   readonly demo?: boolean;
   readonly decisions?: string;
+  readonly 'decisions-grpc'?: string;
 }
 
 export interface ServeConfig {
@@ -27,6 +28,8 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
+  /** The Envoy ext_authz gRPC listener; null: none. */
+  readonly decisionsGrpc: ListenAddress | null;
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -40,7 +43,10 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
   }
   const listen = flags.listen ?? env.PORTCULLIS_LISTEN ?? DEFAULTS.listen;
   const decisions = flags.decisions ?? env.PORTCULLIS_DECISIONS;
-  if (listen === 'off' && decisions === undefined) throw new Error('--listen off: nothing would serve requests; give --decisions HOST:PORT for a pure decision service');
+  const decisionsGrpc = optionalListen(flags['decisions-grpc'] ?? env.PORTCULLIS_DECISIONS_GRPC, '--decisions-grpc');
+  if (listen === 'off' && decisions === undefined && decisionsGrpc === null) {
+    throw new Error('--listen off: nothing would serve requests; give --decisions HOST:PORT or --decisions-grpc HOST:PORT for a pure decision service');
+  }
   return Object.freeze({
     policyPath: flags.policy ?? env.PORTCULLIS_POLICY ?? DEFAULTS.policy,
     listen: listen === 'off' ? null : parseListen(listen, '--listen'),
@@ -50,5 +56,11 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,
     demo: flags.demo ?? false,
+    decisionsGrpc,
   });
+}
+
+/** An optional listener: unset, empty or "off" is none. */
+function optionalListen(value: string | undefined, what: string): ListenAddress | null {
+  return value === undefined || value === '' || value === 'off' ? null : parseListen(value, what);
 }

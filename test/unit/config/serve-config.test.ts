@@ -13,6 +13,7 @@ describe('serve configuration', () => {
       adminToken: undefined,
       drainMs: 30_000,
       demo: false,
+      decisionsGrpc: null,
     });
   });
 
@@ -41,6 +42,15 @@ describe('serve configuration', () => {
     expect(() => parseListen('host:99999', '--admin')).toThrow(/--admin/);
     expect(() => resolveServeConfig({ drain: '30' }, {})).toThrow(/--drain: expected a duration/);
     expect(resolveServeConfig({}, { PORTCULLIS_ADMIN_TOKEN: '' }).adminToken).toBeUndefined();
+  });
+
+  it('takes the gRPC decision listener from --decisions-grpc or PORTCULLIS_DECISIONS_GRPC, and lets it serve alone', () => {
+    expect(resolveServeConfig({}, { PORTCULLIS_DECISIONS_GRPC: '127.0.0.1:9292' }).decisionsGrpc).toEqual({ host: '127.0.0.1', port: 9292 });
+    expect(resolveServeConfig({ 'decisions-grpc': '[::1]:1' }, { PORTCULLIS_DECISIONS_GRPC: '127.0.0.1:9292' }).decisionsGrpc).toEqual({ host: '::1', port: 1 });
+    expect(resolveServeConfig({ 'decisions-grpc': 'off' }, { PORTCULLIS_DECISIONS_GRPC: '127.0.0.1:9292' }).decisionsGrpc).toBeNull();
+    expect(resolveServeConfig({ listen: 'off', 'decisions-grpc': ':9292' }, {})).toMatchObject({ listen: null, decisionsGrpc: { host: '0.0.0.0', port: 9292 } });
+    expect(() => resolveServeConfig({ listen: 'off' }, {})).toThrow(/--decisions HOST:PORT or --decisions-grpc HOST:PORT/);
+    expect(() => resolveServeConfig({ 'decisions-grpc': '9292' }, {})).toThrow(/--decisions-grpc: expected HOST:PORT/);
   });
 
   it('shows wildcard binds as loopback URLs a person can paste', () => {
