@@ -84,7 +84,7 @@ export class EventFormatter {
     const severity = r.allowed ? 'info' : 'notice';
     return [
       this.#actor,
-      `${this.#decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson}}` +
+      `${this.#decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson},"upstreamPath":${n(r.upstreamPath ?? null)}}` +
         `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
     ];
   }
