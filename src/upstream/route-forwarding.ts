@@ -129,8 +129,8 @@ export function compileRouteForwarding(doc: PolicyDocument, cx: CompileContext, 
   const identity = authn?.forward.strip;
   const apiKeyHeader = authn?.apiKey?.header;
   const reservedRequest = (n: string): string | undefined => {
-    if (identity?.has(n) === true || n === identityJwtHeader) return 'the gateway sets identity headers itself';
     if (n === apiKeyHeader || n === 'authorization' || n === 'cookie') return 'credentials are not transformed';
+    if (identity?.has(n) === true || n === identityJwtHeader) return 'the gateway sets identity headers itself';
     if (RESERVED_REQUEST_HEADERS.has(n)) return 'the gateway owns this header (forwarding, hop-by-hop or framing)';
     return undefined;
   };
