@@ -21,14 +21,14 @@ declare module '../core/plan.js' {
 }
 
 /** One direction's transform: names (lower case) removed, then headers set. */
-export interface HeaderTransform {
+interface HeaderTransform {
   /** Names whose incoming copies are dropped: every removed and every set name. */
   readonly drop: ReadonlySet<string>;
   /** Appends the set headers (a header whose value would be invalid is left out). */
   readonly append: (ctx: RequestContext, out: string[]) => void;
 }
 
-export interface RouteHeaders {
+interface RouteHeaders {
   readonly request: HeaderTransform | undefined;
   readonly response: HeaderTransform | undefined;
 }
