@@ -80,7 +80,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
-      preserveHost: spec.preserveHost === true,
+      preserveHost: spec.preserveHost,
     });
   }
   return out;
