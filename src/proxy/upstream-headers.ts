@@ -97,7 +97,8 @@ export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string |
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const kind = kinds.get(name);
-    if (transform?.drop.has(name)) continue;
+    // A "_" look-alike of a transformed name too: CGI-style upstreams would read it as the same header.
+    if (transform !== undefined && (transform.drop.has(name) || (name.indexOf('_') !== -1 && transform.drop.has(name.replace(UNDERSCORES, '-'))))) continue;
     if (kind === undefined) {
       if (!isLookAlike(kinds, name)) out.push(name, raw[i + 1]!);
     } else if (kind === Kind.TrustedOnly) {

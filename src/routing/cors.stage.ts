@@ -95,7 +95,7 @@ function answer(ctx: RequestContext): Outcome {
   if (cors === undefined || ctx.route === undefined) return CONTINUE;
   const rule = cors.routes[ctx.route.index];
   if (rule === undefined) return CONTINUE;
-  const headers = rule.answer(originOf(ctx.rawHeaders));
-  if (headers.length > 0) ctx.responseHeaders = headers;
+  // Set even when empty: on a CORS route the upstream's own Access-Control-* headers never pass.
+  ctx.responseHeaders = rule.answer(originOf(ctx.rawHeaders));
   return CONTINUE;
 }

@@ -210,12 +210,14 @@ describe('rewrites through the built CLI', () => {
 describe('header transforms through the built CLI', () => {
   it('sets request headers from the principal and the route, removes the listed ones, and transforms the response', async () => {
     arrivals.length = 0;
-    const r = await send('GET', '/api/items/1', { 'x-api-key': KEY, 'x-debug': '1', 'x-caller': 'spoofed' });
+    const r = await send('GET', '/api/items/1', { 'x-api-key': KEY, 'x-debug': '1', 'x-caller': 'spoofed', x_caller: 'spoofed', x_debug: '1' });
     expect(r.status).toBe(200);
     const a = arrivals[0]!;
     expect(a.headers['x-caller']).toBe('user=alice;t=acme;r=items');
     expect(a.raw.filter((n) => n.toLowerCase() === 'x-caller')).toHaveLength(1);
     expect(a.headers['x-debug']).toBeUndefined();
+    expect(a.headers.x_caller).toBeUndefined();
+    expect(a.headers.x_debug).toBeUndefined();
     expect(r.headers['x-served-by']).toBe('portcullis');
     expect(r.headers['x-upstream-secret']).toBeUndefined();
   });

@@ -34,6 +34,8 @@ describe('CORS variants', () => {
     expect(get.head).toContain('access-control-allow-origin: *');
     expect(get.head).toContain('access-control-expose-headers: x-request-id');
     expect(get.head).not.toContain('vary:');
+    const bare = await gw.send('GET /open/x HTTP/1.1');
+    expect(bare.head).not.toContain('access-control-');
   });
 
   it('echoes the origin with Access-Control-Allow-Credentials when credentials are allowed', async () => {
