@@ -34,6 +34,7 @@ export const auditEventSchema = z
             'Canonical path, or for a request refused before it had one (parser or canonicaliser refusal) the target as sent, cut at 2048 characters and then ending in "…"; "" when it could not be recovered. Query values whose names look secret are [REDACTED]. In the written line DEL, C1 controls, U+2028/2029 and bidi formatting characters are \\u escapes, never raw.',
           ),
         route: z.string().nullable(),
+        upstreamPath: z.string().nullable().describe("The path the upstream got (percent-encoded, without the query) when the route's rewrite changed it; null when it got the canonical path."),
         ip: z.string().describe('The client address (the socket peer for a request the parser refused).'),
         via: z.literal('decision').optional().describe('Present when a data plane asked a decision listener instead of Portcullis proxying the request.'),
         door: z.enum(['envoy-grpc', 'envoy-http', 'forward-auth', 'nginx']).optional().describe('The decision door that asked (with via "decision").'),

@@ -64,6 +64,7 @@ export class AuditRecorder implements RequestRecorder {
       status,
       durationMs,
       door: ctx.door ?? null,
+      upstreamPath: ctx.upstreamPath ?? null,
     });
   }
 
@@ -82,7 +83,7 @@ export class AuditRecorder implements RequestRecorder {
       ctx.shadowDecision === this.#shadow &&
       ctx.door === this.#door
     ) {
-      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs); // REPEAT_RECORD_FIELDS order
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs, ctx.upstreamPath ?? null); // REPEAT_RECORD_FIELDS order
       return;
     }
     this.#batch = out;
@@ -114,6 +115,7 @@ export class AuditRecorder implements RequestRecorder {
       status,
       durationMs,
       ctx.door ?? null,
+      ctx.upstreamPath ?? null,
     );
   }
 }

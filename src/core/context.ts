@@ -93,6 +93,10 @@ export class RequestContext implements RequestView {
   code: ReasonCode | undefined = undefined;
   /** The decision door that asked ("nginx", "forward-auth", …); undefined for a request the proxy forwards. */
   door: string | undefined = undefined;
+  /** Headers every answer to this request carries, denial or upstream response (CORS), flat [name, value, …]. */
+  responseHeaders: readonly string[] | undefined = undefined;
+  /** The path the upstream gets when a route's rewrite changed it (encoded); undefined: `forwardPath` unchanged. */
+  upstreamPath: string | undefined = undefined;
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */
   trace: TraceStep[] | undefined = undefined;
 

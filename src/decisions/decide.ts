@@ -15,7 +15,7 @@ import { identityHeaders } from '../authn/forward.js';
 import { RequestContext, type RequestRecorder } from '../core/context.js';
 import type { Plan } from '../core/plan.js';
 import { type Deny, deny, problemBody, type ReasonCode, statusOf } from '../core/reasons.js';
-import type { Outcome } from '../core/stage.js';
+import { type Answer, type Decision, isAnswer } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import type { Engine } from '../engine/engine.js';
 import { decisionDuration, decisionsTotal, gatewayFaultsTotal, type HotCell } from '../observability/metrics.js';
@@ -141,15 +141,20 @@ export class DecisionService {
     }
   }
 
-  #finish(ctx: DecisionContext, outcome: Outcome): DecisionResult {
+  #finish(ctx: DecisionContext, outcome: Decision): DecisionResult {
     // Nothing tells a decision door when the request ends: what the limits took is given back now.
     const release = ctx.limits?.release;
     if (release !== undefined) {
       ctx.limits!.release = undefined;
       release();
     }
-    const result = outcome === null ? allowed(ctx) : denied(ctx, outcome, ctx.requestId, ctx.plan.authn.challenge);
-    if (outcome !== null) ctx.code = outcome.code;
+    let result: DecisionResult;
+    if (outcome === null) result = allowed(ctx);
+    else if (isAnswer(outcome)) result = answered(ctx, outcome);
+    else {
+      result = denied(ctx, outcome, ctx.requestId, ctx.plan.authn.challenge);
+      ctx.code = outcome.code;
+    }
     this.#account(ctx, result.status, performance.now() - ctx.start);
     return result;
   }
@@ -212,6 +217,27 @@ function allowed(ctx: DecisionContext): DecisionResult {
     upstreamHeaders,
     removeHeaders,
     responseHeaders: limitHeaders(ctx, undefined),
+    body: '',
+    requestId: ctx.requestId,
+    metadata: metadataOf(ctx),
+  };
+}
+
+/**
+ * The gateway's own answer (a CORS preflight) goes back to the client as the data plane relays a
+ * refusal: Envoy sends it as is; a forward-auth or auth_request data plane reads its 2xx as "allow"
+ * and forwards the preflight, since those protocols cannot carry a 2xx answer of the gateway's.
+ */
+function answered(ctx: DecisionContext, a: Answer): DecisionResult {
+  const responseHeaders: (readonly [string, string])[] = [];
+  for (let i = 0; i < a.headers.length; i += 2) responseHeaders.push([a.headers[i]!.toLowerCase(), a.headers[i + 1]!]);
+  return {
+    allowed: false,
+    status: a.status,
+    code: undefined,
+    upstreamHeaders: NOTHING,
+    removeHeaders: [],
+    responseHeaders,
     body: '',
     requestId: ctx.requestId,
     metadata: metadataOf(ctx),

@@ -186,6 +186,11 @@ export class DecisionHttpServer {
         return;
       }
       for (const [k, v] of r.responseHeaders) headers.push(k, v);
+      // The gateway's own answer (a CORS preflight) is written as is, on every door.
+      if (r.code === undefined) {
+        res.writeHead(status, headers).end();
+        return;
+      }
       if (door === 'nginx') {
         headers.push(NGINX_STATUS_HEADER, String(r.status), NGINX_CODE_HEADER, r.code ?? '');
         if (status !== 401) status = 403;

@@ -17,7 +17,10 @@ import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyManager, type PolicyManagerOptions } from '../policy/manager.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { compileRouting } from '../routing/compile.js';
+import { compileCors } from '../routing/cors.js';
+import { compileRewrites } from '../routing/rewrite.js';
 import { compileBodyLimits, compileUpstreams } from '../upstream/compile.js';
+import { compileRouteForwarding } from '../upstream/route-forwarding.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -49,6 +52,9 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
   const rbac = compileRbac(doc, cx, routes);
   const limits = compileLimits(doc, cx, routes);
   const audit = compileAudit(doc, cx);
+  const cors = compileCors(doc, cx, routes);
+  const rewrites = compileRewrites(doc, cx, routes);
+  const forwarding = compileRouteForwarding(doc, cx, authn, identityJwt?.header);
 
   if (cx.hasErrors) throw new PolicyError(cx.diagnostics);
   const warnings = cx.warnings;
@@ -66,6 +72,9 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
     audit,
     auditModes: compileAuditModes(doc),
     identityJwt,
+    cors,
+    rewrites,
+    ...forwarding,
     warnings,
     document: doc,
   });

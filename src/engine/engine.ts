@@ -5,12 +5,13 @@
 // (forwarding, breakers, retries, a WebSocket tunnel) is the door's business.
 import type { RequestContext } from '../core/context.js';
 import { type Deny, deny } from '../core/reasons.js';
-import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import { type Decision, runStages, type Stage } from '../core/stage.js';
 import { requestIdFor } from '../observability/request-id.js';
 import type { TraceSampler } from '../observability/trace-sampler.js';
 import { traceparentFor } from '../observability/traceparent.js';
 import { arrivalHeaders } from '../request-headers.js';
 import { canonicalize, isDeny } from '../routing/canonical.js';
+import { corsPreflight } from '../routing/cors.stage.js';
 import { createStages, type DecisionScope, type StageParts } from './stages.js';
 
 /** The body's framing is ambiguous: answered, and the connection must close before another byte is read as a request. */
@@ -72,8 +73,13 @@ export class Engine {
     return undefined;
   }
 
-  /** Runs every stage until one denies; synchronous when no stage needed I/O. */
-  decide(ctx: RequestContext): Outcome | Promise<Outcome> {
+  /**
+   * Runs every stage until one denies; synchronous when no stage needed I/O. A CORS preflight for a
+   * CORS route is answered (or refused) first: it carries no credentials and asks about another method.
+   */
+  decide(ctx: RequestContext): Decision | Promise<Decision> {
+    const preflight = corsPreflight(ctx);
+    if (preflight !== undefined) return preflight;
     return runStages(this.#stages, ctx);
   }
 }

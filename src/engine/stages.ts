@@ -12,8 +12,11 @@ import type { EventBus } from '../events.js';
 import { createLimitsStage } from '../limits/limits.stage.js';
 import type { StoreHolder } from '../limits/store.js';
 import { MARK, type TraceSampler } from '../observability/trace-sampler.js';
+import { createCorsStage } from '../routing/cors.stage.js';
+import { createRewriteStage } from '../routing/rewrite.stage.js';
 import { createRouteStage } from '../routing/route.stage.js';
 import { createBodyLimitStage } from '../upstream/body-limit.stage.js';
+import { createPreserveHostStage } from '../upstream/preserve-host.stage.js';
 import { timed } from './timed-stage.js';
 
 export interface StageParts {
@@ -34,15 +37,18 @@ export function createStages(parts: StageParts, scope: DecisionScope = 'full'): 
   const span = (stage: Stage, at: number): Stage => (traced ? timed(stage, at) : stage);
   const policy: Stage[] = [
     createRouteStage(), // route match (no match → ROUTE_NOT_FOUND)
+    createCorsStage(), // the CORS headers every answer to this request carries, denials included
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
     createLockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
     span(createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), MARK.authnStart), // API key / JWT → principal
     span(createAuthorizeStage({ logger: parts.logger }), MARK.authzStart), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    createRewriteStage(), // routes[].rewrite: the path the upstream gets, after every check ran on the public one
   ];
   if (scope === 'policy') return Object.freeze(policy);
   return Object.freeze([
     ...policy,
     createBodyLimitStage(), // maxBodySize: declared Content-Length too large → BODY_TOO_LARGE, before reading
+    createPreserveHostStage(), // upstreams.<name>.preserveHost: the Host that goes upstream must be one plain authority
     span(createLimitsStage(parts.store, parts.logger, parts.bus), MARK.limitsStart), // one store call: buckets + quota + concurrency
     createIdentityJwtStage(), // signed identity for the upstream (authentication.forward.jwt)
   ]);

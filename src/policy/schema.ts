@@ -57,6 +57,7 @@ const upstreamSchema = z.strictObject({
   connections: z.number().int().positive().optional().describe('Keep-alive connections per target (default 128).'),
   retries: z.number().int().min(0).max(5).optional(),
   breaker: breakerSchema.optional(),
+  preserveHost: z.boolean().optional().describe("Send the client's Host header (validated) to this upstream instead of the target's own host."),
 });
 
 export const apiKeySchema = z.strictObject({
@@ -128,6 +129,26 @@ const routeLimitSchema = z.strictObject({
   ipv6Prefix: ipv6Prefix.optional(),
 });
 
+const headerName = z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name of letters, digits and "-"');
+const corsSchema = z
+  .strictObject({
+    origins: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Allowed origins: exact ("https://app.example.com"), one-label wildcard ("https://*.example.com"), or "*". Needed here or at the top level.'),
+    methods: z.array(httpMethod).min(1).optional().describe("Methods a preflight may ask for (default: the route's methods, or GET, HEAD, POST)."),
+    headers: z.array(headerName).optional().describe('Request headers a preflight may ask for (default: none beyond the CORS-safelisted ones).'),
+    exposeHeaders: z.array(headerName).optional().describe('Response headers a browser script may read (Access-Control-Expose-Headers).'),
+    credentials: z.boolean().optional().describe('Allow cookies and credentials (Access-Control-Allow-Credentials); not with origins ["*"].'),
+    maxAge: duration.optional().describe('How long a browser may cache a preflight answer (Access-Control-Max-Age).'),
+  })
+  .describe('Cross-origin resource sharing: the gateway answers preflights itself and adds the CORS headers to answers.');
+const headerOps = z.strictObject({
+  set: z.record(headerName, z.string()).optional().describe('Headers to set (replacing any sent): a literal, or {principal.subject}, {principal.tenant}, {route}, {requestId} within it.'),
+  remove: z.array(headerName).optional().describe('Headers to remove.'),
+});
+
 const routeSchema = z.strictObject({
   name,
   match: z.strictObject({
@@ -150,6 +171,23 @@ const routeSchema = z.strictObject({
   maxBodySize: size.optional(),
   shadow: z.boolean().optional(),
   audit: z.enum(['all', 'denied', 'none']).optional(),
+  cors: corsSchema.optional(),
+  rewrite: z
+    .strictObject({
+      stripPrefix: z.string().optional().describe('Remove this leading path (whole segments) before forwarding.'),
+      addPrefix: z.string().optional().describe('Put this path in front of the (stripped) path before forwarding.'),
+      path: z.string().optional().describe('Forward this path instead: literal segments and {param}s captured by match.path.'),
+    })
+    .optional()
+    .describe('The path the upstream gets; checks run on the public path. The query is kept.'),
+  timeouts: z
+    .strictObject({ response: duration.optional().describe('Time to the response headers (and between body chunks).') })
+    .optional()
+    .describe("Overrides the upstream's timeouts for this route."),
+  headers: z
+    .strictObject({ request: headerOps.optional().describe('On the request sent upstream.'), response: headerOps.optional().describe("On the upstream's response to the client.") })
+    .optional()
+    .describe('Header transforms on the way up (request) and back (response).'),
 });
 
 const pathsSchema = z.strictObject({
@@ -202,6 +240,7 @@ export const policySchema = z
     ipAllow: z.array(cidr).optional(),
     ipDeny: z.array(cidr).optional(),
     roles: z.record(z.string(), roleSchema).optional(),
+    cors: corsSchema.optional(),
     tenants: tenantsSchema.optional(),
     routes: z.array(routeSchema).optional(),
     store: storeSchema.optional(),
@@ -215,6 +254,7 @@ export type RouteSpec = z.infer<typeof routeSchema>;
 export type ApiKeySpec = z.infer<typeof apiKeySchema>;
 export type JwtIssuerSpec = z.infer<typeof jwtIssuerSchema>;
 export type AuditSpec = z.infer<typeof auditSchema>;
+export type CorsSpec = z.infer<typeof corsSchema>;
 
 /** The published JSON Schema, for editors (`# yaml-language-server: $schema=./policy.schema.json`). */
 export function policyJsonSchema(): Record<string, unknown> {

@@ -86,7 +86,8 @@ export class Forwarder {
     const entry = this.#entry(up, t);
     const req = ctx.req;
     const hasBody = ctx.contentLength !== undefined ? ctx.contentLength !== '0' : ctx.chunked;
-    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, up.responseTimeoutMs);
+    const responseTimeoutMs = ctx.plan.routeTimeouts[ctx.route!.index] ?? up.responseTimeoutMs;
+    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, responseTimeoutMs);
     ctx.upstream = handler;
     entry.pool.dispatch(
       {
@@ -95,6 +96,7 @@ export class Forwarder {
         method: req.method as Dispatcher.HttpMethod,
         headers: upstreamRequestHeaders(ctx, undefined), // undici writes the pool origin's Host
         body: hasBody ? requestBody(ctx) : null, // counted against maxBodySize when chunked
+        bodyTimeout: responseTimeoutMs, // routes[].timeouts.response, else the pool's (the upstream's)
       },
       handler,
     );
@@ -206,7 +208,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    const head = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers);
+    const head = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers, ctx);
     this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : head.contentLength;
     ctx.res.writeHead(statusCode, head.headers);
     this.#resume = resume;

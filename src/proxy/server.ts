@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
-import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
@@ -203,7 +203,7 @@ export class ProxyServer {
   }
 
   /** Continues with a decision: the engine's (then the door's own stages run), or the door's. */
-  #then(ctx: ProxyContext, outcome: Outcome | Promise<Outcome>, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+  #then(ctx: ProxyContext, outcome: Decision | Promise<Decision>, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
     if (outcome instanceof Promise) {
       outcome.then(
         (o) => this.#decided(ctx, o, engine, expectContinue, upgradeHead),
@@ -211,13 +211,13 @@ export class ProxyServer {
       );
       return;
     }
-    if (outcome !== null) return this.#deny(ctx, outcome);
+    if (outcome !== null) return isAnswer(outcome) ? this.#answer(ctx, outcome) : this.#deny(ctx, outcome);
     if (engine) return this.#then(ctx, runStages(this.#options.admit, ctx), false, expectContinue, upgradeHead);
     this.#forward(ctx, expectContinue, upgradeHead);
   }
 
   /** An asynchronous decision. Runs in a promise callback: a throw here must not become an unhandled rejection. */
-  #decided(ctx: ProxyContext, o: Outcome, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+  #decided(ctx: ProxyContext, o: Decision, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
     try {
       this.#then(ctx, o, engine, expectContinue, upgradeHead);
     } catch (err) {
@@ -303,6 +303,9 @@ export class ProxyServer {
       // A fault's answer carries nothing the failed request computed: that state may be what broke.
       const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
       if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
+      // CORS: a browser script can read a denial (401, 429) only when it carries these too.
+      const answerHeaders = d === GATEWAY_FAULT ? undefined : ctx.responseHeaders;
+      if (answerHeaders !== undefined) for (let i = 0; i < answerHeaders.length; i += 2) if (!(answerHeaders[i]! in headers)) headers[answerHeaders[i]!] = answerHeaders[i + 1]!;
       // An unread request body (denied before reading it) would otherwise be parsed as the next request.
       if (!res.shouldKeepAlive || (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked))) {
         headers.connection = 'close';
@@ -313,6 +316,28 @@ export class ProxyServer {
       // The reason phrase is the problem's title: Node's own says 'Payload Too Large' for 413.
       res.writeHead(statusOf(d.code), REASONS[d.code].title, headers);
       res.end(body);
+    } catch (err) {
+      this.#faultLogged('answer', err, ctx);
+      ctx.code = 'GATEWAY_ERROR';
+      res.destroy();
+    }
+  }
+
+  /** The gateway's own answer (a CORS preflight): status and headers, no body, nothing forwarded. */
+  #answer(ctx: ProxyContext, a: Answer): void {
+    const res = ctx.res;
+    if (res.headersSent || res.destroyed) return;
+    try {
+      const headers: string[] = ['x-request-id', ctx.requestId, ...a.headers];
+      // An unread request body would otherwise be parsed as the next request.
+      if (!res.shouldKeepAlive || (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked))) {
+        headers.push('connection', 'close');
+        const conn = this.#conns.get(ctx.req.socket);
+        if (conn !== undefined) this.#lastOnConnection(ctx, conn);
+        else res.shouldKeepAlive = false;
+      }
+      res.writeHead(a.status, headers);
+      res.end();
     } catch (err) {
       this.#faultLogged('answer', err, ctx);
       ctx.code = 'GATEWAY_ERROR';

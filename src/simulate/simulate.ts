@@ -16,6 +16,7 @@ import { RequestContext, type TraceStep } from '../core/context.js';
 import type { Plan } from '../core/plan.js';
 import type { Principal } from '../core/principal.js';
 import { type Deny, REASONS, type ReasonCode } from '../core/reasons.js';
+import { isAnswer } from '../core/stage.js';
 import { Engine } from '../engine/engine.js';
 import { MemoryStore } from '../limits/memory-store.js';
 import type { RouteAttempt } from '../routing/route.js';
@@ -207,5 +208,7 @@ export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = o
   ctx.note('canonical', `canonical path ${ctx.path}`);
   const attempts = plan.router.explain(method, ctx.host, ctx.path).attempts;
   const out = await engine.decide(ctx);
+  // The gateway's own answer (a CORS preflight) is an allow with its own status.
+  if (out !== null && isAnswer(out)) return { ...finish(null, ctx.path, attempts), status: out.status };
   return finish(out, ctx.path, attempts);
 }

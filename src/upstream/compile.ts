@@ -31,6 +31,8 @@ export interface UpstreamPlan {
   readonly retries: number;
   /** Circuit breaker per target; undefined: no breaker. */
   readonly breaker?: BreakerSettings | undefined;
+  /** Send the client's Host header (validated by the preserveHost stage) instead of the target's. */
+  readonly preserveHost?: boolean | undefined;
 }
 
 const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
@@ -78,6 +80,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
+      preserveHost: spec.preserveHost,
     });
   }
   return out;
