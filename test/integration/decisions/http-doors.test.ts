@@ -51,6 +51,7 @@ routes:
   - { name: api, match: { path: "/api/**" }, require: ["api:use"] }
   - { name: admin, match: { path: "/admin/**" }, require: ["admin:*"] }
   - { name: limited, match: { path: "/limited/**" }, public: true, limits: [{ by: ip, rate: 1/h, burst: 2 }] }
+  - { name: browser, match: { path: "/browser/**", methods: [GET] }, require: ["api:use"], cors: { origins: ["https://app.example"] } }
 ${store}${extra}`;
 
 const apps: App[] = [];
@@ -121,6 +122,17 @@ describe('HTTP decision doors', () => {
     expect(a.headers['x-auth-tenant']).toBeUndefined();
     expect(a.headers['x-auth-roles']).toBeUndefined();
     if (door === 'envoy-http') expect(String(a.headers['x-envoy-auth-headers-to-remove']).split(',')).toEqual(expect.arrayContaining(['x-auth-subject', 'x-auth-tenant', 'x-auth-roles']));
+  });
+
+  it.each(Object.keys(doors) as (keyof typeof doors)[])('%s hands back the gateway\'s own answer to a CORS preflight, without credentials', async (door) => {
+    const a = await doors[door]('OPTIONS', '/browser/items', { origin: 'https://app.example', 'access-control-request-method': 'GET' });
+    expect(a.status).toBe(204);
+    expect(a.body).toBe('');
+    expect(a.headers['access-control-allow-origin']).toBe('https://app.example');
+    expect(a.headers['x-auth-subject']).toBeUndefined();
+    const refused = await doors[door]('OPTIONS', '/browser/items', { origin: 'https://evil.example', 'access-control-request-method': 'GET' });
+    expect(refused.status).toBe(403);
+    expect(refused.headers['access-control-allow-origin']).toBeUndefined();
   });
 
   it('answers the real status, problem+json and headers through /envoy and /forward-auth', async () => {
@@ -243,7 +255,7 @@ describe('HTTP decision doors', () => {
     expect(err).toBeInstanceOf(PolicyError);
     const d = (err as PolicyError).diagnostics[0]!;
     expect(d.path).toBe('tenants.tiers.narrow.concurrency');
-    expect(d.line).toBe(16);
+    expect(d.line).toBe(text.split('\n').indexOf('    narrow: { concurrency: 2 }') + 1);
     expect(d.message).toContain('decision listener');
   });
 });
