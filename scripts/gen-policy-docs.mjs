@@ -231,6 +231,7 @@ const DEFAULTS = {
   roles: "none: no roles (only keys' direct permissions count)",
   'roles.<name>.inherits': 'none',
   'roles.<name>.permissions': 'none',
+  'roles.<name>.crossTenant': '`false`',
   tenants: 'none: no tenant limits',
   'tenants.tiers.<name>.rate': 'none: no rate limit',
   'tenants.tiers.<name>.burst': 'the rate per second, at least 1',

@@ -31,7 +31,7 @@ export function createStages(parts: StageParts, scope: DecisionScope = 'full'): 
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
     createLockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
     createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), // API key / JWT → principal
-    createAuthorizeStage({ logger: parts.logger }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    createAuthorizeStage({ logger: parts.logger, bus: parts.bus }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
   ];
   if (scope === 'policy') return Object.freeze(policy);
   return Object.freeze([

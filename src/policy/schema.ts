@@ -105,6 +105,10 @@ const authenticationSchema = z.strictObject({
 const roleSchema = z.strictObject({
   inherits: z.array(z.string()).optional(),
   permissions: z.array(permission).optional(),
+  crossTenant: z
+    .boolean()
+    .optional()
+    .describe("Holders pass every route's tenantParam check for any tenant (support operators); each such pass is audited and counted. A role inheriting this one is cross-tenant too."),
 });
 
 const tierSchema = z.strictObject({
