@@ -256,6 +256,7 @@ const DEFAULTS = {
   'routes[].methodOverride': 'none: override headers are removed',
   'routes[].maxBodySize': 'none: no limit',
   'routes[].shadow': '`false`',
+  'routes[].when': 'none: no condition',
   'routes[].audit': '`all`',
   store: 'in memory, one instance only',
   'store.url': 'none: in memory (one instance only)',

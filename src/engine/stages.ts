@@ -7,6 +7,7 @@ import { createIpRulesStage } from '../authn/ip-rules.stage.js';
 import { Lockout } from '../authn/lockout.js';
 import { createLockoutStage } from '../authn/lockout.stage.js';
 import { createAuthorizeStage } from '../authz/authorize.stage.js';
+import { createConditionStage } from '../authz/condition.stage.js';
 import type { Stage } from '../core/stage.js';
 import type { EventBus } from '../events.js';
 import { createLimitsStage } from '../limits/limits.stage.js';
@@ -32,6 +33,7 @@ export function createStages(parts: StageParts, scope: DecisionScope = 'full'): 
     createLockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
     createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), // API key / JWT → principal
     createAuthorizeStage({ logger: parts.logger, bus: parts.bus }), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    createConditionStage({ logger: parts.logger }), // the route's `when` (CEL) → CONDITION_FAILED
   ];
   if (scope === 'policy') return Object.freeze(policy);
   return Object.freeze([

@@ -154,6 +154,13 @@ const routeSchema = z.strictObject({
   maxBodySize: size.optional(),
   shadow: z.boolean().optional(),
   audit: z.enum(['all', 'denied', 'none']).optional(),
+  when: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'A condition in CEL over principal (subject, tenant, roles, claims), request (method, path, params, headers by lower-case name; never credential or identity headers) and time (a timestamp); checked after authorization. False is 403 CONDITION_FAILED; an error or a non-bool result denies too.',
+    ),
 });
 
 const pathsSchema = z.strictObject({
