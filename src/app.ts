@@ -129,6 +129,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     dynamicKeys.close();
     await keyStore.close();
     await policy.close();
+    balancers.close();
     await echo?.close();
     throw err;
   }
@@ -145,6 +146,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         admin?.setDraining();
         await policy.close();
         await proxy.shutdown(opts.drainMs);
+        balancers.close();
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
         dynamicKeys.close();

@@ -57,6 +57,18 @@ const upstreamSchema = z.strictObject({
   connections: z.number().int().positive().optional().describe('Keep-alive connections per target (default 128).'),
   retries: z.number().int().min(0).max(5).optional(),
   breaker: breakerSchema.optional(),
+  healthCheck: z
+    .strictObject({
+      path: z.string().regex(/^\//, 'a path starts with "/"').describe("Probed with GET on every target (after the target URL's own path); a 2xx or 3xx answer is a success."),
+      interval: duration.optional().describe('Time between the end of one probe and the start of the next.'),
+      timeout: duration.optional().describe('A probe that has not answered by then failed; shorter than interval.'),
+      healthyAfter: z.number().int().positive().optional().describe('Consecutive successes that bring an unhealthy target back into rotation.'),
+      unhealthyAfter: z.number().int().positive().optional().describe('Consecutive failures that take a target out of rotation.'),
+    })
+    .optional()
+    .describe(
+      'Active health checks: a target failing them leaves the rotation before requests fail on it (the breaker, if any, still applies). With every target out, requests get 503 UPSTREAM_UNAVAILABLE.',
+    ),
 });
 
 export const apiKeySchema = z.strictObject({
