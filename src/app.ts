@@ -8,6 +8,7 @@ import { keyRoutes } from './admin/keys.js';
 import { AdminServer } from './admin/server.js';
 import { storeReadiness } from './admin/store-readiness.js';
 import { usageRoutes } from './admin/usage.js';
+import { AccessLog, bothRecorders } from './audit/access-log.js';
 import type { AuditPlan } from './audit/compile.js';
 import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
@@ -35,6 +36,8 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** One log line per request (a share of them when sample < 1); undefined: off. */
+  readonly accessLog?: { readonly sample: number } | undefined;
 }
 
 export interface App {
@@ -75,7 +78,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
     policy.onSwap((plan) => audit.onPlan(plan.audit));
   }
-  const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const recorder: RequestRecorder | undefined = bothRecorders(audit ? new AuditRecorder(audit) : undefined, opts.accessLog ? new AccessLog(logger, opts.accessLog) : undefined);
   // The limits store is long-lived too: built from the first plan's store.url.
   const store = createStore(policy.plan.limits, logger);
   const keyStore = createKeyStore(store.url);

@@ -11,6 +11,8 @@ export interface ServeFlags {
   readonly admin?: string;
   readonly drain?: string;
   readonly demo?: boolean;
+  readonly 'access-log'?: boolean;
+  readonly 'access-log-sample'?: string;
 }
 
 export interface ServeConfig {
@@ -21,6 +23,19 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
+  /** One log line per request; undefined: off. */
+  readonly accessLog: { readonly sample: number } | undefined;
+}
+
+/** --access-log / PORTCULLIS_ACCESS_LOG, and the share of requests it logs. */
+function accessLogOf(flags: ServeFlags, env: NodeJS.ProcessEnv): { sample: number } | undefined {
+  const on = flags['access-log'] ?? ['1', 'true', 'yes', 'on'].includes((env.PORTCULLIS_ACCESS_LOG ?? '').trim().toLowerCase());
+  const raw = flags['access-log-sample'] ?? env.PORTCULLIS_ACCESS_LOG_SAMPLE;
+  if (raw === undefined || raw.trim() === '') return on ? { sample: 1 } : undefined;
+  const sample = Number(raw);
+  if (!/^\s*(0|1)?(\.\d+)?\s*$/.test(raw) || !(sample > 0 && sample <= 1)) throw new Error(`--access-log-sample: expected a share of requests above 0 and at most 1, such as 0.1 (got "${raw}")`);
+  // A sample rate alone asks for the log too: there is no other reason to give one.
+  return { sample };
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -39,5 +54,6 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,
     demo: flags.demo ?? false,
+    accessLog: accessLogOf(flags, env),
   });
 }
