@@ -22,7 +22,7 @@ declare module '../core/plan.js' {
   }
 }
 
-export interface RouteCondition {
+interface RouteCondition {
   readonly route: string;
   /** The expression as written (explain prints it). */
   readonly source: string;
