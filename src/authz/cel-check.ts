@@ -70,6 +70,8 @@ export function checkCondition(parsed: ParsedExpr, env: CelEnv, hidden: Readonly
   const isHeaders = (e: Expr | undefined): boolean =>
     e?.exprKind.case === 'selectExpr' && e.exprKind.value.field === 'headers' && e.exprKind.value.operand?.exprKind.case === 'identExpr' && e.exprKind.value.operand.exprKind.value.name === 'request';
   const checkHeaderName = (e: Expr, name: string): void => {
+    // Header names are looked up in lower case: "X-Env" would never be found and always deny.
+    if (name !== name.toLowerCase()) fail(e, `request.headers["${name}"]: header names are lower case here, write "${name.toLowerCase()}"`);
     if (hidden.has(name.toLowerCase())) fail(e, `request.headers["${name}"]: credential and identity headers are not visible to conditions`);
   };
 

@@ -98,4 +98,29 @@ routes:
     expect(r.stderr).toContain('principal has no field "tennant" (did you mean "tenant"?)');
     expect(r.stderr).toContain('(at column 10 of the expression)');
   });
+
+  it('shows the expression and its value in explain, and lets a policy test expect CONDITION_FAILED', async () => {
+    const policy = path.join(dir, 'policy.yaml');
+    const explained = await runCli(['explain', policy, '--path', '/v1/reports', '--as', 'acme:viewer', '--header', 'x-env: staging']);
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toContain(`condition: when principal.tenant == 'acme' && request.headers['x-env'] == 'prod' → false: CONDITION_FAILED`);
+    expect(explained.stdout).toContain('decision: deny CONDITION_FAILED (403)');
+    writeFileSync(
+      path.join(dir, 'policy.test.yaml'),
+      `tests:
+  - name: production traffic of acme passes the condition
+    request: { method: GET, path: /v1/reports, headers: { x-env: prod }, as: { tenant: acme, roles: [viewer] } }
+    expect: allow
+  - name: another tenant is refused by the condition
+    request: { method: GET, path: /v1/reports, headers: { x-env: prod }, as: { tenant: globex, roles: [viewer] } }
+    expect: { deny: CONDITION_FAILED }
+  - name: a claim a test principal carries is what the condition reads
+    request: { method: GET, path: /v1/typed, as: { tenant: acme, roles: [viewer], claims: { level: 2 } } }
+    expect: allow
+`,
+    );
+    const tested = await runCli(['test', policy]);
+    expect(tested.stdout + tested.stderr).toContain('3 passed, 0 failed');
+    expect(tested.code).toBe(0);
+  });
 });
