@@ -149,5 +149,16 @@ export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: rea
     });
   }
   warnUnusedRoles(doc, cx);
-  return { roles, routes: perRoute, grants: new GrantResolver(roles), crossTenant: crossTenantRoles(doc) };
+  const crossTenant = crossTenantRoles(doc);
+  // An identity provider's roles claim is trusted as written: it could hand out the widest role there is.
+  if (crossTenant.size > 0) {
+    (doc.authentication?.jwt ?? []).forEach((j, i) => {
+      if (j.claims?.roles !== undefined)
+        cx.warn(
+          ['authentication', 'jwt', i, 'claims', 'roles'],
+          `tokens of issuer "${j.name}" may carry a cross-tenant role (${[...crossTenant.keys()].join(', ')}) in their roles claim: make sure the identity provider grants it only to operators`,
+        );
+    });
+  }
+  return { roles, routes: perRoute, grants: new GrantResolver(roles), crossTenant };
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../src/authn/api-key.js';
-import { requireBuiltCli, type Serving, serveCli } from '../helpers/cli.js';
+import { requireBuiltCli, runCli, type Serving, serveCli } from '../helpers/cli.js';
 import { type OkUpstream, okUpstream } from '../helpers/upstream.js';
 
 const TENANT_USER = 'pcs_test_acme_user_0123456789';
@@ -17,6 +17,7 @@ const SUPPORT_NO_PERMISSION = 'pcs_test_support_noperm_0123456789';
 let upstream: OkUpstream;
 let serving: Serving;
 let auditFile: string;
+let policyFile: string;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const events = (): Record<string, unknown>[] =>
@@ -65,7 +66,8 @@ audit:
     - file: { path: audit.ndjson }
 `,
   );
-  serving = await serveCli(path.join(dir, 'policy.yaml'));
+  policyFile = path.join(dir, 'policy.yaml');
+  serving = await serveCli(policyFile);
 });
 
 afterAll(async () => {
@@ -116,5 +118,32 @@ describe('cross-tenant roles', () => {
     const res = await fetch(`${serving.proxy}/v1/tenants/acme/reports`, { headers: { 'x-api-key': SUPPORT_NO_PERMISSION } });
     expect(res.status).toBe(403);
     expect(((await res.json()) as { code: string }).code).toBe('PERMISSION_DENIED');
+  });
+
+  it('explains a cross-tenant pass with the role that allows it', async () => {
+    const r = await runCli(['explain', policyFile, '--path', '/v1/tenants/globex/reports', '--as', 'vendor:tier2']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`tenant check: {tenant} is "globex", the principal's tenant is "vendor"; allowed across tenants by role tier2 → support`);
+  });
+
+  it('warns when a JWT issuer could hand out a cross-tenant role through its roles claim', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pcs-cross-tenant-jwt-'));
+    const file = path.join(dir, 'policy.yaml');
+    writeFileSync(
+      file,
+      `version: 1
+upstreams: { app: { url: "http://127.0.0.1:1" } }
+authentication:
+  jwt:
+    - { name: idp, issuer: https://idp.example, audience: portcullis, secret: "${'s'.repeat(32)}", algorithms: [HS256], claims: { roles: groups } }
+roles:
+  support: { permissions: [reports:read], crossTenant: true }
+routes:
+  - { name: reports, match: { path: "/v1/tenants/{tenant}/reports" }, require: [reports:read], tenantParam: tenant }
+`,
+    );
+    const r = await runCli(['validate', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toContain('tokens of issuer "idp" may carry a cross-tenant role (support) in their roles claim');
   });
 });
