@@ -40,6 +40,20 @@ async function withRedis(ctx) {
   };
 }
 
+// One OTLP sink for every tracing scenario of a run: answers each export 200 and drops it (a real
+// collector runs elsewhere; this one costs the machine little).
+let otlpSink;
+async function withTracing(ctx, sampler) {
+  otlpSink ??= (async () => {
+    const port = await ctx.freePort();
+    const code = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.end()); }).listen(${port}, '127.0.0.1')`;
+    await ctx.waitPort(port, ctx.spawn(process.execPath, ['-e', code]));
+    return `http://127.0.0.1:${port}`;
+  })();
+  const r = await withRedis(ctx);
+  return { ...r, env: { ...r.env, OTEL_EXPORTER_OTLP_ENDPOINT: await otlpSink, ...sampler } };
+}
+
 export const PATH = '/v1/reports/q1';
 
 export const scenarios = [
@@ -79,6 +93,21 @@ export const scenarios = [
     path: PATH,
     headers: { 'x-api-key': 'bench-key-acme' },
     setup: withRedis,
+  },
+  {
+    // Against "API key + RBAC + Redis limits (audit off)", which is the same with tracing off.
+    name: 'Redis limits + tracing 100%',
+    policy: 'bench/policies/redis-limits',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: (ctx) => withTracing(ctx, { OTEL_TRACES_SAMPLER: 'always_on' }),
+  },
+  {
+    name: 'Redis limits + tracing 1%',
+    policy: 'bench/policies/redis-limits',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: (ctx) => withTracing(ctx, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' }),
   },
   {
     name: 'full policy: + chained file audit (audit on)',

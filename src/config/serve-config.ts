@@ -11,13 +11,19 @@ export interface ServeFlags {
   readonly admin?: string;
   readonly drain?: string;
   readonly demo?: boolean;
+  readonly decisions?: string;
   readonly 'access-log'?: boolean;
   readonly 'access-log-sample'?: string;
 }
 
 export interface ServeConfig {
   readonly policyPath: string;
-  readonly listen: ListenAddress;
+  /** null: `--listen off` (a pure decision service). */
+  readonly listen: ListenAddress | null;
+  /** The HTTP decision listener; null: none. */
+  readonly decisions: ListenAddress | null;
+  /** Header names nginx's auth_request sends the original URI and method in (PORTCULLIS_NGINX_URI_HEADER, _METHOD_HEADER). */
+  readonly nginxHeaders: { readonly uri: string | undefined; readonly method: string | undefined };
   /** null: `--admin off`, no admin listener. */
   readonly admin: ListenAddress | null;
   readonly adminToken: string | undefined;
@@ -47,9 +53,14 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
   } catch {
     throw new Error(`--drain: expected a duration such as 30s or 500ms (got "${drain}")`);
   }
+  const listen = flags.listen ?? env.PORTCULLIS_LISTEN ?? DEFAULTS.listen;
+  const decisions = flags.decisions ?? env.PORTCULLIS_DECISIONS;
+  if (listen === 'off' && decisions === undefined) throw new Error('--listen off: nothing would serve requests; give --decisions HOST:PORT for a pure decision service');
   return Object.freeze({
     policyPath: flags.policy ?? env.PORTCULLIS_POLICY ?? DEFAULTS.policy,
-    listen: parseListen(flags.listen ?? env.PORTCULLIS_LISTEN ?? DEFAULTS.listen, '--listen'),
+    listen: listen === 'off' ? null : parseListen(listen, '--listen'),
+    decisions: decisions === undefined || decisions === '' ? null : parseListen(decisions, '--decisions'),
+    nginxHeaders: { uri: env.PORTCULLIS_NGINX_URI_HEADER || undefined, method: env.PORTCULLIS_NGINX_METHOD_HEADER || undefined },
     admin: admin === 'off' ? null : parseListen(admin, '--admin'),
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,

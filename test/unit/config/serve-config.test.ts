@@ -3,15 +3,25 @@ import { displayUrl, parseListen } from '../../../src/config/address.js';
 import { resolveServeConfig } from '../../../src/config/serve-config.js';
 
 describe('serve configuration', () => {
-  it('defaults to ./policies, 0.0.0.0:8080, admin 127.0.0.1:9090 and a 30s drain', () => {
+  it('defaults to ./policies, 0.0.0.0:8080, admin 127.0.0.1:9090, no decision listener and a 30s drain', () => {
     expect(resolveServeConfig({}, {})).toEqual({
       policyPath: './policies',
       listen: { host: '0.0.0.0', port: 8080 },
+      decisions: null,
+      nginxHeaders: { uri: undefined, method: undefined },
       admin: { host: '127.0.0.1', port: 9090 },
       adminToken: undefined,
       drainMs: 30_000,
       demo: false,
     });
+  });
+
+  it('takes the decision listener from --decisions or PORTCULLIS_DECISIONS, and allows --listen off only beside it', () => {
+    const env = { PORTCULLIS_DECISIONS: '127.0.0.1:8081', PORTCULLIS_NGINX_URI_HEADER: 'X-Uri' };
+    expect(resolveServeConfig({ listen: 'off' }, env)).toMatchObject({ listen: null, decisions: { host: '127.0.0.1', port: 8081 }, nginxHeaders: { uri: 'X-Uri' } });
+    expect(resolveServeConfig({ decisions: ':9' }, env)).toMatchObject({ decisions: { host: '0.0.0.0', port: 9 } });
+    expect(() => resolveServeConfig({ listen: 'off' }, {})).toThrow(/--decisions/);
+    expect(() => resolveServeConfig({ decisions: 'nope' }, {})).toThrow(/--decisions: expected HOST:PORT/);
   });
 
   it('takes the environment, and lets flags win over it', () => {
