@@ -89,6 +89,12 @@ export const scenarios = [
     headers: { 'x-api-key': 'bench-key-acme' },
   },
   {
+    name: 'API key + RBAC + CEL condition',
+    policy: 'bench/policies/api-key-rbac-cel',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+  },
+  {
     name: 'API key + RBAC + Redis limits (audit off)',
     policy: 'bench/policies/redis-limits',
     path: PATH,

@@ -8,6 +8,7 @@ import { keyRoutes } from './admin/keys.js';
 import { AdminServer } from './admin/server.js';
 import { storeReadiness } from './admin/store-readiness.js';
 import { usageRoutes } from './admin/usage.js';
+import { AccessLog, bothRecorders } from './audit/access-log.js';
 import type { AuditPlan } from './audit/compile.js';
 import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
@@ -49,6 +50,8 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** One log line per request (a share of them when sample < 1); undefined: off. */
+  readonly accessLog?: { readonly sample: number } | undefined;
 }
 
 export interface App {
@@ -95,7 +98,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
     policy.onSwap((plan) => audit.onPlan(plan.audit));
   }
-  const audited: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const audited: RequestRecorder | undefined = bothRecorders(audit ? new AuditRecorder(audit) : undefined, opts.accessLog ? new AccessLog(logger, opts.accessLog) : undefined);
   const traces = tracing ? createTraces(tracing, logger, env) : undefined;
   const recorder = traces ? new TracingRecorder(audited, traces) : audited;
   // The limits store is long-lived too: built from the first plan's store.url.
@@ -163,6 +166,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     dynamicKeys.close();
     await keyStore.close();
     await policy.close();
+    balancers.close();
     await echo?.close();
     throw err;
   }
@@ -182,6 +186,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         admin?.setDraining();
         await policy.close();
         await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
+        balancers.close();
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await traces?.close(); // likewise their spans
         await store.store.close();

@@ -15,6 +15,8 @@ const systemTypes = [
   'sink.failed',
   'sink.recovered',
   'audit.checkpoint',
+  'tenant.crossed',
+  'upstream.health',
 ] as const;
 
 export const auditEventSchema = z

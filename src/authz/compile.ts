@@ -32,6 +32,8 @@ export interface RbacPlan {
   /** By route index; routes with nothing to authorize have no entry. */
   readonly routes: ReadonlyMap<number, RouteAuthz>;
   readonly grants: GrantResolver;
+  /** Cross-tenant roles (own `crossTenant: true` or inherited) → how: "support" or "tier2 → support". */
+  readonly crossTenant: ReadonlyMap<string, string>;
 }
 
 type Path = (string | number)[];
@@ -95,6 +97,28 @@ function warnUnusedRoles(doc: PolicyDocument, cx: CompileContext): void {
   }
 }
 
+/** Roles that are cross-tenant themselves or through any role they inherit, with the chain that makes them so. */
+function crossTenantRoles(doc: PolicyDocument): Map<string, string> {
+  const specs = doc.roles ?? {};
+  const out = new Map<string, string>();
+  const visit = (name: string, seen: Set<string>): string | undefined => {
+    const spec = specs[name];
+    if (spec === undefined || seen.has(name)) return undefined;
+    if (spec.crossTenant === true) return name;
+    seen.add(name);
+    for (const parent of spec.inherits ?? []) {
+      const via = visit(parent, seen);
+      if (via !== undefined) return `${name} → ${via}`;
+    }
+    return undefined;
+  };
+  for (const name of Object.keys(specs)) {
+    const via = visit(name, new Set());
+    if (via !== undefined) out.set(name, via);
+  }
+  return out;
+}
+
 export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[]): RbacPlan {
   const roles = expandRoles(doc, cx);
   const allGrants = new Set<string>();
@@ -125,5 +149,16 @@ export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: rea
     });
   }
   warnUnusedRoles(doc, cx);
-  return { roles, routes: perRoute, grants: new GrantResolver(roles) };
+  const crossTenant = crossTenantRoles(doc);
+  // An identity provider's roles claim is trusted as written: it could hand out the widest role there is.
+  if (crossTenant.size > 0) {
+    (doc.authentication?.jwt ?? []).forEach((j, i) => {
+      if (j.claims?.roles !== undefined)
+        cx.warn(
+          ['authentication', 'jwt', i, 'claims', 'roles'],
+          `tokens of issuer "${j.name}" may carry a cross-tenant role (${[...crossTenant.keys()].join(', ')}) in their roles claim: make sure the identity provider grants it only to operators`,
+        );
+    });
+  }
+  return { roles, routes: perRoute, grants: new GrantResolver(roles), crossTenant };
 }

@@ -12,7 +12,7 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s] [--access-log] [--access-log-sample R]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
@@ -26,6 +26,8 @@ Options:
   --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default none)
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
   --demo               also start a demo echo upstream and point the policy's upstreams at it
+  --access-log         one log line per request on stdout (env PORTCULLIS_ACCESS_LOG=1)
+  --access-log-sample R  log this share of requests, 0 < R <= 1 (env PORTCULLIS_ACCESS_LOG_SAMPLE, default 1)
   -h, --help
 
 Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); on an admin address other
@@ -106,6 +108,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     demo: { type: 'boolean' },
     decisions: { type: 'string' },
     'decisions-grpc': { type: 'string' },
+    'access-log': { type: 'boolean' },
+    'access-log-sample': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;

@@ -13,6 +13,8 @@ export interface ServeFlags {
   readonly demo?: boolean;
   readonly decisions?: string;
   readonly 'decisions-grpc'?: string;
+  readonly 'access-log'?: boolean;
+  readonly 'access-log-sample'?: string;
 }
 
 export interface ServeConfig {
@@ -30,6 +32,19 @@ export interface ServeConfig {
   readonly demo: boolean;
   /** The Envoy ext_authz gRPC listener; null: none. */
   readonly decisionsGrpc: ListenAddress | null;
+  /** One log line per request; undefined: off. */
+  readonly accessLog: { readonly sample: number } | undefined;
+}
+
+/** --access-log / PORTCULLIS_ACCESS_LOG, and the share of requests it logs. */
+function accessLogOf(flags: ServeFlags, env: NodeJS.ProcessEnv): { sample: number } | undefined {
+  const on = flags['access-log'] ?? ['1', 'true', 'yes', 'on'].includes((env.PORTCULLIS_ACCESS_LOG ?? '').trim().toLowerCase());
+  const raw = flags['access-log-sample'] ?? env.PORTCULLIS_ACCESS_LOG_SAMPLE;
+  if (raw === undefined || raw.trim() === '') return on ? { sample: 1 } : undefined;
+  const sample = Number(raw);
+  if (!/^\s*(0|1)?(\.\d+)?\s*$/.test(raw) || !(sample > 0 && sample <= 1)) throw new Error(`--access-log-sample: expected a share of requests above 0 and at most 1, such as 0.1 (got "${raw}")`);
+  // A sample rate alone asks for the log too: there is no other reason to give one.
+  return { sample };
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -57,6 +72,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     drainMs,
     demo: flags.demo ?? false,
     decisionsGrpc,
+    accessLog: accessLogOf(flags, env),
   });
 }
 

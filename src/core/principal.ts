@@ -12,6 +12,8 @@ export interface Principal {
   readonly keyId: string | undefined;
   /** The policy's name of the JWT issuer that vouched for the caller (JWT callers only). */
   readonly issuer?: string | undefined;
+  /** The verified token's claims (JWT callers only): what route conditions read as principal.claims. */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined;
   readonly via: AuthMethod | 'test';
 }
 

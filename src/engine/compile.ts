@@ -7,6 +7,7 @@ import type { KeyLookup, RevokedKeys } from '../authn/api-key.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../authn/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
+import { compileConditions } from '../authz/condition.js';
 import { canonicalJson } from '../canonical-json.js';
 import type { Plan } from '../core/plan.js';
 import { compileLimits } from '../limits/compile.js';
@@ -50,6 +51,7 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
   const authn = compileAuthn(doc, cx, routes, parts.dynamicKeys);
   const ipRules = compileIpRules(doc, cx, routes);
   const rbac = compileRbac(doc, cx, routes);
+  const conditions = compileConditions(doc, cx, routes);
   const limits = compileLimits(doc, cx, routes);
   const audit = compileAudit(doc, cx);
   const cors = compileCors(doc, cx, routes);
@@ -68,6 +70,7 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
     authn,
     ipRules,
     rbac,
+    conditions,
     limits,
     audit,
     auditModes: compileAuditModes(doc),

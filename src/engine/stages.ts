@@ -7,6 +7,7 @@ import { createIpRulesStage } from '../authn/ip-rules.stage.js';
 import { Lockout } from '../authn/lockout.js';
 import { createLockoutStage } from '../authn/lockout.stage.js';
 import { createAuthorizeStage } from '../authz/authorize.stage.js';
+import { createConditionStage } from '../authz/condition.stage.js';
 import type { Stage } from '../core/stage.js';
 import type { EventBus } from '../events.js';
 import { createLimitsStage } from '../limits/limits.stage.js';
@@ -41,7 +42,8 @@ export function createStages(parts: StageParts, scope: DecisionScope = 'full'): 
     createIpRulesStage(), // ipAllow / ipDeny → IP_DENIED
     createLockoutStage(lockout), // authentication.lockout: a locked-out client IP → LOCKED_OUT, before credentials
     span(createAuthenticateStage({ logger: parts.logger, onFailure: (ctx, code) => lockout.onFailure(ctx, code) }), MARK.authnStart), // API key / JWT → principal
-    span(createAuthorizeStage({ logger: parts.logger }), MARK.authzStart), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    span(createAuthorizeStage({ logger: parts.logger, bus: parts.bus }), MARK.authzStart), // RBAC + tenant isolation → PERMISSION_DENIED / TENANT_MISMATCH
+    createConditionStage({ logger: parts.logger }), // the route's `when` (CEL) → CONDITION_FAILED
     createRewriteStage(), // routes[].rewrite: the path the upstream gets, after every check ran on the public one
   ];
   if (scope === 'policy') return Object.freeze(policy);

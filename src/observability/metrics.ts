@@ -333,3 +333,29 @@ export const tracesTotal = new Counter({
   labelNames: ['result'] as const,
   registers: [registry],
 });
+
+// Policy rules and upstream health
+export const crossTenantTotal = new Counter({
+  name: 'portcullis_cross_tenant_total',
+  help: "Requests a cross-tenant role let through a route's tenant check, by route.",
+  labelNames: ['route'] as const,
+  registers: [registry],
+});
+export const conditionsTotal = new Counter({
+  name: 'portcullis_conditions_total',
+  help: 'Route `when` conditions evaluated, by route and result (true | false | error: not a bool or failed to evaluate; both deny).',
+  labelNames: ['route', 'result'] as const,
+  registers: [registry],
+});
+export const upstreamHealthy = new Gauge({
+  name: 'portcullis_upstream_healthy',
+  help: 'Active health check state per upstream target: 1 healthy (in rotation), 0 unhealthy.',
+  labelNames: ['upstream', 'target'] as const,
+  registers: [registry],
+});
+export const healthChecksTotal = new Counter({
+  name: 'portcullis_health_checks_total',
+  help: 'Active health check probes by upstream, target and result (ok | fail).',
+  labelNames: ['upstream', 'target', 'result'] as const,
+  registers: [registry],
+});

@@ -58,6 +58,18 @@ const upstreamSchema = z.strictObject({
   retries: z.number().int().min(0).max(5).optional(),
   breaker: breakerSchema.optional(),
   preserveHost: z.boolean().optional().describe("Send the client's Host header (validated) to this upstream instead of the target's own host."),
+  healthCheck: z
+    .strictObject({
+      path: z.string().regex(/^\//, 'a path starts with "/"').describe("Probed with GET on every target (after the target URL's own path); a 2xx or 3xx answer is a success."),
+      interval: duration.optional().describe('Time between the end of one probe and the start of the next.'),
+      timeout: duration.optional().describe('A probe that has not answered by then failed; shorter than interval.'),
+      healthyAfter: z.number().int().positive().optional().describe('Consecutive successes that bring an unhealthy target back into rotation.'),
+      unhealthyAfter: z.number().int().positive().optional().describe('Consecutive failures that take a target out of rotation.'),
+    })
+    .optional()
+    .describe(
+      'Active health checks: a target failing them leaves the rotation before requests fail on it (the breaker, if any, still applies). With every target out, requests get 503 UPSTREAM_UNAVAILABLE.',
+    ),
 });
 
 export const apiKeySchema = z.strictObject({
@@ -106,6 +118,10 @@ const authenticationSchema = z.strictObject({
 const roleSchema = z.strictObject({
   inherits: z.array(z.string()).optional(),
   permissions: z.array(permission).optional(),
+  crossTenant: z
+    .boolean()
+    .optional()
+    .describe("Holders pass every route's tenantParam check for any tenant (support operators); each such pass is audited and counted. A role inheriting this one is cross-tenant too."),
 });
 
 const tierSchema = z.strictObject({
@@ -188,6 +204,13 @@ const routeSchema = z.strictObject({
     .strictObject({ request: headerOps.optional().describe('On the request sent upstream.'), response: headerOps.optional().describe("On the upstream's response to the client.") })
     .optional()
     .describe('Header transforms on the way up (request) and back (response).'),
+  when: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'A condition in CEL over principal (subject, tenant, roles, claims), request (method, path, params, headers by lower-case name; never credential or identity headers) and time (a timestamp); checked after authorization. False is 403 CONDITION_FAILED; an error or a non-bool result denies too.',
+    ),
 });
 
 const pathsSchema = z.strictObject({

@@ -28,6 +28,7 @@ export type Identity =
         readonly roles?: readonly string[] | undefined;
         readonly permissions?: readonly string[] | undefined;
         readonly subject?: string | undefined;
+        readonly claims?: Readonly<Record<string, unknown>> | undefined;
       };
     }
   | { readonly apiKey: string }
@@ -147,6 +148,7 @@ async function present(plan: Plan, identity: Identity | undefined): Promise<{ pl
       roles: Object.freeze([...(a.roles ?? [])]),
       permissions: Object.freeze([...(a.permissions ?? [])]),
       keyId: undefined,
+      claims: a.claims,
       via: 'test' as const,
     });
     // Its own header, so an `as:` principal is accepted by any authenticated route.

@@ -25,6 +25,7 @@ const requestSchema = z
         roles: z.array(z.string()).optional(),
         permissions: z.array(z.string()).optional(),
         subject: z.string().optional(),
+        claims: z.record(z.string(), z.unknown()).optional().describe('What route conditions read as principal.claims (default none).'),
       })
       .optional()
       .describe('A principal given directly (subject defaults to `test`), accepted by every route that needs credentials: tests authorization alone.'),

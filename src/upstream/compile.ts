@@ -6,6 +6,7 @@ import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 import type { BreakerSettings } from './breaker.js';
 import { compileBreaker } from './breaker-compile.js';
+import { compileHealthCheck, type HealthCheckSettings } from './health-compile.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -33,6 +34,8 @@ export interface UpstreamPlan {
   readonly breaker?: BreakerSettings | undefined;
   /** Send the client's Host header (validated by the preserveHost stage) instead of the target's. */
   readonly preserveHost?: boolean | undefined;
+  /** Active health checks per target; undefined: none. */
+  readonly healthCheck?: HealthCheckSettings | undefined;
 }
 
 const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
@@ -81,6 +84,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
       preserveHost: spec.preserveHost,
+      healthCheck: compileHealthCheck(spec.healthCheck, [...at, 'healthCheck'], cx),
     });
   }
   return out;

@@ -124,7 +124,7 @@ describe('HTTP decision doors', () => {
     if (door === 'envoy-http') expect(String(a.headers['x-envoy-auth-headers-to-remove']).split(',')).toEqual(expect.arrayContaining(['x-auth-subject', 'x-auth-tenant', 'x-auth-roles']));
   });
 
-  it.each(Object.keys(doors) as (keyof typeof doors)[])('%s hands back the gateway\'s own answer to a CORS preflight, without credentials', async (door) => {
+  it.each(Object.keys(doors) as (keyof typeof doors)[])("%s hands back the gateway's own answer to a CORS preflight, without credentials", async (door) => {
     const a = await doors[door]('OPTIONS', '/browser/items', { origin: 'https://app.example', 'access-control-request-method': 'GET' });
     expect(a.status).toBe(204);
     expect(a.body).toBe('');
