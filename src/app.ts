@@ -14,6 +14,8 @@ import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
+import type { ListenerTls } from './config/serve-config.js';
+import { TlsFiles } from './config/tls-files.js';
 import type { RequestRecorder } from './core/context.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
@@ -21,8 +23,10 @@ import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
+import { tlsHandshakeFailuresTotal, tlsReloadsTotal } from './observability/metrics.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
+import { TlsListener } from './proxy/tls-listener.js';
 import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
@@ -35,6 +39,10 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** TLS on the proxy listener (certificate files, client certificates); absent: cleartext. */
+  readonly tls?: ListenerTls | undefined;
+  /** TLS on the admin listener; absent: plain HTTP. */
+  readonly adminTls?: ListenerTls | undefined;
 }
 
 export interface App {
@@ -42,6 +50,8 @@ export interface App {
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
+  /** Reads the TLS files again now (SIGHUP), as a change to them would. */
+  reloadTls(): void;
   shutdown(): Promise<void>;
 }
 
@@ -52,6 +62,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const logger = opts.logger;
   const bus = new EventBus();
   const env = opts.env ?? process.env;
+  // Read first: files that cannot be used stop the start before anything is opened.
+  const proxyTls = opts.tls === undefined ? undefined : new TlsFiles(opts.tls);
+  const adminTls = opts.adminTls === undefined ? undefined : new TlsFiles(opts.adminTls);
   let echo: EchoUpstream | undefined;
   if (opts.demo) {
     echo = await startEchoUpstream();
@@ -92,6 +105,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const tlsListener =
+    proxyTls === undefined
+      ? undefined
+      : new TlsListener({ files: proxyTls, clientAuth: opts.tls!.clientAuth, http: proxy.server, onHandshakeError: () => tlsHandshakeFailuresTotal.labels('proxy').inc() });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -102,9 +119,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await policy.addGuard(storeUrlGuard(store.url));
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    proxyUrl = tlsListener === undefined ? await proxy.listen(opts.listen.host, opts.listen.port) : await tlsListener.listen(opts.listen.host, opts.listen.port);
+    if (proxyTls !== undefined) watchTls(proxyTls, 'proxy', logger);
     if (opts.admin !== null) {
-      admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
+      admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy, tls: adminTls });
+      if (adminTls !== undefined) watchTls(adminTls, 'admin', logger);
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
@@ -123,6 +142,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
       adminUrl = await admin.listen();
     }
   } catch (err) {
+    proxyTls?.close();
+    adminTls?.close();
+    await tlsListener?.close();
     await proxy.shutdown(0).catch(() => undefined);
     await audit?.close();
     await store.store.close();
@@ -140,11 +162,20 @@ export async function startApp(opts: AppOptions): Promise<App> {
     adminUrl,
     policy,
     bus,
+    reloadTls() {
+      proxyTls?.reload();
+      adminTls?.reload();
+    },
     shutdown() {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
+        proxyTls?.close();
+        adminTls?.close();
+        // Stop accepting handshakes first; the connections already handed over drain with the proxy.
+        const tlsClosed = tlsListener?.close();
         await proxy.shutdown(opts.drainMs);
+        await tlsClosed;
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
         dynamicKeys.close();
@@ -155,6 +186,19 @@ export async function startApp(opts: AppOptions): Promise<App> {
       return stopping;
     },
   };
+}
+
+/** Watches a listener's certificate files: a new valid pair is served to new handshakes, a bad one is logged and counted. */
+function watchTls(files: TlsFiles, listener: 'proxy' | 'admin', logger: Logger): void {
+  files.watch((r) => {
+    if (r.result === 'reloaded') {
+      tlsReloadsTotal.labels(listener, 'success').inc();
+      logger.info({ listener, cert: files.paths.cert }, 'TLS certificate reloaded');
+    } else if (r.result === 'failed') {
+      tlsReloadsTotal.labels(listener, 'failure').inc();
+      logger.error({ listener, err: r.error.message }, 'TLS certificate reload failed: still serving the previous certificate');
+    }
+  });
 }
 
 /**

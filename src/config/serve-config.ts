@@ -11,6 +11,22 @@ export interface ServeFlags {
   readonly admin?: string;
   readonly drain?: string;
   readonly demo?: boolean;
+  readonly 'tls-cert'?: string;
+  readonly 'tls-key'?: string;
+  readonly 'tls-client-ca'?: string;
+  readonly 'tls-client-auth'?: string;
+  readonly 'admin-tls-cert'?: string;
+  readonly 'admin-tls-key'?: string;
+}
+
+export type ClientAuth = 'none' | 'optional' | 'require';
+
+/** A listener's TLS settings: the files (watched and reloaded) and, on the proxy, the client certificate policy. */
+export interface ListenerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa: string | undefined;
+  readonly clientAuth: ClientAuth;
 }
 
 export interface ServeConfig {
@@ -21,6 +37,31 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
+  /** undefined: the proxy listens in cleartext. */
+  readonly tls: ListenerTls | undefined;
+  /** undefined: the admin listener speaks plain HTTP. */
+  readonly adminTls: ListenerTls | undefined;
+}
+
+const CLIENT_AUTH: readonly string[] = ['none', 'optional', 'require'];
+
+/** --tls-* flags over PORTCULLIS_TLS_* variables; every inconsistent combination is named. */
+function resolveTls(flags: ServeFlags, env: NodeJS.ProcessEnv): { tls: ListenerTls | undefined; adminTls: ListenerTls | undefined } {
+  const cert = flags['tls-cert'] ?? (env.PORTCULLIS_TLS_CERT || undefined);
+  const key = flags['tls-key'] ?? (env.PORTCULLIS_TLS_KEY || undefined);
+  const clientCa = flags['tls-client-ca'] ?? (env.PORTCULLIS_TLS_CLIENT_CA || undefined);
+  const auth = flags['tls-client-auth'] ?? (env.PORTCULLIS_TLS_CLIENT_AUTH || undefined);
+  if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together: give both or neither');
+  if (auth !== undefined && !CLIENT_AUTH.includes(auth)) throw new Error(`--tls-client-auth: expected none, optional or require (got "${auth}")`);
+  if (cert === undefined && (clientCa !== undefined || auth !== undefined)) throw new Error('--tls-client-ca and --tls-client-auth need --tls-cert and --tls-key');
+  if (clientCa === undefined && (auth === 'optional' || auth === 'require')) throw new Error(`--tls-client-auth ${auth} needs --tls-client-ca (the CA client certificates must chain to)`);
+  const clientAuth = (auth ?? (clientCa === undefined ? 'none' : 'optional')) as ClientAuth;
+  const tls = cert === undefined ? undefined : { cert, key: key!, clientCa: clientAuth === 'none' ? undefined : clientCa, clientAuth };
+  const adminCert = flags['admin-tls-cert'] ?? (env.PORTCULLIS_ADMIN_TLS_CERT || undefined);
+  const adminKey = flags['admin-tls-key'] ?? (env.PORTCULLIS_ADMIN_TLS_KEY || undefined);
+  if ((adminCert === undefined) !== (adminKey === undefined)) throw new Error('--admin-tls-cert and --admin-tls-key go together: give both or neither');
+  const adminTls = adminCert === undefined ? undefined : { cert: adminCert, key: adminKey!, clientCa: undefined, clientAuth: 'none' as const };
+  return { tls, adminTls };
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -39,5 +80,6 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,
     demo: flags.demo ?? false,
+    ...resolveTls(flags, env),
   });
 }
