@@ -45,7 +45,7 @@ export interface ServeConfig {
 
 const CLIENT_AUTH: readonly string[] = ['none', 'optional', 'require'];
 
-/** --tls-* flags over PORTCULLIS_TLS_* variables; every inconsistent combination is named. */
+/** The --tls-* and --admin-tls-* flags over their environment variables; every inconsistent combination is named. */
 function resolveTls(flags: ServeFlags, env: NodeJS.ProcessEnv): { tls: ListenerTls | undefined; adminTls: ListenerTls | undefined } {
   const cert = flags['tls-cert'] ?? (env.PORTCULLIS_TLS_CERT || undefined);
   const key = flags['tls-key'] ?? (env.PORTCULLIS_TLS_KEY || undefined);
