@@ -9,6 +9,9 @@
 //            measure: { before(): Promise<S>, after(S, requests): Promise<Record<string, number>> }
 //            adds columns per round, e.g. Redis round trips per request from INFO commandstats
 //            deltas (cmdstat_evalsha calls + top-level commands / requests).
+//   tls      true: Portcullis serves HTTPS (--tls-cert/--tls-key, a certificate made for the run)
+//            and is compared with a bare proxy that serves HTTPS too; the load keeps its
+//            connections, so this measures TLS record costs, not handshakes.
 // Later issues add: "API key", "JWT RS256 (cached)", "API key + RBAC", "Redis limits", "audit on/off".
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +51,13 @@ export const scenarios = [
     policy: 'bench/policies/public',
     path: PATH,
     headers: {},
+  },
+  {
+    name: 'HTTPS h1: public route',
+    policy: 'bench/policies/public',
+    path: PATH,
+    headers: {},
+    tls: true,
   },
   {
     name: 'API key',
