@@ -9,10 +9,10 @@ import { type Deny, deny } from '../core/reasons.js';
 import { type Authenticator, type AuthOutcome, NOT_MINE } from './authenticator.js';
 import { isSafeHeaderValue } from './claims.js';
 
-export const XFCC = 'x-forwarded-client-cert';
+const XFCC = 'x-forwarded-client-cert';
 
 /** Which name of the certificate becomes the principal's subject. */
-export type MtlsSubject = 'uri' | 'dns' | 'cn';
+type MtlsSubject = 'uri' | 'dns' | 'cn';
 
 export interface MtlsRule {
   readonly name: string;

@@ -19,7 +19,7 @@ export interface ServeFlags {
   readonly 'admin-tls-key'?: string;
 }
 
-export type ClientAuth = 'none' | 'optional' | 'require';
+type ClientAuth = 'none' | 'optional' | 'require';
 
 /** A listener's TLS settings: the files (watched and reloaded) and, on the proxy, the client certificate policy. */
 export interface ListenerTls {

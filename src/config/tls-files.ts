@@ -14,7 +14,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
  * TLS 1.3 suites, then TLS 1.2 with forward secrecy and AEAD only (Mozilla "intermediate"): no
  * CBC, no RSA key exchange, no SHA-1 MACs.
  */
-export const MODERN_CIPHERS = [
+const MODERN_CIPHERS = [
   'TLS_AES_128_GCM_SHA256',
   'TLS_AES_256_GCM_SHA384',
   'TLS_CHACHA20_POLY1305_SHA256',
@@ -47,7 +47,7 @@ const DEBOUNCE_MS = 200;
  * `createSecureContext` is what the listener itself will do with it; the explicit key check makes
  * the mismatch message plain whatever OpenSSL says.
  */
-export function readTlsMaterial(paths: TlsFilePaths): TlsMaterial {
+function readTlsMaterial(paths: TlsFilePaths): TlsMaterial {
   const cert = readPem(paths.cert, 'certificate');
   const key = readPem(paths.key, 'key');
   const ca = paths.clientCa === undefined ? undefined : readPem(paths.clientCa, 'client CA');

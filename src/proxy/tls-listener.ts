@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
 
 /** none: no certificate asked; optional: asked, verified when sent; require: no verified certificate, no handshake. */
-export type ClientAuth = 'none' | 'optional' | 'require';
+type ClientAuth = 'none' | 'optional' | 'require';
 
 /** The certificate, key and client CA in force, and word of each validated replacement (config/tls-files.ts). */
-export interface CertificateSource {
+interface CertificateSource {
   readonly current: SecureContextOptions;
   onChange(listener: (next: SecureContextOptions) => void): void;
 }
