@@ -144,8 +144,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
   } catch (err) {
     proxyTls?.close();
     adminTls?.close();
-    await tlsListener?.close();
+    const tlsClosed = tlsListener?.close();
     await proxy.shutdown(0).catch(() => undefined);
+    tlsListener?.destroyRemaining();
+    await tlsClosed;
     await audit?.close();
     await store.store.close();
     dynamicKeys.close();
@@ -175,6 +177,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         // Stop accepting handshakes first; the connections already handed over drain with the proxy.
         const tlsClosed = tlsListener?.close();
         await proxy.shutdown(opts.drainMs);
+        tlsListener?.destroyRemaining();
         await tlsClosed;
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();

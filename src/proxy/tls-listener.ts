@@ -5,7 +5,7 @@
 // server had accepted the socket itself, so its per-connection bookkeeping, parser limits and
 // timeouts apply unchanged. Without an HTTP/2 handler only `http/1.1` is offered.
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
 
 /** none: no certificate asked; optional: asked, verified when sent; require: no verified certificate, no handshake. */
@@ -33,6 +33,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export class TlsListener {
   readonly #server: Server;
+  /** Every accepted TCP connection still open, handshake done or not. */
+  readonly #sockets = new Set<Socket>();
 
   constructor(options: TlsListenerOptions) {
     const { http, h2 } = options;
@@ -52,6 +54,10 @@ export class TlsListener {
         else http.emit('connection', socket);
       },
     );
+    this.#server.on('connection', (raw: Socket) => {
+      this.#sockets.add(raw);
+      raw.once('close', () => this.#sockets.delete(raw));
+    });
     this.#server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
       options.onHandshakeError?.(err);
       socket.destroy();
@@ -74,9 +80,14 @@ export class TlsListener {
     return `https://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
-  /** Stops accepting; the connections already handed over drain with their door. */
+  /** Stops accepting; resolves once every connection is gone (those handed over drain with their door). */
   close(): Promise<void> {
     if (!this.#server.listening) return Promise.resolve();
     return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /** Ends what the doors have not: connections still in their handshake when the drain is over. */
+  destroyRemaining(): void {
+    for (const s of this.#sockets) s.destroy();
   }
 }

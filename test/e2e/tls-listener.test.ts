@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import tls, { type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +200,21 @@ describe('serve --tls-cert/--tls-key', () => {
       fresh.destroy();
       return cn === 'proxy-other';
     }, 'the completed rotation');
+  });
+
+  it('stops on SIGTERM without waiting for a client stuck before its handshake', async () => {
+    const server = pki.issue('server-stuck', { cn: 'proxy-stuck', san: SERVER_SAN });
+    const s = await serve('stuck', ['--tls-cert', server.cert, '--tls-key', server.key]);
+    // A TCP connection that never sends a ClientHello: only the 10 s handshake timeout would end it.
+    const raw = net.connect(s.port, '127.0.0.1');
+    raw.on('error', () => undefined);
+    await new Promise((r) => raw.once('connect', r));
+    const started = Date.now();
+    const exited = new Promise<number | null>((r) => s.child.once('exit', (code) => r(code)));
+    s.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8_000);
+    raw.destroy();
   });
 
   it('does not start when the key does not belong to the certificate, and says which files', async () => {
