@@ -64,6 +64,8 @@ function readTlsMaterial(paths: TlsFilePaths): TlsMaterial {
     throw new Error(`${paths.key} holds no PEM private key: ${(err as Error).message}`);
   }
   if (!x509.checkPrivateKey(privateKey)) throw new Error(`the key in ${paths.key} does not belong to the certificate in ${paths.cert}`);
+  // OpenSSL skips what is not a certificate in a CA bundle: a wrong file would verify no client at all.
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`${paths.clientCa} holds no PEM certificate to verify client certificates with`);
   const material: TlsMaterial = { cert, key, ...(ca === undefined ? {} : { ca }), minVersion: 'TLSv1.2', ciphers: MODERN_CIPHERS, honorCipherOrder: true };
   try {
     createSecureContext(material);
