@@ -35,7 +35,7 @@ export type Identity =
   | { readonly clientCert: ClientCertificate };
 
 /** A verified client certificate's names, as the handshake would have presented them to `mtls`. */
-export interface ClientCertificate {
+interface ClientCertificate {
   readonly uri?: string | undefined;
   readonly dns?: string | undefined;
   readonly cn?: string | undefined;
