@@ -23,6 +23,8 @@ export interface RequestRecord {
   readonly shadow: string | null;
   readonly status: number;
   readonly durationMs: number;
+  /** The decision door that asked; null for a request the proxy forwarded (the event then has no request.via/door). */
+  readonly door: string | null;
 }
 
 /**
@@ -46,6 +48,7 @@ export const REQUEST_RECORD_FIELDS = [
   'shadow',
   'status',
   'durationMs',
+  'door',
 ] as const;
 /** What a repeat of the previous request record carries (the rest is the previous record's). */
 export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs'] as const;

@@ -16,6 +16,7 @@ import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
+import { MARK } from '../observability/trace-sampler.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 import { ProxyContext } from './context.js';
 import { Forwarder } from './forwarder.js';
@@ -242,6 +243,7 @@ export class ProxyServer {
 
   #forward(ctx: ProxyContext, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
+    if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
     if (upgradeHead !== undefined) {
       return forwardUpgrade(
         ctx,
