@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -163,6 +163,36 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
+/** One self-signed certificate for every HTTPS target of the run (made with openssl, like the tests'). */
+let tlsPair;
+function tlsFiles() {
+  if (tlsPair === undefined) {
+    const cert = path.join(work, 'bench-tls.crt');
+    const key = path.join(work, 'bench-tls.key');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ]);
+    if (made.status !== 0) throw new Error(`openssl could not make the bench certificate: ${made.stderr}`);
+    tlsPair = { cert, key };
+  }
+  return tlsPair;
+}
 const load = (target, proc, seconds) =>
   target.grpc ? grpcLoad({ address: proc.grpc, request: target.grpc, connections, seconds }) : autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
 
@@ -182,21 +212,22 @@ async function main() {
   // for their whole life (seen here: two bare proxies, 135 and 148 µs/req over all 10 rounds), so
   // a row measured on a single process carries that luck of the draw, and so does its ratio.
   const bareFor = new Map();
-  const bareTarget = async (headers) => {
-    const key = JSON.stringify(headers);
+  const bareTarget = async (headers, tls = false) => {
+    const key = JSON.stringify([headers, tls]);
     let t = bareFor.get(key);
     if (t === undefined) {
       const names = Object.keys(headers);
-      const name = names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`;
+      const name = `${names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`}${tls ? ' (HTTPS)' : ''}`;
       const procs = [];
       for (let i = 0; i < processes; i++) {
         const port = await freePort();
         // The node flags Portcullis runs with, so both sides of a ratio run on the same runtime
         // settings: without --no-memory-reducer a bare process that sat idle while other rows ran
         // paid for its shrunken heap afterwards (Node 24: 135 against 120 µs/req for a while).
-        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-proxy.mjs', String(port), upstream]);
+        const pair = tls ? [tlsFiles().cert, tlsFiles().key] : [];
+        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-proxy.mjs', String(port), upstream, ...pair]);
         await waitPort(port, bare);
-        procs.push({ url: `http://127.0.0.1:${port}`, pid: bare.pid });
+        procs.push({ url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: bare.pid });
       }
       bareFor.set(key, (t = { name, path: PATH, headers, procs }));
       targets.push(t);
@@ -221,12 +252,24 @@ async function main() {
         const doorArgs = s.door === 'grpc' ? ['--decisions-grpc', `127.0.0.1:${decisionPort}`] : s.door || s.front ? ['--decisions', `127.0.0.1:${decisionPort}`] : [];
         const child = start(
           process.execPath,
-          [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, ...doorArgs],
+          [
+            ...NODE_FLAGS,
+            'dist/main.js',
+            'serve',
+            '--policy',
+            s.policy,
+            '--listen',
+            `127.0.0.1:${port}`,
+            '--admin',
+            `127.0.0.1:${adminPort}`,
+            ...doorArgs,
+            ...(s.tls ? ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key] : []),
+          ],
           { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
           build.dir,
         );
         await waitReady(adminPort, child);
-        const proc = { url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure };
+        const proc = { url: `${s.tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure };
         if (s.door === 'grpc') proc.grpc = `127.0.0.1:${decisionPort}`;
         else if (s.door) proc.url = `http://127.0.0.1:${decisionPort}`;
         if (s.front === 'nginx') {
@@ -238,7 +281,7 @@ async function main() {
         procs.push(proc);
       }
       const headers = s.headers ?? {};
-      const baseline = (await bareTarget(s.baselineHeaders ?? headers)).name;
+      const baseline = (await bareTarget(s.baselineHeaders ?? headers, s.tls === true)).name;
       const grpc = s.door === 'grpc' ? checkRequest(s.path, headers) : undefined;
       targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline, grpc });
     }

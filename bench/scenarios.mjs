@@ -9,6 +9,9 @@
 //            measure: { before(): Promise<S>, after(S, requests): Promise<Record<string, number>> }
 //            adds columns per round, e.g. Redis round trips per request from INFO commandstats
 //            deltas (cmdstat_evalsha calls + top-level commands / requests).
+//   tls      true: Portcullis serves HTTPS (--tls-cert/--tls-key, a certificate made for the run)
+//            and is compared with a bare proxy that serves HTTPS too; the load keeps its
+//            connections, so this measures TLS record costs, not handshakes.
 //   door     a decision door to load instead of the proxy: 'forward-auth' (HTTP, `--decisions`,
 //            GET /forward-auth with X-Forwarded-*) or 'grpc' (`--decisions-grpc`, Envoy's Check).
 //            Its req/s are decisions/s, its cpu µs/req the CPU per decision.
@@ -69,6 +72,13 @@ export const scenarios = [
     policy: 'bench/policies/public',
     path: PATH,
     headers: {},
+  },
+  {
+    name: 'HTTPS h1: public route',
+    policy: 'bench/policies/public',
+    path: PATH,
+    headers: {},
+    tls: true,
   },
   {
     name: 'API key',

@@ -16,6 +16,8 @@ import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
 import { TracingRecorder } from './audit/trace-recorder.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
+import type { ListenerTls } from './config/serve-config.js';
+import { TlsFiles } from './config/tls-files.js';
 import type { RequestRecorder } from './core/context.js';
 import { concurrencyGuard } from './decisions/concurrency-guard.js';
 import { DecisionService } from './decisions/decide.js';
@@ -27,10 +29,12 @@ import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
+import { tlsHandshakeFailuresTotal, tlsReloadsTotal } from './observability/metrics.js';
 import { defaultTraceWorkerEntry, TraceExporter } from './observability/trace-export.js';
 import { TraceSampler, type TracingConfig, tracingFromEnv } from './observability/trace-sampler.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
+import { TlsListener } from './proxy/tls-listener.js';
 import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
@@ -52,6 +56,10 @@ export interface AppOptions {
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** One log line per request (a share of them when sample < 1); undefined: off. */
   readonly accessLog?: { readonly sample: number } | undefined;
+  /** TLS on the proxy listener (certificate files, client certificates); absent: cleartext. */
+  readonly tls?: ListenerTls | undefined;
+  /** TLS on the admin listener; absent: plain HTTP. */
+  readonly adminTls?: ListenerTls | undefined;
 }
 
 export interface App {
@@ -63,6 +71,8 @@ export interface App {
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
+  /** Reads the TLS files again now (SIGHUP), as a change to them would. */
+  reloadTls(): void;
   shutdown(): Promise<void>;
 }
 
@@ -75,6 +85,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const env = opts.env ?? process.env;
   // Before anything starts: an OTEL_* value that cannot be honoured refuses the start.
   const tracing = tracingFromEnv(env);
+  // Read first: files that cannot be used stop the start before anything is opened.
+  const proxyTls = opts.tls === undefined ? undefined : new TlsFiles(opts.tls);
+  const adminTls = opts.adminTls === undefined ? undefined : new TlsFiles(opts.adminTls);
   let echo: EchoUpstream | undefined;
   if (opts.demo) {
     echo = await startEchoUpstream();
@@ -117,6 +130,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const tlsListener =
+    proxyTls === undefined
+      ? undefined
+      : new TlsListener({ files: proxyTls, clientAuth: opts.tls!.clientAuth, http: proxy.server, onHandshakeError: () => tlsHandshakeFailuresTotal.labels('proxy').inc() });
   // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
   const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
   const decisions = service && opts.decisions ? new DecisionHttpServer({ service, logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method }) : undefined;
@@ -134,11 +151,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
     if (service) await policy.addGuard(concurrencyGuard);
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    if (opts.listen !== null) proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (opts.listen !== null) {
+      proxyUrl = tlsListener === undefined ? await proxy.listen(opts.listen.host, opts.listen.port) : await tlsListener.listen(opts.listen.host, opts.listen.port);
+      if (proxyTls !== undefined) watchTls(proxyTls, 'proxy', logger);
+    }
     if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
     if (grpcDoor && opts.decisionsGrpc) decisionsGrpcAddress = await grpcDoor.listen(opts.decisionsGrpc.host, opts.decisionsGrpc.port);
     if (opts.admin !== null) {
-      admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
+      admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy, tls: adminTls });
+      if (adminTls !== undefined) watchTls(adminTls, 'admin', logger);
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
       admin.openRoute('/.well-known/jwks.json', () => jwksResponse(policy.plan));
       breakerRoutes((m, p, h) => admin!.route(m, p, h), balancers);
@@ -157,7 +178,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
       adminUrl = await admin.listen();
     }
   } catch (err) {
+    proxyTls?.close();
+    adminTls?.close();
+    const tlsClosed = tlsListener?.close();
     await proxy.shutdown(0).catch(() => undefined);
+    tlsListener?.destroyRemaining();
+    await tlsClosed;
     await decisions?.close(0).catch(() => undefined);
     await grpcDoor?.shutdown(0);
     await audit?.close();
@@ -181,12 +207,22 @@ export async function startApp(opts: AppOptions): Promise<App> {
     adminUrl,
     policy,
     bus,
+    reloadTls() {
+      proxyTls?.reload();
+      adminTls?.reload();
+    },
     shutdown() {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
+        proxyTls?.close();
+        adminTls?.close();
+        // Stop accepting handshakes first; the connections already handed over drain with the proxy.
+        const tlsClosed = tlsListener?.close();
         await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         balancers.close();
+        tlsListener?.destroyRemaining();
+        await tlsClosed;
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await traces?.close(); // likewise their spans
         await store.store.close();
@@ -198,6 +234,19 @@ export async function startApp(opts: AppOptions): Promise<App> {
       return stopping;
     },
   };
+}
+
+/** Watches a listener's certificate files: a new valid pair is served to new handshakes, a bad one is logged and counted. */
+function watchTls(files: TlsFiles, listener: 'proxy' | 'admin', logger: Logger): void {
+  files.watch((r) => {
+    if (r.result === 'reloaded') {
+      tlsReloadsTotal.labels(listener, 'success').inc();
+      logger.info({ listener, cert: files.paths.cert }, 'TLS certificate reloaded');
+    } else if (r.result === 'failed') {
+      tlsReloadsTotal.labels(listener, 'failure').inc();
+      logger.error({ listener, err: r.error.message }, 'TLS certificate reload failed: still serving the previous certificate');
+    }
+  });
 }
 
 /**

@@ -83,6 +83,7 @@ function writtenPermissions(doc: PolicyDocument): Set<string> {
   const out = new Set<string>();
   for (const spec of Object.values(doc.roles ?? {})) for (const p of spec.permissions ?? []) if (!p.includes('*')) out.add(p);
   for (const k of doc.authentication?.apiKeys?.keys ?? []) for (const p of k.permissions ?? []) if (!p.includes('*')) out.add(p);
+  for (const m of doc.authentication?.mtls ?? []) for (const p of m.permissions ?? []) if (!p.includes('*')) out.add(p);
   return out;
 }
 
@@ -92,6 +93,7 @@ function warnUnusedRoles(doc: PolicyDocument, cx: CompileContext): void {
   const used = new Set<string>();
   for (const spec of Object.values(doc.roles ?? {})) for (const r of spec.inherits ?? []) used.add(r);
   for (const k of doc.authentication?.apiKeys?.keys ?? []) for (const r of k.roles ?? []) used.add(r);
+  for (const m of doc.authentication?.mtls ?? []) for (const r of m.roles ?? []) used.add(r);
   for (const name of Object.keys(doc.roles ?? {})) {
     if (!used.has(name)) cx.warn(['roles', name], `role "${name}" is not used: no API key has it, no role inherits it and no JWT issuer maps a roles claim`);
   }

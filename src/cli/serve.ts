@@ -1,5 +1,5 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
-// (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
+// (drain, exit 0). SIGHUP reloads the policy and the TLS files through the same path as a file change.
 
 import { type App, startApp } from '../app.js';
 import { hashApiKey } from '../authn/api-key.js';
@@ -12,7 +12,10 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s] [--access-log] [--access-log-sample R]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s]
+                        [--access-log] [--access-log-sample R]
+                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-client-auth MODE]]
+                        [--admin-tls-cert FILE --admin-tls-key FILE]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
@@ -28,6 +31,13 @@ Options:
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   --access-log         one log line per request on stdout (env PORTCULLIS_ACCESS_LOG=1)
   --access-log-sample R  log this share of requests, 0 < R <= 1 (env PORTCULLIS_ACCESS_LOG_SAMPLE, default 1)
+  --tls-cert FILE      serve the proxy over TLS with this PEM certificate (chain) (env PORTCULLIS_TLS_CERT)
+  --tls-key FILE       and this PEM private key (env PORTCULLIS_TLS_KEY); both are reloaded when they change
+  --tls-client-ca FILE CA bundle client certificates must chain to (env PORTCULLIS_TLS_CLIENT_CA)
+  --tls-client-auth MODE  none | optional | require (env PORTCULLIS_TLS_CLIENT_AUTH; default optional
+                       with --tls-client-ca, else none); routes read certificates with authenticate: [mtls]
+  --admin-tls-cert FILE  serve the admin listener over TLS (env PORTCULLIS_ADMIN_TLS_CERT)
+  --admin-tls-key FILE   its private key (env PORTCULLIS_ADMIN_TLS_KEY)
   -h, --help
 
 Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); on an admin address other
@@ -110,6 +120,12 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     'decisions-grpc': { type: 'string' },
     'access-log': { type: 'boolean' },
     'access-log-sample': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-client-ca': { type: 'string' },
+    'tls-client-auth': { type: 'string' },
+    'admin-tls-cert': { type: 'string' },
+    'admin-tls-key': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;
@@ -181,8 +197,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      logger.info('SIGHUP: reloading the policy');
+      logger.info('SIGHUP: reloading the policy and the TLS certificates');
       void app.policy.reload('signal');
+      app.reloadTls();
     });
   });
 }

@@ -15,6 +15,22 @@ export interface ServeFlags {
   readonly 'decisions-grpc'?: string;
   readonly 'access-log'?: boolean;
   readonly 'access-log-sample'?: string;
+  readonly 'tls-cert'?: string;
+  readonly 'tls-key'?: string;
+  readonly 'tls-client-ca'?: string;
+  readonly 'tls-client-auth'?: string;
+  readonly 'admin-tls-cert'?: string;
+  readonly 'admin-tls-key'?: string;
+}
+
+type ClientAuth = 'none' | 'optional' | 'require';
+
+/** A listener's TLS settings: the files (watched and reloaded) and, on the proxy, the client certificate policy. */
+export interface ListenerTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa: string | undefined;
+  readonly clientAuth: ClientAuth;
 }
 
 export interface ServeConfig {
@@ -34,6 +50,10 @@ export interface ServeConfig {
   readonly decisionsGrpc: ListenAddress | null;
   /** One log line per request; undefined: off. */
   readonly accessLog: { readonly sample: number } | undefined;
+  /** undefined: the proxy listens in cleartext. */
+  readonly tls: ListenerTls | undefined;
+  /** undefined: the admin listener speaks plain HTTP. */
+  readonly adminTls: ListenerTls | undefined;
 }
 
 /** --access-log / PORTCULLIS_ACCESS_LOG, and the share of requests it logs. */
@@ -45,6 +65,27 @@ function accessLogOf(flags: ServeFlags, env: NodeJS.ProcessEnv): { sample: numbe
   if (!/^\s*(0|1)?(\.\d+)?\s*$/.test(raw) || !(sample > 0 && sample <= 1)) throw new Error(`--access-log-sample: expected a share of requests above 0 and at most 1, such as 0.1 (got "${raw}")`);
   // A sample rate alone asks for the log too: there is no other reason to give one.
   return { sample };
+}
+
+const CLIENT_AUTH: readonly string[] = ['none', 'optional', 'require'];
+
+/** The --tls-* and --admin-tls-* flags over their environment variables; every inconsistent combination is named. */
+function resolveTls(flags: ServeFlags, env: NodeJS.ProcessEnv): { tls: ListenerTls | undefined; adminTls: ListenerTls | undefined } {
+  const cert = flags['tls-cert'] ?? (env.PORTCULLIS_TLS_CERT || undefined);
+  const key = flags['tls-key'] ?? (env.PORTCULLIS_TLS_KEY || undefined);
+  const clientCa = flags['tls-client-ca'] ?? (env.PORTCULLIS_TLS_CLIENT_CA || undefined);
+  const auth = flags['tls-client-auth'] ?? (env.PORTCULLIS_TLS_CLIENT_AUTH || undefined);
+  if ((cert === undefined) !== (key === undefined)) throw new Error('--tls-cert and --tls-key go together: give both or neither');
+  if (auth !== undefined && !CLIENT_AUTH.includes(auth)) throw new Error(`--tls-client-auth: expected none, optional or require (got "${auth}")`);
+  if (cert === undefined && (clientCa !== undefined || auth !== undefined)) throw new Error('--tls-client-ca and --tls-client-auth need --tls-cert and --tls-key');
+  if (clientCa === undefined && (auth === 'optional' || auth === 'require')) throw new Error(`--tls-client-auth ${auth} needs --tls-client-ca (the CA client certificates must chain to)`);
+  const clientAuth = (auth ?? (clientCa === undefined ? 'none' : 'optional')) as ClientAuth;
+  const tls = cert === undefined ? undefined : { cert, key: key!, clientCa: clientAuth === 'none' ? undefined : clientCa, clientAuth };
+  const adminCert = flags['admin-tls-cert'] ?? (env.PORTCULLIS_ADMIN_TLS_CERT || undefined);
+  const adminKey = flags['admin-tls-key'] ?? (env.PORTCULLIS_ADMIN_TLS_KEY || undefined);
+  if ((adminCert === undefined) !== (adminKey === undefined)) throw new Error('--admin-tls-cert and --admin-tls-key go together: give both or neither');
+  const adminTls = adminCert === undefined ? undefined : { cert: adminCert, key: adminKey!, clientCa: undefined, clientAuth: 'none' as const };
+  return { tls, adminTls };
 }
 
 export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig {
@@ -73,6 +114,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     demo: flags.demo ?? false,
     decisionsGrpc,
     accessLog: accessLogOf(flags, env),
+    ...resolveTls(flags, env),
   });
 }
 

@@ -1,6 +1,6 @@
 // The one identity model every authenticator produces and every later stage reads.
 
-export type AuthMethod = 'apiKey' | 'jwt';
+export type AuthMethod = 'apiKey' | 'jwt' | 'mtls';
 
 export interface Principal {
   readonly subject: string;
@@ -15,6 +15,8 @@ export interface Principal {
   /** The verified token's claims (JWT callers only): what route conditions read as principal.claims. */
   readonly claims?: Readonly<Record<string, unknown>> | undefined;
   readonly via: AuthMethod | 'test';
+  /** What `by: key` limits count the caller by when it has no key id or issuer (a client certificate: `mtls:<subject>`). */
+  readonly credential?: string | undefined;
 }
 
 const byIssuer = new Map<string, string>();
@@ -26,6 +28,7 @@ const byIssuer = new Map<string, string>();
 export function credentialKey(p: Principal | undefined): string {
   if (p === undefined) return '-';
   if (p.keyId !== undefined) return p.keyId;
+  if (p.credential !== undefined) return p.credential;
   if (p.issuer === undefined) return '-';
   let k = byIssuer.get(p.issuer);
   if (k === undefined) byIssuer.set(p.issuer, (k = `jwt:${p.issuer}`));

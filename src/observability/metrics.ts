@@ -187,6 +187,19 @@ export const policyReloadsTotal = new Counter({
   labelNames: ['result'] as const,
   registers: [registry],
 });
+// TLS listeners
+export const tlsReloadsTotal = new Counter({
+  name: 'portcullis_tls_reloads_total',
+  help: 'Certificate reloads by listener (proxy | admin) and result (success | failure); a failure keeps the old pair.',
+  labelNames: ['listener', 'result'] as const,
+  registers: [registry],
+});
+export const tlsHandshakeFailuresTotal = new Counter({
+  name: 'portcullis_tls_handshake_failures_total',
+  help: 'TLS handshakes refused or abandoned, by listener (old protocol version, no or unverified client certificate, timeout).',
+  labelNames: ['listener'] as const,
+  registers: [registry],
+});
 export const policyInfo = new Gauge({
   name: 'portcullis_policy_info',
   help: 'The running policy: 1 for its hash.',

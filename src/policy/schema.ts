@@ -98,9 +98,30 @@ const jwtIssuerSchema = z.strictObject({
   claims: z.strictObject({ subject: z.string().optional(), tenant: z.string().optional(), roles: z.string().optional(), permissions: z.string().optional() }).optional(),
 });
 
+const mtlsRuleSchema = z.strictObject({
+  name: name.describe('Names the rule in logs and traces.'),
+  match: z
+    .union([
+      z.strictObject({ uri: z.string().min(1).describe('A URI SAN glob: `*` is one path segment, `**` any run (`spiffe://example.org/ns/*/sa/*`).') }),
+      z.strictObject({ dns: z.string().min(1).describe('A DNS SAN glob: `*` is one label (`*.svc.example.org`).') }),
+    ])
+    .describe('Which certificates the rule maps: one URI SAN glob or one DNS SAN glob.'),
+  subject: z.enum(['uri', 'dns', 'cn']).optional().describe("Which name becomes the principal's subject: the URI SAN, the DNS SAN or the subject CN."),
+  tenant: z.string().min(1).optional().describe('The tenant callers with this certificate act for.'),
+  roles: z.array(z.string()).optional().describe('Roles of callers with this certificate.'),
+  permissions: z.array(permission).optional().describe('Permissions granted directly, in addition to those of `roles`.'),
+});
+
 const authenticationSchema = z.strictObject({
   apiKeys: z.strictObject({ header: z.string().optional(), keys: z.array(apiKeySchema).optional() }).optional(),
   jwt: z.array(jwtIssuerSchema).optional(),
+  mtls: z
+    .array(mtlsRuleSchema)
+    .min(1)
+    .optional()
+    .describe(
+      'Client certificates (serve --tls-client-ca) mapped to principals; the first rule that matches decides. Behind a proxy that terminates TLS, its x-forwarded-client-cert header is read instead, from trustedProxies only.',
+    ),
   forward: z
     .strictObject({
       subject: z.string().optional(),
@@ -177,7 +198,7 @@ const routeSchema = z.strictObject({
   require: z.array(permission).optional(),
   tenantParam: z.string().optional(),
   authenticate: z
-    .array(z.enum(['apiKey', 'jwt']))
+    .array(z.enum(['apiKey', 'jwt', 'mtls']))
     .min(1)
     .optional(),
   ipAllow: z.array(cidr).optional(),

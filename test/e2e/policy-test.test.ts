@@ -52,7 +52,7 @@ describe('portcullis test', () => {
       [
         `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ${REASON_CODES.join(', ')} (did you mean "TENANT_MISMATCH"?)`,
         `${F}/invalid-tests/policy.test.yaml:6:39 tests[1].request.bearer: unknown key`,
-        `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt`,
+        `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt, clientCert`,
         'invalid test files',
         '',
       ].join('\n'),
