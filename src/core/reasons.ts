@@ -26,6 +26,7 @@ export const REASONS = {
   // Refusals of the HTTP parser that are not a plain 400.
   HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', message: 'The request head is larger than the gateway accepts.' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', message: 'The request did not arrive in time.' },
+  TOKEN_QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests', message: 'Token quota for the current window is exhausted.' },
 } as const satisfies Record<string, { status: number; title: string; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -10,6 +10,10 @@ export const DEFAULT_PREFIX = 'portcullis:';
 export const tenantTag = (prefix: string, tenant: string): string => `${prefix}{t:${tenant}}`;
 export const tierBucketKey = (tag: string, tier: string): string => `${tag}:tier:${tier}`;
 export const quotaKey = (tag: string): string => `${tag}:quota`;
+/** Tokens the tenant spent in its current token window (metered upstreams). */
+export const tokenSpendKey = (tag: string): string => `${tag}:tokens`;
+/** Tokens the tenant spent per UTC day. */
+export const tokenDaysKey = (tag: string): string => `${tag}:tokens:days`;
 export const concurrencyKey = (tag: string): string => `${tag}:conc`;
 /** One route bucket: the route, the bucket's position in its `limits`, and what it counts by. */
 export const routeBucketKey = (tag: string, route: string, index: number, identity: string): string => `${tag}:r:${route}:${index}:${identity}`;

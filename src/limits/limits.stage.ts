@@ -81,11 +81,11 @@ class LimitsStage implements Stage {
         const key = leaseKey;
         return refill.then((fault) => {
           if (this.#spend(ctx, key)) return CONTINUE;
-          return fault === undefined ? this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key) : this.#fault(ctx, plan, fault, undefined);
+          return fault === undefined ? this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key, t.tokens) : this.#fault(ctx, plan, fault, undefined);
         });
       }
     }
-    return this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, leaseKey);
+    return this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, leaseKey, t.tokens);
   }
 
   #spend(ctx: RequestContext, leaseKey: string): boolean {
@@ -103,8 +103,9 @@ class LimitsStage implements Stage {
     concurrency: LimitCheck['concurrency'],
     policies: readonly string[],
     leaseKey: string | undefined,
+    tokens: LimitCheck['tokens'],
   ): Outcome | Promise<Outcome> {
-    const check: LimitCheck = { buckets, quota, concurrency };
+    const check: LimitCheck = { buckets, quota, concurrency, tokens };
     const store = this.#holder.store;
     // A store that can answer at once (the embedded one) does: no promise for a request that needs no I/O.
     if (store.checkSync !== undefined) return this.#decide(ctx, check, store.checkSync(check), policies, leaseKey);
@@ -139,6 +140,7 @@ class LimitsStage implements Stage {
     const headers: Record<string, string> = {};
     if (policyHeader !== '') headers['ratelimit-policy'] = policyHeader;
     if (b !== undefined) headers.ratelimit = `"${b.policy}";r=${Math.max(0, r.remaining)};t=${r.resetS}`;
+    else if (r.code === 'TOKEN_QUOTA_EXCEEDED') headers.ratelimit = `"tokens";r=0;t=${r.retryAfterS}`;
     if (!r.allowed) {
       headers['retry-after'] = String(r.retryAfterS);
       ctx.note(this.name, `${r.code} (retry after ${r.retryAfterS}s)`);

@@ -57,6 +57,20 @@ const upstreamSchema = z.strictObject({
   connections: z.number().int().positive().optional().describe('Keep-alive connections per target (default 128).'),
   retries: z.number().int().min(0).max(5).optional(),
   breaker: breakerSchema.optional(),
+  usage: z
+    .strictObject({
+      header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]+$/, 'expected a header name')
+        .optional()
+        .describe('Response header or trailer carrying the tokens used (default x-usage-tokens); removed before the client sees it.'),
+      json: z
+        .enum(['auto', 'openai', 'anthropic', 'off'])
+        .optional()
+        .describe('Read `usage` from JSON and server-sent-event bodies: OpenAI or Anthropic fields, `auto` for either (default), `off` for neither.'),
+    })
+    .optional()
+    .describe('Meter what this upstream reports it consumed; the tokens are charged to the tenant when the response ends.'),
 });
 
 export const apiKeySchema = z.strictObject({
@@ -112,6 +126,13 @@ const tierSchema = z.strictObject({
   burst: z.number().int().positive().optional(),
   quota: quota.optional(),
   concurrency: z.number().int().positive().optional(),
+  tokens: z
+    .strictObject({
+      quota: quota.optional().describe('Tokens per calendar window (UTC), as metered upstreams report them: 10000000/month.'),
+      perRequest: z.number().int().positive().optional().describe('The most tokens one request is charged; more reported is capped at this.'),
+    })
+    .optional()
+    .describe('Token spend of the tenants of this tier (upstreams with `usage`).'),
 });
 
 const tenantsSchema = z.strictObject({
