@@ -19,6 +19,7 @@ import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
+import { TokenCharger } from './limits/charge.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
@@ -91,7 +92,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
-  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const charger = new TokenCharger(store, logger);
+  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;

@@ -86,6 +86,8 @@ export class RequestContext implements RequestView {
   limits: LimitState | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
+  /** Tokens charged for this response (metered upstreams); undefined: not metered. */
+  tokens: number | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */
   code: ReasonCode | undefined = undefined;
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */

@@ -10,6 +10,7 @@ import { createServer, IncomingMessage, type Server, ServerResponse } from 'node
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
+import type { Plan } from '../core/plan.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
 import { type Outcome, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
@@ -28,6 +29,8 @@ export interface ProxyServerOptions {
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder | undefined;
+  /** Charges metered usage to the tenant once a response ended; without it, tokens are only recorded. */
+  readonly charger?: { charge(plan: Plan, tenant: string | undefined, reported: number): number } | undefined;
   /** Whole-request limit for slow clients (default 60 s). */
   readonly requestTimeoutMs?: number | undefined;
 }
@@ -79,6 +82,7 @@ export class ProxyServer {
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx, d),
       (ctx, err) => this.#fault(ctx, err, 'forward'),
+      options.charger === undefined ? undefined : (ctx, reported) => options.charger!.charge(ctx.plan, ctx.principal?.tenant, reported),
     );
     options.policy.onSwap((plan) => this.#forwarder.retain(plan));
     this.#server = createServer(

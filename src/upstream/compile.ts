@@ -6,6 +6,7 @@ import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 import type { BreakerSettings } from './breaker.js';
 import { compileBreaker } from './breaker-compile.js';
+import { compileUsage, type UsagePlan } from './usage.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -31,6 +32,8 @@ export interface UpstreamPlan {
   readonly retries: number;
   /** Circuit breaker per target; undefined: no breaker. */
   readonly breaker?: BreakerSettings | undefined;
+  /** Where it reports what a response consumed; undefined: its responses are not metered. */
+  readonly usage?: UsagePlan | undefined;
 }
 
 const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
@@ -78,6 +81,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
+      usage: compileUsage(spec.usage),
     });
   }
   return out;

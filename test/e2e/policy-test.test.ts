@@ -49,7 +49,7 @@ describe('portcullis test', () => {
     const r = await cli(['test', `${F}/invalid-tests`]);
     expect(r.stderr).toBe(
       [
-        `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ROUTE_NOT_FOUND, BAD_REQUEST, IP_DENIED, AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDP_UNAVAILABLE, LOCKED_OUT, PERMISSION_DENIED, TENANT_MISMATCH, RATE_LIMITED, QUOTA_EXCEEDED, CONCURRENCY_EXCEEDED, BODY_TOO_LARGE, BREAKER_OPEN, STORE_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, GATEWAY_ERROR, HEADERS_TOO_LARGE, REQUEST_TIMEOUT (did you mean "TENANT_MISMATCH"?)`,
+        `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ROUTE_NOT_FOUND, BAD_REQUEST, IP_DENIED, AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDP_UNAVAILABLE, LOCKED_OUT, PERMISSION_DENIED, TENANT_MISMATCH, RATE_LIMITED, QUOTA_EXCEEDED, CONCURRENCY_EXCEEDED, BODY_TOO_LARGE, BREAKER_OPEN, STORE_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, GATEWAY_ERROR, HEADERS_TOO_LARGE, REQUEST_TIMEOUT, TOKEN_QUOTA_EXCEEDED (did you mean "TENANT_MISMATCH"?)`,
         `${F}/invalid-tests/policy.test.yaml:6:39 tests[1].request.bearer: unknown key`,
         `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt`,
         'invalid test files',
