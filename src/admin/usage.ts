@@ -1,8 +1,9 @@
 // GET /admin/tenants/:id/usage — quota used/remaining in the current window, the tier bucket's
-// level and the concurrency slots in use, as the store sees them now.
+// level, the concurrency slots in use and the metered tokens (this window's and per UTC day), as
+// the store sees them now.
 
 import type { Plan } from '../core/plan.js';
-import { concurrencyKey, quotaKey, tenantTag, tierBucketKey } from '../limits/keys.js';
+import { concurrencyKey, quotaKey, tenantTag, tierBucketKey, tokenDaysKey, tokenSpendKey } from '../limits/keys.js';
 import type { StoreHolder } from '../limits/store.js';
 import type { RegisterRoute } from './routes.js';
 
@@ -20,6 +21,7 @@ export function usageRoutes(route: RegisterRoute, holder: StoreHolder, plan: () 
       quota: tier.quota === undefined ? undefined : { key: quotaKey(tag), limit: tier.quota.limit, window: tier.quota.window },
       buckets: tier.ratePerMs === undefined ? [] : [{ key: tierBucketKey(tag, tier.name), burst: tier.burst, ratePerMs: tier.ratePerMs }],
       concurrency: tier.concurrency === undefined ? undefined : { key: concurrencyKey(tag), limit: tier.concurrency },
+      tokens: { key: tokenSpendKey(tag), daysKey: tokenDaysKey(tag), window: tier.tokens?.window ?? 'month', limit: tier.tokens?.limit },
     });
     return { status: 200, body: { tier: tier.name, store: holder.store.kind, ...usage } };
   });
