@@ -13,6 +13,18 @@ export interface Principal {
   /** The policy's name of the JWT issuer that vouched for the caller (JWT callers only). */
   readonly issuer?: string | undefined;
   readonly via: AuthMethod | 'test';
+  /** The API key's own limits, compiled once per key; undefined: only the tenant's tier applies. */
+  readonly limits?: KeyLimits | undefined;
+}
+
+/** Limits of one API key (its `limits`), counted under its tenant with the tier, in one store call. */
+export interface KeyLimits {
+  /** Tokens per millisecond; undefined: no rate. */
+  readonly ratePerMs: number | undefined;
+  readonly burst: number;
+  readonly quota: { readonly limit: number; readonly window: 'minute' | 'hour' | 'day' | 'month' } | undefined;
+  /** `"key";q=…;w=…` for RateLimit-Policy, when there is a rate. */
+  readonly policyHeader: string | undefined;
 }
 
 const byIssuer = new Map<string, string>();

@@ -53,6 +53,14 @@ export class MemoryStore implements LimitStore {
       if (quotaState === undefined || quotaState.start !== start) this.#quotas.set(q.key, (quotaState = { start, used: 0 }));
       if (quotaState.used + 1 > q.limit) return deny('QUOTA_EXCEEDED', end - now, -1, levels, req);
     }
+    const kq = req.keyQuota;
+    let keyQuotaState: { start: number; used: number } | undefined;
+    if (kq !== undefined) {
+      const { start, end } = windowBounds(kq.window, now);
+      keyQuotaState = this.#quotas.get(kq.key);
+      if (keyQuotaState === undefined || keyQuotaState.start !== start) this.#quotas.set(kq.key, (keyQuotaState = { start, used: 0 }));
+      if (keyQuotaState.used + 1 > kq.limit) return deny('QUOTA_EXCEEDED', end - now, -1, levels, req);
+    }
     const tk = req.tokens;
     if (tk !== undefined) {
       const { start, end } = windowBounds(tk.window, now);
@@ -68,6 +76,7 @@ export class MemoryStore implements LimitStore {
       slots.set(c.slot, now + c.ttlMs);
     }
     if (quotaState !== undefined) quotaState.used++;
+    if (keyQuotaState !== undefined) keyQuotaState.used++;
 
     // Commit: debit every bucket (the lease when it is there, else the cost).
     const granted: number[] = [];

@@ -136,16 +136,19 @@ export class RedisStore implements LimitStore {
   }
 
   check(req: LimitCheck): Promise<LimitResult> {
-    const { buckets, quota, concurrency, tokens } = req;
-    const nKeys = buckets.length + (quota === undefined ? 0 : 1) + (tokens === undefined ? 0 : 1) + (concurrency === undefined ? 0 : 1);
+    const { buckets, quota, keyQuota, concurrency, tokens } = req;
+    const nQuotas = (quota === undefined ? 0 : 1) + (keyQuota === undefined ? 0 : 1);
+    const nKeys = buckets.length + nQuotas + (tokens === undefined ? 0 : 1) + (concurrency === undefined ? 0 : 1);
     const argv: (string | number)[] = [nKeys];
     for (const b of buckets) argv.push(b.key);
     if (quota !== undefined) argv.push(quota.key);
+    if (keyQuota !== undefined) argv.push(keyQuota.key);
     if (tokens !== undefined) argv.push(tokens.key);
     if (concurrency !== undefined) argv.push(concurrency.key);
-    argv.push(0, buckets.length, quota === undefined ? 0 : 1, concurrency === undefined ? 0 : 1, tokens === undefined ? 0 : 1); // 0: the deadline, set when written
+    argv.push(0, buckets.length, nQuotas, concurrency === undefined ? 0 : 1, tokens === undefined ? 0 : 1); // 0: the deadline, set when written
     for (const b of buckets) argv.push(b.ratePerMs, b.burst, b.cost, b.lease);
     if (quota !== undefined) argv.push(quota.limit, quota.window);
+    if (keyQuota !== undefined) argv.push(keyQuota.limit, keyQuota.window);
     if (tokens !== undefined) argv.push(tokens.limit, tokens.window);
     if (concurrency !== undefined) argv.push(concurrency.limit, concurrency.ttlMs, concurrency.slot);
     return new Promise<LimitResult>((resolve, reject) => {

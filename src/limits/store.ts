@@ -51,6 +51,8 @@ export interface TokenCheck {
 export interface LimitCheck {
   readonly buckets: readonly BucketCheck[];
   readonly quota: QuotaCheck | undefined;
+  /** The API key's own quota, counted with the tier's (a refusal by either counts neither). */
+  readonly keyQuota?: QuotaCheck | undefined;
   readonly concurrency: ConcurrencyCheck | undefined;
   /** Absent: no token quota applies. */
   readonly tokens?: TokenCheck | undefined;

@@ -73,6 +73,15 @@ const upstreamSchema = z.strictObject({
     .describe('Meter what this upstream reports it consumed; the tokens are charged to the tenant when the response ends.'),
 });
 
+/** Limits of one API key, on top of its tenant's tier (counted in the same store call). */
+const keyLimitsSchema = z
+  .strictObject({
+    rate: rate.optional().describe('Token bucket refill rate of this key.'),
+    burst: z.number().int().positive().optional().describe('Bucket size (default: one second of the rate, at least 1).'),
+    quota: quota.optional().describe('Requests of this key per calendar window (UTC).'),
+  })
+  .describe("Limits of this key alone, checked with its tenant's tier in the same store call.");
+
 export const apiKeySchema = z.strictObject({
   id: name,
   hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'expected sha256:<64 lowercase hex digits>'),
@@ -82,6 +91,7 @@ export const apiKeySchema = z.strictObject({
   permissions: z.array(permission).optional(),
   expires: z.union([z.string(), z.date()]).optional(),
   disabled: z.boolean().optional(),
+  limits: keyLimitsSchema.optional(),
 });
 
 const jwtIssuerSchema = z.strictObject({

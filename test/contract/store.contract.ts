@@ -206,6 +206,24 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       expect(none.tokensByDay).toEqual([]);
     });
 
+    it("counts an API key's quota with the tier's, and a refusal by either counts neither", async () => {
+      const f = await make();
+      const tag = f.tag();
+      const quota = { key: `${tag}:q`, limit: 3, window: 'day' as const };
+      const keyQuota = { key: `${tag}:key:k1:quota`, limit: 2, window: 'day' as const };
+      const check: LimitCheck = { buckets: [], quota, keyQuota, concurrency: undefined };
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).code).toBe('QUOTA_EXCEEDED'); // the key's
+      const other: LimitCheck = { buckets: [], quota, keyQuota: { ...keyQuota, key: `${tag}:key:k2:quota` }, concurrency: undefined };
+      expect((await f.store.check(other)).allowed).toBe(true);
+      expect((await f.store.check(other)).code).toBe('QUOTA_EXCEEDED'); // the tier's: 3 in all
+      const u = await f.store.usage({ tenant: 't', quota, buckets: [], concurrency: undefined });
+      expect(u.quota!.used).toBe(3);
+      const k2 = await f.store.usage({ tenant: 't', quota: other.keyQuota, buckets: [], concurrency: undefined });
+      expect(k2.quota!.used).toBe(1);
+    });
+
     it('holds concurrency slots until released, and expires a slot whose holder died', async () => {
       const f = await make();
       const key = `${f.tag()}:c`;

@@ -1,9 +1,9 @@
 -- The whole per-request limits decision, atomically, on Redis's own clock (TIME).
 -- (windowBounds comes from window.lua, prepended.)
--- KEYS: bucket keys…, [quota key], [token spend key], [concurrency key]   (all under one hash tag)
--- ARGV: deadline, nBuckets, hasQuota, hasConcurrency, hasTokens,
+-- KEYS: bucket keys…, quota keys…, [token spend key], [concurrency key]   (all under one hash tag)
+-- ARGV: deadline, nBuckets, nQuotas, hasConcurrency, hasTokens,
 --       per bucket: ratePerMs, burst, cost, lease,
---       [quota: limit, window (minute|hour|day|month)], [tokens: limit, window],
+--       per quota: limit, window (minute|hour|day|month), [tokens: limit, window],
 --       [concurrency: limit, ttlMs, slot]
 -- deadline: ms on this server's clock after which the caller no longer waits for the answer
 -- (0: none). A call that runs later (it sat in a paused server, an offline queue, a resend after a
@@ -17,7 +17,7 @@ if deadline > 0 and now >= deadline then
   return { 0, 4, 0, -1, 0, 0, now }
 end
 local nb = tonumber(ARGV[2])
-local hasQuota = ARGV[3] == '1'
+local nq = tonumber(ARGV[3])
 local hasConc = ARGV[4] == '1'
 local hasTokens = ARGV[5] == '1'
 
@@ -39,22 +39,24 @@ end
 
 local a = 5 + nb * 4
 local k = nb
-local quotaKey, windowStart
-if hasQuota then
+-- Quotas (the tier's, the API key's): all checked before any is counted.
+local quotaKeys, quotaStarts, quotaEnds, quotaUsed = {}, {}, {}, {}
+for j = 1, nq do
   k = k + 1
-  quotaKey = KEYS[k]
   local limit, window = tonumber(ARGV[a + 1]), ARGV[a + 2]
   a = a + 2
-  local windowEnd
-  windowStart, windowEnd = windowBounds(window, now)
-  local q = redis.call('HMGET', quotaKey, 'w', 'n')
+  local ws, we = windowBounds(window, now)
+  local q = redis.call('HMGET', KEYS[k], 'w', 'n')
   local used = 0
-  if q[1] and tonumber(q[1]) == windowStart then used = tonumber(q[2]) end
+  if q[1] and tonumber(q[1]) == ws then used = tonumber(q[2]) end
   if used + 1 > limit then
-    return { 0, 2, windowEnd - now, -1, 0, 0, now }
+    return { 0, 2, we - now, -1, 0, 0, now }
   end
-  redis.call('HSET', quotaKey, 'w', windowStart, 'n', used)
-  redis.call('PEXPIREAT', quotaKey, windowEnd + 60000)
+  quotaKeys[j], quotaStarts[j], quotaEnds[j], quotaUsed[j] = KEYS[k], ws, we, used
+end
+for j = 1, nq do
+  redis.call('HSET', quotaKeys[j], 'w', quotaStarts[j], 'n', quotaUsed[j])
+  redis.call('PEXPIREAT', quotaKeys[j], quotaEnds[j] + 60000)
 end
 
 -- Token spend is only read here: charge.lua adds to it once a response has ended.
@@ -81,7 +83,7 @@ if hasConc then
   redis.call('PEXPIRE', key, ttl * 2)
 end
 
-if quotaKey then redis.call('HINCRBY', quotaKey, 'n', 1) end
+for j = 1, nq do redis.call('HINCRBY', quotaKeys[j], 'n', 1) end
 
 local out = { 1, 0, 0, -1, 0, 0, now }
 local most = math.huge
