@@ -63,11 +63,9 @@ const admin = async (app: App, method: 'GET' | 'POST', path: string, body?: unkn
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.body.text();
-  // biome-ignore lint/suspicious/noExplicitAny: the admin API's JSON, read field by field
   return { status: res.statusCode, json: (text ? JSON.parse(text) : undefined) as any };
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// biome-ignore lint/suspicious/noExplicitAny: the admin API's JSON
 const listed = async (app: App, id: string): Promise<any> => (await admin(app, 'GET', `/admin/keys?tenant=acme-${run}`)).json.keys.find((k: { id: string }) => k.id === id);
 
 beforeAll(async () => {
