@@ -23,6 +23,8 @@ export interface RequestRecord {
   readonly shadow: string | null;
   readonly status: number;
   readonly durationMs: number;
+  /** Tokens charged (metered upstreams); null or absent: not metered. */
+  readonly tokens?: number | null;
 }
 
 /**
@@ -46,9 +48,10 @@ export const REQUEST_RECORD_FIELDS = [
   'shadow',
   'status',
   'durationMs',
+  'tokens',
 ] as const;
 /** What a repeat of the previous request record carries (the rest is the previous record's). */
-export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs'] as const;
+export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs', 'tokens'] as const;
 // Every field of RequestRecord is in the table (a field added to one and not the other fails to compile).
 const everyField: Record<Exclude<keyof RequestRecord, 'kind'>, true> = Object.fromEntries(REQUEST_RECORD_FIELDS.map((f) => [f, true])) as Record<(typeof REQUEST_RECORD_FIELDS)[number], true>;
 void everyField;

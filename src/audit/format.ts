@@ -85,7 +85,7 @@ export class EventFormatter {
     return [
       this.#actor,
       `${this.#decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson}}` +
-        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
+        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status},"tokens":${r.tokens ?? null}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
     ];
   }
 }

@@ -62,6 +62,7 @@ export class AuditRecorder implements RequestRecorder {
       shadow: ctx.shadowDecision ?? null,
       status,
       durationMs,
+      tokens: ctx.tokens ?? null,
     });
   }
 
@@ -79,7 +80,7 @@ export class AuditRecorder implements RequestRecorder {
       ctx.permission === this.#permission &&
       ctx.shadowDecision === this.#shadow
     ) {
-      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs); // REPEAT_RECORD_FIELDS order
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs, ctx.tokens ?? null); // REPEAT_RECORD_FIELDS order
       return;
     }
     this.#batch = out;
@@ -109,6 +110,7 @@ export class AuditRecorder implements RequestRecorder {
       ctx.shadowDecision ?? null,
       status,
       durationMs,
+      ctx.tokens ?? null,
     );
   }
 }

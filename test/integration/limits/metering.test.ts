@@ -1,5 +1,5 @@
 // Metered usage and token quotas through the real app, on real sockets, charged to a real Redis.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -98,6 +98,31 @@ describe('metered usage', () => {
     // The bodies reached the client whole.
     expect((await get(app, '/anthropic-sse')).text).toContain('message_stop');
     expect((await get(app, '/trailer')).text).toBe('trailer body');
+  });
+
+  it("writes the tokens charged into each request's audit event, capped by perRequest, 0 when nothing was reported", async () => {
+    const prefix = freshPrefix();
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-metering-audit-'));
+    const file = join(dir, 'audit.ndjson');
+    const app = await start(`${policy(prefix, '    metered: { tokens: { perRequest: 60 } }')}audit: { sinks: [{ file: { path: "${file}", fsync: always } }] }\n`);
+    await get(app, '/anthropic-sse');
+    await get(app, '/tokens/80');
+    await get(app, '/plain');
+    const until = Date.now() + 5_000;
+    let events: { request: { path: string }; response: { tokens: number | null } }[] = [];
+    while (Date.now() < until) {
+      events = (existsSync(file) ? readFileSync(file, 'utf8') : '')
+        .split('\n')
+        .filter((l) => l.includes('"type":"request"'))
+        .map((l) => JSON.parse(l));
+      if (events.length >= 3) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(events.map((e) => [e.request.path, e.response.tokens])).toEqual([
+      ['/anthropic-sse', 55],
+      ['/tokens/80', 60],
+      ['/plain', 0],
+    ]);
   });
 
   it('a client that leaves mid-stream is charged what the stream reported until then', async () => {

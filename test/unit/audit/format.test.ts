@@ -22,6 +22,7 @@ describe('audit line formatting', () => {
       { allowed: false, code: 'PERMISSION_DENIED', permission: 'reports:read', status: 403, ip: '10.9.9.9' },
       { route: null, method: 'POST', tenant: null, subject: null, keyId: null, via: null },
       { shadow: 'allow' },
+      { tokens: 1234 },
       ...AWKWARD.map((s) => ({ requestId: s, path: s, subject: s, route: s, ip: s, method: s, code: s })),
       {},
     ];
@@ -38,7 +39,7 @@ describe('audit line formatting', () => {
         request: { id: r.requestId, path: r.path, ip: r.ip, method: r.method, route: r.route },
         actor: { subject: r.subject, tenant: r.tenant, keyId: r.keyId, via: r.via },
         decision: { allowed: r.allowed, code: r.code, permission: r.permission, shadow: r.shadow },
-        response: { status: r.status },
+        response: { status: r.status, tokens: r.tokens ?? null },
       });
     });
   });
