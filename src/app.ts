@@ -22,6 +22,7 @@ import { EventBus } from './events.js';
 import { TokenCharger } from './limits/charge.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
+import { TenantLatency } from './observability/latency.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
 import { Balancers } from './upstream/balancer.js';
@@ -93,7 +94,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
   const charger = new TokenCharger(store, logger);
-  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger });
+  const latency = new TenantLatency();
+  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger, latency });
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -114,6 +116,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         (m, p, h) => admin!.route(m, p, h),
         store,
         () => policy.plan,
+        latency,
       );
       keyRoutes(
         (m, p, h) => admin!.route(m, p, h),

@@ -15,6 +15,7 @@ import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type Reaso
 import { type Outcome, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
@@ -29,6 +30,8 @@ export interface ProxyServerOptions {
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder | undefined;
+  /** Latency per tenant for the admin API's usage (this replica, recent requests). */
+  readonly latency?: TenantLatency | undefined;
   /** Charges metered usage to the tenant once a response ended; without it, tokens are only recorded. */
   readonly charger?: { charge(plan: Plan, tenant: string | undefined, reported: number): number } | undefined;
   /** Whole-request limit for slow clients (default 60 s). */
@@ -473,6 +476,8 @@ export class ProxyServer {
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
     h.observe(durationMs / 1000);
+    const tenant = ctx.principal?.tenant;
+    if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
     try {
       this.#options.recorder?.record(ctx, status, durationMs);
     } catch (err) {

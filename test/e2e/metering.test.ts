@@ -1,5 +1,5 @@
 // Metered usage with the built CLI: two replicas on one Redis charge exactly what the upstream
-// reported, in total, under parallel load; the admin API reports the spend.
+// reported, in total, under parallel load; the admin API reports the spend and latency percentiles.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,8 +80,13 @@ store: { url: "${redisUrl()}", prefix: "${prefix}" }
     const usage = (await (await fetch(`${a.admin}/admin/tenants/acme/usage`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as {
       tokens: { window: string; used: number; limit: number; remaining: number };
       tokensByDay: { day: string; tokens: number }[];
+      latency: { count: number; p50Ms: number; p95Ms: number; p99Ms: number; windowSeconds: number };
     };
     expect(usage.tokens).toEqual({ window: 'month', used: expected, limit: 100_000_000, remaining: 100_000_000 - expected });
     expect(usage.tokensByDay.reduce((s, d) => s + d.tokens, 0)).toBe(expected);
+    // Latency is the answering replica's own: the half of the requests it served.
+    expect(usage.latency.count).toBe(105);
+    expect(usage.latency.p50Ms).toBeGreaterThan(0);
+    expect(usage.latency.p99Ms).toBeGreaterThanOrEqual(usage.latency.p50Ms);
   });
 });
