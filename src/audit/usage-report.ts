@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { LatencyHistogram } from '../observability/latency.js';
 
-export interface TenantUsageRow {
+interface TenantUsageRow {
   readonly tenant: string;
   readonly requests: number;
   readonly allowed: number;

@@ -323,7 +323,7 @@ export interface DynamicKeyLookupOptions {
  */
 const REVOCATION_RESYNC_MS = 5_000;
 /** A key's last use is written at most this often per replica. */
-export const LAST_USED_EVERY_MS = 60_000;
+const LAST_USED_EVERY_MS = 60_000;
 /** Uses noted within this long go to the store in one write. */
 const TOUCH_BATCH_MS = 1_000;
 const MAX_LAST_SEEN = 100_000;

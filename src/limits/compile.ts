@@ -31,7 +31,7 @@ interface TierPlan {
   readonly tokens: TierTokens | undefined;
 }
 
-export interface TierTokens {
+interface TierTokens {
   readonly window: QuotaWindow;
   /** Undefined: spend is counted, not limited. */
   readonly limit: number | undefined;

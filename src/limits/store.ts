@@ -41,7 +41,7 @@ interface ConcurrencyCheck {
  * A token quota: admitted while the spend charged so far in the window is below the limit. The check
  * only reads; charge() adds what a response consumed once it has ended.
  */
-export interface TokenCheck {
+interface TokenCheck {
   /** The tenant's token spend (tokenSpendKey). */
   readonly key: string;
   readonly limit: number;

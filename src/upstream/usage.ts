@@ -9,7 +9,7 @@ export interface UsagePlan {
   readonly json: 'auto' | 'openai' | 'anthropic' | 'off';
 }
 
-export const DEFAULT_USAGE_HEADER = 'x-usage-tokens';
+const DEFAULT_USAGE_HEADER = 'x-usage-tokens';
 
 type UpstreamSpec = NonNullable<PolicyDocument['upstreams']>[string];
 
