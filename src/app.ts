@@ -151,6 +151,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await policy.close();
         await proxy.shutdown(opts.drainMs);
         await audit?.close(); // after the drain: the last requests' events are flushed too
+        await charger.flush();
         await store.store.close();
         dynamicKeys.close();
         await keyStore.close();
