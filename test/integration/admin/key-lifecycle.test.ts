@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../../src/app.js';
 import { hashApiKey } from '../../../src/authn/api-key.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { requireBuiltCli, runCli } from '../../helpers/cli.js';
 import { redisUrl } from '../../helpers/redis.js';
 import { type OkUpstream, okUpstream } from '../../helpers/upstream.js';
 
@@ -189,5 +190,37 @@ routes:
     const bad = await admin(a, 'POST', '/admin/keys', { tenant: `acme-${run}`, roles: ['user'], limits: { rate: 'fast' } });
     expect(bad.status).toBe(400);
     expect(bad.json.detail).toContain('limits.rate');
+  });
+});
+
+describe('portcullis keys with the built CLI', () => {
+  it('creates a key with limits, lists its expiry, last use and limits, and rotates it with a grace', async () => {
+    requireBuiltCli();
+    const env = { PORTCULLIS_ADMIN_TOKEN: TOKEN };
+    const created = await runCli(['keys', 'create', '--admin', a.adminUrl!, '--tenant', `acme-${run}`, '--roles', 'user', '--id', `cli-${run}`, '--rate', '5/s', '--quota', '100/day'], env);
+    expect(created.stderr).toBe('');
+    const key = /API key \(shown once, store it now\): (\S+)/.exec(created.stdout)![1]!;
+    expect((await call(a, key)).status).toBe(200);
+    await sleep(1_300);
+    const list = await runCli(['keys', 'list', '--admin', a.adminUrl!, '--tenant', `acme-${run}`], env);
+    expect(list.stdout.split('\n')[0]).toBe('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES\tLAST_USED\tLIMITS');
+    const row = list.stdout
+      .split('\n')
+      .find((l) => l.startsWith(`cli-${run}\t`))!
+      .split('\t');
+    expect(row.slice(1, 5)).toEqual([`acme-${run}`, 'user', 'dynamic', 'active']);
+    expect(row[6]).toBe('-');
+    expect(Date.parse(row[7]!)).toBeGreaterThan(Date.now() - 60_000);
+    expect(row[8]).toBe('rate=5/s,quota=100/day');
+
+    const rotated = await runCli(['keys', 'rotate', `cli-${run}`, '--admin', a.adminUrl!, '--grace', '2h'], env);
+    expect(rotated.stderr).toBe('');
+    expect(rotated.code).toBe(0);
+    const fresh = /API key \(shown once, store it now\): (\S+)/.exec(rotated.stdout)![1]!;
+    expect(rotated.stdout).toMatch(new RegExp(`cli-${run} keeps working until \\d{4}-\\d{2}-\\d{2}T`));
+    expect((await call(b, fresh)).status).toBe(200);
+    expect((await call(b, key)).status).toBe(200);
+    expect((await runCli(['keys', 'rotate', `cli-${run}`, '--admin', a.adminUrl!, '--grace', 'soon'], env)).code).toBe(2);
+    expect((await runCli(['keys', 'create', '--tenant', 't', '--roles', 'r', '--rate', '5/s'], env)).code).toBe(2);
   });
 });
