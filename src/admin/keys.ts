@@ -121,6 +121,7 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
     const parsed = createKeySchema.safeParse(req.body);
     if (!parsed.success) return invalid(parsed.error.issues);
     const body = parsed.data;
+    if (body.limits?.burst !== undefined && body.limits.rate === undefined) return problem('INVALID_BODY', 400, 'limits.burst: needs limits.rate', { errors: ['limits.burst: needs limits.rate'] });
     const running = plan();
     // As in the policy, where an undeclared role is a warning; here it is refused: the key would be
     // created, handed out and then grant nothing.

@@ -190,6 +190,9 @@ routes:
     const bad = await admin(a, 'POST', '/admin/keys', { tenant: `acme-${run}`, roles: ['user'], limits: { rate: 'fast' } });
     expect(bad.status).toBe(400);
     expect(bad.json.detail).toContain('limits.rate');
+    const burstOnly = await admin(a, 'POST', '/admin/keys', { tenant: `acme-${run}`, roles: ['user'], limits: { burst: 5 } });
+    expect(burstOnly.status).toBe(400);
+    expect(burstOnly.json.detail).toBe('limits.burst: needs limits.rate');
   });
 });
 
