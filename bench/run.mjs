@@ -22,6 +22,8 @@ import autocannon from 'autocannon';
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
+import { checkRequest, grpcLoad } from './grpc-load.mjs';
+import { nginxMissing, startNginx } from './nginx-front.mjs';
 import { nodeFlags } from './node-flags.mjs';
 import { PATH, scenarios } from './scenarios.mjs';
 
@@ -161,7 +163,8 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const load = (target, proc, seconds) => autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
+const load = (target, proc, seconds) =>
+  target.grpc ? grpcLoad({ address: proc.grpc, request: target.grpc, connections, seconds }) : autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
 
 async function main() {
   const ctx = { freePort, spawn: start, waitPort, work };
@@ -205,23 +208,39 @@ async function main() {
   const builds = [{ label: 'portcullis', dir: root }];
   if (flags.against !== undefined) builds.push({ label: `portcullis@${path.basename(path.resolve(flags.against))}`, dir: path.resolve(flags.against) });
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
+    const skip = s.front === 'nginx' ? nginxMissing() : undefined;
+    if (skip !== undefined) {
+      process.stderr.write(`skipping "${s.name}": ${skip}\n`);
+      continue;
+    }
     for (const build of builds) {
       const procs = [];
       for (let i = 0; i < processes; i++) {
         const extra = s.setup ? await s.setup(ctx) : {}; // per process: e.g. its own audit file
-        const [port, adminPort] = [await freePort(), await freePort()];
+        const [port, adminPort, decisionPort] = [await freePort(), await freePort(), await freePort()];
+        const doorArgs = s.door === 'grpc' ? ['--decisions-grpc', `127.0.0.1:${decisionPort}`] : s.door || s.front ? ['--decisions', `127.0.0.1:${decisionPort}`] : [];
         const child = start(
           process.execPath,
-          [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+          [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, ...doorArgs],
           { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
           build.dir,
         );
         await waitReady(adminPort, child);
-        procs.push({ url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure });
+        const proc = { url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure };
+        if (s.door === 'grpc') proc.grpc = `127.0.0.1:${decisionPort}`;
+        else if (s.door) proc.url = `http://127.0.0.1:${decisionPort}`;
+        if (s.front === 'nginx') {
+          const frontPort = await freePort();
+          const nginx = await startNginx(ctx, { port: frontPort, upstream, decisions: `http://127.0.0.1:${decisionPort}` });
+          proc.url = `http://127.0.0.1:${frontPort}`;
+          proc.frontPid = nginx.pid;
+        }
+        procs.push(proc);
       }
       const headers = s.headers ?? {};
-      const baseline = (await bareTarget(headers)).name;
-      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline });
+      const baseline = (await bareTarget(s.baselineHeaders ?? headers)).name;
+      const grpc = s.door === 'grpc' ? checkRequest(s.path, headers) : undefined;
+      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline, grpc });
     }
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.
@@ -242,11 +261,15 @@ async function main() {
       const p = t.procs[r % t.procs.length];
       const before = p.measure ? await p.measure.before() : undefined;
       const cpu0 = cpuOf(p.pid);
+      const front0 = cpuOf(p.frontPid);
       const res = await load(t, p, duration);
       const cpu1 = cpuOf(p.pid);
+      const front1 = cpuOf(p.frontPid);
       const extra = p.measure ? await p.measure.after(before, res.requests.total) : {};
       const perRequest = (a, b) => (a === undefined || b === undefined ? undefined : Number(((b - a) / Math.max(1, res.requests.total)).toFixed(1)));
       const cpu = cpu0 === undefined ? {} : { 'main µs/req': perRequest(cpu0.main, cpu1?.main), 'cpu µs/req': perRequest(cpu0.all, cpu1?.all) };
+      // The data plane in front (nginx), apart: Portcullis's own columns stay comparable across rows.
+      if (front0 !== undefined) cpu['front cpu µs/req'] = perRequest(front0.all, front1?.all);
       samples.get(t.name).push({
         process: r % t.procs.length,
         rps: res.requests.average,
@@ -303,6 +326,7 @@ async function main() {
     ...rows.map((r) => `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`),
     '',
     '× bare: against the bare proxy serving the same request (same path and headers; a "bare undici proxy + …" row when the scenario sends a credential). × bare (main CPU): the same, from main-thread CPU per request.',
+    "decision rows: req/s are decisions/s and cpu µs/req the CPU per decision of the Portcullis process (nothing is forwarded); front cpu µs/req: nginx's own CPU per request in the nginx + auth_request row.",
     '',
   ].join('\n');
   const json = JSON.stringify({ meta, results: rows }, null, 2);

@@ -13,8 +13,13 @@ import { AuditWorker, defaultWorkerEntry } from './audit/offthread.js';
 import { AuditPipeline } from './audit/pipeline.js';
 import { AuditRecorder } from './audit/recorder.js';
 import { auditPresenceGuard } from './audit/reload-guard.js';
+import { TracingRecorder } from './audit/trace-recorder.js';
 import { createKeyStore, DynamicKeyLookup, keyIdGuard } from './authn/key-store.js';
 import type { RequestRecorder } from './core/context.js';
+import { concurrencyGuard } from './decisions/concurrency-guard.js';
+import { DecisionService } from './decisions/decide.js';
+import { GrpcDecisionServer } from './decisions/grpc.js';
+import { DecisionHttpServer } from './decisions/http.js';
 import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
@@ -23,13 +28,22 @@ import { TokenCharger } from './limits/charge.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
 import { TenantLatency } from './observability/latency.js';
+import { defaultTraceWorkerEntry, TraceExporter } from './observability/trace-export.js';
+import { TraceSampler, type TracingConfig, tracingFromEnv } from './observability/trace-sampler.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
 import { ProxyServer } from './proxy/server.js';
 import { Balancers } from './upstream/balancer.js';
 
 export interface AppOptions {
   readonly policyPath: string;
-  readonly listen: { readonly host: string; readonly port: number };
+  /** null: `--listen off`, a pure decision service. */
+  readonly listen: { readonly host: string; readonly port: number } | null;
+  /** The HTTP decision listener (Envoy ext_authz HTTP, forward auth, nginx auth_request); null or absent: none. */
+  readonly decisions?: { readonly host: string; readonly port: number } | null | undefined;
+  /** The headers nginx's auth_request carries the original URI and method in (defaults X-Original-URI, X-Original-Method). */
+  /** The Envoy ext_authz gRPC listener; null or absent: none. */
+  readonly decisionsGrpc?: { readonly host: string; readonly port: number } | null | undefined;
+  readonly nginxHeaders?: { readonly uri?: string | undefined; readonly method?: string | undefined } | undefined;
   readonly admin: { readonly host: string; readonly port: number } | null;
   readonly adminToken?: string | undefined;
   readonly drainMs: number;
@@ -40,7 +54,11 @@ export interface AppOptions {
 }
 
 export interface App {
+  /** "" with `--listen off`. */
   readonly proxyUrl: string;
+  readonly decisionsUrl: string | undefined;
+  /** HOST:PORT of the Envoy ext_authz gRPC listener, when one runs. */
+  readonly decisionsGrpcAddress: string | undefined;
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
@@ -54,6 +72,8 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const logger = opts.logger;
   const bus = new EventBus();
   const env = opts.env ?? process.env;
+  // Before anything starts: an OTEL_* value that cannot be honoured refuses the start.
+  const tracing = tracingFromEnv(env);
   let echo: EchoUpstream | undefined;
   if (opts.demo) {
     echo = await startEchoUpstream();
@@ -77,7 +97,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
     audit.recordSystem({ type: 'policy.loaded', hash: policy.plan.hash, files: policy.plan.files, trigger: 'startup' });
     policy.onSwap((plan) => audit.onPlan(plan.audit));
   }
-  const recorder: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const audited: RequestRecorder | undefined = audit ? new AuditRecorder(audit) : undefined;
+  const traces = tracing ? createTraces(tracing, logger, env) : undefined;
+  const recorder = traces ? new TracingRecorder(audited, traces) : audited;
   // The limits store is long-lived too: built from the first plan's store.url.
   const store = createStore(policy.plan.limits, logger);
   const keyStore = createKeyStore(store.url);
@@ -92,21 +114,30 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const balancers = new Balancers({ logger, bus });
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
-  const engine = Engine.create({ logger, store, bus });
+  const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const charger = new TokenCharger(store, logger);
   const latency = new TenantLatency();
   const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger, latency });
+  // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
+  const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
+  const decisions = service && opts.decisions ? new DecisionHttpServer({ service, logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method }) : undefined;
+  const grpcDoor = service && opts.decisionsGrpc ? new GrpcDecisionServer({ decisions: service, logger }) : undefined;
+  let decisionsGrpcAddress: string | undefined;
   let admin: AdminServer | undefined;
-  let proxyUrl: string;
+  let proxyUrl = '';
+  let decisionsUrl: string | undefined;
   let adminUrl: string | undefined;
   try {
     // Refuses to start, like an invalid policy, when a static key id is already a dynamic key's.
     await policy.addGuard(keyIdGuard(keyStore, logger));
     await policy.addGuard(auditPresenceGuard(audit !== undefined));
     await policy.addGuard(storeUrlGuard(store.url));
+    if (service) await policy.addGuard(concurrencyGuard);
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (opts.listen !== null) proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
+    if (grpcDoor && opts.decisionsGrpc) decisionsGrpcAddress = await grpcDoor.listen(opts.decisionsGrpc.host, opts.decisionsGrpc.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
@@ -129,7 +160,10 @@ export async function startApp(opts: AppOptions): Promise<App> {
     }
   } catch (err) {
     await proxy.shutdown(0).catch(() => undefined);
+    await decisions?.close(0).catch(() => undefined);
+    await grpcDoor?.shutdown(0);
     await audit?.close();
+    await traces?.close();
     await store.store.close();
     dynamicKeys.close();
     await keyStore.close();
@@ -137,11 +171,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await echo?.close();
     throw err;
   }
-  logger.info({ url: proxyUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  logger.info({ url: proxyUrl || undefined, decisions: decisionsUrl, policy: opts.policyPath, hash: policy.plan.hash }, 'portcullis listening');
+  if (decisionsGrpcAddress) logger.info({ address: decisionsGrpcAddress, service: 'envoy.service.auth.v3.Authorization' }, 'ext_authz gRPC decisions listening');
 
   let stopping: Promise<void> | undefined;
   return {
     proxyUrl,
+    decisionsUrl,
+    decisionsGrpcAddress,
     adminUrl,
     policy,
     bus,
@@ -149,8 +186,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        await proxy.shutdown(opts.drainMs);
+        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
+        await traces?.close(); // likewise their spans
         await charger.flush();
         await store.store.close();
         dynamicKeys.close();
@@ -170,4 +208,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
 function createAudit(plan: AuditPlan, logger: Logger, bus: EventBus, env: NodeJS.ProcessEnv): AuditWorker | AuditPipeline {
   const entry = env.PORTCULLIS_AUDIT_WORKER === '0' ? undefined : defaultWorkerEntry();
   return entry ? new AuditWorker(plan, { logger, bus, entry }) : new AuditPipeline(plan, { logger, bus });
+}
+
+/** The trace worker (a build is needed: it runs dist/observability/trace-worker.js). */
+function createTraces(tracing: TracingConfig, logger: Logger, env: NodeJS.ProcessEnv): TraceExporter | undefined {
+  const entry = defaultTraceWorkerEntry();
+  if (entry === undefined) {
+    logger.warn('tracing: OTEL_EXPORTER_OTLP_ENDPOINT is set but the trace worker is not built (npm run build): not tracing');
+    return undefined;
+  }
+  logger.info({ protocol: tracing.protocol, sampler: tracing.sampler, ratio: tracing.ratio }, 'tracing: exporting OTLP spans');
+  return new TraceExporter({ config: tracing, logger, env, entry });
 }

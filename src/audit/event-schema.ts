@@ -35,6 +35,8 @@ export const auditEventSchema = z
           ),
         route: z.string().nullable(),
         ip: z.string().describe('The client address (the socket peer for a request the parser refused).'),
+        via: z.literal('decision').optional().describe('Present when a data plane asked a decision listener instead of Portcullis proxying the request.'),
+        door: z.enum(['envoy-grpc', 'envoy-http', 'forward-auth', 'nginx']).optional().describe('The decision door that asked (with via "decision").'),
       })
       .nullable(),
     actor: z.strictObject({ subject: z.string().nullable(), tenant: z.string().nullable(), keyId: z.string().nullable(), via: z.string().nullable() }).nullable(),

@@ -23,6 +23,8 @@ export interface RequestRecord {
   readonly shadow: string | null;
   readonly status: number;
   readonly durationMs: number;
+  /** The decision door that asked; null for a request the proxy forwarded (the event then has no request.via/door). */
+  readonly door: string | null;
   /** Tokens charged (metered upstreams); null or absent: not metered. */
   readonly tokens?: number | null;
 }
@@ -48,6 +50,7 @@ export const REQUEST_RECORD_FIELDS = [
   'shadow',
   'status',
   'durationMs',
+  'door',
   'tokens',
 ] as const;
 /** What a repeat of the previous request record carries (the rest is the previous record's). */

@@ -12,22 +12,26 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
 
 Options:
   --policy PATH        policy file or directory   (env PORTCULLIS_POLICY, default ${DEFAULTS.policy})
-  --listen HOST:PORT   proxy listener             (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
+  --listen HOST:PORT   proxy listener, or "off"   (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
   --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
+  --decisions HOST:PORT  HTTP decision listener for Envoy ext_authz (/envoy), forward auth
+                       (/forward-auth) and nginx auth_request (/nginx) (env PORTCULLIS_DECISIONS, default none)
+  --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default none)
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   -h, --help
 
 Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); on an admin address other
 than loopback it must be at least 32 random bytes (e.g. openssl rand -hex 32) or serve does not
-start. LOG_LEVEL (default info).
+start. PORTCULLIS_NGINX_URI_HEADER and PORTCULLIS_NGINX_METHOD_HEADER rename the headers /nginx
+reads the original request from (default X-Original-URI, X-Original-Method). LOG_LEVEL (default info).
 `;
 
 /** A concrete path a route pattern matches, for the demo's curl lines. */
@@ -51,6 +55,7 @@ function demoKeyOf(plan: Plan): string | undefined {
 
 function demoBanner(app: App, plan: Plan): string {
   const base = displayUrl(app.proxyUrl).replace(/\/$/, '');
+  if (app.proxyUrl === '') return decisionsBanner(app, plan, []);
   const gettable = plan.routes.filter((r) => !r.methods || r.methods.has('GET'));
   const open = gettable.filter((r) => r.public).slice(0, 2);
   const closed = gettable.find((r) => !r.public);
@@ -64,7 +69,27 @@ function demoBanner(app: App, plan: Plan): string {
   }
   if (app.adminUrl) tries.push([`curl -s ${displayUrl(app.adminUrl)}/metrics | grep portcullis_requests_total`, 'admin listener: metrics']);
   const width = Math.max(...tries.map(([cmd]) => cmd.length));
-  const lines = [`Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`, ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`), 'Stop with Ctrl-C.'];
+  const lines = [`Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`, ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`)];
+  return decisionsBanner(app, plan, lines);
+}
+
+/** How to ask the decision listener, when there is one: forward auth is the simplest to try with curl. */
+function decisionsBanner(app: App, plan: Plan, lines: string[]): string {
+  if (app.decisionsUrl !== undefined) {
+    const base = displayUrl(app.decisionsUrl);
+    const route = plan.routes.find((r) => r.public && (!r.methods || r.methods.has('GET')));
+    const path = route === undefined ? '/' : samplePath(route.matcher.pattern);
+    const trusted = plan.ipRules.trusted.trusts('127.0.0.1');
+    lines.push(
+      `Decision listener on ${base} (/envoy, /forward-auth, /nginx). Ask it as Traefik or Caddy would:`,
+      `  curl -i -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: demo' -H 'X-Forwarded-Uri: ${path}' ${base}/forward-auth`,
+      trusted
+        ? '  # 200 allows (identity headers in the answer); a denial answers its status and problem+json'
+        : '  # 403 IP_DENIED: it answers only trustedProxies; add "trustedProxies: [127.0.0.1/32]" to the policy to get decisions',
+    );
+  }
+  if (app.decisionsGrpcAddress !== undefined) lines.push(`Envoy ext_authz gRPC decisions on ${app.decisionsGrpcAddress} (envoy.service.auth.v3.Authorization/Check).`);
+  lines.push('Stop with Ctrl-C.');
   return `${lines.join('\n')}\n`;
 }
 
@@ -79,6 +104,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     admin: { type: 'string' },
     drain: { type: 'string' },
     demo: { type: 'boolean' },
+    decisions: { type: 'string' },
+    'decisions-grpc': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;

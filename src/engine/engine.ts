@@ -7,6 +7,7 @@ import type { RequestContext } from '../core/context.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { type Outcome, runStages, type Stage } from '../core/stage.js';
 import { requestIdFor } from '../observability/request-id.js';
+import type { TraceSampler } from '../observability/trace-sampler.js';
 import { traceparentFor } from '../observability/traceparent.js';
 import { arrivalHeaders } from '../request-headers.js';
 import { canonicalize, isDeny } from '../routing/canonical.js';
@@ -18,17 +19,19 @@ const NO_HOST = deny('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
 
 export class Engine {
   readonly #stages: readonly Stage[];
+  readonly #sampler: TraceSampler | undefined;
   // Clients send the same Host on every request of a connection: the last spelling and its host.
   #lastHostHeader = '';
   #lastHost = '';
 
-  constructor(stages: readonly Stage[]) {
+  constructor(stages: readonly Stage[], sampler?: TraceSampler) {
     this.#stages = stages;
+    this.#sampler = sampler;
   }
 
   /** The engine of a running gateway (`full`), or of `test`/`explain` (`policy`: no store call, nothing spent). */
   static create(parts: StageParts, scope: DecisionScope = 'full'): Engine {
-    return new Engine(createStages(parts, scope));
+    return new Engine(createStages(parts, scope), scope === 'full' ? parts.sampler : undefined);
   }
 
   /** The names of the stages, in order (for traces and docs). */
@@ -49,7 +52,7 @@ export class Engine {
     ctx.peerIp = peer;
     ctx.clientIp = trust.clientIp(peer, h.forwardedFor);
     ctx.requestId = requestIdFor(ctx.trustedPeer, h.requestId);
-    ctx.traceparent = traceparentFor(h.traceparent);
+    ctx.traceparent = this.#sampler === undefined ? traceparentFor(h.traceparent) : this.#sampler.begin(h.traceparent, ctx);
     ctx.contentLength = h.contentLength;
     ctx.chunked = h.chunked;
     const hostHeader = (ctx.hostHeader = h.host ?? '');

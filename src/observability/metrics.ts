@@ -156,6 +156,19 @@ export const upstreamDuration = new HotHistogram({
   buckets: latencyBuckets,
   registers: [registry],
 });
+export const decisionsTotal = hotCounter({
+  name: 'portcullis_decisions_total',
+  help: 'Decisions answered to a data plane (Envoy ext_authz, forward auth, nginx auth_request), by door, route, status and reason code ("OK" when allowed).',
+  labelNames: ['door', 'route', 'status', 'code'] as const,
+  registers: [registry],
+});
+export const decisionDuration = new HotHistogram({
+  name: 'portcullis_decision_duration_seconds',
+  help: 'Time to decide, by door (envoy-grpc | envoy-http | forward-auth | nginx).',
+  label: 'door',
+  buckets: latencyBuckets,
+  registers: [registry],
+});
 /** Set by the proxy server; read at scrape time. */
 export const inFlight = { n: 0 };
 new Gauge({
@@ -276,7 +289,7 @@ export const websocketsOpen = new Gauge({
 /** Unexpected throws the proxy contained; any increase is a bug worth a log search (the log line has the stack). */
 export const gatewayFaultsTotal = new Counter({
   name: 'portcullis_gateway_faults_total',
-  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, unhandled_rejection).',
+  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, decision, unhandled_rejection).',
   labelNames: ['where'] as const,
   registers: [registry],
 });
@@ -310,5 +323,13 @@ export const auditBacklogAge = new Gauge({
   name: 'portcullis_audit_backlog_age_seconds',
   help: "Age of the oldest audit event waiting in a sink's spool (0 when nothing is spooled).",
   labelNames: ['sink'] as const,
+  registers: [registry],
+});
+
+// Tracing (only moves when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+export const tracesTotal = new Counter({
+  name: 'portcullis_traces_total',
+  help: "Sampled requests' traces by result: exported to the OTLP collector, failed (the collector refused or was unreachable), dropped (queue full or worker gone).",
+  labelNames: ['result'] as const,
   registers: [registry],
 });

@@ -5,6 +5,7 @@ import { type Dispatcher, errors, Pool } from 'undici';
 import type { Plan } from '../core/plan.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
+import { MARK } from '../observability/trace-sampler.js';
 import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 import type { ProxyContext } from './context.js';
@@ -269,6 +270,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onComplete(trailers: readonly (Buffer | string)[] | null): void {
     this.#done = true;
+    upstreamEnded(this.#ctx);
     try {
       if (this.#meter !== undefined) {
         this.#meter.trailers(trailers);
@@ -282,6 +284,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     clearTimeout(this.#timer);
+    upstreamEnded(this.#ctx);
     if (this.#done) return; // after #fault: the abort it caused reports back here
     this.#done = true;
     try {
@@ -314,6 +317,11 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
+}
+
+/** The end of a sampled request's upstream span (a retry's later end overwrites it). */
+function upstreamEnded(ctx: ProxyContext): void {
+  if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamEnd] = performance.now();
 }
 
 function responseTimedOut(handler: ResponseHandler): void {

@@ -18,6 +18,7 @@ import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
+import { MARK } from '../observability/trace-sampler.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 import { ProxyContext } from './context.js';
 import { Forwarder } from './forwarder.js';
@@ -249,6 +250,7 @@ export class ProxyServer {
 
   #forward(ctx: ProxyContext, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
+    if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
     if (upgradeHead !== undefined) {
       return forwardUpgrade(
         ctx,

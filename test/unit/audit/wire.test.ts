@@ -36,7 +36,7 @@ describe('audit wire batches', () => {
     r.record(ctx(3, { clientIp: '10.0.0.9' }), 200, 4);
     r.record(ctx(4, { code: 'PERMISSION_DENIED', permission: 'reports:read' }), 403, 5);
     const tags = [];
-    for (let i = 0; i < batch.length; i += batch[i] === REQUEST ? 18 : batch[i] === REQUEST_SAME ? 7 : 5) tags.push(batch[i]);
+    for (let i = 0; i < batch.length; i += batch[i] === REQUEST ? 19 : batch[i] === REQUEST_SAME ? 7 : 5) tags.push(batch[i]);
     expect(tags).toEqual([REQUEST, REQUEST_SAME, SYSTEM, REQUEST_SAME, REQUEST, REQUEST]);
     const records = decodeBatch(batch);
     expect(records.map((x) => (x.kind === 0 ? [x.requestId, x.path, x.ip, x.subject, x.status, x.durationMs, x.allowed, x.code, x.tokens] : x.type))).toEqual([
