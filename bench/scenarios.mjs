@@ -64,6 +64,8 @@ async function withTracing(ctx, sampler) {
 }
 
 export const PATH = '/v1/reports/q1';
+/** The stub upstream reports usage (an x-usage-tokens header and a JSON usage field) on this path. */
+const USAGE_PATH = '/v1/usage/q1';
 const KEY = { 'x-api-key': 'bench-key-acme' };
 
 export const scenarios = [
@@ -130,6 +132,20 @@ export const scenarios = [
     name: 'full policy: + chained file audit (audit on)',
     policy: 'bench/policies/full',
     path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  {
+    name: 'metering: Redis limits + usage header charged per response',
+    policy: 'bench/policies/metering',
+    path: USAGE_PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  {
+    name: 'metering + token quota (checked per request; not leased)',
+    policy: 'bench/policies/metering-quota',
+    path: USAGE_PATH,
     headers: { 'x-api-key': 'bench-key-acme' },
     setup: withRedis,
   },

@@ -27,8 +27,10 @@ import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
+import { TokenCharger } from './limits/charge.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
+import { TenantLatency } from './observability/latency.js';
 import { tlsHandshakeFailuresTotal, tlsReloadsTotal } from './observability/metrics.js';
 import { defaultTraceWorkerEntry, TraceExporter } from './observability/trace-export.js';
 import { TraceSampler, type TracingConfig, tracingFromEnv } from './observability/trace-sampler.js';
@@ -129,7 +131,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
-  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const charger = new TokenCharger(store, logger);
+  const latency = new TenantLatency();
+  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger, latency });
   const tlsListener =
     proxyTls === undefined
       ? undefined
@@ -167,6 +171,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         (m, p, h) => admin!.route(m, p, h),
         store,
         () => policy.plan,
+        latency,
       );
       keyRoutes(
         (m, p, h) => admin!.route(m, p, h),
@@ -225,6 +230,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
         await tlsClosed;
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await traces?.close(); // likewise their spans
+        await charger.flush();
         await store.store.close();
         dynamicKeys.close();
         await keyStore.close();

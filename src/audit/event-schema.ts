@@ -51,7 +51,13 @@ export const auditEventSchema = z
         shadow: z.string().nullable().describe('Shadow routes: the decision that was not enforced.'),
       })
       .nullable(),
-    response: z.strictObject({ status: z.number().int(), durationMs: z.number() }).nullable(),
+    response: z
+      .strictObject({
+        status: z.number().int(),
+        durationMs: z.number(),
+        tokens: z.number().int().nonnegative().nullable().describe('Tokens charged for a metered upstream response (`usage`); null when not metered.'),
+      })
+      .nullable(),
     detail: z.record(z.string(), z.unknown()).nullable().describe("System events: the event's fields."),
     chain: z
       .strictObject({

@@ -27,6 +27,8 @@ export interface RequestRecord {
   readonly durationMs: number;
   /** The decision door that asked; null for a request the proxy forwarded (the event then has no request.via/door). */
   readonly door: string | null;
+  /** Tokens charged (metered upstreams); null or absent: not metered. */
+  readonly tokens?: number | null;
 }
 
 /**
@@ -52,9 +54,10 @@ export const REQUEST_RECORD_FIELDS = [
   'durationMs',
   'door',
   'upstreamPath',
+  'tokens',
 ] as const;
 /** What a repeat of the previous request record carries (the rest is the previous record's). */
-export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs', 'upstreamPath'] as const;
+export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs', 'upstreamPath', 'tokens'] as const;
 // Every field of RequestRecord is in the table (a field added to one and not the other fails to compile).
 const everyField: Record<Exclude<keyof RequestRecord, 'kind'>, true> = Object.fromEntries(REQUEST_RECORD_FIELDS.map((f) => [f, true])) as Record<(typeof REQUEST_RECORD_FIELDS)[number], true>;
 void everyField;

@@ -87,7 +87,7 @@ export class EventFormatter {
     return [
       this.#actor,
       `${this.#decision}${jsonString(id)},"request":{${door === undefined ? '' : `"door":${jsonString(door)},`}"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson},"upstreamPath":${n(r.upstreamPath ?? null)}${door === undefined ? '' : ',"via":"decision"'}}` +
-        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
+        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status},"tokens":${r.tokens ?? null}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
     ];
   }
 }

@@ -65,6 +65,7 @@ export class AuditRecorder implements RequestRecorder {
       durationMs,
       door: ctx.door ?? null,
       upstreamPath: ctx.upstreamPath ?? null,
+      tokens: ctx.tokens ?? null,
     });
   }
 
@@ -83,7 +84,7 @@ export class AuditRecorder implements RequestRecorder {
       ctx.shadowDecision === this.#shadow &&
       ctx.door === this.#door
     ) {
-      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs, ctx.upstreamPath ?? null); // REPEAT_RECORD_FIELDS order
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs, ctx.upstreamPath ?? null, ctx.tokens ?? null); // REPEAT_RECORD_FIELDS order
       return;
     }
     this.#batch = out;
@@ -116,6 +117,7 @@ export class AuditRecorder implements RequestRecorder {
       durationMs,
       ctx.door ?? null,
       ctx.upstreamPath ?? null,
+      ctx.tokens ?? null,
     );
   }
 }

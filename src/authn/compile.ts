@@ -8,11 +8,12 @@ import { type Deny, deny } from '../core/reasons.js';
 import type { Route } from '../core/route.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
 import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
+import { compileKeyLimits } from '../limits/key-limits.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { JwtIssuerSpec, PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
-import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, type KeyLookup, type RevokedKeys, StaticKeyLookup } from './api-key.js';
+import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, type KeyLookup, type KeyUses, type RevokedKeys, StaticKeyLookup } from './api-key.js';
 import type { Authenticator } from './authenticator.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { TrustedProxies } from './client-ip.js';
@@ -99,7 +100,7 @@ function parseExpires(value: string | Date, at: Path, cx: CompileContext): numbe
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLookup & RevokedKeys) | undefined): ApiKeyAuthenticator | undefined {
+function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLookup & RevokedKeys & Partial<KeyUses>) | undefined): ApiKeyAuthenticator | undefined {
   const spec = doc.authentication?.apiKeys;
   if (spec === undefined) return undefined;
   const at: Path = ['authentication', 'apiKeys'];
@@ -121,14 +122,25 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLo
       else if (!declaredRoles.has(r)) cx.warn([...kat, 'roles', j], `role "${r}" is not declared under roles`);
     });
     const expiresAt = k.expires === undefined ? undefined : parseExpires(k.expires, [...kat, 'expires'], cx);
+    if (k.limits?.burst !== undefined && k.limits.rate === undefined) cx.error([...kat, 'limits', 'burst'], 'burst needs a rate');
+    const limits = compileKeyLimits(k.limits);
     byDigest.set(digest, {
       id: k.id,
-      principal: Object.freeze({ subject, tenant: k.tenant, roles: Object.freeze([...(k.roles ?? [])]), permissions: Object.freeze([...(k.permissions ?? [])]), keyId: k.id, via: 'apiKey' as const }),
+      principal: Object.freeze({
+        subject,
+        tenant: k.tenant,
+        roles: Object.freeze([...(k.roles ?? [])]),
+        permissions: Object.freeze([...(k.permissions ?? [])]),
+        keyId: k.id,
+        via: 'apiKey' as const,
+        ...(limits === undefined ? {} : { limits }),
+      }),
       expiresAt,
       disabled: k.disabled === true,
     });
   });
-  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)]);
+  const uses = dynamic?.used === undefined ? undefined : (dynamic as KeyUses);
+  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)], uses);
 }
 
 function familyOf(alg: string): string {

@@ -89,6 +89,8 @@ export class RequestContext implements RequestView {
   limits: LimitState | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
+  /** Tokens charged for this response (metered upstreams); undefined: not metered. */
+  tokens: number | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */
   code: ReasonCode | undefined = undefined;
   /** The decision door that asked ("nginx", "forward-auth", …); undefined for a request the proxy forwards. */

@@ -17,6 +17,18 @@ export interface Principal {
   readonly via: AuthMethod | 'test';
   /** What `by: key` limits count the caller by when it has no key id or issuer (a client certificate: `mtls:<subject>`). */
   readonly credential?: string | undefined;
+  /** The API key's own limits, compiled once per key; undefined: only the tenant's tier applies. */
+  readonly limits?: KeyLimits | undefined;
+}
+
+/** Limits of one API key (its `limits`), counted under its tenant with the tier, in one store call. */
+export interface KeyLimits {
+  /** Tokens per millisecond; undefined: no rate. */
+  readonly ratePerMs: number | undefined;
+  readonly burst: number;
+  readonly quota: { readonly limit: number; readonly window: 'minute' | 'hour' | 'day' | 'month' } | undefined;
+  /** `"key";q=…;w=…` for RateLimit-Policy, when there is a rate. */
+  readonly policyHeader: string | undefined;
 }
 
 const byIssuer = new Map<string, string>();

@@ -29,6 +29,7 @@ export const REASONS = {
   CORS_REJECTED: { status: 403, title: 'Forbidden', message: 'The cross-origin request is not allowed from this origin, or with this method or these headers.' },
   CONDITION_FAILED: { status: 403, title: 'Forbidden', message: "The request does not meet the route's condition." },
   UPSTREAM_UNAVAILABLE: { status: 503, title: 'Service Unavailable', message: 'No target of the upstream passes its health checks.' },
+  TOKEN_QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests', message: 'Token quota for the current window is exhausted.' },
 } as const satisfies Record<string, { status: number; title: string; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

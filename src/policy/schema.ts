@@ -70,7 +70,30 @@ const upstreamSchema = z.strictObject({
     .describe(
       'Active health checks: a target failing them leaves the rotation before requests fail on it (the breaker, if any, still applies). With every target out, requests get 503 UPSTREAM_UNAVAILABLE.',
     ),
+  usage: z
+    .strictObject({
+      header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]+$/, 'expected a header name')
+        .optional()
+        .describe('Response header or trailer carrying the tokens used (default x-usage-tokens); removed before the client sees it.'),
+      json: z
+        .enum(['auto', 'openai', 'anthropic', 'off'])
+        .optional()
+        .describe('Read `usage` from JSON and server-sent-event bodies: OpenAI or Anthropic fields, `auto` for either (default), `off` for neither.'),
+    })
+    .optional()
+    .describe('Meter what this upstream reports it consumed; the tokens are charged to the tenant when the response ends.'),
 });
+
+/** Limits of one API key, on top of its tenant's tier (counted in the same store call). */
+const keyLimitsSchema = z
+  .strictObject({
+    rate: rate.optional().describe('Token bucket refill rate of this key.'),
+    burst: z.number().int().positive().optional().describe('Bucket size (default: one second of the rate, at least 1).'),
+    quota: quota.optional().describe('Requests of this key per calendar window (UTC).'),
+  })
+  .describe("Limits of this key alone, checked with its tenant's tier in the same store call.");
 
 export const apiKeySchema = z.strictObject({
   id: name,
@@ -81,6 +104,7 @@ export const apiKeySchema = z.strictObject({
   permissions: z.array(permission).optional(),
   expires: z.union([z.string(), z.date()]).optional(),
   disabled: z.boolean().optional(),
+  limits: keyLimitsSchema.optional(),
 });
 
 const jwtIssuerSchema = z.strictObject({
@@ -150,6 +174,13 @@ const tierSchema = z.strictObject({
   burst: z.number().int().positive().optional(),
   quota: quota.optional(),
   concurrency: z.number().int().positive().optional(),
+  tokens: z
+    .strictObject({
+      quota: quota.optional().describe('Tokens per calendar window (UTC), as metered upstreams report them: 10000000/month.'),
+      perRequest: z.number().int().positive().optional().describe('The most tokens one request is charged; more reported is capped at this.'),
+    })
+    .optional()
+    .describe('Token spend of the tenants of this tier (upstreams with `usage`).'),
 });
 
 const tenantsSchema = z.strictObject({

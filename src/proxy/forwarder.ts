@@ -11,11 +11,14 @@ import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 import type { ProxyContext } from './context.js';
 import { retryAdmission } from './retry.js';
 import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
+import { UsageMeter } from './usage-meter.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: ProxyContext, d: Deny) => void;
 /** How the forwarder hands the server an exception thrown in one of its callbacks (a bug: never an upstream fault). */
 export type ForwardFault = (ctx: ProxyContext, err: unknown) => void;
+/** Charges what a metered response reported once it ended; returns the tokens charged. */
+export type ForwardCharge = (ctx: ProxyContext, reported: number) => number;
 
 const TIMEOUT = deny('UPSTREAM_TIMEOUT');
 const UNREACHABLE = deny('UPSTREAM_ERROR');
@@ -36,10 +39,12 @@ export class Forwarder {
   readonly #byTarget = new WeakMap<UpstreamTarget, PoolEntry>();
   readonly #onFailure: ForwardFailure;
   readonly #onFault: ForwardFault;
+  readonly #onCharge: ForwardCharge | undefined;
 
-  constructor(onFailure: ForwardFailure, onFault: ForwardFault) {
+  constructor(onFailure: ForwardFailure, onFault: ForwardFault, onCharge?: ForwardCharge) {
     this.#onFailure = onFailure;
     this.#onFault = onFault;
+    this.#onCharge = onCharge;
   }
 
   #entry(up: UpstreamPlan, target: UpstreamTarget): PoolEntry {
@@ -87,7 +92,7 @@ export class Forwarder {
     const req = ctx.req;
     const hasBody = ctx.contentLength !== undefined ? ctx.contentLength !== '0' : ctx.chunked;
     const responseTimeoutMs = ctx.plan.routeTimeouts[ctx.route!.index] ?? up.responseTimeoutMs;
-    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, responseTimeoutMs);
+    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, responseTimeoutMs, up.usage === undefined ? undefined : new UsageMeter(up.usage));
     ctx.upstream = handler;
     entry.pool.dispatch(
       {
@@ -115,6 +120,10 @@ export class Forwarder {
 
   fault(ctx: ProxyContext, err: unknown): void {
     this.#onFault(ctx, err);
+  }
+
+  charge(ctx: ProxyContext, reported: number): void {
+    ctx.tokens = this.#onCharge === undefined ? reported : this.#onCharge(ctx, reported);
   }
 
   async close(): Promise<void> {
@@ -147,8 +156,20 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #responseTimeoutMs: number;
   /** Fires when the upstream's response head is late (upstreams.<name>.timeouts.response). */
   #timer: NodeJS.Timeout | undefined;
+  /** Reads the usage the upstream reports (metered upstreams only); cleared once charged. */
+  #meter: UsageMeter | undefined;
 
-  constructor(ctx: ProxyContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean, responseTimeoutMs: number) {
+  constructor(
+    ctx: ProxyContext,
+    histogram: { observe(v: number): void },
+    forwarder: Forwarder,
+    forwardPath: string,
+    attempt: number,
+    hasBody: boolean,
+    responseTimeoutMs: number,
+    meter: UsageMeter | undefined,
+  ) {
+    this.#meter = meter;
     this.#ctx = ctx;
     this.#histogram = histogram;
     this.#forwarder = forwarder;
@@ -160,7 +181,17 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   /** The client went away (the server calls this from its one 'close' listener): stop the upstream request too. */
   abort(): void {
+    // Before the audit record the server writes next: charged what was reported by now.
+    this.#charge(false);
     if (!this.#done) this.#abort?.(new Error('client closed the connection'));
+  }
+
+  /** Charges the metered usage, once: when the response ended, or as far as it got. */
+  #charge(ended: boolean): void {
+    const meter = this.#meter;
+    if (meter === undefined) return;
+    this.#meter = undefined;
+    this.#forwarder.charge(this.#ctx, meter.tokens(ended));
   }
 
   // undici calls these from its socket callbacks. It turns a throw from onHeaders/onData into an
@@ -208,7 +239,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    const head = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers, ctx);
+    const head = clientResponseHeadersRaw(this.#meter === undefined ? rawHeaders : this.#meter.head(rawHeaders), ctx.requestId, ctx.limits?.headers, ctx);
     this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : head.contentLength;
     ctx.res.writeHead(statusCode, head.headers);
     this.#resume = resume;
@@ -225,6 +256,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   #onData(chunk: Buffer): boolean {
+    this.#meter?.data(chunk);
     const res = this.#ctx.res;
     // The chunk that completes a declared length ends the response in the same call: one write, no
     // extra tick to uncork the socket.
@@ -238,10 +270,14 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  onComplete(trailers: readonly (Buffer | string)[] | null): void {
     this.#done = true;
     upstreamEnded(this.#ctx);
     try {
+      if (this.#meter !== undefined) {
+        this.#meter.trailers(trailers);
+        this.#charge(true);
+      }
       if (!this.#ended) this.#ctx.res.end();
     } catch (err) {
       this.#forwarder.fault(this.#ctx, err);
@@ -254,6 +290,8 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     if (this.#done) return; // after #fault: the abort it caused reports back here
     this.#done = true;
     try {
+      // Cut short: what the upstream reported before it failed (a retry meters afresh).
+      if (this.#ctx.res.headersSent) this.#charge(false);
       this.#onError(err);
     } catch (e) {
       this.#forwarder.fault(this.#ctx, e);

@@ -10,10 +10,12 @@ import { createServer, IncomingMessage, type Server, ServerResponse } from 'node
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
+import type { Plan } from '../core/plan.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
 import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
 import { MARK } from '../observability/trace-sampler.js';
@@ -29,6 +31,10 @@ export interface ProxyServerOptions {
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder | undefined;
+  /** Latency per tenant for the admin API's usage (this replica, recent requests). */
+  readonly latency?: TenantLatency | undefined;
+  /** Charges metered usage to the tenant once a response ended; without it, tokens are only recorded. */
+  readonly charger?: { charge(plan: Plan, tenant: string | undefined, reported: number): number } | undefined;
   /** Whole-request limit for slow clients (default 60 s). */
   readonly requestTimeoutMs?: number | undefined;
 }
@@ -80,6 +86,7 @@ export class ProxyServer {
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx, d),
       (ctx, err) => this.#fault(ctx, err, 'forward'),
+      options.charger === undefined ? undefined : (ctx, reported) => options.charger!.charge(ctx.plan, ctx.principal?.tenant, reported),
     );
     options.policy.onSwap((plan) => this.#forwarder.retain(plan));
     this.#server = createServer(
@@ -496,6 +503,8 @@ export class ProxyServer {
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
     h.observe(durationMs / 1000);
+    const tenant = ctx.principal?.tenant;
+    if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
     try {
       this.#options.recorder?.record(ctx, status, durationMs);
     } catch (err) {
