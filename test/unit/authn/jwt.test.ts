@@ -97,6 +97,8 @@ describe('JWT bearer authentication', () => {
       keyId: undefined,
       issuer: 'corp',
       via: 'jwt',
+      // The verified claims, for route conditions (`when`).
+      claims: expect.objectContaining({ sub: 'alice', org_id: 'acme', realm_access: { roles: ['analyst', 'viewer'] } }),
     });
   });
 

@@ -36,7 +36,7 @@ describe('policyJsonSchema', () => {
   it('describes the top-level sections and requires version', () => {
     const properties = schema.properties as Node;
     expect(Object.keys(properties).sort()).toEqual(
-      ['$schema', 'audit', 'authentication', 'ipAllow', 'ipDeny', 'paths', 'roles', 'routes', 'store', 'tenants', 'trustedProxies', 'upstreams', 'version'].sort(),
+      ['$schema', 'audit', 'authentication', 'cors', 'ipAllow', 'ipDeny', 'paths', 'roles', 'routes', 'store', 'tenants', 'trustedProxies', 'upstreams', 'version'].sort(),
     );
     expect(schema.required).toEqual(['version']);
   });
