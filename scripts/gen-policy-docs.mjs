@@ -178,6 +178,7 @@ const DEFAULTS = {
   'upstreams.<name>.timeouts.response': '`30s`',
   'upstreams.<name>.connections': '`128`',
   'upstreams.<name>.retries': '`0`',
+  'upstreams.<name>.protocol': '`http1`',
   'upstreams.<name>.breaker': 'none: no circuit breaker',
   'upstreams.<name>.breaker.consecutiveFailures': '`5` when `errorRate` is not set, else off',
   'upstreams.<name>.breaker.errorRate': 'none: off',

@@ -1,5 +1,6 @@
 // The composition root: every long-lived part is built here, by hand, from the options and the
 // policy. Nothing else constructs servers, stores or sinks.
+import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import { auditHeadRoutes } from './admin/audit-head.js';
 import { breakerRoutes } from './admin/breakers.js';
@@ -19,6 +20,8 @@ import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
+import { H2Door } from './h2/door.js';
+import { createSniffingServer, listenOn } from './h2/sniff.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
 import { createBreakerStage } from './proxy/breaker.stage.js';
@@ -34,6 +37,8 @@ export interface AppOptions {
   readonly demo: boolean;
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
+  /** Serve h2c (HTTP/2 prior knowledge) beside HTTP/1.1 on the proxy listener. */
+  readonly h2c?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
 }
 
@@ -42,6 +47,8 @@ export interface App {
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
+  /** The HTTP/2 door: a TLS listener hands it the sockets that chose "h2" by ALPN. */
+  readonly h2: Pick<H2Door, 'accept'>;
   shutdown(): Promise<void>;
 }
 
@@ -91,7 +98,11 @@ export async function startApp(opts: AppOptions): Promise<App> {
   balancers.sync(policy.plan);
   policy.onSwap((plan) => balancers.sync(plan));
   const engine = Engine.create({ logger, store, bus });
-  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder });
+  const admit = [createBreakerStage(balancers)];
+  const proxy = new ProxyServer({ policy, engine, admit, logger, recorder });
+  // The HTTP/2 door: same engine and door stages; sockets reach it by ALPN (TLS) or the h2c preface.
+  const h2 = new H2Door({ policy, engine, admit, logger, recorder });
+  let cleartext: Server | undefined;
   let admin: AdminServer | undefined;
   let proxyUrl: string;
   let adminUrl: string | undefined;
@@ -102,7 +113,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     await policy.addGuard(storeUrlGuard(store.url));
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
-    proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
+    if (opts.h2c) {
+      cleartext = createSniffingServer(
+        (s) => h2.accept(s),
+        (s) => proxy.server.emit('connection', s),
+      );
+      proxyUrl = await listenOn(cleartext, opts.listen.host, opts.listen.port);
+    } else proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
     if (opts.admin !== null) {
       admin = new AdminServer({ host: opts.admin.host, port: opts.admin.port, token: opts.adminToken, logger, policy });
       admin.addReadinessCheck(storeReadiness(store.store, () => policy.plan));
@@ -123,7 +140,9 @@ export async function startApp(opts: AppOptions): Promise<App> {
       adminUrl = await admin.listen();
     }
   } catch (err) {
+    cleartext?.close();
     await proxy.shutdown(0).catch(() => undefined);
+    await h2.shutdown(0).catch(() => undefined);
     await audit?.close();
     await store.store.close();
     dynamicKeys.close();
@@ -140,11 +159,13 @@ export async function startApp(opts: AppOptions): Promise<App> {
     adminUrl,
     policy,
     bus,
+    h2,
     shutdown() {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
-        await proxy.shutdown(opts.drainMs);
+        cleartext?.close();
+        await Promise.all([proxy.shutdown(opts.drainMs), h2.shutdown(opts.drainMs)]);
         await audit?.close(); // after the drain: the last requests' events are flushed too
         await store.store.close();
         dynamicKeys.close();

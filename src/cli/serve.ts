@@ -12,7 +12,7 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--h2c] [--drain 30s]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
@@ -22,6 +22,8 @@ Options:
   --listen HOST:PORT   proxy listener             (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
   --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
+  --h2c                also serve HTTP/2 with prior knowledge (h2c, gRPC) on the proxy listener
+                       (env PORTCULLIS_H2C=1)
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   -h, --help
 
@@ -79,6 +81,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     admin: { type: 'string' },
     drain: { type: 'string' },
     demo: { type: 'boolean' },
+    h2c: { type: 'boolean' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;
