@@ -53,10 +53,19 @@ export function grpcRefusal(d: Deny, requestId: string): Record<string, string |
     ':status': 200,
     'content-type': 'application/grpc',
     'grpc-status': grpcStatusOf(statusOf(d.code)),
-    // Percent-encoded as the gRPC spec asks (grpc-message is UTF-8, percent-encoded).
-    'grpc-message': encodeURIComponent(text),
+    'grpc-message': percentEncoded(text),
     'x-request-id': requestId,
   };
+}
+
+/**
+ * grpc-message's encoding (gRPC over HTTP/2): UTF-8, with every byte outside printable ASCII and
+ * "%" itself percent-encoded; clients decode only that, so ":" and spaces stay as they are.
+ */
+function percentEncoded(text: string): string {
+  let out = '';
+  for (const byte of Buffer.from(text, 'utf8')) out += byte < 0x20 || byte > 0x7e || byte === 0x25 ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  return out;
 }
 
 const UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000_001 };
