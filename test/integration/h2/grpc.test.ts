@@ -6,7 +6,22 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Client, credentials, type GrpcObject, loadPackageDefinition, Metadata, Server, ServerCredentials, type ServiceClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import {
+  type Client,
+  credentials,
+  type GrpcObject,
+  loadPackageDefinition,
+  Metadata,
+  Server,
+  ServerCredentials,
+  type ServerDuplexStream,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceClientConstructor,
+  type ServiceError,
+  type sendUnaryData,
+  status,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type App, startApp } from '../../../src/app.js';
@@ -52,21 +67,21 @@ beforeAll(async () => {
   const svc = (name: string) => (proto[name] as ServiceClientConstructor).service;
   upstream = new Server();
   upstream.addService(svc('Greeter'), {
-    Hello: (call: { request: Req; metadata: Metadata; sendMetadata(m: Metadata): void }, cb: (e: unknown, r?: Res, trailer?: Metadata) => void) => {
+    Hello: (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
       const trailer = new Metadata();
       trailer.set('x-served-by', 'upstream');
       cb(null, { text: `hello ${call.request.name} via ${call.metadata.get('x-forwarded-proto')[0] ?? '?'}` }, trailer);
     },
-    Count: (call: { request: Req; write(r: Res): void; end(): void }) => {
+    Count: (call: ServerWritableStream<Req, Res>) => {
       for (let i = 1; i <= (call.request.count ?? 0); i++) call.write({ text: `n${i}` });
       call.end();
     },
-    Chat: (call: { on(e: string, f: (r?: Req) => void): void; write(r: Res): void; end(): void }) => {
-      call.on('data', (r) => call.write({ text: `echo ${r!.name}` }));
+    Chat: (call: ServerDuplexStream<Req, Res>) => {
+      call.on('data', (r: Req) => call.write({ text: `echo ${r.name}` }));
       call.on('end', () => call.end());
     },
-    Fail: (_call: unknown, cb: (e: Partial<ServiceError>) => void) => cb({ code: status.NOT_FOUND, details: 'no such greeting' }),
-    Slow: (call: { request: Req; on(e: string, f: () => void): void }, cb: (e: unknown, r?: Res) => void) => {
+    Fail: (_call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => cb({ code: status.NOT_FOUND, details: 'no such greeting' }),
+    Slow: (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
       const t = setTimeout(() => cb(null, { text: 'late' }), call.request.delayMs ?? 0);
       call.on('cancelled', () => {
         slowCancelled = true;
@@ -74,7 +89,7 @@ beforeAll(async () => {
       });
     },
   });
-  const hello = (call: { request: Req }, cb: (e: unknown, r?: Res) => void) => cb(null, { text: `hello ${call.request.name} via http` });
+  const hello = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => cb(null, { text: `hello ${call.request.name} via http` });
   upstream.addService(svc('Secure'), { Hello: hello });
   upstream.addService(svc('Limited'), { Hello: hello });
   const upstreamPort = await new Promise<number>((resolve, reject) => upstream.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
@@ -129,7 +144,13 @@ function client(service: string): Client & Record<string, Unary> {
   return c;
 }
 
-function call(service: string, method: string, req: Req, md = new Metadata(), deadlineMs?: number): Promise<{ err: ServiceError | null; res?: Res; trailers?: Metadata }> {
+interface Called {
+  readonly err: ServiceError | null;
+  readonly res: Res | undefined;
+  readonly trailers: Metadata | undefined;
+}
+
+function call(service: string, method: string, req: Req, md = new Metadata(), deadlineMs?: number): Promise<Called> {
   const c = client(service);
   return new Promise((resolve) => {
     let trailers: Metadata | undefined;
@@ -198,7 +219,12 @@ describe('gRPC calls the policy allows', () => {
     const code = new Promise<number>((resolve) => s.on('status', (st) => resolve(st.code)));
     // Each answer arrives before the next message is sent: the streams are live, not buffered to the end.
     for (const name of ['a', 'b', 'c']) {
-      const next = new Promise<void>((r) => s.once('data', (m: Res) => (got.push(m.text), r())));
+      const next = new Promise<void>((r) =>
+        s.once('data', (m: Res) => {
+          got.push(m.text);
+          r();
+        }),
+      );
       s.write({ name });
       await next;
     }
