@@ -46,6 +46,7 @@ export const H2_LIMITS = Object.freeze({
 const NO_ROUTE = '-';
 const GATEWAY_FAULT = deny('GATEWAY_ERROR');
 const AUTHORITY_MISMATCH = deny('BAD_REQUEST', 'The Host header and :authority name different hosts.');
+const HEADERS_TOO_LARGE = deny('HEADERS_TOO_LARGE');
 const DEADLINE = deny('UPSTREAM_TIMEOUT', 'The gRPC deadline (grpc-timeout) passed before the upstream answered.');
 
 type FaultSite = 'request' | 'forward' | 'answer' | 'settle' | 'audit' | 'connection' | 'response';
@@ -132,8 +133,12 @@ export class H2Door {
       const headers: string[] = [];
       let authority: string | undefined;
       let host: string | undefined;
+      // Counted as SETTINGS_MAX_HEADER_LIST_SIZE counts (name + value + 32 per field): node:http2
+      // advertises the limit but lets a larger list through, so the door enforces it.
+      let listSize = 0;
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i]!;
+        listSize += name.length + raw[i + 1]!.length + 32;
         if (name.charCodeAt(0) === 58 /* ':' */) {
           if (name === ':authority') authority = raw[i + 1];
           continue;
@@ -149,7 +154,9 @@ export class H2Door {
       res.on('close', () => this.#settle(ctx));
       res.on('error', onResponseError);
       try {
-        this.#begin(ctx, host !== undefined && authority !== undefined && host.toLowerCase() !== authority.toLowerCase());
+        const refuse =
+          listSize > H2_LIMITS.maxHeaderListSize ? HEADERS_TOO_LARGE : host !== undefined && authority !== undefined && host.toLowerCase() !== authority.toLowerCase() ? AUTHORITY_MISMATCH : undefined;
+        this.#begin(ctx, refuse);
       } catch (err) {
         this.#fault(ctx, err, 'request');
       }
@@ -159,10 +166,11 @@ export class H2Door {
     }
   }
 
-  #begin(ctx: H2Context, authorityMismatch: boolean): void {
+  /** `refuse`: what the door itself refuses (the header list, :authority vs Host), after the engine's preamble. */
+  #begin(ctx: H2Context, refuse: Deny | undefined): void {
     const engine = this.#options.engine;
-    let refused = engine.prepare(ctx);
-    if (refused === undefined && authorityMismatch) refused = AUTHORITY_MISMATCH;
+    const prepared = engine.prepare(ctx);
+    const refused = refuse === HEADERS_TOO_LARGE ? refuse : (prepared ?? refuse);
     if (refused !== undefined) {
       const t = attemptedTarget(ctx.target);
       ctx.path = t.path;

@@ -229,6 +229,14 @@ describe('HTTP/2 with prior knowledge (h2c) on the cleartext listener', () => {
     expect(arrivals).toHaveLength(0);
   });
 
+  it('answers 431 HEADERS_TOO_LARGE to a header list over 16 KiB, as HTTP/1.1 does', async () => {
+    arrivals.length = 0;
+    const a = await h2('/open/big-head', { 'x-big': 'b'.repeat(20_000) });
+    expect(a.status).toBe(431);
+    expect(JSON.parse(a.body).code).toBe('HEADERS_TOO_LARGE');
+    expect(arrivals).toHaveLength(0);
+  });
+
   it('accepts a Host header equal to :authority', async () => {
     const a = await h2('/open/same-host', { host: new URL(app.proxyUrl).host });
     expect(a.status).toBe(200);
