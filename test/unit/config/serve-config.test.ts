@@ -33,6 +33,14 @@ describe('serve configuration', () => {
     expect(resolveServeConfig({}, { PORTCULLIS_ADMIN_TOKEN: '' }).adminToken).toBeUndefined();
   });
 
+  it('turns h2c on with --h2c or PORTCULLIS_H2C=1, off by default, the flag winning', () => {
+    expect(resolveServeConfig({}, {}).h2c).toBe(false);
+    expect(resolveServeConfig({ h2c: true }, {}).h2c).toBe(true);
+    expect(resolveServeConfig({}, { PORTCULLIS_H2C: '1' }).h2c).toBe(true);
+    expect(resolveServeConfig({}, { PORTCULLIS_H2C: '0' }).h2c).toBe(false);
+    expect(resolveServeConfig({ h2c: false }, { PORTCULLIS_H2C: '1' }).h2c).toBe(false);
+  });
+
   it('shows wildcard binds as loopback URLs a person can paste', () => {
     expect(displayUrl('http://0.0.0.0:8080')).toBe('http://127.0.0.1:8080');
     expect(displayUrl('http://[::]:8080')).toBe('http://[::1]:8080');
