@@ -11,6 +11,7 @@ describe('serve configuration', () => {
       adminToken: undefined,
       drainMs: 30_000,
       demo: false,
+      h2c: false,
     });
   });
 
