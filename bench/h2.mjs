@@ -135,7 +135,12 @@ function h2Get(url) {
       req.on('end', () => resolve(status === 200 || status === 404 || status === 415));
       req.on('error', () => resolve(false));
     });
-  return { one, close: () => sessions.forEach((s) => s.close()) };
+  return {
+    one,
+    close: () => {
+      for (const s of sessions) s.close();
+    },
+  };
 }
 
 function grpcUnary(url) {

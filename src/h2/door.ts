@@ -33,7 +33,7 @@ export interface H2DoorOptions {
 }
 
 /** The HTTP/2 limits; the header-list size matches the HTTP/1.1 door's 16 KiB head. */
-export const H2_LIMITS = Object.freeze({
+const H2_LIMITS = Object.freeze({
   maxConcurrentStreams: 128,
   maxHeaderListSize: 16 * 1024,
   /** MiB of nghttp2 state per session before new streams are refused. */

@@ -4,7 +4,7 @@
 import { type Deny, REASONS, statusOf } from '../core/reasons.js';
 
 /** gRPC status codes (grpc/doc/statuscodes.md) the gateway answers with. */
-export const GrpcStatus = {
+const GrpcStatus = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   PERMISSION_DENIED: 7,
@@ -21,7 +21,7 @@ export function isGrpc(contentType: string | undefined): boolean {
 }
 
 /** The gRPC status for an HTTP refusal status: by status, so every reason code has one. */
-export function grpcStatusOf(httpStatus: number): number {
+function grpcStatusOf(httpStatus: number): number {
   switch (httpStatus) {
     case 401:
       return GrpcStatus.UNAUTHENTICATED;

@@ -12,7 +12,7 @@ export type SocketHandler = (socket: Socket) => void;
  * Reads until the bytes seen either are the preface or cannot become it, then hands the socket
  * on with those bytes unshifted. A client that sends nothing in `timeoutMs` is closed.
  */
-export function sniffPreface(socket: Socket, h2: SocketHandler, other: SocketHandler, timeoutMs: number): void {
+function sniffPreface(socket: Socket, h2: SocketHandler, other: SocketHandler, timeoutMs: number): void {
   let seen: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const done = (to: SocketHandler): void => {

@@ -22,7 +22,7 @@ export interface UpstreamTarget {
   readonly basePath: string;
 }
 
-export type UpstreamProtocol = 'http1' | 'h2' | 'h2c';
+type UpstreamProtocol = 'http1' | 'h2' | 'h2c';
 
 export interface UpstreamPlan {
   readonly name: string;
