@@ -237,6 +237,21 @@ describe('HTTP/2 with prior knowledge (h2c) on the cleartext listener', () => {
     expect(arrivals).toHaveLength(0);
   });
 
+  it('refuses CONNECT (node:http2 answers 405 itself) and never opens a tunnel', async () => {
+    arrivals.length = 0;
+    const session = connect(app.proxyUrl);
+    const status = await new Promise<number>((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':method': 'CONNECT', ':authority': 'internal.example:443' });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.resume();
+    });
+    session.close();
+    expect(status).toBe(405);
+    expect(arrivals).toHaveLength(0);
+  });
+
   it('accepts a Host header equal to :authority', async () => {
     const a = await h2('/open/same-host', { host: new URL(app.proxyUrl).host });
     expect(a.status).toBe(200);
