@@ -110,6 +110,7 @@ module.exports = {
     enhancedResolveOptions: {
       extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'],
       conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      exportsFields: ['exports'],
     },
     reporterOptions: {
       text: { highlightFocused: true },

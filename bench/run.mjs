@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -22,6 +22,8 @@ import autocannon from 'autocannon';
 //
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
+import { checkRequest, grpcLoad } from './grpc-load.mjs';
+import { nginxMissing, startNginx } from './nginx-front.mjs';
 import { nodeFlags } from './node-flags.mjs';
 import { PATH, scenarios } from './scenarios.mjs';
 
@@ -161,7 +163,38 @@ const median = (xs) => {
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const load = (target, proc, seconds) => autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
+/** One self-signed certificate for every HTTPS target of the run (made with openssl, like the tests'). */
+let tlsPair;
+function tlsFiles() {
+  if (tlsPair === undefined) {
+    const cert = path.join(work, 'bench-tls.crt');
+    const key = path.join(work, 'bench-tls.key');
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ]);
+    if (made.status !== 0) throw new Error(`openssl could not make the bench certificate: ${made.stderr}`);
+    tlsPair = { cert, key };
+  }
+  return tlsPair;
+}
+const load = (target, proc, seconds) =>
+  target.grpc ? grpcLoad({ address: proc.grpc, request: target.grpc, connections, seconds }) : autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
 
 async function main() {
   const ctx = { freePort, spawn: start, waitPort, work };
@@ -179,21 +212,22 @@ async function main() {
   // for their whole life (seen here: two bare proxies, 135 and 148 µs/req over all 10 rounds), so
   // a row measured on a single process carries that luck of the draw, and so does its ratio.
   const bareFor = new Map();
-  const bareTarget = async (headers) => {
-    const key = JSON.stringify(headers);
+  const bareTarget = async (headers, tls = false) => {
+    const key = JSON.stringify([headers, tls]);
     let t = bareFor.get(key);
     if (t === undefined) {
       const names = Object.keys(headers);
-      const name = names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`;
+      const name = `${names.length === 0 ? BARE : `${BARE} + ${names.join(', ')}`}${tls ? ' (HTTPS)' : ''}`;
       const procs = [];
       for (let i = 0; i < processes; i++) {
         const port = await freePort();
         // The node flags Portcullis runs with, so both sides of a ratio run on the same runtime
         // settings: without --no-memory-reducer a bare process that sat idle while other rows ran
         // paid for its shrunken heap afterwards (Node 24: 135 against 120 µs/req for a while).
-        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-proxy.mjs', String(port), upstream]);
+        const pair = tls ? [tlsFiles().cert, tlsFiles().key] : [];
+        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-proxy.mjs', String(port), upstream, ...pair]);
         await waitPort(port, bare);
-        procs.push({ url: `http://127.0.0.1:${port}`, pid: bare.pid });
+        procs.push({ url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: bare.pid });
       }
       bareFor.set(key, (t = { name, path: PATH, headers, procs }));
       targets.push(t);
@@ -205,23 +239,51 @@ async function main() {
   const builds = [{ label: 'portcullis', dir: root }];
   if (flags.against !== undefined) builds.push({ label: `portcullis@${path.basename(path.resolve(flags.against))}`, dir: path.resolve(flags.against) });
   for (const s of scenarios.filter((sc) => wanted(sc.name))) {
+    const skip = s.front === 'nginx' ? nginxMissing() : undefined;
+    if (skip !== undefined) {
+      process.stderr.write(`skipping "${s.name}": ${skip}\n`);
+      continue;
+    }
     for (const build of builds) {
       const procs = [];
       for (let i = 0; i < processes; i++) {
         const extra = s.setup ? await s.setup(ctx) : {}; // per process: e.g. its own audit file
-        const [port, adminPort] = [await freePort(), await freePort()];
+        const [port, adminPort, decisionPort] = [await freePort(), await freePort(), await freePort()];
+        const doorArgs = s.door === 'grpc' ? ['--decisions-grpc', `127.0.0.1:${decisionPort}`] : s.door || s.front ? ['--decisions', `127.0.0.1:${decisionPort}`] : [];
         const child = start(
           process.execPath,
-          [...NODE_FLAGS, 'dist/main.js', 'serve', '--policy', s.policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`],
+          [
+            ...NODE_FLAGS,
+            'dist/main.js',
+            'serve',
+            '--policy',
+            s.policy,
+            '--listen',
+            `127.0.0.1:${port}`,
+            '--admin',
+            `127.0.0.1:${adminPort}`,
+            ...doorArgs,
+            ...(s.tls ? ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key] : []),
+          ],
           { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
           build.dir,
         );
         await waitReady(adminPort, child);
-        procs.push({ url: `http://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure });
+        const proc = { url: `${s.tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure };
+        if (s.door === 'grpc') proc.grpc = `127.0.0.1:${decisionPort}`;
+        else if (s.door) proc.url = `http://127.0.0.1:${decisionPort}`;
+        if (s.front === 'nginx') {
+          const frontPort = await freePort();
+          const nginx = await startNginx(ctx, { port: frontPort, upstream, decisions: `http://127.0.0.1:${decisionPort}` });
+          proc.url = `http://127.0.0.1:${frontPort}`;
+          proc.frontPid = nginx.pid;
+        }
+        procs.push(proc);
       }
       const headers = s.headers ?? {};
-      const baseline = (await bareTarget(headers)).name;
-      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline });
+      const baseline = (await bareTarget(s.baselineHeaders ?? headers, s.tls === true)).name;
+      const grpc = s.door === 'grpc' ? checkRequest(s.path, headers) : undefined;
+      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline, grpc });
     }
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.
@@ -242,11 +304,15 @@ async function main() {
       const p = t.procs[r % t.procs.length];
       const before = p.measure ? await p.measure.before() : undefined;
       const cpu0 = cpuOf(p.pid);
+      const front0 = cpuOf(p.frontPid);
       const res = await load(t, p, duration);
       const cpu1 = cpuOf(p.pid);
+      const front1 = cpuOf(p.frontPid);
       const extra = p.measure ? await p.measure.after(before, res.requests.total) : {};
       const perRequest = (a, b) => (a === undefined || b === undefined ? undefined : Number(((b - a) / Math.max(1, res.requests.total)).toFixed(1)));
       const cpu = cpu0 === undefined ? {} : { 'main µs/req': perRequest(cpu0.main, cpu1?.main), 'cpu µs/req': perRequest(cpu0.all, cpu1?.all) };
+      // The data plane in front (nginx), apart: Portcullis's own columns stay comparable across rows.
+      if (front0 !== undefined) cpu['front cpu µs/req'] = perRequest(front0.all, front1?.all);
       samples.get(t.name).push({
         process: r % t.procs.length,
         rps: res.requests.average,
@@ -303,6 +369,7 @@ async function main() {
     ...rows.map((r) => `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.ratioToBare.toFixed(2)} | ${r.non2xx} | ${r.errors} |${extraCols.map((c) => ` ${cell(r.extra[c], c)} |`).join('')}`),
     '',
     '× bare: against the bare proxy serving the same request (same path and headers; a "bare undici proxy + …" row when the scenario sends a credential). × bare (main CPU): the same, from main-thread CPU per request.',
+    "decision rows: req/s are decisions/s and cpu µs/req the CPU per decision of the Portcullis process (nothing is forwarded); front cpu µs/req: nginx's own CPU per request in the nginx + auth_request row.",
     '',
   ].join('\n');
   const json = JSON.stringify({ meta, results: rows }, null, 2);

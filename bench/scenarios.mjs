@@ -9,6 +9,15 @@
 //            measure: { before(): Promise<S>, after(S, requests): Promise<Record<string, number>> }
 //            adds columns per round, e.g. Redis round trips per request from INFO commandstats
 //            deltas (cmdstat_evalsha calls + top-level commands / requests).
+//   tls      true: Portcullis serves HTTPS (--tls-cert/--tls-key, a certificate made for the run)
+//            and is compared with a bare proxy that serves HTTPS too; the load keeps its
+//            connections, so this measures TLS record costs, not handshakes.
+//   door     a decision door to load instead of the proxy: 'forward-auth' (HTTP, `--decisions`,
+//            GET /forward-auth with X-Forwarded-*) or 'grpc' (`--decisions-grpc`, Envoy's Check).
+//            Its req/s are decisions/s, its cpu µs/req the CPU per decision.
+//   front    'nginx': nginx with auth_request in front, asking Portcullis's /nginx door; the row
+//            is skipped, saying why, when nginx is not installed (the bench is not CI).
+//   baselineHeaders  the bare proxy row the scenario is compared with, when not its own headers.
 // Later issues add: "API key", "JWT RS256 (cached)", "API key + RBAC", "Redis limits", "audit on/off".
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +49,24 @@ async function withRedis(ctx) {
   };
 }
 
+// One OTLP sink for every tracing scenario of a run: answers each export 200 and drops it (a real
+// collector runs elsewhere; this one costs the machine little).
+let otlpSink;
+async function withTracing(ctx, sampler) {
+  otlpSink ??= (async () => {
+    const port = await ctx.freePort();
+    const code = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.end()); }).listen(${port}, '127.0.0.1')`;
+    await ctx.waitPort(port, ctx.spawn(process.execPath, ['-e', code]));
+    return `http://127.0.0.1:${port}`;
+  })();
+  const r = await withRedis(ctx);
+  return { ...r, env: { ...r.env, OTEL_EXPORTER_OTLP_ENDPOINT: await otlpSink, ...sampler } };
+}
+
 export const PATH = '/v1/reports/q1';
+/** The stub upstream reports usage (an x-usage-tokens header and a JSON usage field) on this path. */
+const USAGE_PATH = '/v1/usage/q1';
+const KEY = { 'x-api-key': 'bench-key-acme' };
 
 export const scenarios = [
   {
@@ -48,6 +74,13 @@ export const scenarios = [
     policy: 'bench/policies/public',
     path: PATH,
     headers: {},
+  },
+  {
+    name: 'HTTPS h1: public route',
+    policy: 'bench/policies/public',
+    path: PATH,
+    headers: {},
+    tls: true,
   },
   {
     name: 'API key',
@@ -68,6 +101,12 @@ export const scenarios = [
     headers: { 'x-api-key': 'bench-key-acme' },
   },
   {
+    name: 'API key + RBAC + CEL condition',
+    policy: 'bench/policies/api-key-rbac-cel',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+  },
+  {
     name: 'API key + RBAC + Redis limits (audit off)',
     policy: 'bench/policies/redis-limits',
     path: PATH,
@@ -75,10 +114,66 @@ export const scenarios = [
     setup: withRedis,
   },
   {
+    // Against "API key + RBAC + Redis limits (audit off)", which is the same with tracing off.
+    name: 'Redis limits + tracing 100%',
+    policy: 'bench/policies/redis-limits',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: (ctx) => withTracing(ctx, { OTEL_TRACES_SAMPLER: 'always_on' }),
+  },
+  {
+    name: 'Redis limits + tracing 1%',
+    policy: 'bench/policies/redis-limits',
+    path: PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: (ctx) => withTracing(ctx, { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.01' }),
+  },
+  {
     name: 'full policy: + chained file audit (audit on)',
     policy: 'bench/policies/full',
     path: PATH,
     headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  {
+    name: 'metering: Redis limits + usage header charged per response',
+    policy: 'bench/policies/metering',
+    path: USAGE_PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  {
+    name: 'metering + token quota (checked per request; not leased)',
+    policy: 'bench/policies/metering-quota',
+    path: USAGE_PATH,
+    headers: { 'x-api-key': 'bench-key-acme' },
+    setup: withRedis,
+  },
+  // The decision doors with the full policy (limits in Redis, chained audit), and nginx asking
+  // Portcullis against Portcullis as the proxy ("full policy" above) in the same run.
+  {
+    name: 'decision: forward-auth (full policy)',
+    policy: 'bench/policies/decisions',
+    door: 'forward-auth',
+    path: '/forward-auth',
+    headers: { 'x-forwarded-method': 'GET', 'x-forwarded-proto': 'http', 'x-forwarded-host': 'bench.example.test', 'x-forwarded-uri': PATH, 'x-forwarded-for': '127.0.0.1', ...KEY },
+    baselineHeaders: KEY,
+    setup: withRedis,
+  },
+  {
+    name: 'decision: gRPC Check (full policy)',
+    policy: 'bench/policies/decisions',
+    door: 'grpc',
+    path: PATH,
+    headers: KEY,
+    setup: withRedis,
+  },
+  {
+    name: 'nginx + auth_request -> Portcullis (full policy)',
+    policy: 'bench/policies/decisions',
+    front: 'nginx',
+    path: PATH,
+    headers: KEY,
     setup: withRedis,
   },
 ];

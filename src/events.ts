@@ -10,6 +10,18 @@ export type SystemEvent =
   | { readonly type: 'lockout'; readonly ip: string; readonly untilMs: number }
   | { readonly type: 'store.degraded'; readonly error: string }
   | { readonly type: 'store.recovered' }
+  | {
+      readonly type: 'tenant.crossed';
+      readonly requestId: string;
+      readonly route: string;
+      readonly subject: string;
+      readonly keyId: string | null;
+      readonly callerTenant: string | null;
+      readonly targetTenant: string;
+      /** The cross-tenant role, with the inheritance chain that makes it so ("tier2 → support"). */
+      readonly role: string;
+    }
+  | { readonly type: 'upstream.health'; readonly upstream: string; readonly target: string; readonly from: string; readonly to: string; readonly reason: string }
   | { readonly type: 'sink.failed'; readonly sink: string; readonly error: string }
   | { readonly type: 'sink.recovered'; readonly sink: string }
   | {

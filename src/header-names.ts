@@ -29,8 +29,20 @@ export const RESPONSE_HOP_BY_HOP_HEADERS: readonly string[] = ['connection', 'ke
  */
 export const FORWARDED_BY_GATEWAY: readonly string[] = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
 
-/** The rest of the X-Forwarded family that frameworks honour: passed on from a trusted proxy only. */
-export const FORWARDED_FROM_TRUSTED: readonly string[] = ['x-forwarded-port', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-scheme', 'x-forwarded-ssl', 'front-end-https'];
+/**
+ * The rest of the X-Forwarded family that frameworks honour, and the client certificate a
+ * TLS-terminating proxy describes (Envoy's x-forwarded-client-cert): passed on from a trusted
+ * proxy only.
+ */
+export const FORWARDED_FROM_TRUSTED: readonly string[] = [
+  'x-forwarded-port',
+  'x-forwarded-prefix',
+  'x-forwarded-server',
+  'x-forwarded-scheme',
+  'x-forwarded-ssl',
+  'front-end-https',
+  'x-forwarded-client-cert',
+];
 
 /**
  * Never forwarded as sent, whoever sends them: client-address headers (the upstream learns the

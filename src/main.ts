@@ -24,6 +24,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   audit: { summary: 'verify and report on audit logs', load: () => import('./cli/audit.js') },
   bench: { summary: 'load-test a policy with autocannon', load: () => import('./cli/bench.js') },
   diff: { summary: 'show what changes between two policies (exit 0 none, 1 changes)', load: () => import('./cli/diff.js') },
+  usage: { summary: 'usage per tenant (requests, tokens, latency, cost) from audit files', load: () => import('./cli/usage.js') },
 };
 
 function version(): string {

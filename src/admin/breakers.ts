@@ -1,4 +1,5 @@
-// GET /admin/breakers: the state of every circuit breaker, per upstream target.
+// GET /admin/breakers: the state of every circuit breaker, per upstream target; GET
+// /admin/upstreams/health: the active health check state of every target that has one.
 import type { Balancers } from '../upstream/balancer.js';
 import type { RegisterRoute } from './routes.js';
 
@@ -14,4 +15,5 @@ export function breakerRoutes(route: RegisterRoute, balancers: Balancers): void 
       })),
     },
   }));
+  route('GET', '/admin/upstreams/health', () => ({ status: 200, body: { targets: balancers.healthSnapshot() } }));
 }

@@ -1,6 +1,8 @@
 // Dynamic API keys through the admin API:
 //   POST /admin/keys {tenant, roles?, permissions?, id?, expires?, subject?} → 201, the key shown ONCE
 //   GET /admin/keys?tenant= → the policy's static keys and the dynamic ones (never digests or keys)
+//   POST /admin/keys/:id/rotate {grace?} → 201, a new key (shown ONCE) for the same identity and
+//   limits; the old one keeps working until the grace ends (default 24h), then it is expired
 //   DELETE /admin/keys/:id → 204 for a dynamic key; 200 for a static key, which stays in the policy
 //   but is refused from then on (the revocation is kept in the store: it outlasts reloads and
 //   restarts); 404 unknown. Every replica refuses the key within ~1 s.
@@ -17,6 +19,7 @@ import type { EventBus } from '../events.js';
 import { type ApiKeySpec, apiKeySchema } from '../policy/schema.js';
 import { formatPath } from '../policy/source-map.js';
 import { closest } from '../policy/suggest.js';
+import { parseDuration } from '../policy/values.js';
 import type { AdminResponse, RegisterRoute } from './routes.js';
 
 const VISIBLE = /^[\x21-\x7e]{1,256}$/;
@@ -33,10 +36,20 @@ const createKeySchema = z.strictObject({
     .nullable()
     .optional(),
   subject: z.string().regex(VISIBLE, 'expected 1 to 256 visible ASCII characters').optional(),
+  limits: apiKeySchema.shape.limits,
 });
 const FIELDS = Object.keys(createKeySchema.shape);
 
-const problem = (code: 'INVALID_BODY' | 'UNKNOWN_ROLE' | 'KEY_ID_TAKEN' | 'NOT_FOUND', status: number, detail: string, extra?: Record<string, unknown>): AdminResponse => ({
+const rotateSchema = z.strictObject({
+  grace: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d)$/, 'expected a duration such as 30m, 24h or 7d')
+    .optional(),
+});
+/** How long a rotated key keeps working when the rotation names no grace. */
+const DEFAULT_GRACE = '24h';
+
+const problem = (code: 'INVALID_BODY' | 'UNKNOWN_ROLE' | 'KEY_ID_TAKEN' | 'NOT_FOUND' | 'KEY_IS_STATIC', status: number, detail: string, extra?: Record<string, unknown>): AdminResponse => ({
   status,
   problem: { code, detail, extra },
 });
@@ -59,7 +72,18 @@ function invalid(issues: readonly z.core.$ZodIssue[]): AdminResponse {
 }
 
 function publicView(k: StoredKey): Record<string, unknown> {
-  return { id: k.id, tenant: k.tenant, subject: k.subject, roles: k.roles, permissions: k.permissions, created: k.created, expires: k.expires ?? null };
+  return {
+    id: k.id,
+    tenant: k.tenant,
+    subject: k.subject,
+    roles: k.roles,
+    permissions: k.permissions,
+    created: k.created,
+    expires: k.expires ?? null,
+    limits: k.limits ?? null,
+    rotatedFrom: k.rotatedFrom ?? null,
+    rotatedTo: k.rotatedTo ?? null,
+  };
 }
 
 type Status = 'active' | 'expired' | 'disabled' | 'revoked';
@@ -81,6 +105,7 @@ function staticView(k: ApiKeySpec, revocation: StaticRevocation | undefined, now
     permissions: k.permissions ?? [],
     created: null,
     expires,
+    limits: k.limits ?? null,
     status,
     revoked: revocation?.revoked ?? null,
   };
@@ -96,6 +121,7 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
     const parsed = createKeySchema.safeParse(req.body);
     if (!parsed.success) return invalid(parsed.error.issues);
     const body = parsed.data;
+    if (body.limits?.burst !== undefined && body.limits.rate === undefined) return problem('INVALID_BODY', 400, 'limits.burst: needs limits.rate', { errors: ['limits.burst: needs limits.rate'] });
     const running = plan();
     // As in the policy, where an undeclared role is a warning; here it is refused: the key would be
     // created, handed out and then grant nothing.
@@ -122,6 +148,7 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
       permissions: body.permissions ?? [],
       created: new Date().toISOString(),
       expires,
+      ...(body.limits === undefined ? {} : { limits: body.limits }),
     };
     const r = await store().put(stored);
     if (r === 'duplicate') return problem('KEY_ID_TAKEN', 409, `the id "${id}" is taken by a dynamic key`);
@@ -132,15 +159,55 @@ export function keyRoutes(route: RegisterRoute, store: () => KeyStore, bus: Even
   route('GET', '/admin/keys', async (req) => {
     const query = req.query.get('tenant') ?? undefined;
     const tenant = query === '' ? undefined : query;
-    const [keys, revocations] = await Promise.all([store().list(tenant), store().staticRevocations()]);
+    const [keys, revocations, lastUsed] = await Promise.all([store().list(tenant), store().staticRevocations(), store().lastUsed()]);
     keys.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
     const now = Date.now();
-    const statics = (plan().document.authentication?.apiKeys?.keys ?? []).filter((k) => tenant === undefined || k.tenant === tenant).map((k) => staticView(k, revocations.get(digestOf(k)), now));
+    const statics = (plan().document.authentication?.apiKeys?.keys ?? [])
+      .filter((k) => tenant === undefined || k.tenant === tenant)
+      .map((k) => ({ ...staticView(k, revocations.get(digestOf(k)), now), lastUsed: lastUsed.get(k.id) ?? null }));
     const dynamics = keys.map((k) => {
       const view = publicView(k);
-      return { ...view, source: 'dynamic', status: statusOf(view.expires as string | null, now), revoked: null };
+      return { ...view, source: 'dynamic', status: statusOf(view.expires as string | null, now), revoked: null, lastUsed: lastUsed.get(k.id) ?? null };
     });
     return { status: 200, body: { keys: [...statics, ...dynamics] } };
+  });
+  route('POST', '/admin/keys/:id/rotate', async (req) => {
+    const id = req.params.id!;
+    const parsed = rotateSchema.safeParse(req.body ?? {});
+    if (!parsed.success) return invalid(parsed.error.issues);
+    const old = await store().byId(id);
+    if (old === undefined) {
+      if (staticKeyIds(plan()).includes(id)) {
+        return problem('KEY_IS_STATIC', 409, `"${id}" is a static key of the policy: rotate it there (portcullis keys create, add the new entry, and set expires on "${id}" to when the grace ends)`);
+      }
+      return problem('NOT_FOUND', 404, `no dynamic key with id "${id}"`);
+    }
+    const now = Date.now();
+    const graceEnds = now + parseDuration(parsed.data.grace ?? DEFAULT_GRACE);
+    const oldExpiry = old.expires === undefined ? Infinity : Date.parse(old.expires);
+    const base = id.replace(/-r[0-9a-f]{8}$/, '');
+    const key = generateApiKey();
+    const fresh: StoredKey = {
+      ...old,
+      id: `${base}-r${randomBytes(4).toString('hex')}`,
+      digest: hashApiKey(key).slice('sha256:'.length),
+      created: new Date(now).toISOString(),
+      rotatedFrom: id,
+      rotatedTo: undefined,
+    };
+    if ((await store().put(fresh)) === 'duplicate') return problem('KEY_ID_TAKEN', 409, `the id "${fresh.id}" is taken; rotate again`);
+    const retiring: StoredKey = { ...old, expires: new Date(Math.min(oldExpiry, graceEnds)).toISOString(), rotatedTo: fresh.id };
+    if (!(await store().update(retiring))) {
+      // Revoked while rotating: the new key must not outlive the decision to revoke the old one.
+      await store().remove(fresh.id);
+      return problem('NOT_FOUND', 404, `the key "${id}" was revoked while being rotated`);
+    }
+    bus.publish({ type: 'key.created', keyId: fresh.id, tenant: fresh.tenant });
+    return {
+      status: 201,
+      headers: { location: `/admin/keys/${encodeURIComponent(fresh.id)}` },
+      body: { ...publicView(fresh), key, previous: { id, expires: retiring.expires } },
+    };
   });
   route('DELETE', '/admin/keys/:id', async (req) => {
     const id = req.params.id!;

@@ -18,7 +18,7 @@ export const ADMIN_PROBLEMS = {
   UNKNOWN_ROLE: { status: 400, title: 'Bad Request' },
   /** Another key (static in the running policy, or dynamic in the store) has this id. */
   KEY_ID_TAKEN: { status: 409, title: 'Conflict' },
-  /** No longer answered (static keys are revoked through the admin API too); kept: codes are never reused. */
+  /** A static key asked to be rotated: the policy holds it, so it is rotated there. */
   KEY_IS_STATIC: { status: 409, title: 'Conflict' },
   BODY_TOO_LARGE: { status: 413, title: 'Content Too Large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported Media Type' },

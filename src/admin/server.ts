@@ -12,11 +12,13 @@
 //   await admin.close();
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { checkAdminToken } from '../config/admin-token.js';
+import type { TlsFiles } from '../config/tls-files.js';
 import type { PlanManager } from '../engine/compile.js';
-import { registry } from '../observability/metrics.js';
+import { registry, tlsHandshakeFailuresTotal } from '../observability/metrics.js';
 import { policyRoutes } from './policy-routes.js';
 import { ADMIN_PROBLEMS, adminCodeFor, sendJson, sendProblem } from './problem.js';
 import { type AdminHandler, type AdminMethod, type AdminResponse, AdminRoutes } from './routes.js';
@@ -34,6 +36,8 @@ export interface AdminServerOptions {
   readonly logger: Logger;
   /** May be attached later (setPolicy); until then /readyz is 503. */
   readonly policy?: PlanManager | undefined;
+  /** Serve HTTPS with this certificate (reloaded when its files change); absent: plain HTTP. */
+  readonly tls?: TlsFiles | undefined;
 }
 
 /**
@@ -63,13 +67,25 @@ export class AdminServer {
     this.#options = options;
     this.#tokenDigest = options.token ? digest(options.token) : undefined;
     this.#policy = options.policy;
-    this.#server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => {
         options.logger.error({ err }, 'admin request failed');
         if (!res.headersSent) sendProblem(res, 'INTERNAL_ERROR', 'the admin request failed; see the logs');
         else res.destroy();
       });
-    });
+    };
+    const timeouts = { requestTimeout: 30_000, headersTimeout: 10_000 };
+    const tls = options.tls;
+    if (tls === undefined) this.#server = createServer(timeouts, handler);
+    else {
+      const https = createHttpsServer({ ...timeouts, ...tls.current, handshakeTimeout: 10_000 }, handler);
+      tls.onChange((m) => https.setSecureContext(m));
+      https.on('tlsClientError', (_err: Error, socket: Socket) => {
+        tlsHandshakeFailuresTotal.labels('admin').inc();
+        socket.destroy();
+      });
+      this.#server = https;
+    }
     this.#server.keepAliveTimeout = 5_000;
     policyRoutes(
       (m, p, h) => this.route(m, p, h),
@@ -121,7 +137,7 @@ export class AdminServer {
     });
     const { address, port } = this.#server.address() as AddressInfo;
     const host = address.includes(':') ? `[${address}]` : address;
-    this.#url = `http://${host}:${port}`;
+    this.#url = `${this.#options.tls === undefined ? 'http' : 'https'}://${host}:${port}`;
     this.#options.logger.info({ url: this.#url, adminApi: this.#tokenDigest ? 'enabled' : 'disabled' }, 'admin listener up');
     return this.#url;
   }

@@ -15,6 +15,8 @@ const systemTypes = [
   'sink.failed',
   'sink.recovered',
   'audit.checkpoint',
+  'tenant.crossed',
+  'upstream.health',
 ] as const;
 
 export const auditEventSchema = z
@@ -34,7 +36,10 @@ export const auditEventSchema = z
             'Canonical path, or for a request refused before it had one (parser or canonicaliser refusal) the target as sent, cut at 2048 characters and then ending in "…"; "" when it could not be recovered. Query values whose names look secret are [REDACTED]. In the written line DEL, C1 controls, U+2028/2029 and bidi formatting characters are \\u escapes, never raw.',
           ),
         route: z.string().nullable(),
+        upstreamPath: z.string().nullable().describe("The path the upstream got (percent-encoded, without the query) when the route's rewrite changed it; null when it got the canonical path."),
         ip: z.string().describe('The client address (the socket peer for a request the parser refused).'),
+        via: z.literal('decision').optional().describe('Present when a data plane asked a decision listener instead of Portcullis proxying the request.'),
+        door: z.enum(['envoy-grpc', 'envoy-http', 'forward-auth', 'nginx']).optional().describe('The decision door that asked (with via "decision").'),
       })
       .nullable(),
     actor: z.strictObject({ subject: z.string().nullable(), tenant: z.string().nullable(), keyId: z.string().nullable(), via: z.string().nullable() }).nullable(),
@@ -46,7 +51,13 @@ export const auditEventSchema = z
         shadow: z.string().nullable().describe('Shadow routes: the decision that was not enforced.'),
       })
       .nullable(),
-    response: z.strictObject({ status: z.number().int(), durationMs: z.number() }).nullable(),
+    response: z
+      .strictObject({
+        status: z.number().int(),
+        durationMs: z.number(),
+        tokens: z.number().int().nonnegative().nullable().describe('Tokens charged for a metered upstream response (`usage`); null when not metered.'),
+      })
+      .nullable(),
     detail: z.record(z.string(), z.unknown()).nullable().describe("System events: the event's fields."),
     chain: z
       .strictObject({

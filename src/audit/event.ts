@@ -12,6 +12,8 @@ export interface RequestRecord {
   readonly method: string;
   readonly path: string;
   readonly route: string | null;
+  /** The path the upstream got when a rewrite changed it; null (or absent) when it got `path`'s. */
+  readonly upstreamPath?: string | null;
   readonly ip: string;
   readonly subject: string | null;
   readonly tenant: string | null;
@@ -23,6 +25,10 @@ export interface RequestRecord {
   readonly shadow: string | null;
   readonly status: number;
   readonly durationMs: number;
+  /** The decision door that asked; null for a request the proxy forwarded (the event then has no request.via/door). */
+  readonly door: string | null;
+  /** Tokens charged (metered upstreams); null or absent: not metered. */
+  readonly tokens?: number | null;
 }
 
 /**
@@ -46,9 +52,12 @@ export const REQUEST_RECORD_FIELDS = [
   'shadow',
   'status',
   'durationMs',
+  'door',
+  'upstreamPath',
+  'tokens',
 ] as const;
 /** What a repeat of the previous request record carries (the rest is the previous record's). */
-export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs'] as const;
+export const REPEAT_RECORD_FIELDS = ['time', 'requestId', 'path', 'status', 'durationMs', 'upstreamPath', 'tokens'] as const;
 // Every field of RequestRecord is in the table (a field added to one and not the other fails to compile).
 const everyField: Record<Exclude<keyof RequestRecord, 'kind'>, true> = Object.fromEntries(REQUEST_RECORD_FIELDS.map((f) => [f, true])) as Record<(typeof REQUEST_RECORD_FIELDS)[number], true>;
 void everyField;

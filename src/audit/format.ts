@@ -82,10 +82,12 @@ export class EventFormatter {
     if (r.method !== this.#rMethod) this.#rMethodJson = jsonString((this.#rMethod = r.method));
     if (r.route !== this.#rRoute) this.#rRouteJson = n((this.#rRoute = r.route));
     const severity = r.allowed ? 'info' : 'notice';
+    // Only a decision's event names its door (records written before doors existed have none).
+    const door = r.door ?? undefined;
     return [
       this.#actor,
-      `${this.#decision}${jsonString(id)},"request":{"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson}}` +
-        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
+      `${this.#decision}${jsonString(id)},"request":{${door === undefined ? '' : `"door":${jsonString(door)},`}"id":${jsonString(r.requestId)},"ip":${this.#rIpJson},"method":${this.#rMethodJson},"path":${jsonString(r.path)},"route":${this.#rRouteJson},"upstreamPath":${n(r.upstreamPath ?? null)}${door === undefined ? '' : ',"via":"decision"'}}` +
+        `,"response":{"durationMs":${Math.round(r.durationMs * 1000) / 1000},"status":${r.status},"tokens":${r.tokens ?? null}},"severity":"${severity}","time":${time},"type":"request","v":1}`,
     ];
   }
 }

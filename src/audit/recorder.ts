@@ -23,6 +23,7 @@ export class AuditRecorder implements RequestRecorder {
   #code: string | undefined;
   #permission: string | undefined;
   #shadow: string | undefined;
+  #door: string | undefined;
 
   constructor(pipeline: AuditPipeline | AuditWorker) {
     if (pipeline instanceof AuditWorker) this.#worker = pipeline;
@@ -62,6 +63,9 @@ export class AuditRecorder implements RequestRecorder {
       shadow: ctx.shadowDecision ?? null,
       status,
       durationMs,
+      door: ctx.door ?? null,
+      upstreamPath: ctx.upstreamPath ?? null,
+      tokens: ctx.tokens ?? null,
     });
   }
 
@@ -77,9 +81,10 @@ export class AuditRecorder implements RequestRecorder {
       ctx.clientIp === this.#ip &&
       ctx.code === this.#code &&
       ctx.permission === this.#permission &&
-      ctx.shadowDecision === this.#shadow
+      ctx.shadowDecision === this.#shadow &&
+      ctx.door === this.#door
     ) {
-      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs); // REPEAT_RECORD_FIELDS order
+      out.push(REQUEST_SAME, Date.now(), ctx.requestId, path, status, durationMs, ctx.upstreamPath ?? null, ctx.tokens ?? null); // REPEAT_RECORD_FIELDS order
       return;
     }
     this.#batch = out;
@@ -90,6 +95,7 @@ export class AuditRecorder implements RequestRecorder {
     this.#code = ctx.code;
     this.#permission = ctx.permission;
     this.#shadow = ctx.shadowDecision;
+    this.#door = ctx.door;
     // In REQUEST_RECORD_FIELDS order (event.ts): the worker decodes by that table.
     out.push(
       REQUEST,
@@ -109,6 +115,9 @@ export class AuditRecorder implements RequestRecorder {
       ctx.shadowDecision ?? null,
       status,
       durationMs,
+      ctx.door ?? null,
+      ctx.upstreamPath ?? null,
+      ctx.tokens ?? null,
     );
   }
 }

@@ -10,11 +10,19 @@ export interface AuditReport {
   readonly events: number;
   readonly from: string | null;
   readonly to: string | null;
-  readonly accessControl: { byDecision: Tally; byCode: Tally; deniedByRoute: Tally; deniedByTenant: Tally };
+  readonly accessControl: {
+    byDecision: Tally;
+    byCode: Tally;
+    deniedByRoute: Tally;
+    deniedByTenant: Tally;
+    /** Passes of a tenant check by a cross-tenant role: "subject (caller tenant) → target tenant". */
+    crossTenant: Tally;
+  };
   readonly authentication: { failuresByIp: Tally; failuresBySubject: Tally; lockouts: Tally; keysCreated: string[]; keysRevoked: string[] };
   readonly changeManagement: { policyLoaded: number; policyRejected: number; changes: { time: string; type: string; hash?: string | undefined; trigger?: string | undefined }[] };
   readonly availability: {
     breakerTransitions: { time: string; upstream: string; target: string; from: string; to: string }[];
+    healthTransitions: { time: string; upstream: string; target: string; to: string; reason: string }[];
     storeDegraded: number;
     storeRecovered: number;
     sinkFailed: Tally;
@@ -47,10 +55,10 @@ export function buildReport(files: readonly string[], sinceMs: number | undefine
     events: 0,
     from: null,
     to: null,
-    accessControl: { byDecision: {}, byCode: {}, deniedByRoute: {}, deniedByTenant: {} },
+    accessControl: { byDecision: {}, byCode: {}, deniedByRoute: {}, deniedByTenant: {}, crossTenant: {} },
     authentication: { failuresByIp: {}, failuresBySubject: {}, lockouts: {}, keysCreated: [], keysRevoked: [] },
     changeManagement: { policyLoaded: 0, policyRejected: 0, changes: [] },
-    availability: { breakerTransitions: [], storeDegraded: 0, storeRecovered: 0, sinkFailed: {}, upstreamErrors: 0 },
+    availability: { breakerTransitions: [], healthTransitions: [], storeDegraded: 0, storeRecovered: 0, sinkFailed: {}, upstreamErrors: 0 },
     chain: verifyFiles(files, verify),
     chained: true,
   };
@@ -110,6 +118,12 @@ export function buildReport(files: readonly string[], sinceMs: number | undefine
         case 'breaker.transition':
           r.availability.breakerTransitions.push({ time: e.time, upstream: d.upstream ?? '', target: d.target ?? '', from: d.from ?? '', to: d.to ?? '' });
           break;
+        case 'tenant.crossed':
+          inc(r.accessControl.crossTenant, `${d.subject ?? '-'} (${d.callerTenant ?? 'no tenant'}) → ${d.targetTenant ?? '-'}`);
+          break;
+        case 'upstream.health':
+          r.availability.healthTransitions.push({ time: e.time, upstream: d.upstream ?? '', target: d.target ?? '', to: d.to ?? '', reason: d.reason ?? '' });
+          break;
         case 'store.degraded':
           r.availability.storeDegraded++;
           break;
@@ -158,6 +172,8 @@ ${table(r.accessControl.byCode, 'code')}
 ${table(r.accessControl.deniedByRoute, 'route')}
 ### Denials by tenant
 ${table(r.accessControl.deniedByTenant, 'tenant')}
+### Cross-tenant access
+${table(r.accessControl.crossTenant, 'caller → tenant')}
 ## Authentication
 
 ### Failures by client IP
@@ -179,6 +195,8 @@ ${list(r.changeManagement.changes.map((x) => `${x.time} ${x.type}${x.hash ? ` ${
 
 ### Circuit breaker incidents
 ${list(r.availability.breakerTransitions.map((b) => `${b.time} ${b.upstream} ${b.target}: ${b.from} → ${b.to}`))}
+### Health check transitions
+${list(r.availability.healthTransitions.map((h) => `${h.time} ${h.upstream} ${h.target}: ${h.to} (${h.reason})`))}
 Store degraded: ${r.availability.storeDegraded} · recovered: ${r.availability.storeRecovered} · upstream errors: ${r.availability.upstreamErrors}
 
 ### Audit sink failures

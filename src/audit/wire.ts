@@ -65,6 +65,8 @@ export function severityOf(e: SystemEvent): AuditSeverity {
       return 'error';
     case 'lockout':
     case 'breaker.transition':
+    case 'tenant.crossed':
+    case 'upstream.health':
     case 'key.revoked':
       return 'warning';
     default:

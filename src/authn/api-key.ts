@@ -37,6 +37,11 @@ export interface KeyLookup {
   lookup(digestHex: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined>;
 }
 
+/** Told of every accepted key: keeps its last use (throttled, off the request path). */
+export interface KeyUses {
+  used(keyId: string, now: number): void;
+}
+
 /** Digests of static keys disabled at runtime (`DELETE /admin/keys/:id`), kept outside the policy. */
 export interface RevokedKeys {
   has(digestHex: string): boolean;
@@ -88,10 +93,12 @@ export class ApiKeyAuthenticator implements Authenticator {
   readonly #digests = new Map<string, string>();
   /** The success outcome of each key record, built once (records are long-lived and immutable). */
   readonly #accepted = new WeakMap<ApiKeyRecord, ApiKeyOutcome>();
+  readonly #uses: KeyUses | undefined;
 
-  constructor(header: string, lookups: readonly KeyLookup[]) {
+  constructor(header: string, lookups: readonly KeyLookup[], uses?: KeyUses) {
     this.header = header.toLowerCase();
     this.#lookups = lookups;
+    this.#uses = uses;
     this.challenge = `ApiKey header="${this.header}"`;
     this.#invalid = deny('AUTH_INVALID', undefined, { 'www-authenticate': this.challenge });
     this.#malformed = Object.freeze({ deny: this.#invalid, failure: 'malformed' as const });
@@ -138,6 +145,7 @@ export class ApiKeyAuthenticator implements Authenticator {
     if (record.expiresAt !== undefined && now >= record.expiresAt) return { deny: this.#invalid, failure: 'expired', keyId: record.id };
     let ok = this.#accepted.get(record);
     if (ok === undefined) this.#accepted.set(record, (ok = Object.freeze({ principal: record.principal, keyId: record.id })));
+    this.#uses?.used(record.id, now);
     return ok;
   }
 }

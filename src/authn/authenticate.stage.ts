@@ -112,7 +112,7 @@ class AuthenticateStage implements Stage {
     for (let i = 0; i < methods.length; i++) {
       const m = methods[i]!;
       // The connection lets an authenticator remember what a keep-alive connection last presented.
-      const out = m.authenticate(ctx.rawHeaders, ctx.connection);
+      const out = m.authenticate(ctx.rawHeaders, ctx.connection, ctx.trustedPeer);
       if (out === NOT_MINE) continue;
       if (out instanceof Promise) return out.then((o) => this.#finish(ctx, m, o));
       return this.#finish(ctx, m, out);

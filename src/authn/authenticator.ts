@@ -25,6 +25,10 @@ export interface Authenticator {
   readonly method: AuthMethod;
   /** The WWW-Authenticate challenge this method answers a missing credential with. */
   readonly challenge: string;
-  /** `connection`: the same object for every request of one connection (a memo key), when there is one. */
-  authenticate(rawHeaders: readonly string[], connection?: object): AuthOutcome | Promise<AuthOutcome> | typeof NOT_MINE;
+  /**
+   * `connection`: the same object for every request of one connection (a memo key, and the TLS
+   * socket a client certificate is read from), when there is one. `trustedPeer`: the peer is a
+   * trusted proxy, whose headers about the client (x-forwarded-client-cert) may be believed.
+   */
+  authenticate(rawHeaders: readonly string[], connection?: object, trustedPeer?: boolean): AuthOutcome | Promise<AuthOutcome> | typeof NOT_MINE;
 }

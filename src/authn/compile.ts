@@ -8,11 +8,12 @@ import { type Deny, deny } from '../core/reasons.js';
 import type { Route } from '../core/route.js';
 import { RESERVED_REQUEST_HEADERS } from '../header-names.js';
 import { DEFAULT_IPV6_PREFIX } from '../ip-address.js';
+import { compileKeyLimits } from '../limits/key-limits.js';
 import { parseCidr } from '../policy/cidr.js';
 import type { CompileContext } from '../policy/compile-context.js';
 import type { JwtIssuerSpec, PolicyDocument } from '../policy/schema.js';
 import { parseDuration } from '../policy/values.js';
-import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, type KeyLookup, type RevokedKeys, StaticKeyLookup } from './api-key.js';
+import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, type KeyLookup, type KeyUses, type RevokedKeys, StaticKeyLookup } from './api-key.js';
 import type { Authenticator } from './authenticator.js';
 import { compileClaimPath, isSafeHeaderValue, isSafeListElement } from './claims.js';
 import { TrustedProxies } from './client-ip.js';
@@ -21,9 +22,10 @@ import { DEFAULT_IDENTITY_JWT_HEADER } from './identity-jwt.js';
 import { IpRule } from './ip-rules.js';
 import { jwksSource } from './jwks.js';
 import { JwtAuthenticator, type JwtIssuer } from './jwt.js';
+import { globPattern, MtlsAuthenticator, type MtlsRule } from './mtls.js';
 
 /** A route that names no methods accepts every one the policy configures, in this order. */
-const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt'];
+const ALL_AUTH_METHODS: readonly AuthMethod[] = ['apiKey', 'jwt', 'mtls'];
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -46,6 +48,7 @@ export interface RouteAuthn {
 export interface AuthnPlan {
   readonly apiKey: ApiKeyAuthenticator | undefined;
   readonly jwt: JwtAuthenticator | undefined;
+  readonly mtls: MtlsAuthenticator | undefined;
   /** By route index; public routes have none. */
   readonly routes: ReadonlyMap<number, RouteAuthn>;
   readonly forward: IdentityForward;
@@ -97,7 +100,7 @@ function parseExpires(value: string | Date, at: Path, cx: CompileContext): numbe
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLookup & RevokedKeys) | undefined): ApiKeyAuthenticator | undefined {
+function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLookup & RevokedKeys & Partial<KeyUses>) | undefined): ApiKeyAuthenticator | undefined {
   const spec = doc.authentication?.apiKeys;
   if (spec === undefined) return undefined;
   const at: Path = ['authentication', 'apiKeys'];
@@ -119,14 +122,25 @@ function compileApiKeys(doc: PolicyDocument, cx: CompileContext, dynamic: (KeyLo
       else if (!declaredRoles.has(r)) cx.warn([...kat, 'roles', j], `role "${r}" is not declared under roles`);
     });
     const expiresAt = k.expires === undefined ? undefined : parseExpires(k.expires, [...kat, 'expires'], cx);
+    if (k.limits?.burst !== undefined && k.limits.rate === undefined) cx.error([...kat, 'limits', 'burst'], 'burst needs a rate');
+    const limits = compileKeyLimits(k.limits);
     byDigest.set(digest, {
       id: k.id,
-      principal: Object.freeze({ subject, tenant: k.tenant, roles: Object.freeze([...(k.roles ?? [])]), permissions: Object.freeze([...(k.permissions ?? [])]), keyId: k.id, via: 'apiKey' as const }),
+      principal: Object.freeze({
+        subject,
+        tenant: k.tenant,
+        roles: Object.freeze([...(k.roles ?? [])]),
+        permissions: Object.freeze([...(k.permissions ?? [])]),
+        keyId: k.id,
+        via: 'apiKey' as const,
+        ...(limits === undefined ? {} : { limits }),
+      }),
       expiresAt,
       disabled: k.disabled === true,
     });
   });
-  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)]);
+  const uses = dynamic?.used === undefined ? undefined : (dynamic as KeyUses);
+  return new ApiKeyAuthenticator(header, dynamic ? [new StaticKeyLookup(byDigest, dynamic), dynamic] : [new StaticKeyLookup(byDigest)], uses);
 }
 
 function familyOf(alg: string): string {
@@ -246,6 +260,45 @@ function compileForward(doc: PolicyDocument, apiKey: ApiKeyAuthenticator | undef
   return { ...names, strip, effectiveRoles: new EffectiveRoles(doc.roles ?? {}) };
 }
 
+/** A glob that would match every certificate, or none the CA could sign, is a mistake worth stopping for. */
+function checkGlob(glob: string, kind: 'uri' | 'dns', at: Path, cx: CompileContext): void {
+  if (glob.includes('***')) cx.error(at, `"${glob}": write * for one ${kind === 'uri' ? 'path segment' : 'label'}${kind === 'uri' ? ' or ** for any run' : ''}`);
+  else if (kind === 'dns' && glob.includes('**')) cx.error(at, `"${glob}": a DNS glob has only *, one label`);
+  else if (/^\*+$/.test(glob)) cx.error(at, `"${glob}" would match every certificate the client CA signs; name the trust domain or zone`);
+  else if (kind === 'uri' && !/^[A-Za-z][A-Za-z0-9+.-]*:/.test(glob)) cx.error(at, `"${glob}" is not a URI (expected a scheme such as spiffe://)`);
+}
+
+function compileMtls(doc: PolicyDocument, cx: CompileContext): MtlsAuthenticator | undefined {
+  const specs = doc.authentication?.mtls;
+  if (specs === undefined || specs.length === 0) return undefined;
+  const declaredRoles = new Set(Object.keys(doc.roles ?? {}));
+  const seen = new Map<string, number>();
+  const rules: MtlsRule[] = specs.map((spec, i) => {
+    const at: Path = ['authentication', 'mtls', i];
+    const dup = seen.get(spec.name);
+    if (dup !== undefined) cx.error([...at, 'name'], `rule "${spec.name}" is already defined (${cx.where(['authentication', 'mtls', dup, 'name'])})`);
+    seen.set(spec.name, i);
+    const kind = 'uri' in spec.match ? 'uri' : 'dns';
+    const glob = 'uri' in spec.match ? spec.match.uri : spec.match.dns;
+    checkGlob(glob, kind, [...at, 'match', kind], cx);
+    if (spec.tenant !== undefined && !isSafeHeaderValue(spec.tenant)) cx.error([...at, 'tenant'], 'must be visible ASCII (it is sent to the upstream in a header)');
+    (spec.roles ?? []).forEach((r, j) => {
+      if (!isSafeListElement(r)) cx.error([...at, 'roles', j], 'a role name must be visible ASCII without spaces or commas');
+      else if (!declaredRoles.has(r)) cx.warn([...at, 'roles', j], `role "${r}" is not declared under roles`);
+    });
+    return {
+      name: spec.name,
+      kind,
+      pattern: globPattern(glob, kind),
+      subject: spec.subject ?? kind,
+      tenant: spec.tenant,
+      roles: Object.freeze([...(spec.roles ?? [])]),
+      permissions: Object.freeze([...(spec.permissions ?? [])]),
+    };
+  });
+  return new MtlsAuthenticator(rules);
+}
+
 const challengesOf = (methods: readonly Authenticator[]): string => methods.map((m) => m.challenge).join(', ');
 const DEFAULT_CHALLENGE = 'Bearer realm="portcullis"';
 
@@ -260,7 +313,8 @@ function challengeOf(methods: readonly Authenticator[]): Deny {
 export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[], dynamicKeys?: KeyLookup & RevokedKeys): AuthnPlan {
   const apiKey = compileApiKeys(doc, cx, dynamicKeys);
   const jwt = compileJwt(doc, cx);
-  const byMethod: Record<AuthMethod, Authenticator | undefined> = { apiKey, jwt };
+  const mtls = compileMtls(doc, cx);
+  const byMethod: Record<AuthMethod, Authenticator | undefined> = { apiKey, jwt, mtls };
   const perRoute = new Map<number, RouteAuthn>();
   for (const route of routes) {
     if (route.public) continue;
@@ -279,7 +333,7 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
       const at: Path = ['routes', route.index, ...(spec?.require !== undefined ? ['require'] : spec?.tenantParam !== undefined ? ['tenantParam'] : [])];
       cx.error(
         at,
-        `route "${route.name}" needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true`,
+        `route "${route.name}" needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API), authentication.jwt or authentication.mtls, or mark the route public: true`,
       );
     }
     perRoute.set(route.index, { methods, missing: challengeOf(methods), both: methods.some((m) => m.method === 'apiKey') && methods.some((m) => m.method === 'jwt') });
@@ -287,9 +341,10 @@ export function compileAuthn(doc: PolicyDocument, cx: CompileContext, routes: re
   return {
     apiKey,
     jwt,
+    mtls,
     routes: perRoute,
     forward: compileForward(doc, apiKey, cx),
-    challenge: challengesOf([apiKey, jwt].filter((m) => m !== undefined)) || DEFAULT_CHALLENGE,
+    challenge: challengesOf([apiKey, jwt, mtls].filter((m) => m !== undefined)) || DEFAULT_CHALLENGE,
     lockout: compileLockout(doc),
   };
 }

@@ -176,6 +176,7 @@ export class JwtAuthenticator implements Authenticator {
       permissions: Object.freeze([...permissions]),
       keyId: undefined,
       issuer: issuer.name,
+      claims: Object.freeze(payload),
       via: 'jwt' as const,
     });
   }

@@ -9,7 +9,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { Plan } from '../core/plan.js';
-import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
+import { compileKeyLimits, type KeyLimitsSpec } from '../limits/key-limits.js';
+import { KEYS_BY_DIGEST, KEYS_BY_ID, KEYS_INVALIDATE_CHANNEL, KEYS_LAST_USED, STATIC_REVOKED, STATIC_REVOKED_CHANNEL } from '../limits/keys.js';
 import type { Diagnostic } from '../policy/diagnostics.js';
 import type { PlanGuard } from '../policy/manager.js';
 import { diagnosticAt } from '../policy/source-map.js';
@@ -27,6 +28,11 @@ export interface StoredKey {
   /** ISO dates. */
   readonly created: string;
   readonly expires: string | undefined;
+  /** The key's own rate and quota, as in a static key's `limits`. */
+  readonly limits?: KeyLimitsSpec | undefined;
+  /** Rotation: the key this one replaced, and the key that replaced this one. */
+  readonly rotatedFrom?: string | undefined;
+  readonly rotatedTo?: string | undefined;
 }
 
 export interface KeyStore {
@@ -38,6 +44,13 @@ export interface KeyStore {
   remove(id: string): Promise<StoredKey | undefined>;
   /** Which of `ids` a stored key already has (one round trip). */
   takenIds(ids: readonly string[]): Promise<Set<string>>;
+  byId(id: string): Promise<StoredKey | undefined>;
+  /** Rewrites a stored key's record (same id and digest); false when it is gone. Every replica drops its cached copy. */
+  update(key: StoredKey): Promise<boolean>;
+  /** Records when keys (static or dynamic, by id) were last used: id → ISO date. */
+  touch(used: ReadonlyMap<string, string>): Promise<void>;
+  /** Last use of every key that has one, by id. */
+  lastUsed(): Promise<Map<string, string>>;
   /** Called with a digest whenever any replica revokes it. */
   onInvalidate(listener: (digest: string) => void): void;
   /**
@@ -61,6 +74,10 @@ export interface StaticRevocation {
   readonly revoked: string;
 }
 
+const UPDATE_SCRIPT = `if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
+
 // One hash tag for both: revoking deletes from both in one MULTI, which Redis Cluster allows only within a slot.
 
 export class MemoryKeyStore implements KeyStore {
@@ -70,6 +87,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #listeners: ((digest: string) => void)[] = [];
   readonly #revoked = new Map<string, StaticRevocation>();
   readonly #revokedListeners: ((digest: string) => void)[] = [];
+  readonly #lastUsed = new Map<string, string>();
   async put(key: StoredKey): Promise<'ok' | 'duplicate'> {
     if (this.#byId.has(key.id) || this.#byDigest.has(key.digest)) return 'duplicate';
     this.#byDigest.set(key.digest, key);
@@ -94,6 +112,22 @@ export class MemoryKeyStore implements KeyStore {
   }
   async takenIds(ids: readonly string[]): Promise<Set<string>> {
     return new Set(ids.filter((id) => this.#byId.has(id)));
+  }
+  async byId(id: string): Promise<StoredKey | undefined> {
+    const digest = this.#byId.get(id);
+    return digest === undefined ? undefined : this.#byDigest.get(digest);
+  }
+  async update(key: StoredKey): Promise<boolean> {
+    if (this.#byId.get(key.id) !== key.digest) return false;
+    this.#byDigest.set(key.digest, key);
+    for (const l of this.#listeners) l(key.digest);
+    return true;
+  }
+  async touch(used: ReadonlyMap<string, string>): Promise<void> {
+    for (const [id, at] of used) if ((this.#lastUsed.get(id) ?? '') < at) this.#lastUsed.set(id, at);
+  }
+  async lastUsed(): Promise<Map<string, string>> {
+    return new Map(this.#lastUsed);
   }
   onInvalidate(listener: (digest: string) => void): void {
     this.#listeners.push(listener);
@@ -158,6 +192,24 @@ export class RedisKeyStore implements KeyStore {
     await this.#cmd.multi().hdel(KEYS_BY_ID, id).hdel(KEYS_BY_DIGEST, digest).exec();
     await this.#cmd.publish(KEYS_INVALIDATE_CHANNEL, digest);
     return raw === null ? undefined : (JSON.parse(raw) as StoredKey);
+  }
+  async byId(id: string): Promise<StoredKey | undefined> {
+    const digest = await this.#cmd.hget(KEYS_BY_ID, id);
+    return digest === null ? undefined : this.byDigest(digest);
+  }
+  async update(key: StoredKey): Promise<boolean> {
+    // Only while the id still names this digest: a key revoked meanwhile stays revoked.
+    const ok = await this.#cmd.eval(UPDATE_SCRIPT, 2, KEYS_BY_ID, KEYS_BY_DIGEST, key.id, key.digest, JSON.stringify(key));
+    if (ok !== 1) return false;
+    await this.#cmd.publish(KEYS_INVALIDATE_CHANNEL, key.digest);
+    return true;
+  }
+  async touch(used: ReadonlyMap<string, string>): Promise<void> {
+    if (used.size === 0) return;
+    await this.#cmd.hset(KEYS_LAST_USED, Object.fromEntries(used));
+  }
+  async lastUsed(): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.#cmd.hgetall(KEYS_LAST_USED)));
   }
   async takenIds(ids: readonly string[]): Promise<Set<string>> {
     if (ids.length === 0) return new Set();
@@ -240,9 +292,18 @@ const NOT_FOUND = Symbol('not-found');
 type Cached = ApiKeyRecord | typeof NOT_FOUND;
 
 function toRecord(k: StoredKey): ApiKeyRecord {
+  const limits = compileKeyLimits(k.limits);
   return {
     id: k.id,
-    principal: Object.freeze({ subject: k.subject, tenant: k.tenant, roles: Object.freeze([...k.roles]), permissions: Object.freeze([...k.permissions]), keyId: k.id, via: 'apiKey' as const }),
+    principal: Object.freeze({
+      subject: k.subject,
+      tenant: k.tenant,
+      roles: Object.freeze([...k.roles]),
+      permissions: Object.freeze([...k.permissions]),
+      keyId: k.id,
+      via: 'apiKey' as const,
+      ...(limits === undefined ? {} : { limits }),
+    }),
     expiresAt: k.expires === undefined ? undefined : Date.parse(k.expires),
     disabled: false,
   };
@@ -261,6 +322,11 @@ export interface DynamicKeyLookupOptions {
  * replica that was disconnected (or started while the store was down) never hears.
  */
 const REVOCATION_RESYNC_MS = 5_000;
+/** A key's last use is written at most this often per replica. */
+const LAST_USED_EVERY_MS = 60_000;
+/** Uses noted within this long go to the store in one write. */
+const TOUCH_BATCH_MS = 1_000;
+const MAX_LAST_SEEN = 100_000;
 
 export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
   #store: KeyStore | undefined;
@@ -270,6 +336,10 @@ export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
   /** Digests of the policy's static keys revoked at runtime (read on the hot path: a Set, no store call). */
   #revoked = new Set<string>();
   #resync: NodeJS.Timeout | undefined;
+  /** When each key's last use was last written (ms), and the uses waiting to be written. */
+  readonly #lastSeen = new Map<string, number>();
+  #toTouch = new Map<string, string>();
+  #touchTimer: NodeJS.Timeout | undefined;
   /** The store may be attached later: app.ts only knows store.url once the policy is loaded. */
   constructor(store?: KeyStore, opts: DynamicKeyLookupOptions = {}) {
     this.#negativeTtl = opts.negativeTtlMs ?? 1000;
@@ -321,6 +391,10 @@ export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
   close(): void {
     clearInterval(this.#resync);
     this.#resync = undefined;
+    if (this.#touchTimer !== undefined) {
+      clearTimeout(this.#touchTimer);
+      this.#flushTouches();
+    }
   }
   lookup(digest: string): ApiKeyRecord | undefined | Promise<ApiKeyRecord | undefined> {
     const store = this.#store;
@@ -346,6 +420,27 @@ export class DynamicKeyLookup implements KeyLookup, RevokedKeys {
     this.#inflight.set(digest, p);
     return p;
   }
+  /**
+   * An accepted key (static or dynamic) was used at `now`. Written to the store at most once a
+   * LAST_USED_EVERY_MS per key and replica, batched, off the request path; never a write per request.
+   */
+  used(keyId: string, now: number): void {
+    const last = this.#lastSeen.get(keyId);
+    if (last !== undefined && now - last < LAST_USED_EVERY_MS) return;
+    if (this.#lastSeen.size >= MAX_LAST_SEEN) this.#lastSeen.clear();
+    this.#lastSeen.set(keyId, now);
+    this.#toTouch.set(keyId, new Date(now).toISOString());
+    if (this.#touchTimer === undefined) this.#touchTimer = setTimeout(this.#flushTouches, TOUCH_BATCH_MS).unref();
+  }
+
+  readonly #flushTouches = (): void => {
+    this.#touchTimer = undefined;
+    const batch = this.#toTouch;
+    this.#toTouch = new Map();
+    // Lost when the store is down: the next use a minute later writes it again.
+    void this.#store?.touch(batch).catch(() => undefined);
+  };
+
   /** Local invalidation (the store also broadcasts). */
   invalidate(digest: string): void {
     this.#cache.delete(digest);

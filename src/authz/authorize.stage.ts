@@ -7,7 +7,8 @@ import type { RequestContext } from '../core/context.js';
 import type { Principal } from '../core/principal.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
-import { CellsBy2, shadowDecisionsTotal } from '../observability/metrics.js';
+import type { EventBus } from '../events.js';
+import { CellsBy2, crossTenantTotal, shadowDecisionsTotal } from '../observability/metrics.js';
 import type { RbacPlan, RouteAuthz } from './compile.js';
 import { satisfiedBy } from './permissions.js';
 
@@ -17,17 +18,21 @@ const OTHER_TENANT = deny('TENANT_MISMATCH');
 
 export interface AuthorizeStageOptions {
   readonly logger?: Pick<Logger, 'info'> | undefined;
+  /** Where a cross-tenant pass is published for audit; none offline (`test`, `explain`). */
+  readonly bus?: EventBus | undefined;
 }
 
 class AuthorizeStage implements Stage {
   readonly name = 'authorize';
   readonly #logger: Pick<Logger, 'info'> | undefined;
+  readonly #bus: EventBus | undefined;
   /** One Deny per missing permission, built on first use (the body names it). */
   readonly #missing = new Map<string, Deny>();
   readonly #shadowCounters = new CellsBy2((route, decision) => shadowDecisionsTotal.labels(route, decision));
 
   constructor(options: AuthorizeStageOptions = {}) {
     this.#logger = options.logger;
+    this.#bus = options.bus;
   }
 
   run(ctx: RequestContext): Outcome {
@@ -74,6 +79,10 @@ class AuthorizeStage implements Stage {
       return CONTINUE;
     }
     const value = ctx.params?.[param];
+    if (value !== p.tenant && rbac.crossTenant.size > 0) {
+      const via = crossTenantRole(rbac, p);
+      if (via !== undefined) return this.#crossTenant(ctx, authz, p, param, value ?? '', via);
+    }
     if (p.tenant === undefined) {
       if (ctx.trace !== undefined) ctx.note(this.name, `tenant check: {${param}} is "${value ?? ''}", the principal has no tenant: TENANT_MISMATCH`);
       return NO_TENANT;
@@ -85,6 +94,24 @@ class AuthorizeStage implements Stage {
     }
     // Traces are only collected by explain/test: build no strings for a live request.
     if (ctx.trace !== undefined) ctx.note(this.name, `tenant check: {${param}} is "${value}", matches the principal's tenant; allowed`);
+    return CONTINUE;
+  }
+
+  // Rare by design (operators), so a published event and a counter per pass are affordable.
+  #crossTenant(ctx: RequestContext, authz: RouteAuthz, p: Principal, param: string, target: string, via: string): Outcome {
+    crossTenantTotal.labels(authz.route).inc();
+    this.#bus?.publish({
+      type: 'tenant.crossed',
+      requestId: ctx.requestId,
+      route: authz.route,
+      subject: p.subject,
+      keyId: p.keyId ?? null,
+      callerTenant: p.tenant ?? null,
+      targetTenant: target,
+      role: via,
+    });
+    if (ctx.trace !== undefined)
+      ctx.note(this.name, `tenant check: {${param}} is "${target}", the principal's tenant is ${p.tenant === undefined ? 'none' : `"${p.tenant}"`}; allowed across tenants by role ${via}`);
     return CONTINUE;
   }
 
@@ -111,6 +138,15 @@ class AuthorizeStage implements Stage {
   #noteUnknownRoles(ctx: RequestContext, rbac: RbacPlan, p: Principal): void {
     for (const r of p.roles) if (!rbac.grants.isRole(r)) ctx.note(this.name, `role "${r}" is not declared in the policy and grants nothing`);
   }
+}
+
+/** The first of the principal's roles that is cross-tenant, with its chain; undefined when none is. */
+function crossTenantRole(rbac: RbacPlan, p: Principal): string | undefined {
+  for (const r of p.roles) {
+    const via = rbac.crossTenant.get(r);
+    if (via !== undefined) return via;
+  }
+  return undefined;
 }
 
 export function createAuthorizeStage(options: AuthorizeStageOptions = {}): Stage {

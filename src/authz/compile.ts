@@ -32,6 +32,8 @@ export interface RbacPlan {
   /** By route index; routes with nothing to authorize have no entry. */
   readonly routes: ReadonlyMap<number, RouteAuthz>;
   readonly grants: GrantResolver;
+  /** Cross-tenant roles (own `crossTenant: true` or inherited) → how: "support" or "tier2 → support". */
+  readonly crossTenant: ReadonlyMap<string, string>;
 }
 
 type Path = (string | number)[];
@@ -81,6 +83,7 @@ function writtenPermissions(doc: PolicyDocument): Set<string> {
   const out = new Set<string>();
   for (const spec of Object.values(doc.roles ?? {})) for (const p of spec.permissions ?? []) if (!p.includes('*')) out.add(p);
   for (const k of doc.authentication?.apiKeys?.keys ?? []) for (const p of k.permissions ?? []) if (!p.includes('*')) out.add(p);
+  for (const m of doc.authentication?.mtls ?? []) for (const p of m.permissions ?? []) if (!p.includes('*')) out.add(p);
   return out;
 }
 
@@ -90,9 +93,32 @@ function warnUnusedRoles(doc: PolicyDocument, cx: CompileContext): void {
   const used = new Set<string>();
   for (const spec of Object.values(doc.roles ?? {})) for (const r of spec.inherits ?? []) used.add(r);
   for (const k of doc.authentication?.apiKeys?.keys ?? []) for (const r of k.roles ?? []) used.add(r);
+  for (const m of doc.authentication?.mtls ?? []) for (const r of m.roles ?? []) used.add(r);
   for (const name of Object.keys(doc.roles ?? {})) {
     if (!used.has(name)) cx.warn(['roles', name], `role "${name}" is not used: no API key has it, no role inherits it and no JWT issuer maps a roles claim`);
   }
+}
+
+/** Roles that are cross-tenant themselves or through any role they inherit, with the chain that makes them so. */
+function crossTenantRoles(doc: PolicyDocument): Map<string, string> {
+  const specs = doc.roles ?? {};
+  const out = new Map<string, string>();
+  const visit = (name: string, seen: Set<string>): string | undefined => {
+    const spec = specs[name];
+    if (spec === undefined || seen.has(name)) return undefined;
+    if (spec.crossTenant === true) return name;
+    seen.add(name);
+    for (const parent of spec.inherits ?? []) {
+      const via = visit(parent, seen);
+      if (via !== undefined) return `${name} → ${via}`;
+    }
+    return undefined;
+  };
+  for (const name of Object.keys(specs)) {
+    const via = visit(name, new Set());
+    if (via !== undefined) out.set(name, via);
+  }
+  return out;
 }
 
 export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: readonly Route[]): RbacPlan {
@@ -125,5 +151,16 @@ export function compileRbac(doc: PolicyDocument, cx: CompileContext, routes: rea
     });
   }
   warnUnusedRoles(doc, cx);
-  return { roles, routes: perRoute, grants: new GrantResolver(roles) };
+  const crossTenant = crossTenantRoles(doc);
+  // An identity provider's roles claim is trusted as written: it could hand out the widest role there is.
+  if (crossTenant.size > 0) {
+    (doc.authentication?.jwt ?? []).forEach((j, i) => {
+      if (j.claims?.roles !== undefined)
+        cx.warn(
+          ['authentication', 'jwt', i, 'claims', 'roles'],
+          `tokens of issuer "${j.name}" may carry a cross-tenant role (${[...crossTenant.keys()].join(', ')}) in their roles claim: make sure the identity provider grants it only to operators`,
+        );
+    });
+  }
+  return { roles, routes: perRoute, grants: new GrantResolver(roles), crossTenant };
 }

@@ -10,7 +10,7 @@ import { simulationPlaceholder } from '../policy/placeholders.js';
 import { type Identity, type SimResult, SimulationError, simulate } from '../simulate/simulate.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE] [--json]
+export const usage = `Usage: portcullis explain PATH --method M --path P [--host H] [--header 'k: v']... [--as TENANT:ROLE,ROLE | --client-cert NAMES] [--json]
 
 Decides one request against the policy at PATH with the real pipeline stages (route, IP rules,
 authentication, authorization; limits, breaker and forwarding are skipped) and prints the trace.
@@ -21,6 +21,8 @@ Options:
   --host H          Host header (default localhost)
   --header 'k: v'   a request header; repeatable (e.g. a real x-api-key or Authorization)
   --as T:R,R        act as a principal of tenant T with roles R,R (":R" for no tenant)
+  --client-cert N   connect with a verified client certificate of these names, mapped by
+                    authentication.mtls: 'URI:spiffe://example.org/ns/a/sa/b,DNS:a.example.org,CN:a'
   --ip A            client address the IP rules see (default 127.0.0.1)
   --json            print the decision as JSON
   -h, --help
@@ -40,6 +42,11 @@ function parseHeader(h: string): [string, string] {
   return [h.slice(0, colon).trim(), h.slice(colon + 1).trim()];
 }
 
+function identityOf(as: string | undefined, clientCert: string | undefined): Identity | undefined {
+  if (as !== undefined && clientCert !== undefined) throw new UsageError('give --as or --client-cert, not both');
+  return as !== undefined ? parseAs(as) : clientCert !== undefined ? parseClientCert(clientCert) : undefined;
+}
+
 function parseAs(v: string): Identity {
   const colon = v.indexOf(':');
   if (colon === -1) throw new UsageError(`--as "${v}": expected TENANT:ROLE,ROLE`);
@@ -52,6 +59,18 @@ function parseAs(v: string): Identity {
   return { as: { tenant: tenant === '' ? undefined : tenant, roles, subject: 'explain' } };
 }
 
+/** `URI:…,DNS:…,CN:…` → the names of a simulated client certificate (one of each at most). */
+function parseClientCert(v: string): Identity {
+  const cert: { uri?: string; dns?: string; cn?: string } = {};
+  for (const part of v.split(',')) {
+    const colon = part.indexOf(':');
+    const kind = part.slice(0, colon).trim().toLowerCase();
+    if (colon <= 0 || (kind !== 'uri' && kind !== 'dns' && kind !== 'cn')) throw new UsageError(`--client-cert "${v}": expected URI:…, DNS:… and/or CN:…, separated by commas`);
+    cert[kind] = part.slice(colon + 1).trim();
+  }
+  return { clientCert: cert };
+}
+
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     method: { type: 'string' },
@@ -59,6 +78,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     host: { type: 'string' },
     header: { type: 'string', multiple: true },
     as: { type: 'string' },
+    'client-cert': { type: 'string' },
     ip: { type: 'string' },
     json: { type: 'boolean' },
   });
@@ -79,7 +99,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   }
   let r: SimResult;
   try {
-    r = await simulate(plan, { method, path: values.path, host: values.host, ip: values.ip, headers, identity: values.as !== undefined ? parseAs(values.as) : undefined });
+    r = await simulate(plan, { method, path: values.path, host: values.host, ip: values.ip, headers, identity: identityOf(values.as, values['client-cert']) });
   } catch (err) {
     if (!(err instanceof SimulationError)) throw err;
     io.stderr(`portcullis explain: ${err.message}\n`);

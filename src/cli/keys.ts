@@ -1,6 +1,6 @@
 // `portcullis keys`: create a static API key (printed once, with the policy entry holding only its
-// hash) and hash an existing key; with --admin URL, create dynamic keys, list every key and revoke
-// any key (a static one stays in the policy, refused) through the admin API, authenticated with
+// hash) and hash an existing key; with --admin URL, create dynamic keys (with their own limits),
+// rotate one with a grace period, list every key and revoke any key (a static one stays in the policy, refused) through the admin API, authenticated with
 // PORTCULLIS_ADMIN_TOKEN.
 import { randomBytes } from 'node:crypto';
 import { fetch } from 'undici';
@@ -22,9 +22,15 @@ Usage:
       not a terminal, the key is read from standard input (one trailing newline dropped), so it
       stays out of shell history and the process list:  printf %s "$KEY" | portcullis keys hash
   portcullis keys create --admin URL --tenant T [--roles R,R] [--permissions P,P] [--id ID] [--expires DATE] [--subject S]
+                         [--rate R] [--burst N] [--quota Q]
+      A dynamic key; --rate, --burst and --quota are its own limits (as a static key's limits).
   portcullis keys list --admin URL [--tenant T] [--json]
       Every key the instance knows: the policy's static keys (SOURCE policy) and the dynamic
-      ones (SOURCE dynamic), with STATUS active, expired, disabled or revoked. Never a hash.
+      ones (SOURCE dynamic), with STATUS active, expired, disabled or revoked, expiry, last use
+      (to the minute) and limits. Never a hash.
+  portcullis keys rotate ID --admin URL [--grace 24h]
+      A new dynamic key (printed ONCE) for the same identity, roles and limits; the old key keeps
+      working until the grace ends, then it is refused as expired.
   portcullis keys revoke ID --admin URL
       A dynamic key is deleted. A static key stays in the policy but is refused from now on: the
       revocation is kept in the store, so it outlasts reloads and restarts.
@@ -79,6 +85,11 @@ async function createRemote(values: Record<string, string | undefined>, io: CliI
   if (values.id !== undefined) body.id = values.id;
   if (values.expires !== undefined) body.expires = values.expires;
   if (values.subject !== undefined) body.subject = values.subject;
+  if (values.rate !== undefined || values.quota !== undefined || values.burst !== undefined) {
+    const burst = values.burst === undefined ? undefined : Number(values.burst);
+    if (burst !== undefined && !(Number.isInteger(burst) && burst > 0)) throw new UsageError(`--burst "${values.burst}" is not a positive whole number`);
+    body.limits = { rate: values.rate, burst, quota: values.quota };
+  }
   const r = await adminCall(io, values.admin!, 'POST', 'admin/keys', body);
   if (typeof r === 'number') return r;
   io.stdout(`API key (shown once, store it now): ${r.json.key}\nid: ${r.json.id}\ntenant: ${r.json.tenant}\n`);
@@ -95,10 +106,22 @@ async function list(argv: readonly string[], io: CliIo): Promise<number> {
     io.stdout(`${JSON.stringify(r.json.keys, null, 2)}\n`);
     return EXIT.ok;
   }
-  io.stdout('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES\n');
-  type Listed = { id: string; tenant: string | null; roles: string[]; source: string; status: string; created: string | null; expires: string | null };
+  io.stdout('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES\tLAST_USED\tLIMITS\n');
+  type Listed = {
+    id: string;
+    tenant: string | null;
+    roles: string[];
+    source: string;
+    status: string;
+    created: string | null;
+    expires: string | null;
+    lastUsed?: string | null;
+    limits?: { rate?: string; burst?: number; quota?: string } | null;
+  };
   for (const k of r.json.keys as Listed[]) {
-    io.stdout(`${k.id}\t${k.tenant ?? '-'}\t${k.roles.join(',') || '-'}\t${k.source}\t${k.status}\t${k.created ?? '-'}\t${k.expires ?? '-'}\n`);
+    const l = k.limits;
+    const limits = l ? [l.rate && `rate=${l.rate}`, l.burst && `burst=${l.burst}`, l.quota && `quota=${l.quota}`].filter(Boolean).join(',') : '';
+    io.stdout(`${k.id}\t${k.tenant ?? '-'}\t${k.roles.join(',') || '-'}\t${k.source}\t${k.status}\t${k.created ?? '-'}\t${k.expires ?? '-'}\t${k.lastUsed ?? '-'}\t${limits || '-'}\n`);
   }
   return EXIT.ok;
 }
@@ -117,6 +140,17 @@ async function revoke(argv: readonly string[], io: CliIo): Promise<number> {
   return EXIT.ok;
 }
 
+async function rotate(argv: readonly string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseFlags(argv, { admin: { type: 'string' }, grace: { type: 'string' } });
+  if (positionals.length !== 1 || values.admin === undefined) throw new UsageError('portcullis keys rotate ID --admin URL [--grace 24h]');
+  if (values.grace !== undefined && !/^\d+(ms|s|m|h|d)$/.test(values.grace)) throw new UsageError(`--grace "${values.grace}" is not a duration (e.g. 30m, 24h, 7d)`);
+  const r = await adminCall(io, values.admin, 'POST', `admin/keys/${encodeURIComponent(positionals[0]!)}/rotate`, values.grace === undefined ? {} : { grace: values.grace });
+  if (typeof r === 'number') return r;
+  io.stdout(`API key (shown once, store it now): ${r.json.key}\nid: ${r.json.id}\ntenant: ${r.json.tenant}\n`);
+  io.stdout(`${r.json.previous.id} keeps working until ${r.json.previous.expires}\n`);
+  return EXIT.ok;
+}
+
 async function create(argv: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseFlags(argv, {
     tenant: { type: 'string' },
@@ -126,9 +160,14 @@ async function create(argv: readonly string[], io: CliIo): Promise<number> {
     admin: { type: 'string' },
     permissions: { type: 'string' },
     subject: { type: 'string' },
+    rate: { type: 'string' },
+    burst: { type: 'string' },
+    quota: { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (values.admin !== undefined) return createRemote(values, io);
+  if (values.rate !== undefined || values.burst !== undefined || values.quota !== undefined)
+    throw new UsageError('--rate, --burst and --quota need --admin (a static key takes limits in the policy entry)');
   if (values.tenant === undefined || !/^[\x21-\x7e]+$/.test(values.tenant)) throw new UsageError('--tenant T is required (visible ASCII)');
   const roles = (values.roles ?? '')
     .split(',')
@@ -177,6 +216,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       return revoke(rest, io);
     case 'list':
       return list(rest, io);
+    case 'rotate':
+      return rotate(rest, io);
     default:
       throw new UsageError(sub === undefined ? 'a subcommand is required' : `unknown subcommand "${sub}"`);
   }

@@ -1,5 +1,5 @@
 // `portcullis serve`: start the proxy and the admin listener, then live until SIGTERM/SIGINT
-// (drain, exit 0). SIGHUP reloads the policy through the same path as a file change.
+// (drain, exit 0). SIGHUP reloads the policy and the TLS files through the same path as a file change.
 
 import { type App, startApp } from '../app.js';
 import { hashApiKey } from '../authn/api-key.js';
@@ -12,24 +12,40 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--demo] [--h2c] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--h2c] [--drain 30s]
+                        [--access-log] [--access-log-sample R]
+                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-client-auth MODE]]
+                        [--admin-tls-cert FILE --admin-tls-key FILE]
 
 Runs the proxy. The policy is watched and reloaded on change and on SIGHUP; SIGTERM or SIGINT
 stops accepting, drains in-flight requests (up to --drain) and exits 0.
 
 Options:
   --policy PATH        policy file or directory   (env PORTCULLIS_POLICY, default ${DEFAULTS.policy})
-  --listen HOST:PORT   proxy listener             (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
+  --listen HOST:PORT   proxy listener, or "off"   (env PORTCULLIS_LISTEN, default ${DEFAULTS.listen})
   --admin HOST:PORT    admin listener, or "off"   (env PORTCULLIS_ADMIN,  default ${DEFAULTS.admin})
+  --decisions HOST:PORT  HTTP decision listener for Envoy ext_authz (/envoy), forward auth
+                       (/forward-auth) and nginx auth_request (/nginx) (env PORTCULLIS_DECISIONS, default none)
+  --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default none)
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
   --h2c                also serve HTTP/2 with prior knowledge (h2c, gRPC) on the proxy listener
                        (env PORTCULLIS_H2C=1)
   --demo               also start a demo echo upstream and point the policy's upstreams at it
+  --access-log         one log line per request on stdout (env PORTCULLIS_ACCESS_LOG=1)
+  --access-log-sample R  log this share of requests, 0 < R <= 1 (env PORTCULLIS_ACCESS_LOG_SAMPLE, default 1)
+  --tls-cert FILE      serve the proxy over TLS with this PEM certificate (chain) (env PORTCULLIS_TLS_CERT)
+  --tls-key FILE       and this PEM private key (env PORTCULLIS_TLS_KEY); both are reloaded when they change
+  --tls-client-ca FILE CA bundle client certificates must chain to (env PORTCULLIS_TLS_CLIENT_CA)
+  --tls-client-auth MODE  none | optional | require (env PORTCULLIS_TLS_CLIENT_AUTH; default optional
+                       with --tls-client-ca, else none); routes read certificates with authenticate: [mtls]
+  --admin-tls-cert FILE  serve the admin listener over TLS (env PORTCULLIS_ADMIN_TLS_CERT)
+  --admin-tls-key FILE   its private key (env PORTCULLIS_ADMIN_TLS_KEY)
   -h, --help
 
 Environment: PORTCULLIS_ADMIN_TOKEN enables /admin/* (Bearer token); on an admin address other
 than loopback it must be at least 32 random bytes (e.g. openssl rand -hex 32) or serve does not
-start. LOG_LEVEL (default info).
+start. PORTCULLIS_NGINX_URI_HEADER and PORTCULLIS_NGINX_METHOD_HEADER rename the headers /nginx
+reads the original request from (default X-Original-URI, X-Original-Method). LOG_LEVEL (default info).
 `;
 
 /** A concrete path a route pattern matches, for the demo's curl lines. */
@@ -53,6 +69,7 @@ function demoKeyOf(plan: Plan): string | undefined {
 
 function demoBanner(app: App, plan: Plan): string {
   const base = displayUrl(app.proxyUrl).replace(/\/$/, '');
+  if (app.proxyUrl === '') return decisionsBanner(app, plan, []);
   const gettable = plan.routes.filter((r) => !r.methods || r.methods.has('GET'));
   const open = gettable.filter((r) => r.public).slice(0, 2);
   const closed = gettable.find((r) => !r.public);
@@ -66,7 +83,27 @@ function demoBanner(app: App, plan: Plan): string {
   }
   if (app.adminUrl) tries.push([`curl -s ${displayUrl(app.adminUrl)}/metrics | grep portcullis_requests_total`, 'admin listener: metrics']);
   const width = Math.max(...tries.map(([cmd]) => cmd.length));
-  const lines = [`Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`, ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`), 'Stop with Ctrl-C.'];
+  const lines = [`Portcullis demo: proxy on ${base}, answering from a built-in echo upstream. Try:`, ...tries.map(([cmd, note]) => `  ${cmd.padEnd(width)}  # ${note}`)];
+  return decisionsBanner(app, plan, lines);
+}
+
+/** How to ask the decision listener, when there is one: forward auth is the simplest to try with curl. */
+function decisionsBanner(app: App, plan: Plan, lines: string[]): string {
+  if (app.decisionsUrl !== undefined) {
+    const base = displayUrl(app.decisionsUrl);
+    const route = plan.routes.find((r) => r.public && (!r.methods || r.methods.has('GET')));
+    const path = route === undefined ? '/' : samplePath(route.matcher.pattern);
+    const trusted = plan.ipRules.trusted.trusts('127.0.0.1');
+    lines.push(
+      `Decision listener on ${base} (/envoy, /forward-auth, /nginx). Ask it as Traefik or Caddy would:`,
+      `  curl -i -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: demo' -H 'X-Forwarded-Uri: ${path}' ${base}/forward-auth`,
+      trusted
+        ? '  # 200 allows (identity headers in the answer); a denial answers its status and problem+json'
+        : '  # 403 IP_DENIED: it answers only trustedProxies; add "trustedProxies: [127.0.0.1/32]" to the policy to get decisions',
+    );
+  }
+  if (app.decisionsGrpcAddress !== undefined) lines.push(`Envoy ext_authz gRPC decisions on ${app.decisionsGrpcAddress} (envoy.service.auth.v3.Authorization/Check).`);
+  lines.push('Stop with Ctrl-C.');
   return `${lines.join('\n')}\n`;
 }
 
@@ -82,6 +119,16 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     drain: { type: 'string' },
     demo: { type: 'boolean' },
     h2c: { type: 'boolean' },
+    decisions: { type: 'string' },
+    'decisions-grpc': { type: 'string' },
+    'access-log': { type: 'boolean' },
+    'access-log-sample': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-client-ca': { type: 'string' },
+    'tls-client-auth': { type: 'string' },
+    'admin-tls-cert': { type: 'string' },
+    'admin-tls-key': { type: 'string' },
   });
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   let config: ReturnType<typeof resolveServeConfig>;
@@ -153,8 +200,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', () => {
-      logger.info('SIGHUP: reloading the policy');
+      logger.info('SIGHUP: reloading the policy and the TLS certificates');
       void app.policy.reload('signal');
+      app.reloadTls();
     });
   });
 }

@@ -2,6 +2,7 @@
 // filled in stage by stage; fields are plain for speed (this is the hot path). Nothing here knows
 // the protocol: a door hands over the request as sent (method, target, raw headers, the peer and
 // an object that stands for its connection) and reads the decision back from the same object.
+import type { SampledSpan } from '../observability/trace-sampler.js';
 import type { Plan } from './plan.js';
 import type { Principal } from './principal.js';
 import type { ReasonCode } from './reasons.js';
@@ -73,6 +74,8 @@ export class RequestContext implements RequestView {
   /** Whether the request has a Transfer-Encoding (a chunked body). */
   chunked = false;
   traceparent = '';
+  /** Set when tracing is on and this request was sampled: the server span's ids and timing marks. */
+  span: SampledSpan | undefined = undefined;
 
   route: Route | undefined = undefined;
   /** The method a method-override header named, when the route honours it: routed and authorized as this. */
@@ -86,8 +89,16 @@ export class RequestContext implements RequestView {
   limits: LimitState | undefined = undefined;
   /** Shadow route: the decision authorization would have made. */
   shadowDecision: ReasonCode | 'allow' | undefined = undefined;
+  /** Tokens charged for this response (metered upstreams); undefined: not metered. */
+  tokens: number | undefined = undefined;
   /** The final reason code, set when denied or when forwarding failed. */
   code: ReasonCode | undefined = undefined;
+  /** The decision door that asked ("nginx", "forward-auth", …); undefined for a request the proxy forwards. */
+  door: string | undefined = undefined;
+  /** Headers every answer to this request carries, denial or upstream response (CORS), flat [name, value, …]. */
+  responseHeaders: readonly string[] | undefined = undefined;
+  /** The path the upstream gets when a route's rewrite changed it (encoded); undefined: `forwardPath` unchanged. */
+  upstreamPath: string | undefined = undefined;
   /** Set only when a trace was asked for (explain/test); stages push to it when present. */
   trace: TraceStep[] | undefined = undefined;
 

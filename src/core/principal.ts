@@ -1,6 +1,6 @@
 // The one identity model every authenticator produces and every later stage reads.
 
-export type AuthMethod = 'apiKey' | 'jwt';
+export type AuthMethod = 'apiKey' | 'jwt' | 'mtls';
 
 export interface Principal {
   readonly subject: string;
@@ -12,7 +12,23 @@ export interface Principal {
   readonly keyId: string | undefined;
   /** The policy's name of the JWT issuer that vouched for the caller (JWT callers only). */
   readonly issuer?: string | undefined;
+  /** The verified token's claims (JWT callers only): what route conditions read as principal.claims. */
+  readonly claims?: Readonly<Record<string, unknown>> | undefined;
   readonly via: AuthMethod | 'test';
+  /** What `by: key` limits count the caller by when it has no key id or issuer (a client certificate: `mtls:<subject>`). */
+  readonly credential?: string | undefined;
+  /** The API key's own limits, compiled once per key; undefined: only the tenant's tier applies. */
+  readonly limits?: KeyLimits | undefined;
+}
+
+/** Limits of one API key (its `limits`), counted under its tenant with the tier, in one store call. */
+export interface KeyLimits {
+  /** Tokens per millisecond; undefined: no rate. */
+  readonly ratePerMs: number | undefined;
+  readonly burst: number;
+  readonly quota: { readonly limit: number; readonly window: 'minute' | 'hour' | 'day' | 'month' } | undefined;
+  /** `"key";q=…;w=…` for RateLimit-Policy, when there is a rate. */
+  readonly policyHeader: string | undefined;
 }
 
 const byIssuer = new Map<string, string>();
@@ -24,6 +40,7 @@ const byIssuer = new Map<string, string>();
 export function credentialKey(p: Principal | undefined): string {
   if (p === undefined) return '-';
   if (p.keyId !== undefined) return p.keyId;
+  if (p.credential !== undefined) return p.credential;
   if (p.issuer === undefined) return '-';
   let k = byIssuer.get(p.issuer);
   if (k === undefined) byIssuer.set(p.issuer, (k = `jwt:${p.issuer}`));

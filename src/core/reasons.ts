@@ -26,6 +26,10 @@ export const REASONS = {
   // Refusals of the HTTP parser that are not a plain 400.
   HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', message: 'The request head is larger than the gateway accepts.' },
   REQUEST_TIMEOUT: { status: 408, title: 'Request Timeout', message: 'The request did not arrive in time.' },
+  CORS_REJECTED: { status: 403, title: 'Forbidden', message: 'The cross-origin request is not allowed from this origin, or with this method or these headers.' },
+  CONDITION_FAILED: { status: 403, title: 'Forbidden', message: "The request does not meet the route's condition." },
+  UPSTREAM_UNAVAILABLE: { status: 503, title: 'Service Unavailable', message: 'No target of the upstream passes its health checks.' },
+  TOKEN_QUOTA_EXCEEDED: { status: 429, title: 'Too Many Requests', message: 'Token quota for the current window is exhausted.' },
 } as const satisfies Record<string, { status: number; title: string; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -7,7 +7,21 @@ import type { RequestContext } from './context.js';
 import type { Deny } from './reasons.js';
 
 export const CONTINUE = null;
+
+/** The gateway answers the request itself (a CORS preflight): no later stage runs, nothing is forwarded. */
+export interface Answer {
+  readonly answer: true;
+  readonly status: number;
+  /** Flat [name, value, …]. */
+  readonly headers: readonly string[];
+}
 export type Outcome = Deny | typeof CONTINUE;
+/** What a decision ends with: an outcome, or the gateway's own answer. */
+export type Decision = Outcome | Answer;
+
+export function isAnswer(o: Deny | Answer): o is Answer {
+  return (o as Answer).answer === true;
+}
 
 /** One step of a decision. A door's own stages may ask for the door's richer context. */
 export interface Stage<C extends RequestContext = RequestContext> {

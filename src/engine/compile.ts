@@ -7,6 +7,7 @@ import type { KeyLookup, RevokedKeys } from '../authn/api-key.js';
 import { compileAuthn, compileIpRules } from '../authn/compile.js';
 import { compileIdentityJwt } from '../authn/identity-jwt.js';
 import { compileRbac } from '../authz/compile.js';
+import { compileConditions } from '../authz/condition.js';
 import { canonicalJson } from '../canonical-json.js';
 import type { Plan } from '../core/plan.js';
 import { compileLimits } from '../limits/compile.js';
@@ -17,7 +18,10 @@ import type { LoadedPolicy } from '../policy/load.js';
 import { PolicyManager, type PolicyManagerOptions } from '../policy/manager.js';
 import type { PolicyDocument } from '../policy/schema.js';
 import { compileRouting } from '../routing/compile.js';
+import { compileCors } from '../routing/cors.js';
+import { compileRewrites } from '../routing/rewrite.js';
 import { compileBodyLimits, compileUpstreams } from '../upstream/compile.js';
+import { compileRouteForwarding } from '../upstream/route-forwarding.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -47,8 +51,12 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
   const authn = compileAuthn(doc, cx, routes, parts.dynamicKeys);
   const ipRules = compileIpRules(doc, cx, routes);
   const rbac = compileRbac(doc, cx, routes);
+  const conditions = compileConditions(doc, cx, routes);
   const limits = compileLimits(doc, cx, routes);
   const audit = compileAudit(doc, cx);
+  const cors = compileCors(doc, cx, routes);
+  const rewrites = compileRewrites(doc, cx, routes);
+  const forwarding = compileRouteForwarding(doc, cx, authn, identityJwt?.header);
 
   if (cx.hasErrors) throw new PolicyError(cx.diagnostics);
   const warnings = cx.warnings;
@@ -62,10 +70,14 @@ export function compilePolicy(loaded: LoadedPolicy, parts: CompileParts = {}): {
     authn,
     ipRules,
     rbac,
+    conditions,
     limits,
     audit,
     auditModes: compileAuditModes(doc),
     identityJwt,
+    cors,
+    rewrites,
+    ...forwarding,
     warnings,
     document: doc,
   });

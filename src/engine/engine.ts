@@ -5,11 +5,13 @@
 // (forwarding, breakers, retries, a WebSocket tunnel) is the door's business.
 import type { RequestContext } from '../core/context.js';
 import { type Deny, deny } from '../core/reasons.js';
-import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import { type Decision, runStages, type Stage } from '../core/stage.js';
 import { requestIdFor } from '../observability/request-id.js';
+import type { TraceSampler } from '../observability/trace-sampler.js';
 import { traceparentFor } from '../observability/traceparent.js';
 import { arrivalHeaders } from '../request-headers.js';
 import { canonicalize, isDeny } from '../routing/canonical.js';
+import { corsPreflight } from '../routing/cors.stage.js';
 import { createStages, type DecisionScope, type StageParts } from './stages.js';
 
 /** The body's framing is ambiguous: answered, and the connection must close before another byte is read as a request. */
@@ -18,17 +20,19 @@ const NO_HOST = deny('BAD_REQUEST', 'An HTTP/1.1 request needs a Host header.');
 
 export class Engine {
   readonly #stages: readonly Stage[];
+  readonly #sampler: TraceSampler | undefined;
   // Clients send the same Host on every request of a connection: the last spelling and its host.
   #lastHostHeader = '';
   #lastHost = '';
 
-  constructor(stages: readonly Stage[]) {
+  constructor(stages: readonly Stage[], sampler?: TraceSampler) {
     this.#stages = stages;
+    this.#sampler = sampler;
   }
 
   /** The engine of a running gateway (`full`), or of `test`/`explain` (`policy`: no store call, nothing spent). */
   static create(parts: StageParts, scope: DecisionScope = 'full'): Engine {
-    return new Engine(createStages(parts, scope));
+    return new Engine(createStages(parts, scope), scope === 'full' ? parts.sampler : undefined);
   }
 
   /** The names of the stages, in order (for traces and docs). */
@@ -49,7 +53,7 @@ export class Engine {
     ctx.peerIp = peer;
     ctx.clientIp = trust.clientIp(peer, h.forwardedFor);
     ctx.requestId = requestIdFor(ctx.trustedPeer, h.requestId);
-    ctx.traceparent = traceparentFor(h.traceparent);
+    ctx.traceparent = this.#sampler === undefined ? traceparentFor(h.traceparent) : this.#sampler.begin(h.traceparent, ctx);
     ctx.contentLength = h.contentLength;
     ctx.chunked = h.chunked;
     const hostHeader = (ctx.hostHeader = h.host ?? '');
@@ -69,8 +73,13 @@ export class Engine {
     return undefined;
   }
 
-  /** Runs every stage until one denies; synchronous when no stage needed I/O. */
-  decide(ctx: RequestContext): Outcome | Promise<Outcome> {
+  /**
+   * Runs every stage until one denies; synchronous when no stage needed I/O. A CORS preflight for a
+   * CORS route is answered (or refused) first: it carries no credentials and asks about another method.
+   */
+  decide(ctx: RequestContext): Decision | Promise<Decision> {
+    const preflight = corsPreflight(ctx);
+    if (preflight !== undefined) return preflight;
     return runStages(this.#stages, ctx);
   }
 }

@@ -5,6 +5,7 @@ import type { Plan } from '../core/plan.js';
 import { type BuiltPolicy, buildPolicy } from '../policy/build.js';
 import { type Diagnostic, PolicyError } from '../policy/diagnostics.js';
 import type { LoadOptions } from '../policy/load.js';
+import type { SourceMap } from '../policy/source-map.js';
 import { compilePolicy } from './compile.js';
 
 export type ValidationResult =
@@ -14,6 +15,8 @@ export type ValidationResult =
       readonly diagnostics: readonly Diagnostic[];
       /** Placeholders that stood in for unset variables (LoadOptions.unsetEnv), also among the diagnostics. */
       readonly placeholders: readonly Diagnostic[];
+      /** Where each key of the policy was written (for checks made after compiling). */
+      readonly sourceMap: SourceMap;
     }
   | { readonly ok: false; readonly diagnostics: readonly Diagnostic[] };
 
@@ -24,8 +27,8 @@ export function buildPlan(path: string, options: LoadOptions = {}): Promise<Buil
 
 export async function validatePolicy(path: string, options: LoadOptions = {}): Promise<ValidationResult> {
   try {
-    const { plan, warnings, placeholders } = await buildPlan(path, options);
-    return { ok: true, plan, diagnostics: warnings, placeholders };
+    const { plan, warnings, placeholders, loaded } = await buildPlan(path, options);
+    return { ok: true, plan, diagnostics: warnings, placeholders, sourceMap: loaded.sourceMap };
   } catch (err) {
     if (err instanceof PolicyError) return { ok: false, diagnostics: err.diagnostics }; // in file order already
     throw err;

@@ -12,9 +12,10 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, statusOf } from '../core/reasons.js';
-import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import type { Engine } from '../engine/engine.js';
+import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { attemptedTarget } from '../proxy/attempted.js';
 import { ProxyContext } from '../proxy/context.js';
@@ -28,6 +29,10 @@ export interface H2DoorOptions {
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder | undefined;
+  /** Latency per tenant for the admin API's usage, as the HTTP/1.1 door records it. */
+  readonly latency?: TenantLatency | undefined;
+  /** Charges metered usage to the tenant once a response ended, as the HTTP/1.1 door does. */
+  readonly charger?: { charge(plan: ProxyContext['plan'], tenant: string | undefined, reported: number): number } | undefined;
   /** A session with no open stream for this long is closed (default 60 s). */
   readonly idleTimeoutMs?: number | undefined;
 }
@@ -88,6 +93,7 @@ export class H2Door {
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx as H2Context, d),
       (ctx, err) => this.#fault(ctx as H2Context, err, 'forward'),
+      options.charger === undefined ? undefined : (ctx, reported) => options.charger!.charge(ctx.plan, ctx.principal?.tenant, reported),
     );
     options.policy.onSwap((plan) => this.#forwarder.retain(plan));
     this.#server = createServer({
@@ -186,7 +192,7 @@ export class H2Door {
     this.#then(ctx, engine.decide(ctx), true);
   }
 
-  #then(ctx: H2Context, outcome: Outcome | Promise<Outcome>, engine: boolean): void {
+  #then(ctx: H2Context, outcome: Decision | Promise<Decision>, engine: boolean): void {
     if (outcome instanceof Promise) {
       outcome.then(
         (o) => {
@@ -200,7 +206,7 @@ export class H2Door {
       );
       return;
     }
-    if (outcome !== null) return this.#deny(ctx, outcome);
+    if (outcome !== null) return isAnswer(outcome) ? this.#answer(ctx, outcome) : this.#deny(ctx, outcome);
     if (engine) return this.#then(ctx, runStages(this.#options.admit, ctx), false);
     if (ctx.gone) return;
     this.#forwarder.forward(ctx, ctx.forwardPath);
@@ -231,6 +237,11 @@ export class H2Door {
       else out[name] = [String(prev), headers[i + 1]!];
     }
     this.#respondEnded(ctx, out);
+  }
+
+  /** The gateway's own answer (a CORS preflight): status and headers, no body, nothing forwarded. */
+  #answer(ctx: H2Context, a: Answer): void {
+    this.endInHead(ctx, a.status, ['x-request-id', ctx.requestId, ...a.headers]);
   }
 
   #respondEnded(ctx: H2Context, head: Record<string, string | string[] | number>): void {
@@ -314,6 +325,8 @@ export class H2Door {
       const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
       requestsTotal.cell(route, ctx.method, String(status), code).n++;
       requestDuration.labels(route).observe(durationMs / 1000);
+      const tenant = ctx.principal?.tenant;
+      if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
       try {
         this.#options.recorder?.record(ctx, status, durationMs);
       } catch (err) {

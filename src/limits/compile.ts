@@ -27,6 +27,31 @@ interface TierPlan {
   readonly concurrency: number | undefined;
   /** `"tier";q=…;w=…` */
   readonly policyHeader: string | undefined;
+  /** tokens: the spend window (the quota's, else month), its limit and the most one request is charged. */
+  readonly tokens: TierTokens | undefined;
+}
+
+interface TierTokens {
+  readonly window: QuotaWindow;
+  /** Undefined: spend is counted, not limited. */
+  readonly limit: number | undefined;
+  readonly perRequest: number | undefined;
+  /** `"tokens";q=…;w=…` when there is a limit. */
+  readonly policyHeader: string | undefined;
+}
+
+/** Nominal window lengths for RateLimit-Policy's `w` (a calendar month counts as 30 days). */
+const WINDOW_SECONDS: Readonly<Record<QuotaWindow, number>> = { minute: 60, hour: 3_600, day: 86_400, month: 2_592_000 };
+
+function tierTokens(spec: { quota?: string | undefined; perRequest?: number | undefined } | undefined): TierTokens | undefined {
+  if (spec === undefined) return undefined;
+  const q = spec.quota === undefined ? undefined : parseQuota(spec.quota);
+  return Object.freeze({
+    window: q?.window ?? 'month',
+    limit: q?.limit,
+    perRequest: spec.perRequest,
+    policyHeader: q === undefined ? undefined : `"tokens";q=${q.limit};w=${WINDOW_SECONDS[q.window]}`,
+  });
 }
 
 export interface RouteBucketPlan {
@@ -92,6 +117,7 @@ export function compileLimits(doc: PolicyDocument, cx: CompileContext, routes: r
         quota: t.quota === undefined ? undefined : Object.freeze(parseQuota(t.quota)),
         concurrency: t.concurrency,
         policyHeader: ratePerMs === undefined ? undefined : policyHeader('tier', burst, ratePerMs),
+        tokens: tierTokens(t.tokens),
       }),
     );
   }

@@ -9,7 +9,7 @@
 // that needs one of them meets the fault at once. A fault is a 503 or a flagged allow, never a 429.
 import type { Logger } from 'pino';
 import type { RequestContext } from '../core/context.js';
-import { credentialKey } from '../core/principal.js';
+import { credentialKey, type KeyLimits } from '../core/principal.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { CONTINUE, type Outcome, type Stage } from '../core/stage.js';
 import type { EventBus } from '../events.js';
@@ -17,7 +17,7 @@ import { ipKey } from '../ip-address.js';
 import { storeCallDuration, storeDegraded, storeErrorsTotal } from '../observability/metrics.js';
 import { firstHeader } from '../request-headers.js';
 import type { LimitsPlan, RouteBucketPlan } from './compile.js';
-import { routeBucketKey } from './keys.js';
+import { DEFAULT_PREFIX, keyBucketKey, keyQuotaKey, routeBucketKey, tenantTag } from './keys.js';
 import { Leases } from './leases.js';
 import { SlotKeeper } from './slots.js';
 import type { BucketCheck, LimitCheck, LimitResult, StoreHolder } from './store.js';
@@ -52,11 +52,12 @@ class LimitsStage implements Stage {
   }
 
   run(ctx: RequestContext): Outcome | Promise<Outcome> {
-    const plan = ctx.plan.limits;
     const route = ctx.route;
-    if (plan === undefined || route === undefined) return CONTINUE;
-    const t = this.#templates.of(plan, route.index, ctx.principal?.tenant);
-    if (t === undefined) return CONTINUE;
+    if (route === undefined) return CONTINUE;
+    const plan = ctx.plan.limits;
+    const keyLimits = ctx.principal?.limits;
+    const t = plan === undefined ? undefined : this.#templates.of(plan, route.index, ctx.principal?.tenant);
+    if (t === undefined) return keyLimits === undefined ? CONTINUE : this.#keyOnly(ctx, plan ?? KEY_ONLY, keyLimits);
 
     let buckets = t.buckets;
     let leaseKey = t.leaseKey;
@@ -71,6 +72,11 @@ class LimitsStage implements Stage {
     }
     const c = t.concurrency;
     const concurrency = c === undefined ? undefined : { key: c.key, limit: c.limit, ttlMs: c.ttlMs, slot: this.#slots.next() };
+    if (keyLimits !== undefined) {
+      // The key's own limits join the same call; never leased (its quota is exact).
+      const k = withKeyLimits(t.tag, ctx.principal!.keyId ?? '-', keyLimits, buckets, t.policies);
+      return this.#ask(ctx, plan!, k.buckets, t.quota, concurrency, k.policies, undefined, t.tokens, k.keyQuota);
+    }
 
     if (leaseKey !== undefined) {
       if (this.#spend(ctx, leaseKey)) return CONTINUE;
@@ -81,11 +87,18 @@ class LimitsStage implements Stage {
         const key = leaseKey;
         return refill.then((fault) => {
           if (this.#spend(ctx, key)) return CONTINUE;
-          return fault === undefined ? this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, key) : this.#fault(ctx, plan, fault, undefined);
+          return fault === undefined ? this.#ask(ctx, plan!, buckets, t.quota, concurrency, t.policies, key, t.tokens) : this.#fault(ctx, plan!, fault, undefined);
         });
       }
     }
-    return this.#ask(ctx, plan, buckets, t.quota, concurrency, t.policies, leaseKey);
+    return this.#ask(ctx, plan!, buckets, t.quota, concurrency, t.policies, leaseKey, t.tokens);
+  }
+
+  /** A key with limits where neither a tier nor the route limits anything. */
+  #keyOnly(ctx: RequestContext, plan: Pick<LimitsPlan, 'onError' | 'prefix'>, keyLimits: KeyLimits): Outcome | Promise<Outcome> {
+    const p = ctx.principal!;
+    const k = withKeyLimits(tenantTag(plan.prefix, p.tenant ?? '-'), p.keyId ?? '-', keyLimits, [], []);
+    return this.#ask(ctx, plan, k.buckets, undefined, undefined, k.policies, undefined, undefined, k.keyQuota);
   }
 
   #spend(ctx: RequestContext, leaseKey: string): boolean {
@@ -97,14 +110,16 @@ class LimitsStage implements Stage {
 
   #ask(
     ctx: RequestContext,
-    plan: LimitsPlan,
+    plan: Pick<LimitsPlan, 'onError'>,
     buckets: readonly BucketCheck[],
     quota: LimitCheck['quota'],
     concurrency: LimitCheck['concurrency'],
     policies: readonly string[],
     leaseKey: string | undefined,
+    tokens: LimitCheck['tokens'],
+    keyQuota?: LimitCheck['keyQuota'],
   ): Outcome | Promise<Outcome> {
-    const check: LimitCheck = { buckets, quota, concurrency };
+    const check: LimitCheck = { buckets, quota, concurrency, tokens, keyQuota };
     const store = this.#holder.store;
     // A store that can answer at once (the embedded one) does: no promise for a request that needs no I/O.
     if (store.checkSync !== undefined) return this.#decide(ctx, check, store.checkSync(check), policies, leaseKey);
@@ -139,6 +154,7 @@ class LimitsStage implements Stage {
     const headers: Record<string, string> = {};
     if (policyHeader !== '') headers['ratelimit-policy'] = policyHeader;
     if (b !== undefined) headers.ratelimit = `"${b.policy}";r=${Math.max(0, r.remaining)};t=${r.resetS}`;
+    else if (r.code === 'TOKEN_QUOTA_EXCEEDED') headers.ratelimit = `"tokens";r=0;t=${r.retryAfterS}`;
     if (!r.allowed) {
       headers['retry-after'] = String(r.retryAfterS);
       ctx.note(this.name, `${r.code} (retry after ${r.retryAfterS}s)`);
@@ -164,7 +180,7 @@ class LimitsStage implements Stage {
     return CONTINUE;
   }
 
-  #fault(ctx: RequestContext, plan: LimitsPlan, err: unknown, concurrency: LimitCheck['concurrency']): Outcome {
+  #fault(ctx: RequestContext, plan: Pick<LimitsPlan, 'onError'>, err: unknown, concurrency: LimitCheck['concurrency']): Outcome {
     storeErrorsTotal.labels('check').inc();
     // Redis may still have run the check before its deadline: whatever slot it took goes back.
     if (concurrency !== undefined) this.#slots.abandon(concurrency.key, concurrency.slot, concurrency.ttlMs, 'abandoned');
@@ -190,6 +206,25 @@ class LimitsStage implements Stage {
     this.#logger?.info('limits store recovered');
     this.#bus?.publish({ type: 'store.recovered' });
   }
+}
+
+/** What a key with limits adds to its request's check when no Plan section limits anything. */
+const KEY_ONLY = Object.freeze({ onError: 'allow' as const, prefix: DEFAULT_PREFIX });
+
+function withKeyLimits(
+  tag: string,
+  keyId: string,
+  l: KeyLimits,
+  buckets: readonly BucketCheck[],
+  policies: readonly string[],
+): { buckets: readonly BucketCheck[]; policies: readonly string[]; keyQuota: LimitCheck['keyQuota'] } {
+  let b = buckets;
+  let p = policies;
+  if (l.ratePerMs !== undefined) {
+    b = [...buckets, { key: keyBucketKey(tag, keyId), ratePerMs: l.ratePerMs, burst: l.burst, cost: 1, lease: 1, policy: 'key' }];
+    p = [...policies, l.policyHeader!];
+  }
+  return { buckets: b, policies: p, keyQuota: l.quota === undefined ? undefined : { key: keyQuotaKey(tag, keyId), limit: l.quota.limit, window: l.quota.window } };
 }
 
 /** The identifier a route bucket counts by; a request without it shares one bucket ("-"). */

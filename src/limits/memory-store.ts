@@ -1,6 +1,6 @@
 // The embedded store: all limits in this process (one instance only). Same semantics as the Redis
 // script, checked by the same contract suite. The clock is injectable for window-rollover tests.
-import { type LimitCheck, type LimitResult, type LimitStore, type TenantUsage, type UsageQuery, windowBounds } from './store.js';
+import { DAYS_KEPT, dayName, type LimitCheck, type LimitResult, type LimitStore, type TenantUsage, type TokenCharge, type UsageQuery, windowBounds } from './store.js';
 
 interface Bucket {
   tokens: number;
@@ -12,6 +12,9 @@ export class MemoryStore implements LimitStore {
   readonly #now: () => number;
   readonly #buckets = new Map<string, Bucket>();
   readonly #quotas = new Map<string, { start: number; used: number }>();
+  /** Token spend in the current window, and per day number. */
+  readonly #tokens = new Map<string, { start: number; used: number }>();
+  readonly #tokenDays = new Map<string, Map<number, number>>();
   readonly #slots = new Map<string, Map<string, number>>();
   readonly #lockouts = new Map<string, { n: number; windowEnd: number; until: number }>();
 
@@ -50,6 +53,20 @@ export class MemoryStore implements LimitStore {
       if (quotaState === undefined || quotaState.start !== start) this.#quotas.set(q.key, (quotaState = { start, used: 0 }));
       if (quotaState.used + 1 > q.limit) return deny('QUOTA_EXCEEDED', end - now, -1, levels, req);
     }
+    const kq = req.keyQuota;
+    let keyQuotaState: { start: number; used: number } | undefined;
+    if (kq !== undefined) {
+      const { start, end } = windowBounds(kq.window, now);
+      keyQuotaState = this.#quotas.get(kq.key);
+      if (keyQuotaState === undefined || keyQuotaState.start !== start) this.#quotas.set(kq.key, (keyQuotaState = { start, used: 0 }));
+      if (keyQuotaState.used + 1 > kq.limit) return deny('QUOTA_EXCEEDED', end - now, -1, levels, req);
+    }
+    const tk = req.tokens;
+    if (tk !== undefined) {
+      const { start, end } = windowBounds(tk.window, now);
+      const spent = this.#tokens.get(tk.key);
+      if (spent !== undefined && spent.start === start && spent.used >= tk.limit) return deny('TOKEN_QUOTA_EXCEEDED', end - now, -1, levels, req);
+    }
     const c = req.concurrency;
     if (c !== undefined) {
       let slots = this.#slots.get(c.key);
@@ -59,6 +76,7 @@ export class MemoryStore implements LimitStore {
       slots.set(c.slot, now + c.ttlMs);
     }
     if (quotaState !== undefined) quotaState.used++;
+    if (keyQuotaState !== undefined) keyQuotaState.used++;
 
     // Commit: debit every bucket (the lease when it is there, else the cost).
     const granted: number[] = [];
@@ -125,7 +143,28 @@ export class MemoryStore implements LimitStore {
       if (slots !== undefined) for (const exp of slots.values()) if (exp > now) inUse++;
       concurrency = { limit: q.concurrency.limit, inUse };
     }
-    return { tenant: q.tenant, quota, buckets, concurrency };
+    if (q.tokens === undefined) return { tenant: q.tenant, quota, buckets, concurrency };
+    const { start } = windowBounds(q.tokens.window, now);
+    const spent = this.#tokens.get(q.tokens.key);
+    const used = spent !== undefined && spent.start === start ? spent.used : 0;
+    const limit = q.tokens.limit;
+    const tokens = { window: q.tokens.window, used, limit, remaining: limit === undefined ? undefined : Math.max(0, limit - used) };
+    const days = [...(this.#tokenDays.get(q.tokens.daysKey) ?? [])].sort((a, b) => a[0] - b[0]);
+    return { tenant: q.tenant, quota, buckets, concurrency, tokens, tokensByDay: days.map(([d, n]) => ({ day: dayName(d), tokens: n })) };
+  }
+
+  charge(c: TokenCharge): Promise<number> {
+    const now = this.#now();
+    const { start } = windowBounds(c.window, now);
+    let spent = this.#tokens.get(c.key);
+    if (spent === undefined || spent.start !== start) this.#tokens.set(c.key, (spent = { start, used: 0 }));
+    spent.used += c.tokens;
+    let days = this.#tokenDays.get(c.daysKey);
+    if (days === undefined) this.#tokenDays.set(c.daysKey, (days = new Map()));
+    const day = Math.floor(now / 86_400_000);
+    days.set(day, (days.get(day) ?? 0) + c.tokens);
+    days.delete(day - DAYS_KEPT);
+    return Promise.resolve(spent.used);
   }
 
   lockedOut(key: string): Promise<number> {
@@ -156,6 +195,8 @@ export class MemoryStore implements LimitStore {
 
   async close(): Promise<void> {
     this.#buckets.clear();
+    this.#tokens.clear();
+    this.#tokenDays.clear();
     this.#slots.clear();
     this.#lockouts.clear();
   }

@@ -17,13 +17,16 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { storeLateRepliesTotal, storeTimeoutsTotal } from '../observability/metrics.js';
 import { createRedisClient } from '../redis-client.js';
 import { WARMUP_LOCKOUT_KEY } from './keys.js';
-import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, UsageQuery } from './store.js';
-import { StoreTimeoutError, windowBounds } from './store.js';
+import type { LimitCheck, LimitCode, LimitResult, LimitStore, TenantUsage, TokenCharge, UsageQuery } from './store.js';
+import { DAYS_KEPT, dayName, StoreTimeoutError, windowBounds } from './store.js';
 
-const SCRIPT = readFileSync(new URL('./lua/check.lua', import.meta.url), 'utf8');
+const WINDOW_LUA = readFileSync(new URL('./lua/window.lua', import.meta.url), 'utf8');
+const SCRIPT = WINDOW_LUA + readFileSync(new URL('./lua/check.lua', import.meta.url), 'utf8');
+const CHARGE_SCRIPT = WINDOW_LUA + readFileSync(new URL('./lua/charge.lua', import.meta.url), 'utf8');
 const LOCKOUT_SCRIPT = readFileSync(new URL('./lua/lockout.lua', import.meta.url), 'utf8');
 const SLOTS_SCRIPT = readFileSync(new URL('./lua/slots.lua', import.meta.url), 'utf8');
-const CODES: readonly (LimitCode | undefined)[] = [undefined, 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'CONCURRENCY_EXCEEDED'];
+// Index 4 is PAST_DEADLINE, never a denial.
+const CODES: readonly (LimitCode | undefined)[] = [undefined, 'RATE_LIMITED', 'QUOTA_EXCEEDED', 'CONCURRENCY_EXCEEDED', undefined, 'TOKEN_QUOTA_EXCEEDED'];
 /** check.lua's code for a call that reached Redis after its deadline (and did nothing). */
 const PAST_DEADLINE = 4;
 /** Index of Redis's clock (ms) in every reply of check.lua. */
@@ -41,6 +44,7 @@ type Client = (Redis | Cluster) & {
   portcullisCheck(...args: (string | number)[]): Promise<unknown>;
   portcullisLockout(...args: (string | number)[]): Promise<number>;
   portcullisSlots(...args: (string | number)[]): Promise<number>;
+  portcullisCharge(...args: (string | number)[]): Promise<number>;
 };
 
 export interface RedisStoreOptions {
@@ -120,6 +124,7 @@ export class RedisStore implements LimitStore {
     client.defineCommand('portcullisCheck', { lua: SCRIPT });
     client.defineCommand('portcullisLockout', { lua: LOCKOUT_SCRIPT, numberOfKeys: 1 });
     client.defineCommand('portcullisSlots', { lua: SLOTS_SCRIPT, numberOfKeys: 1 });
+    client.defineCommand('portcullisCharge', { lua: CHARGE_SCRIPT, numberOfKeys: 2 });
     // Errors surface per call (and are counted by the stage); an 'error' listener keeps ioredis
     // from crashing the process on connection loss.
     client.on('error', () => undefined);
@@ -131,15 +136,20 @@ export class RedisStore implements LimitStore {
   }
 
   check(req: LimitCheck): Promise<LimitResult> {
-    const { buckets, quota, concurrency } = req;
-    const nKeys = buckets.length + (quota === undefined ? 0 : 1) + (concurrency === undefined ? 0 : 1);
+    const { buckets, quota, keyQuota, concurrency, tokens } = req;
+    const nQuotas = (quota === undefined ? 0 : 1) + (keyQuota === undefined ? 0 : 1);
+    const nKeys = buckets.length + nQuotas + (tokens === undefined ? 0 : 1) + (concurrency === undefined ? 0 : 1);
     const argv: (string | number)[] = [nKeys];
     for (const b of buckets) argv.push(b.key);
     if (quota !== undefined) argv.push(quota.key);
+    if (keyQuota !== undefined) argv.push(keyQuota.key);
+    if (tokens !== undefined) argv.push(tokens.key);
     if (concurrency !== undefined) argv.push(concurrency.key);
-    argv.push(0, buckets.length, quota === undefined ? 0 : 1, concurrency === undefined ? 0 : 1); // 0: the deadline, set when written
+    argv.push(0, buckets.length, nQuotas, concurrency === undefined ? 0 : 1, tokens === undefined ? 0 : 1); // 0: the deadline, set when written
     for (const b of buckets) argv.push(b.ratePerMs, b.burst, b.cost, b.lease);
     if (quota !== undefined) argv.push(quota.limit, quota.window);
+    if (keyQuota !== undefined) argv.push(keyQuota.limit, keyQuota.window);
+    if (tokens !== undefined) argv.push(tokens.limit, tokens.window);
     if (concurrency !== undefined) argv.push(concurrency.limit, concurrency.ttlMs, concurrency.slot);
     return new Promise<LimitResult>((resolve, reject) => {
       this.#queue.push(new PendingCheck(argv, 1 + nKeys, resolve, reject));
@@ -270,7 +280,19 @@ export class RedisStore implements LimitStore {
       const inUse = await this.#client.zcount(q.concurrency.key, `(${now}`, '+inf');
       concurrency = { limit: q.concurrency.limit, inUse };
     }
-    return { tenant: q.tenant, quota, buckets, concurrency };
+    if (q.tokens === undefined) return { tenant: q.tenant, quota, buckets, concurrency };
+    const [w, n] = await this.#client.hmget(q.tokens.key, 'w', 'n');
+    const used = Number(w) === windowBounds(q.tokens.window, now).start ? Number(n ?? 0) : 0;
+    const limit = q.tokens.limit;
+    const tokens = { window: q.tokens.window, used, limit, remaining: limit === undefined ? undefined : Math.max(0, limit - used) };
+    const days = Object.entries(await this.#client.hgetall(q.tokens.daysKey))
+      .map(([d, v]) => [Number(d), Number(v)] as const)
+      .sort((x, y) => x[0] - y[0]);
+    return { tenant: q.tenant, quota, buckets, concurrency, tokens, tokensByDay: days.map(([d, v]) => ({ day: dayName(d), tokens: v })) };
+  }
+
+  async charge(c: TokenCharge): Promise<number> {
+    return Number(await this.#client.portcullisCharge(c.key, c.daysKey, c.tokens, c.window, DAYS_KEPT));
   }
 
   async lockedOut(key: string): Promise<number> {

@@ -37,13 +37,41 @@ interface ConcurrencyCheck {
   readonly slot: string;
 }
 
+/**
+ * A token quota: admitted while the spend charged so far in the window is below the limit. The check
+ * only reads; charge() adds what a response consumed once it has ended.
+ */
+interface TokenCheck {
+  /** The tenant's token spend (tokenSpendKey). */
+  readonly key: string;
+  readonly limit: number;
+  readonly window: QuotaWindow;
+}
+
 export interface LimitCheck {
   readonly buckets: readonly BucketCheck[];
   readonly quota: QuotaCheck | undefined;
+  /** The API key's own quota, counted with the tier's (a refusal by either counts neither). */
+  readonly keyQuota?: QuotaCheck | undefined;
   readonly concurrency: ConcurrencyCheck | undefined;
+  /** Absent: no token quota applies. */
+  readonly tokens?: TokenCheck | undefined;
 }
 
-export type LimitCode = 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'CONCURRENCY_EXCEEDED';
+export type LimitCode = 'RATE_LIMITED' | 'QUOTA_EXCEEDED' | 'CONCURRENCY_EXCEEDED' | 'TOKEN_QUOTA_EXCEEDED';
+
+/** What a metered response consumed, charged after it ended. */
+export interface TokenCharge {
+  /** The tenant's token spend in its window (tokenSpendKey). */
+  readonly key: string;
+  /** The tenant's tokens per UTC day (tokenDaysKey), kept for DAYS_KEPT days. */
+  readonly daysKey: string;
+  readonly window: QuotaWindow;
+  readonly tokens: number;
+}
+
+/** How many UTC days of token spend the store keeps per tenant. */
+export const DAYS_KEPT = 400;
 
 export interface LimitResult {
   readonly allowed: boolean;
@@ -65,6 +93,10 @@ export interface TenantUsage {
   readonly quota: { readonly window: QuotaWindow; readonly limit: number; readonly used: number; readonly remaining: number } | undefined;
   readonly buckets: readonly { readonly key: string; readonly tokens: number; readonly burst: number }[];
   readonly concurrency: { readonly limit: number; readonly inUse: number } | undefined;
+  /** Tokens charged in the current window (limit and remaining when a token quota applies). */
+  readonly tokens?: { readonly window: QuotaWindow; readonly used: number; readonly limit: number | undefined; readonly remaining: number | undefined } | undefined;
+  /** Tokens charged per UTC day (`YYYY-MM-DD`), oldest first, days without spend left out. */
+  readonly tokensByDay?: readonly { readonly day: string; readonly tokens: number }[] | undefined;
 }
 
 export interface UsageQuery {
@@ -72,6 +104,7 @@ export interface UsageQuery {
   readonly quota: QuotaCheck | undefined;
   readonly buckets: readonly { readonly key: string; readonly burst: number; readonly ratePerMs: number }[];
   readonly concurrency: { readonly key: string; readonly limit: number } | undefined;
+  readonly tokens?: { readonly key: string; readonly daysKey: string; readonly window: QuotaWindow; readonly limit: number | undefined } | undefined;
 }
 
 export interface LimitStore {
@@ -91,6 +124,11 @@ export interface LimitStore {
    */
   refreshSlots(key: string, hold: readonly string[], drop: readonly string[], ttlMs: number): Promise<void>;
   usage(q: UsageQuery): Promise<TenantUsage>;
+  /**
+   * Adds what a response consumed to its tenant's spend (window and day, on the store's clock);
+   * resolves to the window's spend after it. Never on a request's path: called once it has ended.
+   */
+  charge(c: TokenCharge): Promise<number>;
   /** Lockout (authentication.lockout): ms left of the lockout at `key` (0: not locked out). */
   lockedOut(key: string): Promise<number>;
   /**
@@ -142,4 +180,9 @@ export function windowBounds(window: QuotaWindow, nowMs: number): { start: numbe
       return { start, end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1) };
     }
   }
+}
+
+/** `YYYY-MM-DD` of a day number (days since 1970-01-01, UTC). */
+export function dayName(day: number): string {
+  return new Date(day * 86_400_000).toISOString().slice(0, 10);
 }

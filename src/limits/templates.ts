@@ -2,7 +2,7 @@
 // are the same for every request of that pair, so a request whose lease has tokens left allocates
 // nothing. Built on first use and kept with the Plan they were built from.
 import type { LimitsPlan, RouteBucketPlan } from './compile.js';
-import { concurrencyKey, quotaKey, tenantTag, tierBucketKey } from './keys.js';
+import { concurrencyKey, quotaKey, tenantTag, tierBucketKey, tokenSpendKey } from './keys.js';
 import type { BucketCheck, LimitCheck } from './store.js';
 
 export interface Template {
@@ -13,6 +13,7 @@ export interface Template {
   readonly routeBuckets: readonly RouteBucketPlan[] | undefined;
   readonly policies: readonly string[];
   readonly quota: LimitCheck['quota'];
+  readonly tokens: LimitCheck['tokens'];
   readonly concurrency: { readonly key: string; readonly limit: number; readonly ttlMs: number } | undefined;
   /** Whether every bucket can be leased (no quota, no concurrency, leases above cost). */
   readonly leasable: boolean;
@@ -41,8 +42,11 @@ function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[
     if (b.lease <= b.cost) leasable = false;
   }
   const quota = tier?.quota === undefined ? undefined : Object.freeze({ key: quotaKey(tag), limit: tier.quota.limit, window: tier.quota.window });
+  const tk = tier?.tokens;
+  const tokens = tk?.limit === undefined ? undefined : Object.freeze({ key: tokenSpendKey(tag), limit: tk.limit, window: tk.window });
+  if (tokens !== undefined) policies.push(tk!.policyHeader!);
   const concurrency = tier?.concurrency === undefined ? undefined : Object.freeze({ key: concurrencyKey(tag), limit: tier.concurrency, ttlMs: plan.slotTtlMs });
-  if (quota !== undefined || concurrency !== undefined) leasable = false;
+  if (quota !== undefined || concurrency !== undefined || tokens !== undefined) leasable = false;
   const fixedKey = buckets.length === 1 ? buckets[0]!.key : buckets.map((b) => b.key).join('|');
   return Object.freeze({
     tag,
@@ -50,6 +54,7 @@ function buildTemplate(plan: LimitsPlan, routeBuckets: readonly RouteBucketPlan[
     routeBuckets,
     policies: Object.freeze(policies),
     quota,
+    tokens,
     concurrency,
     leasable,
     leaseKey: leasable && routeBuckets === undefined ? fixedKey : undefined,

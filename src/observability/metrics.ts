@@ -156,6 +156,19 @@ export const upstreamDuration = new HotHistogram({
   buckets: latencyBuckets,
   registers: [registry],
 });
+export const decisionsTotal = hotCounter({
+  name: 'portcullis_decisions_total',
+  help: 'Decisions answered to a data plane (Envoy ext_authz, forward auth, nginx auth_request), by door, route, status and reason code ("OK" when allowed).',
+  labelNames: ['door', 'route', 'status', 'code'] as const,
+  registers: [registry],
+});
+export const decisionDuration = new HotHistogram({
+  name: 'portcullis_decision_duration_seconds',
+  help: 'Time to decide, by door (envoy-grpc | envoy-http | forward-auth | nginx).',
+  label: 'door',
+  buckets: latencyBuckets,
+  registers: [registry],
+});
 /** Set by the proxy server; read at scrape time. */
 export const inFlight = { n: 0 };
 new Gauge({
@@ -172,6 +185,19 @@ export const policyReloadsTotal = new Counter({
   name: 'portcullis_policy_reloads_total',
   help: 'Policy (re)loads by result (success | failure).',
   labelNames: ['result'] as const,
+  registers: [registry],
+});
+// TLS listeners
+export const tlsReloadsTotal = new Counter({
+  name: 'portcullis_tls_reloads_total',
+  help: 'Certificate reloads by listener (proxy | admin) and result (success | failure); a failure keeps the old pair.',
+  labelNames: ['listener', 'result'] as const,
+  registers: [registry],
+});
+export const tlsHandshakeFailuresTotal = new Counter({
+  name: 'portcullis_tls_handshake_failures_total',
+  help: 'TLS handshakes refused or abandoned, by listener (old protocol version, no or unverified client certificate, timeout).',
+  labelNames: ['listener'] as const,
   registers: [registry],
 });
 export const policyInfo = new Gauge({
@@ -276,7 +302,7 @@ export const websocketsOpen = new Gauge({
 /** Unexpected throws the proxy contained; any increase is a bug worth a log search (the log line has the stack). */
 export const gatewayFaultsTotal = new Counter({
   name: 'portcullis_gateway_faults_total',
-  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, unhandled_rejection).',
+  help: 'Unexpected exceptions contained by the proxy, by where they were caught (request, upgrade, forward, answer, settle, audit, client_error, connection, response, decision, unhandled_rejection).',
   labelNames: ['where'] as const,
   registers: [registry],
 });
@@ -310,5 +336,39 @@ export const auditBacklogAge = new Gauge({
   name: 'portcullis_audit_backlog_age_seconds',
   help: "Age of the oldest audit event waiting in a sink's spool (0 when nothing is spooled).",
   labelNames: ['sink'] as const,
+  registers: [registry],
+});
+
+// Tracing (only moves when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+export const tracesTotal = new Counter({
+  name: 'portcullis_traces_total',
+  help: "Sampled requests' traces by result: exported to the OTLP collector, failed (the collector refused or was unreachable), dropped (queue full or worker gone).",
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+// Policy rules and upstream health
+export const crossTenantTotal = new Counter({
+  name: 'portcullis_cross_tenant_total',
+  help: "Requests a cross-tenant role let through a route's tenant check, by route.",
+  labelNames: ['route'] as const,
+  registers: [registry],
+});
+export const conditionsTotal = new Counter({
+  name: 'portcullis_conditions_total',
+  help: 'Route `when` conditions evaluated, by route and result (true | false | error: not a bool or failed to evaluate; both deny).',
+  labelNames: ['route', 'result'] as const,
+  registers: [registry],
+});
+export const upstreamHealthy = new Gauge({
+  name: 'portcullis_upstream_healthy',
+  help: 'Active health check state per upstream target: 1 healthy (in rotation), 0 unhealthy.',
+  labelNames: ['upstream', 'target'] as const,
+  registers: [registry],
+});
+export const healthChecksTotal = new Counter({
+  name: 'portcullis_health_checks_total',
+  help: 'Active health check probes by upstream, target and result (ok | fail).',
+  labelNames: ['upstream', 'target', 'result'] as const,
   registers: [registry],
 });

@@ -2,16 +2,16 @@
 // is a span); an absent or invalid one starts a new trace.
 import { randomBytes } from 'node:crypto';
 
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-const ZERO_TRACE = '0'.repeat(32);
-const ZERO_SPAN = '0'.repeat(16);
+export const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+export const ZERO_TRACE = '0'.repeat(32);
+export const ZERO_SPAN = '0'.repeat(16);
 
 // Random ids are cut from a pooled hex string: one randomBytes call and one hex conversion per
 // ~170 traceparents, instead of a native call per id.
 const POOL_BYTES = 4096;
 let pool = '';
 let offset = 0;
-function randomHex(bytes: number): string {
+export function randomHex(bytes: number): string {
   const chars = bytes * 2;
   if (offset + chars > pool.length) {
     pool = randomBytes(POOL_BYTES).toString('hex');

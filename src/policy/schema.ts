@@ -61,7 +61,43 @@ const upstreamSchema = z.strictObject({
     .enum(['http1', 'h2', 'h2c'])
     .optional()
     .describe('How the gateway speaks to this upstream: HTTP/1.1, HTTP/2 over TLS (https URLs), or HTTP/2 in cleartext with prior knowledge (http URLs; gRPC backends).'),
+  preserveHost: z.boolean().optional().describe("Send the client's Host header (validated) to this upstream instead of the target's own host."),
+  healthCheck: z
+    .strictObject({
+      path: z.string().regex(/^\//, 'a path starts with "/"').describe("Probed with GET on every target (after the target URL's own path); a 2xx or 3xx answer is a success."),
+      interval: duration.optional().describe('Time between the end of one probe and the start of the next.'),
+      timeout: duration.optional().describe('A probe that has not answered by then failed; shorter than interval.'),
+      healthyAfter: z.number().int().positive().optional().describe('Consecutive successes that bring an unhealthy target back into rotation.'),
+      unhealthyAfter: z.number().int().positive().optional().describe('Consecutive failures that take a target out of rotation.'),
+    })
+    .optional()
+    .describe(
+      'Active health checks: a target failing them leaves the rotation before requests fail on it (the breaker, if any, still applies). With every target out, requests get 503 UPSTREAM_UNAVAILABLE.',
+    ),
+  usage: z
+    .strictObject({
+      header: z
+        .string()
+        .regex(/^[A-Za-z0-9-]+$/, 'expected a header name')
+        .optional()
+        .describe('Response header or trailer carrying the tokens used (default x-usage-tokens); removed before the client sees it.'),
+      json: z
+        .enum(['auto', 'openai', 'anthropic', 'off'])
+        .optional()
+        .describe('Read `usage` from JSON and server-sent-event bodies: OpenAI or Anthropic fields, `auto` for either (default), `off` for neither.'),
+    })
+    .optional()
+    .describe('Meter what this upstream reports it consumed; the tokens are charged to the tenant when the response ends.'),
 });
+
+/** Limits of one API key, on top of its tenant's tier (counted in the same store call). */
+const keyLimitsSchema = z
+  .strictObject({
+    rate: rate.optional().describe('Token bucket refill rate of this key.'),
+    burst: z.number().int().positive().optional().describe('Bucket size (default: one second of the rate, at least 1).'),
+    quota: quota.optional().describe('Requests of this key per calendar window (UTC).'),
+  })
+  .describe("Limits of this key alone, checked with its tenant's tier in the same store call.");
 
 export const apiKeySchema = z.strictObject({
   id: name,
@@ -72,6 +108,7 @@ export const apiKeySchema = z.strictObject({
   permissions: z.array(permission).optional(),
   expires: z.union([z.string(), z.date()]).optional(),
   disabled: z.boolean().optional(),
+  limits: keyLimitsSchema.optional(),
 });
 
 const jwtIssuerSchema = z.strictObject({
@@ -89,9 +126,30 @@ const jwtIssuerSchema = z.strictObject({
   claims: z.strictObject({ subject: z.string().optional(), tenant: z.string().optional(), roles: z.string().optional(), permissions: z.string().optional() }).optional(),
 });
 
+const mtlsRuleSchema = z.strictObject({
+  name: name.describe('Names the rule in logs and traces.'),
+  match: z
+    .union([
+      z.strictObject({ uri: z.string().min(1).describe('A URI SAN glob: `*` is one path segment, `**` any run (`spiffe://example.org/ns/*/sa/*`).') }),
+      z.strictObject({ dns: z.string().min(1).describe('A DNS SAN glob: `*` is one label (`*.svc.example.org`).') }),
+    ])
+    .describe('Which certificates the rule maps: one URI SAN glob or one DNS SAN glob.'),
+  subject: z.enum(['uri', 'dns', 'cn']).optional().describe("Which name becomes the principal's subject: the URI SAN, the DNS SAN or the subject CN."),
+  tenant: z.string().min(1).optional().describe('The tenant callers with this certificate act for.'),
+  roles: z.array(z.string()).optional().describe('Roles of callers with this certificate.'),
+  permissions: z.array(permission).optional().describe('Permissions granted directly, in addition to those of `roles`.'),
+});
+
 const authenticationSchema = z.strictObject({
   apiKeys: z.strictObject({ header: z.string().optional(), keys: z.array(apiKeySchema).optional() }).optional(),
   jwt: z.array(jwtIssuerSchema).optional(),
+  mtls: z
+    .array(mtlsRuleSchema)
+    .min(1)
+    .optional()
+    .describe(
+      'Client certificates (serve --tls-client-ca) mapped to principals; the first rule that matches decides. Behind a proxy that terminates TLS, its x-forwarded-client-cert header is read instead, from trustedProxies only.',
+    ),
   forward: z
     .strictObject({
       subject: z.string().optional(),
@@ -109,6 +167,10 @@ const authenticationSchema = z.strictObject({
 const roleSchema = z.strictObject({
   inherits: z.array(z.string()).optional(),
   permissions: z.array(permission).optional(),
+  crossTenant: z
+    .boolean()
+    .optional()
+    .describe("Holders pass every route's tenantParam check for any tenant (support operators); each such pass is audited and counted. A role inheriting this one is cross-tenant too."),
 });
 
 const tierSchema = z.strictObject({
@@ -116,6 +178,13 @@ const tierSchema = z.strictObject({
   burst: z.number().int().positive().optional(),
   quota: quota.optional(),
   concurrency: z.number().int().positive().optional(),
+  tokens: z
+    .strictObject({
+      quota: quota.optional().describe('Tokens per calendar window (UTC), as metered upstreams report them: 10000000/month.'),
+      perRequest: z.number().int().positive().optional().describe('The most tokens one request is charged; more reported is capped at this.'),
+    })
+    .optional()
+    .describe('Token spend of the tenants of this tier (upstreams with `usage`).'),
 });
 
 const tenantsSchema = z.strictObject({
@@ -132,6 +201,26 @@ const routeLimitSchema = z.strictObject({
   ipv6Prefix: ipv6Prefix.optional(),
 });
 
+const headerName = z.string().regex(/^[A-Za-z0-9-]+$/, 'expected a header name of letters, digits and "-"');
+const corsSchema = z
+  .strictObject({
+    origins: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Allowed origins: exact ("https://app.example.com"), one-label wildcard ("https://*.example.com"), or "*". Needed here or at the top level.'),
+    methods: z.array(httpMethod).min(1).optional().describe("Methods a preflight may ask for (default: the route's methods, or GET, HEAD, POST)."),
+    headers: z.array(headerName).optional().describe('Request headers a preflight may ask for (default: none beyond the CORS-safelisted ones).'),
+    exposeHeaders: z.array(headerName).optional().describe('Response headers a browser script may read (Access-Control-Expose-Headers).'),
+    credentials: z.boolean().optional().describe('Allow cookies and credentials (Access-Control-Allow-Credentials); not with origins ["*"].'),
+    maxAge: duration.optional().describe('How long a browser may cache a preflight answer (Access-Control-Max-Age).'),
+  })
+  .describe('Cross-origin resource sharing: the gateway answers preflights itself and adds the CORS headers to answers.');
+const headerOps = z.strictObject({
+  set: z.record(headerName, z.string()).optional().describe('Headers to set (replacing any sent): a literal, or {principal.subject}, {principal.tenant}, {route}, {requestId} within it.'),
+  remove: z.array(headerName).optional().describe('Headers to remove.'),
+});
+
 const routeSchema = z.strictObject({
   name,
   match: z.strictObject({
@@ -144,7 +233,7 @@ const routeSchema = z.strictObject({
   require: z.array(permission).optional(),
   tenantParam: z.string().optional(),
   authenticate: z
-    .array(z.enum(['apiKey', 'jwt']))
+    .array(z.enum(['apiKey', 'jwt', 'mtls']))
     .min(1)
     .optional(),
   ipAllow: z.array(cidr).optional(),
@@ -154,6 +243,30 @@ const routeSchema = z.strictObject({
   maxBodySize: size.optional(),
   shadow: z.boolean().optional(),
   audit: z.enum(['all', 'denied', 'none']).optional(),
+  cors: corsSchema.optional(),
+  rewrite: z
+    .strictObject({
+      stripPrefix: z.string().optional().describe('Remove this leading path (whole segments) before forwarding.'),
+      addPrefix: z.string().optional().describe('Put this path in front of the (stripped) path before forwarding.'),
+      path: z.string().optional().describe('Forward this path instead: literal segments and {param}s captured by match.path.'),
+    })
+    .optional()
+    .describe('The path the upstream gets; checks run on the public path. The query is kept.'),
+  timeouts: z
+    .strictObject({ response: duration.optional().describe('Time to the response headers (and between body chunks).') })
+    .optional()
+    .describe("Overrides the upstream's timeouts for this route."),
+  headers: z
+    .strictObject({ request: headerOps.optional().describe('On the request sent upstream.'), response: headerOps.optional().describe("On the upstream's response to the client.") })
+    .optional()
+    .describe('Header transforms on the way up (request) and back (response).'),
+  when: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'A condition in CEL over principal (subject, tenant, roles, claims), request (method, path, params, headers by lower-case name; never credential or identity headers) and time (a timestamp); checked after authorization. False is 403 CONDITION_FAILED; an error or a non-bool result denies too.',
+    ),
 });
 
 const pathsSchema = z.strictObject({
@@ -206,6 +319,7 @@ export const policySchema = z
     ipAllow: z.array(cidr).optional(),
     ipDeny: z.array(cidr).optional(),
     roles: z.record(z.string(), roleSchema).optional(),
+    cors: corsSchema.optional(),
     tenants: tenantsSchema.optional(),
     routes: z.array(routeSchema).optional(),
     store: storeSchema.optional(),
@@ -219,6 +333,7 @@ export type RouteSpec = z.infer<typeof routeSchema>;
 export type ApiKeySpec = z.infer<typeof apiKeySchema>;
 export type JwtIssuerSpec = z.infer<typeof jwtIssuerSchema>;
 export type AuditSpec = z.infer<typeof auditSchema>;
+export type CorsSpec = z.infer<typeof corsSchema>;
 
 /** The published JSON Schema, for editors (`# yaml-language-server: $schema=./policy.schema.json`). */
 export function policyJsonSchema(): Record<string, unknown> {

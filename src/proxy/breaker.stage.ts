@@ -27,6 +27,10 @@ class BreakerStage implements Stage<ProxyContext> {
     if (up === undefined) return CONTINUE;
     const pick = this.#balancers.pick(up);
     if (isAllOpen(pick)) {
+      if (pick.unhealthy === true) {
+        ctx.note('breaker', `every target of upstream "${up.name}" fails its health checks`);
+        return deny('UPSTREAM_UNAVAILABLE', `No target of upstream "${up.name}" passes its health checks.`, { 'retry-after': String(Math.max(1, Math.ceil(pick.retryAfterMs / 1000))) });
+      }
       ctx.note('breaker', `every target of upstream "${up.name}" is open`);
       const seconds = Math.max(1, Math.ceil(pick.retryAfterMs / 1000));
       return deny('BREAKER_OPEN', `The circuit breaker of upstream "${up.name}" is open.`, { 'retry-after': String(seconds) });

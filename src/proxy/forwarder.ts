@@ -5,16 +5,20 @@ import { type buildConnector, type Dispatcher, errors, Pool } from 'undici';
 import type { Plan } from '../core/plan.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
+import { MARK } from '../observability/trace-sampler.js';
 import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { BodyTooLargeError, requestBody, TOO_LARGE } from './body-limit.js';
 import type { ProxyContext } from './context.js';
 import { retryAdmission } from './retry.js';
 import { clientResponseHeadersRaw, upstreamRequestHeaders } from './upstream-headers.js';
+import { UsageMeter } from './usage-meter.js';
 
 /** How the forwarder tells the server that nothing reached the client and it must answer. */
 export type ForwardFailure = (ctx: ProxyContext, d: Deny) => void;
 /** How the forwarder hands the server an exception thrown in one of its callbacks (a bug: never an upstream fault). */
 export type ForwardFault = (ctx: ProxyContext, err: unknown) => void;
+/** Charges what a metered response reported once it ended; returns the tokens charged. */
+export type ForwardCharge = (ctx: ProxyContext, reported: number) => number;
 
 const TIMEOUT = deny('UPSTREAM_TIMEOUT');
 const UNREACHABLE = deny('UPSTREAM_ERROR');
@@ -35,10 +39,12 @@ export class Forwarder {
   readonly #byTarget = new WeakMap<UpstreamTarget, PoolEntry>();
   readonly #onFailure: ForwardFailure;
   readonly #onFault: ForwardFault;
+  readonly #onCharge: ForwardCharge | undefined;
 
-  constructor(onFailure: ForwardFailure, onFault: ForwardFault) {
+  constructor(onFailure: ForwardFailure, onFault: ForwardFault, onCharge?: ForwardCharge) {
     this.#onFailure = onFailure;
     this.#onFault = onFault;
+    this.#onCharge = onCharge;
   }
 
   #entry(up: UpstreamPlan, target: UpstreamTarget): PoolEntry {
@@ -88,7 +94,8 @@ export class Forwarder {
     const entry = this.#entry(up, t);
     const req = ctx.req;
     const hasBody = ctx.contentLength !== undefined ? ctx.contentLength !== '0' : ctx.chunked;
-    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, up.responseTimeoutMs);
+    const responseTimeoutMs = ctx.plan.routeTimeouts[ctx.route!.index] ?? up.responseTimeoutMs;
+    const handler = new ResponseHandler(ctx, entry.histogram, this, forwardPath, attempt, hasBody, responseTimeoutMs, up.usage === undefined ? undefined : new UsageMeter(up.usage));
     ctx.upstream = handler;
     entry.pool.dispatch(
       {
@@ -97,6 +104,7 @@ export class Forwarder {
         method: req.method as Dispatcher.HttpMethod,
         headers: upstreamRequestHeaders(ctx, undefined), // undici writes the pool origin's Host
         body: hasBody ? requestBody(ctx) : null, // counted against maxBodySize when chunked
+        bodyTimeout: responseTimeoutMs, // routes[].timeouts.response, else the pool's (the upstream's)
       },
       handler,
     );
@@ -115,6 +123,10 @@ export class Forwarder {
 
   fault(ctx: ProxyContext, err: unknown): void {
     this.#onFault(ctx, err);
+  }
+
+  charge(ctx: ProxyContext, reported: number): void {
+    ctx.tokens = this.#onCharge === undefined ? reported : this.#onCharge(ctx, reported);
   }
 
   async close(): Promise<void> {
@@ -147,8 +159,20 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   readonly #responseTimeoutMs: number;
   /** Fires when the upstream's response head is late (upstreams.<name>.timeouts.response). */
   #timer: NodeJS.Timeout | undefined;
+  /** Reads the usage the upstream reports (metered upstreams only); cleared once charged. */
+  #meter: UsageMeter | undefined;
 
-  constructor(ctx: ProxyContext, histogram: { observe(v: number): void }, forwarder: Forwarder, forwardPath: string, attempt: number, hasBody: boolean, responseTimeoutMs: number) {
+  constructor(
+    ctx: ProxyContext,
+    histogram: { observe(v: number): void },
+    forwarder: Forwarder,
+    forwardPath: string,
+    attempt: number,
+    hasBody: boolean,
+    responseTimeoutMs: number,
+    meter: UsageMeter | undefined,
+  ) {
+    this.#meter = meter;
     this.#ctx = ctx;
     this.#histogram = histogram;
     this.#forwarder = forwarder;
@@ -160,7 +184,17 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   /** The client went away (the server calls this from its one 'close' listener): stop the upstream request too. */
   abort(): void {
+    // Before the audit record the server writes next: charged what was reported by now.
+    this.#charge(false);
     if (!this.#done) this.#abort?.(new Error('client closed the connection'));
+  }
+
+  /** Charges the metered usage, once: when the response ended, or as far as it got. */
+  #charge(ended: boolean): void {
+    const meter = this.#meter;
+    if (meter === undefined) return;
+    this.#meter = undefined;
+    this.#forwarder.charge(this.#ctx, meter.tokens(ended));
   }
 
   // undici calls these from its socket callbacks. It turns a throw from onHeaders/onData into an
@@ -208,7 +242,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     this.#histogram.observe((performance.now() - ctx.start) / 1000);
     ctx.admission?.settle(statusCode); // circuit breaker outcome
-    const head = clientResponseHeadersRaw(rawHeaders, ctx.requestId, ctx.limits?.headers);
+    const head = clientResponseHeadersRaw(this.#meter === undefined ? rawHeaders : this.#meter.head(rawHeaders), ctx.requestId, ctx.limits?.headers, ctx);
     this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : head.contentLength;
     if (ctx.endInHead !== undefined && isTrailersOnly(head.headers)) {
       this.#ended = true;
@@ -231,6 +265,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   #onData(chunk: Buffer): boolean {
     if (this.#ended) return true; // a trailers-only answer has no body to carry
+    this.#meter?.data(chunk);
     const res = this.#ctx.res;
     // The chunk that completes a declared length ends the response in the same call: one write, no
     // extra tick to uncork the socket.
@@ -247,9 +282,14 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   /** `trailers`: undici's HTTP/1.1 client gives raw name/value pairs, its HTTP/2 client node:http2's header object. */
   onComplete(trailers: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>> | null): void {
     this.#done = true;
+    upstreamEnded(this.#ctx);
     try {
       // Trailers (gRPC's grpc-status) reach an HTTP/2 client; an HTTP/1.1 response keeps its framing as before.
       if (trailers != null && this.#ctx.httpVersion === '2.0') this.#ctx.res.addTrailers(trailerObject(trailers));
+      if (this.#meter !== undefined) {
+        this.#meter.trailers(trailerPairs(trailers));
+        this.#charge(true);
+      }
       if (!this.#ended) this.#ctx.res.end();
     } catch (err) {
       this.#forwarder.fault(this.#ctx, err);
@@ -258,9 +298,12 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
 
   onError(err: Error): void {
     clearTimeout(this.#timer);
+    upstreamEnded(this.#ctx);
     if (this.#done) return; // after #fault: the abort it caused reports back here
     this.#done = true;
     try {
+      // Cut short: what the upstream reported before it failed (a retry meters afresh).
+      if (this.#ctx.res.headersSent) this.#charge(false);
       this.#onError(err);
     } catch (e) {
       this.#forwarder.fault(this.#ctx, e);
@@ -296,6 +339,17 @@ function isTrailersOnly(headers: readonly string[]): boolean {
   return false;
 }
 
+/** Trailers as raw name/value pairs, whichever form undici handed them in (the meter reads pairs). */
+function trailerPairs(raw: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>> | null): readonly (string | Buffer)[] | null {
+  if (raw === null || Array.isArray(raw)) return raw as readonly (string | Buffer)[] | null;
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */) continue;
+    for (const one of Array.isArray(v) ? v : [v]) out.push(k, one);
+  }
+  return out;
+}
+
 /** Trailers as undici hands them, minus any a client must not receive. */
 function trailerObject(raw: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
@@ -309,6 +363,11 @@ function trailerObject(raw: readonly (string | Buffer)[] | Readonly<Record<strin
     for (let i = 0; i + 1 < pairs.length; i += 2) put(pairs[i]!.toString('latin1'), pairs[i + 1]!.toString('latin1'));
   } else for (const [k, v] of Object.entries(raw)) put(k, v);
   return out;
+}
+
+/** The end of a sampled request's upstream span (a retry's later end overwrites it). */
+function upstreamEnded(ctx: ProxyContext): void {
+  if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamEnd] = performance.now();
 }
 
 function responseTimedOut(handler: ResponseHandler): void {

@@ -10,12 +10,15 @@ import { createServer, IncomingMessage, type Server, ServerResponse } from 'node
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
+import type { Plan } from '../core/plan.js';
 import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type ReasonCode, statusOf } from '../core/reasons.js';
-import { type Outcome, runStages, type Stage } from '../core/stage.js';
+import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
+import { MARK } from '../observability/trace-sampler.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 import { ProxyContext } from './context.js';
 import { Forwarder } from './forwarder.js';
@@ -28,6 +31,10 @@ export interface ProxyServerOptions {
   readonly admit: readonly Stage<ProxyContext>[];
   readonly logger: Logger;
   readonly recorder?: RequestRecorder | undefined;
+  /** Latency per tenant for the admin API's usage (this replica, recent requests). */
+  readonly latency?: TenantLatency | undefined;
+  /** Charges metered usage to the tenant once a response ended; without it, tokens are only recorded. */
+  readonly charger?: { charge(plan: Plan, tenant: string | undefined, reported: number): number } | undefined;
   /** Whole-request limit for slow clients (default 60 s). */
   readonly requestTimeoutMs?: number | undefined;
 }
@@ -79,6 +86,7 @@ export class ProxyServer {
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx, d),
       (ctx, err) => this.#fault(ctx, err, 'forward'),
+      options.charger === undefined ? undefined : (ctx, reported) => options.charger!.charge(ctx.plan, ctx.principal?.tenant, reported),
     );
     options.policy.onSwap((plan) => this.#forwarder.retain(plan));
     this.#server = createServer(
@@ -202,7 +210,7 @@ export class ProxyServer {
   }
 
   /** Continues with a decision: the engine's (then the door's own stages run), or the door's. */
-  #then(ctx: ProxyContext, outcome: Outcome | Promise<Outcome>, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+  #then(ctx: ProxyContext, outcome: Decision | Promise<Decision>, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
     if (outcome instanceof Promise) {
       outcome.then(
         (o) => this.#decided(ctx, o, engine, expectContinue, upgradeHead),
@@ -210,13 +218,13 @@ export class ProxyServer {
       );
       return;
     }
-    if (outcome !== null) return this.#deny(ctx, outcome);
+    if (outcome !== null) return isAnswer(outcome) ? this.#answer(ctx, outcome) : this.#deny(ctx, outcome);
     if (engine) return this.#then(ctx, runStages(this.#options.admit, ctx), false, expectContinue, upgradeHead);
     this.#forward(ctx, expectContinue, upgradeHead);
   }
 
   /** An asynchronous decision. Runs in a promise callback: a throw here must not become an unhandled rejection. */
-  #decided(ctx: ProxyContext, o: Outcome, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
+  #decided(ctx: ProxyContext, o: Decision, engine: boolean, expectContinue: boolean, upgradeHead: Buffer | undefined): void {
     try {
       this.#then(ctx, o, engine, expectContinue, upgradeHead);
     } catch (err) {
@@ -242,6 +250,7 @@ export class ProxyServer {
 
   #forward(ctx: ProxyContext, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
+    if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
     if (upgradeHead !== undefined) {
       return forwardUpgrade(
         ctx,
@@ -301,6 +310,9 @@ export class ProxyServer {
       // A fault's answer carries nothing the failed request computed: that state may be what broke.
       const limitHeaders = d === GATEWAY_FAULT ? undefined : ctx.limits?.headers;
       if (limitHeaders !== undefined) for (const k in limitHeaders) if (!(k in headers)) headers[k] = limitHeaders[k]!;
+      // CORS: a browser script can read a denial (401, 429) only when it carries these too.
+      const answerHeaders = d === GATEWAY_FAULT ? undefined : ctx.responseHeaders;
+      if (answerHeaders !== undefined) for (let i = 0; i < answerHeaders.length; i += 2) if (!(answerHeaders[i]! in headers)) headers[answerHeaders[i]!] = answerHeaders[i + 1]!;
       // An unread request body (denied before reading it) would otherwise be parsed as the next request.
       if (!res.shouldKeepAlive || (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked))) {
         headers.connection = 'close';
@@ -311,6 +323,28 @@ export class ProxyServer {
       // The reason phrase is the problem's title: Node's own says 'Payload Too Large' for 413.
       res.writeHead(statusOf(d.code), REASONS[d.code].title, headers);
       res.end(body);
+    } catch (err) {
+      this.#faultLogged('answer', err, ctx);
+      ctx.code = 'GATEWAY_ERROR';
+      res.destroy();
+    }
+  }
+
+  /** The gateway's own answer (a CORS preflight): status and headers, no body, nothing forwarded. */
+  #answer(ctx: ProxyContext, a: Answer): void {
+    const res = ctx.res;
+    if (res.headersSent || res.destroyed) return;
+    try {
+      const headers: string[] = ['x-request-id', ctx.requestId, ...a.headers];
+      // An unread request body would otherwise be parsed as the next request.
+      if (!res.shouldKeepAlive || (!ctx.req.complete && (ctx.contentLength !== undefined || ctx.chunked))) {
+        headers.push('connection', 'close');
+        const conn = this.#conns.get(ctx.req.socket);
+        if (conn !== undefined) this.#lastOnConnection(ctx, conn);
+        else res.shouldKeepAlive = false;
+      }
+      res.writeHead(a.status, headers);
+      res.end();
     } catch (err) {
       this.#faultLogged('answer', err, ctx);
       ctx.code = 'GATEWAY_ERROR';
@@ -469,6 +503,8 @@ export class ProxyServer {
     let h = this.#durations.get(route);
     if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
     h.observe(durationMs / 1000);
+    const tenant = ctx.principal?.tenant;
+    if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
     try {
       this.#options.recorder?.record(ctx, status, durationMs);
     } catch (err) {

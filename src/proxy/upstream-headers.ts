@@ -6,6 +6,7 @@
 // look-alike spellings too.
 
 import { type IdentityForward, identityHeaders } from '../authn/forward.js';
+import type { RequestContext } from '../core/context.js';
 import { FORWARDED_BY_GATEWAY, FORWARDED_FROM_TRUSTED, GATEWAY_ONLY, HOP_BY_HOP, METHOD_OVERRIDE_HEADERS, RESPONSE_HOP_BY_HOP_HEADERS } from '../header-names.js';
 import type { ProxyContext } from './context.js';
 
@@ -85,6 +86,10 @@ export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string |
   const forward = ctx.plan.authn.forward;
   const kinds = kindsOf(forward);
   const out: string[] = [];
+  const route = ctx.route;
+  // routes[].headers.request: its names never come from the client (removed, or set below).
+  const transform = route === undefined ? undefined : ctx.plan.headerTransforms[route.index]?.request;
+  if (route !== undefined && ctx.plan.upstreams.get(route.upstream)?.preserveHost === true) upstreamHost = ctx.hostHeader;
   let listed: string[] | undefined;
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
@@ -92,6 +97,8 @@ export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string |
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase();
     const kind = kinds.get(name);
+    // A "_" look-alike of a transformed name too: CGI-style upstreams would read it as the same header.
+    if (transform !== undefined && (transform.drop.has(name) || (name.indexOf('_') !== -1 && transform.drop.has(name.replace(UNDERSCORES, '-'))))) continue;
     if (kind === undefined) {
       if (!isLookAlike(kinds, name)) out.push(name, raw[i + 1]!);
     } else if (kind === Kind.TrustedOnly) {
@@ -125,6 +132,7 @@ export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string |
     'traceparent',
     ctx.traceparent,
   );
+  transform?.append(ctx, out);
   identityHeaders(forward, ctx.principal, out);
   if (ctx.identityJwt !== undefined && ctx.plan.identityJwt !== undefined) out.push(ctx.plan.identityJwt.header, ctx.identityJwt);
   return out;
@@ -149,10 +157,15 @@ export interface ResponseHead {
  * The client response head from undici's raw response headers ([name, value, …] as bytes). Bytes
  * are carried as latin1 so any value round-trips unchanged.
  */
-export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: string, extra?: Readonly<Record<string, string>>): ResponseHead {
+export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: string, extra?: Readonly<Record<string, string>>, ctx?: RequestContext): ResponseHead {
   const out: string[] = [];
   let listed: string[] | undefined;
   let contentLength = -1;
+  const route = ctx?.route;
+  const transform = route === undefined ? undefined : ctx!.plan.headerTransforms[route.index]?.response;
+  // A CORS route's Access-Control-* answer is the gateway's; the upstream's Vary is kept and extended.
+  const cors = ctx?.responseHeaders;
+  let vary = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!.toString('latin1');
     const lower = name.toLowerCase();
@@ -161,6 +174,11 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: stri
       continue;
     }
     if (lower === 'x-request-id') continue;
+    if (transform?.drop.has(lower)) continue;
+    if (cors !== undefined) {
+      if (lower.startsWith('access-control-')) continue;
+      if (lower === 'vary' && vary === -1) vary = out.length;
+    }
     const value = raw[i + 1]!.toString('latin1');
     if (lower === 'content-length') {
       const n = Number(value);
@@ -169,7 +187,31 @@ export function clientResponseHeadersRaw(raw: readonly Buffer[], requestId: stri
     out.push(name, value);
   }
   if (listed !== undefined) dropListed(out, listed, false);
+  if (transform !== undefined) transform.append(ctx!, out);
+  if (cors !== undefined) addAnswerHeaders(out, cors, listed === undefined ? vary : out.findIndex((n, j) => j % 2 === 0 && n.toLowerCase() === 'vary'));
   return { headers: gatewayResponseHeaders(out, requestId, extra), contentLength };
+}
+
+/** Appends the gateway's answer headers (CORS); a Vary is merged into the upstream's (at `vary`, -1: none) rather than replacing it. */
+function addAnswerHeaders(out: string[], headers: readonly string[], vary: number): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name === 'vary' && vary !== -1) {
+      out[vary + 1] = withVary(out[vary + 1]!, headers[i + 1]!);
+      continue;
+    }
+    out.push(name, headers[i + 1]!);
+  }
+}
+
+/** `value` with `token` added unless it already lists it (or is "*"). */
+function withVary(value: string, token: string): string {
+  const t = token.toLowerCase();
+  for (const v of value.split(',')) {
+    const x = v.trim().toLowerCase();
+    if (x === t || x === '*') return value;
+  }
+  return value.trim() === '' ? token : `${value}, ${token}`;
 }
 
 /** Client response headers from a parsed (node:http) header object, as a flat array for `writeHead`. */

@@ -164,7 +164,7 @@ const KEEP = new Uint8Array(128);
 for (const ch of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/") KEEP[ch.charCodeAt(0)] = 1;
 
 /** Percent-encodes everything outside pchar (including "%" itself) as UTF-8. */
-function encodePath(path: string): string {
+export function encodePath(path: string): string {
   let plain = true;
   for (let i = 0; i < path.length; i++) {
     const c = path.charCodeAt(i);

@@ -4,7 +4,8 @@
 // decisions). Used by `portcullis test` and `explain`. Nothing here re-implements a rule: identity is produced by presenting a credential
 // to the real authenticate stage. A test principal (`as:`) or a named static key (`apiKey:`) is a
 // freshly minted random API key whose digest maps to that principal; a `jwt:` is signed by a
-// per-run test key that stands in for the policy's issuers (same issuer, audience, claim mapping).
+// per-run test key that stands in for the policy's issuers (same issuer, audience, claim mapping);
+// a `clientCert:` is a connection that completed a handshake with a certificate of those names.
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ApiKeyAuthenticator, type ApiKeyRecord, DEFAULT_API_KEY_HEADER, StaticKeyLookup } from '../authn/api-key.js';
@@ -16,6 +17,7 @@ import { RequestContext, type TraceStep } from '../core/context.js';
 import type { Plan } from '../core/plan.js';
 import type { Principal } from '../core/principal.js';
 import { type Deny, REASONS, type ReasonCode } from '../core/reasons.js';
+import { isAnswer } from '../core/stage.js';
 import { Engine } from '../engine/engine.js';
 import { MemoryStore } from '../limits/memory-store.js';
 import type { RouteAttempt } from '../routing/route.js';
@@ -27,10 +29,29 @@ export type Identity =
         readonly roles?: readonly string[] | undefined;
         readonly permissions?: readonly string[] | undefined;
         readonly subject?: string | undefined;
+        readonly claims?: Readonly<Record<string, unknown>> | undefined;
       };
     }
   | { readonly apiKey: string }
-  | { readonly jwt: { readonly claims: Readonly<Record<string, unknown>> } };
+  | { readonly jwt: { readonly claims: Readonly<Record<string, unknown>> } }
+  | { readonly clientCert: ClientCertificate };
+
+/** A verified client certificate's names, as the handshake would have presented them to `mtls`. */
+interface ClientCertificate {
+  readonly uri?: string | undefined;
+  readonly dns?: string | undefined;
+  readonly cn?: string | undefined;
+}
+
+/**
+ * A connection that completed a TLS handshake with this certificate: what the real `mtls`
+ * authenticator reads of a TLS socket, so the policy's own rules map it.
+ */
+function verifiedConnection(c: ClientCertificate): object {
+  const san = [c.uri === undefined ? undefined : `URI:${c.uri}`, c.dns === undefined ? undefined : `DNS:${c.dns}`].filter((v) => v !== undefined).join(', ');
+  const cert = { subject: c.cn === undefined ? {} : { CN: c.cn }, subjectaltname: san };
+  return { authorized: true, getPeerCertificate: () => cert };
+}
 
 export interface SimRequest {
   readonly method: string;
@@ -134,9 +155,13 @@ function keyRecord(plan: Plan, id: string): ApiKeyRecord {
   };
 }
 
-/** The plan to decide with and the credential headers that present `identity` to it. */
-async function present(plan: Plan, identity: Identity | undefined): Promise<{ plan: Plan; headers: Record<string, string> }> {
+/** The plan to decide with and the credential headers (or the connection) that present `identity` to it. */
+async function present(plan: Plan, identity: Identity | undefined): Promise<{ plan: Plan; headers: Record<string, string>; connection?: object }> {
   if (identity === undefined) return { plan, headers: {} };
+  if ('clientCert' in identity) {
+    if (plan.authn?.mtls === undefined) throw new SimulationError('the policy configures no client certificates (authentication.mtls)');
+    return { plan, headers: {}, connection: verifiedConnection(identity.clientCert) };
+  }
   const header = plan.authn?.apiKey?.header ?? DEFAULT_API_KEY_HEADER;
   if ('as' in identity) {
     const a = identity.as;
@@ -146,6 +171,7 @@ async function present(plan: Plan, identity: Identity | undefined): Promise<{ pl
       roles: Object.freeze([...(a.roles ?? [])]),
       permissions: Object.freeze([...(a.permissions ?? [])]),
       keyId: undefined,
+      claims: a.claims,
       via: 'test' as const,
     });
     // Its own header, so an `as:` principal is accepted by any authenticated route.
@@ -176,7 +202,7 @@ function rawHeadersOf(r: SimRequest, host: string, extra: Readonly<Record<string
 
 export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = offlineEngine()): Promise<SimResult> {
   const hostHeader = r.host ?? 'localhost';
-  const { plan, headers } = await present(basePlan, r.identity);
+  const { plan, headers, connection } = await present(basePlan, r.identity);
   const method = r.method.toUpperCase();
   const ctx = RequestContext.of(plan, {
     method,
@@ -184,7 +210,7 @@ export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = o
     rawHeaders: rawHeadersOf(r, hostHeader, headers),
     httpVersion: '1.1',
     peer: r.ip ?? '127.0.0.1',
-    connection: {},
+    connection: connection ?? {},
   });
   ctx.trace = [];
   const finish = (out: Deny | null, canonicalPath: string | undefined, attempts: readonly RouteAttempt[]): SimResult => ({
@@ -207,5 +233,7 @@ export async function simulate(basePlan: Plan, r: SimRequest, engine: Engine = o
   ctx.note('canonical', `canonical path ${ctx.path}`);
   const attempts = plan.router.explain(method, ctx.host, ctx.path).attempts;
   const out = await engine.decide(ctx);
+  // The gateway's own answer (a CORS preflight) is an allow with its own status.
+  if (out !== null && isAnswer(out)) return { ...finish(null, ctx.path, attempts), status: out.status };
   return finish(out, ctx.path, attempts);
 }

@@ -25,6 +25,7 @@ const requestSchema = z
         roles: z.array(z.string()).optional(),
         permissions: z.array(z.string()).optional(),
         subject: z.string().optional(),
+        claims: z.record(z.string(), z.unknown()).optional().describe('What route conditions read as principal.claims (default none).'),
       })
       .optional()
       .describe('A principal given directly (subject defaults to `test`), accepted by every route that needs credentials: tests authorization alone.'),
@@ -35,9 +36,13 @@ const requestSchema = z
       .describe(
         "A token carrying these claims, signed by a key that stands in for the policy's issuers; `iss` and `aud` of the first issuer, `sub: test-subject` and a 5-minute `exp` are filled in unless given: tests the claim mapping.",
       ),
+    clientCert: z
+      .strictObject({ uri: z.string().optional(), dns: z.string().optional(), cn: z.string().optional() })
+      .optional()
+      .describe("A client certificate the TLS handshake verified, with this URI SAN, DNS SAN and subject CN: mapped by the policy's authentication.mtls rules."),
   })
-  .refine((r) => [r.as, r.apiKey, r.jwt].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt')
-  .describe('The request to decide. Without as, apiKey or jwt it carries no credentials (unless headers has some).');
+  .refine((r) => [r.as, r.apiKey, r.jwt, r.clientCert].filter((v) => v !== undefined).length <= 1, 'give at most one of as, apiKey, jwt, clientCert')
+  .describe('The request to decide. Without as, apiKey, jwt or clientCert it carries no credentials (unless headers has some).');
 
 const testSchema = z.strictObject({
   name: z.string().min(1).describe('What the test proves, as a sentence; printed when it fails.'),
@@ -100,7 +105,8 @@ export async function loadTestFile(name: string): Promise<{ tests: PolicyTest[];
   if (!parsed.success || errors.length > 0) return { tests: [], errors: errors.sort((x, y) => x.line - y.line || x.column - y.column) };
   const tests = parsed.data.tests.map((t, i): PolicyTest => {
     const r = t.request;
-    const identity = r.as !== undefined ? { as: r.as } : r.apiKey !== undefined ? { apiKey: r.apiKey } : r.jwt !== undefined ? { jwt: r.jwt } : undefined;
+    const identity =
+      r.as !== undefined ? { as: r.as } : r.apiKey !== undefined ? { apiKey: r.apiKey } : r.jwt !== undefined ? { jwt: r.jwt } : r.clientCert !== undefined ? { clientCert: r.clientCert } : undefined;
     return {
       file: name,
       line: nodePosition(file, ['tests', i]).line,

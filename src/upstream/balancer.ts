@@ -5,9 +5,11 @@
 import type { Logger } from 'pino';
 import type { Plan } from '../core/plan.js';
 import type { EventBus } from '../events.js';
-import { breakerState, breakerTransitionsTotal } from '../observability/metrics.js';
+import { breakerState, breakerTransitionsTotal, healthChecksTotal, upstreamHealthy } from '../observability/metrics.js';
 import type { UpstreamPlan, UpstreamTarget } from '../upstream/compile.js';
 import { type BreakerSettings, type BreakerStateName, CircuitBreaker, REFUSED } from './breaker.js';
+import { HealthChecker, type HealthHooks, type HealthSnapshot, type HealthTransition } from './health.js';
+import type { HealthCheckSettings } from './health-compile.js';
 
 const STATE_VALUE: Record<BreakerStateName, number> = { closed: 0, 'half-open': 1, open: 2 };
 
@@ -17,6 +19,10 @@ export interface TargetHandle {
   readonly origin: string;
   target: UpstreamTarget;
   breaker: CircuitBreaker | undefined;
+  /** Active health checker (undefined when the upstream has no healthCheck: always in rotation). */
+  health: HealthChecker | undefined;
+  /** What the running checker was built from; a reload with the same settings keeps it. */
+  healthKey: string;
 }
 
 /**
@@ -66,6 +72,8 @@ export class Admission {
 /** The answer when every target refused: how long until one would admit a probe. */
 export interface AllOpen {
   readonly retryAfterMs: number;
+  /** Every target is out of rotation by its health checks (not by its breaker). */
+  readonly unhealthy?: boolean;
 }
 
 interface UpstreamEntry {
@@ -84,9 +92,14 @@ export class Balancers {
   readonly #upstreams = new Map<string, UpstreamEntry>();
   readonly #handles = new Map<string, TargetHandle>();
   readonly #opts: BalancerOptions;
+  readonly #healthHooks: HealthHooks;
 
   constructor(opts: BalancerOptions = {}) {
     this.#opts = opts;
+    this.#healthHooks = {
+      probed: (t, ok) => healthChecksTotal.inc({ upstream: t.upstream, target: t.origin, result: ok ? 'ok' : 'fail' }),
+      transitioned: (t) => this.#healthTransitioned(t),
+    };
   }
 
   /**
@@ -100,8 +113,13 @@ export class Balancers {
     const start = entry.next;
     entry.next = (start + 1) % n;
     let fallback: TargetHandle | undefined;
+    let unhealthy = 0;
     for (let i = 0; i < n; i++) {
       const h = handles[(start + i) % n]!;
+      if (h.health !== undefined && !h.health.healthy) {
+        unhealthy++;
+        continue;
+      }
       if (h === avoid && n > 1) {
         fallback = h;
         continue;
@@ -113,8 +131,9 @@ export class Balancers {
       const gen = fallback.breaker === undefined ? 0 : fallback.breaker.tryAcquire();
       if (gen !== REFUSED) return new Admission(fallback, gen, this);
     }
+    if (unhealthy === n) return { retryAfterMs: up.healthCheck?.intervalMs ?? 0, unhealthy: true };
     let wait = Infinity;
-    for (const h of handles) wait = Math.min(wait, h.breaker?.retryAfterMs() ?? 0);
+    for (const h of handles) if (h.health?.healthy !== false) wait = Math.min(wait, h.breaker?.retryAfterMs() ?? 0);
     return { retryAfterMs: wait === Infinity ? 0 : wait };
   }
 
@@ -128,7 +147,20 @@ export class Balancers {
       if (live.has(k)) continue;
       this.#handles.delete(k);
       if (h.breaker !== undefined) breakerState.remove(h.upstream, h.origin);
+      this.#stopHealth(h);
     }
+  }
+
+  /** Stops every health checker (shutdown). */
+  close(): void {
+    for (const h of this.#handles.values()) this.#stopHealth(h);
+  }
+
+  /** Every target with active health checks, for /admin/health. */
+  healthSnapshot(): HealthSnapshot[] {
+    const out: HealthSnapshot[] = [];
+    for (const h of this.#handles.values()) if (h.health !== undefined) out.push(h.health.snapshot());
+    return out;
   }
 
   /** Every breaker, for /admin/breakers. */
@@ -144,7 +176,7 @@ export class Balancers {
   #entry(up: UpstreamPlan): UpstreamEntry {
     let entry = this.#upstreams.get(up.name);
     if (entry !== undefined && entry.source === up) return entry;
-    const handles = up.targets.map((t) => this.#handle(up.name, t, up.breaker));
+    const handles = up.targets.map((t) => this.#handle(up.name, t, up.breaker, up.healthCheck));
     if (entry === undefined) {
       entry = { source: up, handles, next: 0 };
       this.#upstreams.set(up.name, entry);
@@ -156,14 +188,15 @@ export class Balancers {
     return entry;
   }
 
-  #handle(upstream: string, target: UpstreamTarget, settings: BreakerSettings | undefined): TargetHandle {
+  #handle(upstream: string, target: UpstreamTarget, settings: BreakerSettings | undefined, health: HealthCheckSettings | undefined): TargetHandle {
     const k = key(upstream, target.origin);
     let h = this.#handles.get(k);
     if (h === undefined) {
-      h = { upstream, origin: target.origin, target, breaker: undefined };
+      h = { upstream, origin: target.origin, target, breaker: undefined, health: undefined, healthKey: '' };
       this.#handles.set(k, h);
     }
     h.target = target;
+    this.#syncHealth(h, health);
     if (settings === undefined) {
       if (h.breaker !== undefined) breakerState.remove(upstream, target.origin);
       h.breaker = undefined;
@@ -183,6 +216,40 @@ export class Balancers {
       h.breaker.reconfigure(settings);
     }
     return h;
+  }
+
+  #syncHealth(h: TargetHandle, settings: HealthCheckSettings | undefined): void {
+    if (settings === undefined) {
+      this.#stopHealth(h);
+      return;
+    }
+    const k = `${h.target.basePath}\n${JSON.stringify(settings)}`;
+    if (h.health !== undefined && h.healthKey === k) return;
+    // A changed check starts over from the target's current state: a reload neither hides a dead
+    // target nor takes a live one out.
+    const wasHealthy = h.health?.healthy ?? true;
+    h.health?.stop();
+    h.healthKey = k;
+    h.health = new HealthChecker({ upstream: h.upstream, origin: h.origin, basePath: h.target.basePath }, settings, this.#healthHooks, wasHealthy);
+    upstreamHealthy.set({ upstream: h.upstream, target: h.origin }, wasHealthy ? 1 : 0);
+  }
+
+  #stopHealth(h: TargetHandle): void {
+    if (h.health === undefined) return;
+    h.health.stop();
+    h.health = undefined;
+    h.healthKey = '';
+    upstreamHealthy.remove(h.upstream, h.origin);
+  }
+
+  #healthTransitioned(t: HealthTransition): void {
+    upstreamHealthy.set({ upstream: t.upstream, target: t.target }, t.healthy ? 1 : 0);
+    const from = t.healthy ? 'unhealthy' : 'healthy';
+    const to = t.healthy ? 'healthy' : 'unhealthy';
+    const log = { upstream: t.upstream, target: t.target, reason: t.reason };
+    if (t.healthy) this.#opts.logger?.info(log, 'upstream target healthy again: back in rotation');
+    else this.#opts.logger?.warn(log, 'upstream target failed its health checks: out of rotation');
+    this.#opts.bus?.publish({ type: 'upstream.health', upstream: t.upstream, target: t.target, from, to, reason: t.reason });
   }
 
   #transitioned(upstream: string, target: string, from: BreakerStateName, to: BreakerStateName): void {

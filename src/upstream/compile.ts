@@ -6,6 +6,8 @@ import type { PolicyDocument } from '../policy/schema.js';
 import { parseDuration, parseSize } from '../policy/values.js';
 import type { BreakerSettings } from './breaker.js';
 import { compileBreaker } from './breaker-compile.js';
+import { compileHealthCheck, type HealthCheckSettings } from './health-compile.js';
+import { compileUsage, type UsagePlan } from './usage.js';
 
 declare module '../core/plan.js' {
   interface Plan {
@@ -35,6 +37,12 @@ export interface UpstreamPlan {
   readonly protocol: UpstreamProtocol;
   /** Circuit breaker per target; undefined: no breaker. */
   readonly breaker?: BreakerSettings | undefined;
+  /** Send the client's Host header (validated by the preserveHost stage) instead of the target's. */
+  readonly preserveHost?: boolean | undefined;
+  /** Active health checks per target; undefined: none. */
+  readonly healthCheck?: HealthCheckSettings | undefined;
+  /** Where it reports what a response consumed; undefined: its responses are not metered. */
+  readonly usage?: UsagePlan | undefined;
 }
 
 const UPSTREAM_DEFAULTS = Object.freeze({ connectTimeoutMs: 2_000, responseTimeoutMs: 30_000, connections: 128, retries: 0 });
@@ -89,6 +97,9 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
       protocol,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
+      preserveHost: spec.preserveHost,
+      healthCheck: compileHealthCheck(spec.healthCheck, [...at, 'healthCheck'], cx),
+      usage: compileUsage(spec.usage),
     });
   }
   return out;

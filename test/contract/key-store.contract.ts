@@ -127,5 +127,31 @@ export function keyStoreContract(name: string, make: () => Promise<KeyStoreFixtu
       expect(await replica.revokeStatic({ ...first, revoked: '2026-12-02T00:00:00.000Z' })).toEqual(first);
       expect(await store.list()).not.toContainEqual(expect.objectContaining({ id: first.id }));
     });
+
+    it('rewrites a stored key by id (limits and rotation kept), announces it, and never brings back a removed key', async () => {
+      const { store, replica } = await make();
+      const k = key(`t-${run}-update`, { limits: { rate: '10/s', quota: '100/day' } });
+      expect(await store.put(k)).toBe('ok');
+      expect(await replica.byId(k.id)).toEqual(k);
+      const heard: string[] = [];
+      replica.onInvalidate((d) => heard.push(d));
+      const retiring = { ...k, expires: '2030-01-01T00:00:00.000Z', rotatedTo: `${k.id}-next` };
+      expect(await store.update(retiring)).toBe(true);
+      expect(await replica.byDigest(k.digest)).toEqual(retiring);
+      await until('the update is announced', () => heard.includes(k.digest));
+      await store.remove(k.id);
+      expect(await store.update(retiring)).toBe(false);
+      expect(await replica.byDigest(k.digest)).toBeUndefined();
+      expect(await store.byId(k.id)).toBeUndefined();
+    });
+
+    it('keeps the last use of keys by id, on every replica', async () => {
+      const { store, replica } = await make();
+      const id = `used-${run}-${++n}`;
+      await store.touch(new Map([[id, '2026-12-01T10:00:00.000Z']]));
+      await replica.touch(new Map([[id, '2026-12-01T10:01:00.000Z']]));
+      expect((await store.lastUsed()).get(id)).toBe('2026-12-01T10:01:00.000Z');
+      await store.touch(new Map());
+    });
   });
 }

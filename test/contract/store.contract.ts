@@ -144,6 +144,86 @@ export function storeContract(name: string, make: () => Promise<StoreFixture>): 
       expect((await f.store.check(check)).allowed).toBe(true);
     });
 
+    it('admits while the token spend is under its quota, then refuses with TOKEN_QUOTA_EXCEEDED until the window resets', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const key = `${tag}:tokens`;
+      const daysKey = `${tag}:tokens:days`;
+      const check: LimitCheck = { buckets: [], quota: undefined, concurrency: undefined, tokens: { key, limit: 100, window: 'minute' } };
+      expect((await f.store.check(check)).allowed).toBe(true);
+      // The check only reads: admitting twice spends nothing.
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect(await f.store.charge({ key, daysKey, window: 'minute', tokens: 60 })).toBe(60);
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect(await f.store.charge({ key, daysKey, window: 'minute', tokens: 45 })).toBe(105);
+      const denied = await f.store.check(check);
+      expect(denied).toMatchObject({ allowed: false, code: 'TOKEN_QUOTA_EXCEEDED' });
+      expect(denied.retryAfterS).toBeGreaterThan(0);
+      expect(denied.retryAfterS).toBeLessThanOrEqual(60);
+      await f.ageQuota(key);
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect(await f.store.charge({ key, daysKey, window: 'minute', tokens: 1 })).toBe(1);
+    });
+
+    it('a token refusal takes no request quota, bucket token or concurrency slot', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const key = `${tag}:tokens`;
+      await f.store.charge({ key, daysKey: `${tag}:tokens:days`, window: 'day', tokens: 10 });
+      const check: LimitCheck = {
+        buckets: [bucket(`${tag}:b`, 0.001, 5)],
+        quota: { key: `${tag}:q`, limit: 10, window: 'day' },
+        concurrency: { key: `${tag}:c`, limit: 1, ttlMs: 60_000, slot: 's' },
+        tokens: { key, limit: 10, window: 'day' },
+      };
+      expect((await f.store.check(check)).code).toBe('TOKEN_QUOTA_EXCEEDED');
+      const u = await f.store.usage({ tenant: 't', quota: check.quota, buckets: [{ key: `${tag}:b`, burst: 5, ratePerMs: 0.000001 }], concurrency: { key: `${tag}:c`, limit: 1 } });
+      expect(u.quota!.used).toBe(0);
+      expect(u.buckets[0]!.tokens).toBe(5);
+      expect(u.concurrency!.inUse).toBe(0);
+    });
+
+    it('reports the token spend of the window and per UTC day', async () => {
+      const f = await make();
+      const tag = f.tag();
+      const key = `${tag}:tokens`;
+      const daysKey = `${tag}:tokens:days`;
+      await f.store.charge({ key, daysKey, window: 'month', tokens: 7 });
+      await f.store.charge({ key, daysKey, window: 'month', tokens: 5 });
+      const u = await f.store.usage({ tenant: 't', quota: undefined, buckets: [], concurrency: undefined, tokens: { key, daysKey, window: 'month', limit: 100 } });
+      expect(u.tokens).toEqual({ window: 'month', used: 12, limit: 100, remaining: 88 });
+      expect(u.tokensByDay).toHaveLength(1);
+      expect(u.tokensByDay![0]!.tokens).toBe(12);
+      expect(u.tokensByDay![0]!.day).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      const none = await f.store.usage({
+        tenant: 't',
+        quota: undefined,
+        buckets: [],
+        concurrency: undefined,
+        tokens: { key: `${tag}:other`, daysKey: `${tag}:other:days`, window: 'month', limit: undefined },
+      });
+      expect(none.tokens).toEqual({ window: 'month', used: 0, limit: undefined, remaining: undefined });
+      expect(none.tokensByDay).toEqual([]);
+    });
+
+    it("counts an API key's quota with the tier's, and a refusal by either counts neither", async () => {
+      const f = await make();
+      const tag = f.tag();
+      const quota = { key: `${tag}:q`, limit: 3, window: 'day' as const };
+      const keyQuota = { key: `${tag}:key:k1:quota`, limit: 2, window: 'day' as const };
+      const check: LimitCheck = { buckets: [], quota, keyQuota, concurrency: undefined };
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).allowed).toBe(true);
+      expect((await f.store.check(check)).code).toBe('QUOTA_EXCEEDED'); // the key's
+      const other: LimitCheck = { buckets: [], quota, keyQuota: { ...keyQuota, key: `${tag}:key:k2:quota` }, concurrency: undefined };
+      expect((await f.store.check(other)).allowed).toBe(true);
+      expect((await f.store.check(other)).code).toBe('QUOTA_EXCEEDED'); // the tier's: 3 in all
+      const u = await f.store.usage({ tenant: 't', quota, buckets: [], concurrency: undefined });
+      expect(u.quota!.used).toBe(3);
+      const k2 = await f.store.usage({ tenant: 't', quota: other.keyQuota, buckets: [], concurrency: undefined });
+      expect(k2.quota!.used).toBe(1);
+    });
+
     it('holds concurrency slots until released, and expires a slot whose holder died', async () => {
       const f = await make();
       const key = `${f.tag()}:c`;

@@ -31,7 +31,7 @@ describe('the portcullis CLI', () => {
   it('lists every command in --help, and each command has its own --help', async () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['serve', 'validate', 'schema', 'test', 'explain', 'keys', 'audit', 'bench', 'diff']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
+    for (const c of ['serve', 'validate', 'schema', 'test', 'explain', 'keys', 'audit', 'bench', 'diff', 'usage']) expect(r.stdout).toMatch(new RegExp(`^  ${c} `, 'm'));
     const serve = await cli(['serve', '--help']);
     expect(serve.code).toBe(0);
     expect(serve.stdout).toContain('--drain DURATION');

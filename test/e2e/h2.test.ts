@@ -79,6 +79,15 @@ describe('serve with PORTCULLIS_H2C=1', () => {
   });
 });
 
+describe('serve with --tls-cert and --tls-key', () => {
+  it('serves HTTP/2 to clients that choose h2 by ALPN, and HTTP/1.1 to the others', async () => {
+    const s = await serve({ PORTCULLIS_TLS_CERT: join(dir, 'up.crt'), PORTCULLIS_TLS_KEY: join(dir, 'up.key') });
+    const url = s.proxy.replace('http://', 'https://');
+    expect(await curl(['--cacert', join(dir, 'ca.crt'), '--http2', `${url}/clear/tls-h2`])).toBe('clear answered over HTTP/2.0\n2 200');
+    expect(await curl(['--cacert', join(dir, 'ca.crt'), '--http1.1', `${url}/clear/tls-h1`])).toBe('clear answered over HTTP/2.0\n1.1 200');
+  });
+});
+
 describe('serve without --h2c', () => {
   it('does not speak HTTP/2 on the cleartext listener', async () => {
     const s = await serve({});

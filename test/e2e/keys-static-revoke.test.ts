@@ -79,8 +79,9 @@ describe('portcullis keys revoke on a static key', () => {
     expect(before.stderr).toBe('');
     expect(before.code).toBe(0);
     const lines = before.stdout.trimEnd().split('\n');
-    expect(lines[0]).toBe('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES');
-    expect(lines).toContain(`${ID}\tacme\tuser\tpolicy\tactive\t-\t-`);
+    expect(lines[0]).toBe('ID\tTENANT\tROLES\tSOURCE\tSTATUS\tCREATED\tEXPIRES\tLAST_USED\tLIMITS');
+    // Last used: written within a second of the call above, so either not yet or its time.
+    expect(lines.some((l) => new RegExp(`^${ID}\tacme\tuser\tpolicy\tactive\t-\t-\t[^\t]+\t-$`).test(l))).toBe(true);
     expect(before.stdout).not.toContain(hashApiKey(secret(ID)).slice('sha256:'.length));
 
     const revoked = await runCli(['keys', 'revoke', ID, '--admin', s.admin], env);
@@ -94,8 +95,10 @@ describe('portcullis keys revoke on a static key', () => {
 
     const after = await runCli(['keys', 'list', '--admin', s.admin, '--tenant', 'acme'], env);
     expect(after.code).toBe(0);
-    expect(after.stdout.split('\n')).toContain(`${ID}\tacme\tuser\tpolicy\trevoked\t-\t-`);
-    expect(after.stdout.split('\n')).toContain(`${KEEP}\tacme\tuser\tpolicy\tactive\t-\t-`);
+    // The first seven columns; last use and limits follow.
+    const firstSeven = after.stdout.split('\n').map((l) => l.split('\t').slice(0, 7).join('\t'));
+    expect(firstSeven).toContain(`${ID}\tacme\tuser\tpolicy\trevoked\t-\t-`);
+    expect(firstSeven).toContain(`${KEEP}\tacme\tuser\tpolicy\tactive\t-\t-`);
     const json = await runCli(['keys', 'list', '--admin', s.admin, '--json'], env);
     const listed = (JSON.parse(json.stdout) as { id: string; source: string; status: string; revoked: string | null }[]).find((k) => k.id === ID);
     expect(listed).toMatchObject({ source: 'policy', status: 'revoked' });

@@ -1,5 +1,6 @@
 // `portcullis test` through the built CLI (`node dist/main.js test …`; npm test's pretest builds dist/).
 import { beforeAll, describe, expect, it } from 'vitest';
+import { REASON_CODES } from '../../src/core/reasons.js';
 import { type Ran, requireBuiltCli, runCli } from '../helpers/cli.js';
 
 const F = 'test/fixtures/authz';
@@ -49,9 +50,9 @@ describe('portcullis test', () => {
     const r = await cli(['test', `${F}/invalid-tests`]);
     expect(r.stderr).toBe(
       [
-        `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ROUTE_NOT_FOUND, BAD_REQUEST, IP_DENIED, AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDP_UNAVAILABLE, LOCKED_OUT, PERMISSION_DENIED, TENANT_MISMATCH, RATE_LIMITED, QUOTA_EXCEEDED, CONCURRENCY_EXCEEDED, BODY_TOO_LARGE, BREAKER_OPEN, STORE_UNAVAILABLE, UPSTREAM_TIMEOUT, UPSTREAM_ERROR, GATEWAY_ERROR, HEADERS_TOO_LARGE, REQUEST_TIMEOUT (did you mean "TENANT_MISMATCH"?)`,
+        `${F}/invalid-tests/policy.test.yaml:4:21 tests[0].expect.deny: "TENANT_MISMATCHED" is not one of ${REASON_CODES.join(', ')} (did you mean "TENANT_MISMATCH"?)`,
         `${F}/invalid-tests/policy.test.yaml:6:39 tests[1].request.bearer: unknown key`,
-        `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt`,
+        `${F}/invalid-tests/policy.test.yaml:9:14 tests[2].request: give at most one of as, apiKey, jwt, clientCert`,
         'invalid test files',
         '',
       ].join('\n'),
@@ -99,7 +100,7 @@ describe('portcullis test', () => {
 
   it('passes the tests shipped with policies/', async () => {
     const r = await cli(['test', 'policies', '--coverage'], { DEMO_UPSTREAM: 'http://127.0.0.1:3000' });
-    expect(r.stdout).toBe(['coverage: routes no test exercised: none', 'coverage: roles no test exercised: none', '18 passed, 0 failed', ''].join('\n'));
+    expect(r.stdout).toBe(['coverage: routes no test exercised: none', 'coverage: roles no test exercised: none', '22 passed, 0 failed', ''].join('\n'));
     expect(r.code).toBe(0);
   });
 });

@@ -32,6 +32,7 @@ export function requestRecord(i: number, over: Partial<RequestRecord> = {}): Req
     shadow: null,
     status: 200,
     durationMs: 1.23456,
+    door: null,
     ...over,
   };
 }

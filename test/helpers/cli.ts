@@ -49,6 +49,8 @@ export interface Serving {
 export interface ServeOptions {
   /** `--drain` (default 1s). */
   readonly drain?: string;
+  /** More `serve` flags (`--tls-cert …`); with TLS on the proxy, `proxy` is still written http://. */
+  readonly args?: readonly string[];
 }
 
 /** `portcullis serve --policy P` as a user starts it, once its admin /healthz answers. */
@@ -57,10 +59,14 @@ export async function serveCli(policy: string, env: Record<string, string> = {},
   const [port, adminPort] = [await freePort(), await freePort()];
   const childEnv: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...env };
   for (const name of unset) delete childEnv[name];
-  const child = spawn(process.execPath, [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', options.drain ?? '1s'], {
-    cwd: root,
-    env: childEnv,
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'serve', '--policy', policy, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`, '--drain', options.drain ?? '1s', ...(options.args ?? [])],
+    {
+      cwd: root,
+      env: childEnv,
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   child.stdout.resume();

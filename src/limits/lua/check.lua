@@ -1,12 +1,14 @@
 -- The whole per-request limits decision, atomically, on Redis's own clock (TIME).
--- KEYS: bucket keys…, [quota key], [concurrency key]   (all under one hash tag)
--- ARGV: deadline, nBuckets, hasQuota, hasConcurrency,
+-- (windowBounds comes from window.lua, prepended.)
+-- KEYS: bucket keys…, quota keys…, [token spend key], [concurrency key]   (all under one hash tag)
+-- ARGV: deadline, nBuckets, nQuotas, hasConcurrency, hasTokens,
 --       per bucket: ratePerMs, burst, cost, lease,
---       [quota: limit, window (minute|hour|day|month)], [concurrency: limit, ttlMs, slot]
+--       per quota: limit, window (minute|hour|day|month), [tokens: limit, window],
+--       [concurrency: limit, ttlMs, slot]
 -- deadline: ms on this server's clock after which the caller no longer waits for the answer
 -- (0: none). A call that runs later (it sat in a paused server, an offline queue, a resend after a
 -- reconnect) changes nothing: its caller already answered the request without it.
--- Returns: { allowed, code (0 none, 1 rate, 2 quota, 3 concurrency, 4 past its deadline), retryMs,
+-- Returns: { allowed, code (0 none, 1 rate, 2 quota, 3 concurrency, 4 past its deadline, 5 tokens), retryMs,
 --            bucket (0-based, -1), remaining, resetMs, now, granted… }
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -15,12 +17,13 @@ if deadline > 0 and now >= deadline then
   return { 0, 4, 0, -1, 0, 0, now }
 end
 local nb = tonumber(ARGV[2])
-local hasQuota = ARGV[3] == '1'
+local nq = tonumber(ARGV[3])
 local hasConc = ARGV[4] == '1'
+local hasTokens = ARGV[5] == '1'
 
 local levels = {}
 for i = 1, nb do
-  local a = 4 + (i - 1) * 4
+  local a = 5 + (i - 1) * 4
   local rate, burst, cost = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local v = redis.call('HMGET', KEYS[i], 't', 'ts')
   local tokens = burst
@@ -34,51 +37,38 @@ for i = 1, nb do
   end
 end
 
-local a = 4 + nb * 4
+local a = 5 + nb * 4
 local k = nb
-local quotaKey, windowStart
-if hasQuota then
+-- Quotas (the tier's, the API key's): all checked before any is counted.
+local quotaKeys, quotaStarts, quotaEnds, quotaUsed = {}, {}, {}, {}
+for j = 1, nq do
   k = k + 1
-  quotaKey = KEYS[k]
   local limit, window = tonumber(ARGV[a + 1]), ARGV[a + 2]
   a = a + 2
-  local windowEnd
-  if window == 'minute' then windowStart = now - now % 60000; windowEnd = windowStart + 60000
-  elseif window == 'hour' then windowStart = now - now % 3600000; windowEnd = windowStart + 3600000
-  elseif window == 'day' then windowStart = now - now % 86400000; windowEnd = windowStart + 86400000
-  else
-    -- calendar month in UTC (days-from-civil, H. Hinnant)
-    local function daysFromCivil(y, m, d)
-      if m <= 2 then y = y - 1 end
-      local era = math.floor(y / 400)
-      local yoe = y - era * 400
-      local mp = (m + 9) % 12
-      local doy = math.floor((153 * mp + 2) / 5) + d - 1
-      local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-      return era * 146097 + doe - 719468
-    end
-    local z = math.floor(now / 86400000) + 719468
-    local era = math.floor(z / 146097)
-    local doe = z - era * 146097
-    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-    local y = yoe + era * 400
-    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-    local mp = math.floor((5 * doy + 2) / 153)
-    local m = mp < 10 and mp + 3 or mp - 9
-    if m <= 2 then y = y + 1 end
-    windowStart = daysFromCivil(y, m, 1) * 86400000
-    local ny, nm = y, m + 1
-    if nm == 13 then ny = y + 1; nm = 1 end
-    windowEnd = daysFromCivil(ny, nm, 1) * 86400000
-  end
-  local q = redis.call('HMGET', quotaKey, 'w', 'n')
+  local ws, we = windowBounds(window, now)
+  local q = redis.call('HMGET', KEYS[k], 'w', 'n')
   local used = 0
-  if q[1] and tonumber(q[1]) == windowStart then used = tonumber(q[2]) end
+  if q[1] and tonumber(q[1]) == ws then used = tonumber(q[2]) end
   if used + 1 > limit then
-    return { 0, 2, windowEnd - now, -1, 0, 0, now }
+    return { 0, 2, we - now, -1, 0, 0, now }
   end
-  redis.call('HSET', quotaKey, 'w', windowStart, 'n', used)
-  redis.call('PEXPIREAT', quotaKey, windowEnd + 60000)
+  quotaKeys[j], quotaStarts[j], quotaEnds[j], quotaUsed[j] = KEYS[k], ws, we, used
+end
+for j = 1, nq do
+  redis.call('HSET', quotaKeys[j], 'w', quotaStarts[j], 'n', quotaUsed[j])
+  redis.call('PEXPIREAT', quotaKeys[j], quotaEnds[j] + 60000)
+end
+
+-- Token spend is only read here: charge.lua adds to it once a response has ended.
+if hasTokens then
+  k = k + 1
+  local limit, window = tonumber(ARGV[a + 1]), ARGV[a + 2]
+  a = a + 2
+  local ws, we = windowBounds(window, now)
+  local s = redis.call('HMGET', KEYS[k], 'w', 'n')
+  if s[1] and tonumber(s[1]) == ws and tonumber(s[2]) >= limit then
+    return { 0, 5, we - now, -1, 0, 0, now }
+  end
 end
 
 if hasConc then
@@ -93,12 +83,12 @@ if hasConc then
   redis.call('PEXPIRE', key, ttl * 2)
 end
 
-if quotaKey then redis.call('HINCRBY', quotaKey, 'n', 1) end
+for j = 1, nq do redis.call('HINCRBY', quotaKeys[j], 'n', 1) end
 
 local out = { 1, 0, 0, -1, 0, 0, now }
 local most = math.huge
 for i = 1, nb do
-  local b = 4 + (i - 1) * 4
+  local b = 5 + (i - 1) * 4
   local rate, burst, cost, lease = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
   local take = math.max(cost, math.min(lease, math.floor(levels[i])))
   local left = levels[i] - take

@@ -34,6 +34,7 @@ const rec = (i: number): RequestRecord => ({
   shadow: null,
   status: 200,
   durationMs: 1,
+  door: null,
 });
 
 async function until(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {

@@ -8,8 +8,10 @@ import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type App, startApp } from '../../../src/app.js';
 import type { Plan } from '../../../src/core/plan.js';
 import { validatePolicy } from '../../../src/engine/validate.js';
+import { createLogger } from '../../../src/observability/logger.js';
 import { simulate } from '../../../src/simulate/simulate.js';
 import { requireBuiltCli, runCli } from '../../helpers/cli.js';
 import { type Gateway, startGateway } from '../../helpers/gateway.js';
@@ -62,6 +64,7 @@ const CASES: readonly Case[] = [
 let gateway: Gateway;
 /** Hands every connection to the gateway's HTTP/2 door, as the TLS listener does for ALPN "h2". */
 let h2Listener: Server;
+let decisions: App;
 let plan: Plan;
 let policyFile: string;
 
@@ -75,12 +78,40 @@ beforeAll(async () => {
   const v = await validatePolicy(policyFile);
   if (!v.ok) throw new Error(v.diagnostics.map((d) => d.message).join('; '));
   plan = v.plan;
+  decisions = await startApp({
+    policyPath: policyFile,
+    listen: null,
+    decisions: { host: '127.0.0.1', port: 0 },
+    admin: null,
+    drainMs: 0,
+    demo: false,
+    watch: false,
+    logger: createLogger({ level: 'silent' }),
+  });
 });
 
 afterAll(async () => {
   h2Listener?.close();
   await gateway?.stop();
+  await decisions?.shutdown();
 });
+
+/** What the decision listener's Envoy door answered for the same request: `allow` on 200, else the code. */
+async function throughDecision(c: Case): Promise<{ status: number; decision: string }> {
+  const url = new URL(decisions.decisionsUrl!);
+  const head = [`${c.method} /envoy${c.target} HTTP/1.1`, `Host: ${c.host}`, ...Object.entries(c.headers ?? {}).map(([k, v]) => `${k}: ${v}`), 'Connection: close'];
+  const data = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ port: Number(url.port), host: url.hostname }, () => socket.write(`${head.join('\r\n')}\r\n\r\n`));
+    let got = '';
+    socket.on('data', (d) => (got += d.toString()));
+    socket.on('end', () => resolve(got));
+    socket.on('error', reject);
+  });
+  const body = data.slice(data.indexOf('\r\n\r\n') + 4);
+  const status = Number(data.split(' ')[1]);
+  if (status === 200) return { status, decision: 'allow' };
+  return { status, decision: (JSON.parse(body) as { code: string }).code };
+}
 
 /** What the proxy answered: `allow` when the upstream answered, else the refusal's code. */
 async function throughProxy(c: Case): Promise<{ status: number; decision: string }> {
@@ -134,6 +165,12 @@ describe('the proxy and explain/test', () => {
       const proxied = await throughProxy(c);
       const simulated = await simulate(plan, { method: c.method, path: c.target, host: c.host, headers: c.headers });
       expect({ status: simulated.status, decision: simulated.decision }).toEqual(proxied);
+    });
+  }
+
+  for (const c of CASES) {
+    it(`and the decision listener reach the same decision for ${c.name}`, async () => {
+      expect(await throughDecision(c)).toEqual(await throughProxy(c));
     });
   }
 

@@ -4,6 +4,7 @@
 // trailers-only grpc-status, grpc-message naming the reason code) and audited with that code.
 
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as h2connect } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -281,10 +282,34 @@ describe('gRPC-shaped refusals', () => {
     expect(err?.details).toMatch(/^ROUTE_NOT_FOUND: /);
   });
 
-  it('bounds the upstream call by grpc-timeout: DEADLINE_EXCEEDED, the upstream call cancelled, audited UPSTREAM_TIMEOUT', async () => {
+  it('bounds the upstream call by grpc-timeout: the caller sees DEADLINE_EXCEEDED and the upstream call is cancelled', async () => {
     slowCancelled = false;
     const { err } = await call('Greeter', 'Slow', { delayMs: 5_000 }, new Metadata(), 300);
     expect(err?.code).toBe(status.DEADLINE_EXCEEDED);
+    for (let i = 0; i < 60 && !slowCancelled; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(slowCancelled).toBe(true);
+  });
+
+  it('answers DEADLINE_EXCEEDED itself when grpc-timeout passes, audited UPSTREAM_TIMEOUT', async () => {
+    // A caller that sends grpc-timeout but keeps no timer of its own: only the gateway's deadline can end the call.
+    slowCancelled = false;
+    const session = h2connect(app.proxyUrl);
+    const trailers = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':method': 'POST', ':path': '/demo.Greeter/Slow', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' });
+      let head: Record<string, unknown> = {};
+      req.on('response', (h) => (head = h));
+      req.on('trailers', (t) => (head = { ...head, ...t }));
+      req.on('end', () => resolve(head));
+      req.on('error', reject);
+      req.resume();
+      // Req { delayMs: 5000 } as one uncompressed gRPC message.
+      req.end(Buffer.from([0, 0, 0, 0, 3, 0x18, 0x88, 0x27]));
+    });
+    session.close();
+    expect(trailers[':status']).toBe(200);
+    expect(trailers['grpc-status']).toBe('4');
+    expect(String(trailers['grpc-message'])).toMatch(/^UPSTREAM_TIMEOUT: /);
     for (let i = 0; i < 60 && !slowCancelled; i++) await new Promise((r) => setTimeout(r, 50));
     expect(slowCancelled).toBe(true);
     expect(await auditCodes('/demo.Greeter/Slow', 'UPSTREAM_TIMEOUT')).toContain('UPSTREAM_TIMEOUT');

@@ -22,6 +22,8 @@ describe('audit line formatting', () => {
       { allowed: false, code: 'PERMISSION_DENIED', permission: 'reports:read', status: 403, ip: '10.9.9.9' },
       { route: null, method: 'POST', tenant: null, subject: null, keyId: null, via: null },
       { shadow: 'allow' },
+      { upstreamPath: '/v2/things/a%20b' },
+      { tokens: 1234 },
       ...AWKWARD.map((s) => ({ requestId: s, path: s, subject: s, route: s, ip: s, method: s, code: s })),
       {},
     ];
@@ -35,10 +37,10 @@ describe('audit line formatting', () => {
       expect(line).toBe(canonicalJson(event));
       expect(event).toMatchObject({
         id,
-        request: { id: r.requestId, path: r.path, ip: r.ip, method: r.method, route: r.route },
+        request: { id: r.requestId, path: r.path, ip: r.ip, method: r.method, route: r.route, upstreamPath: r.upstreamPath ?? null },
         actor: { subject: r.subject, tenant: r.tenant, keyId: r.keyId, via: r.via },
         decision: { allowed: r.allowed, code: r.code, permission: r.permission, shadow: r.shadow },
-        response: { status: r.status },
+        response: { status: r.status, tokens: r.tokens ?? null },
       });
     });
   });

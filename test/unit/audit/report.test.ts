@@ -41,6 +41,24 @@ describe('audit report', () => {
     expect(md).toContain('| TENANT_MISMATCH | 1 |');
   });
 
+  it('lists cross-tenant passes by caller and target tenant, and health check transitions', async () => {
+    const dir = tmpDir();
+    const file = path.join(dir, 'audit.ndjson');
+    const p = new AuditPipeline(planFor(dir, [{ kind: 'file', name: 'file', path: file, rotateBytes: 0, retainMs: 0, fsync: 'never' }]), { instance: 'r' });
+    const crossed = { type: 'tenant.crossed', requestId: 'q', route: 'reports', subject: 'support-op', keyId: 'support-op', callerTenant: 'vendor', targetTenant: 'acme', role: 'support' } as const;
+    p.recordSystem(crossed);
+    p.recordSystem(crossed);
+    p.recordSystem({ ...crossed, subject: 'root', callerTenant: null, targetTenant: 'globex' });
+    p.recordSystem({ type: 'upstream.health', upstream: 'app', target: 'http://t', from: 'healthy', to: 'unhealthy', reason: 'status 503' });
+    await p.close();
+    const r = buildReport([file], undefined);
+    expect(r.accessControl.crossTenant).toEqual({ 'support-op (vendor) → acme': 2, 'root (no tenant) → globex': 1 });
+    expect(r.availability.healthTransitions).toMatchObject([{ upstream: 'app', target: 'http://t', to: 'unhealthy', reason: 'status 503' }]);
+    const md = reportMarkdown(r);
+    expect(md).toContain('| support-op (vendor) → acme | 2 |');
+    expect(md).toContain('app http://t: unhealthy (status 503)');
+  });
+
   it('counts only events inside --since, and shows a broken chain', async () => {
     const file = await sample();
     const lines = readFileSync(file, 'utf8').trim().split('\n');

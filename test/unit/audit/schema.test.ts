@@ -19,11 +19,12 @@ describe('audit event schema', () => {
       const p = new AuditPipeline(planFor(dir, [{ kind: 'file', name: 'file', path: file, rotateBytes: 0, retainMs: 0, fsync: 'never' }], chain), { instance: 'schema' });
       p.push(requestRecord(1));
       p.push(requestRecord(2, { allowed: false, code: 'TENANT_MISMATCH', subject: null, tenant: null, keyId: null, via: null, route: null, status: 403 }));
+      p.push(requestRecord(3, { door: 'nginx' }));
       p.recordSystem({ type: 'breaker.transition', upstream: 'app', target: 'http://x', from: 'CLOSED', to: 'OPEN' });
       p.recordSystem({ type: 'store.recovered' });
       await p.close();
       const lines = readFileSync(file, 'utf8').trim().split('\n');
-      expect(lines).toHaveLength(4);
+      expect(lines).toHaveLength(5);
       for (const l of lines) expect(() => auditEventSchema.parse(JSON.parse(l))).not.toThrow();
       expect(lines.every((l) => l.includes('"chain"') === chain)).toBe(true);
       expect(readdirSync(dir)).toContain('a.ndjson');

@@ -30,22 +30,22 @@ describe('audit wire batches', () => {
     const batch: WireValue[] = [];
     const r = new AuditRecorder(fakeWorker(() => batch));
     r.record(ctx(0), 200, 1);
-    r.record(ctx(1), 200, 2);
+    r.record(ctx(1, { tokens: 42 }), 200, 2);
     appendSystem(batch, 5, { type: 'key.revoked', keyId: 'k9' });
     r.record(ctx(2), 201, 3);
     r.record(ctx(3, { clientIp: '10.0.0.9' }), 200, 4);
     r.record(ctx(4, { code: 'PERMISSION_DENIED', permission: 'reports:read' }), 403, 5);
     const tags = [];
-    for (let i = 0; i < batch.length; i += batch[i] === REQUEST ? 17 : batch[i] === REQUEST_SAME ? 6 : 5) tags.push(batch[i]);
+    for (let i = 0; i < batch.length; i += batch[i] === REQUEST ? 20 : batch[i] === REQUEST_SAME ? 8 : 5) tags.push(batch[i]);
     expect(tags).toEqual([REQUEST, REQUEST_SAME, SYSTEM, REQUEST_SAME, REQUEST, REQUEST]);
     const records = decodeBatch(batch);
-    expect(records.map((x) => (x.kind === 0 ? [x.requestId, x.path, x.ip, x.subject, x.status, x.durationMs, x.allowed, x.code] : x.type))).toEqual([
-      ['req-0', '/r/0', '10.0.0.1', 'ci-bot', 200, 1, true, null],
-      ['req-1', '/r/1', '10.0.0.1', 'ci-bot', 200, 2, true, null],
+    expect(records.map((x) => (x.kind === 0 ? [x.requestId, x.path, x.ip, x.subject, x.status, x.durationMs, x.allowed, x.code, x.tokens] : x.type))).toEqual([
+      ['req-0', '/r/0', '10.0.0.1', 'ci-bot', 200, 1, true, null, null],
+      ['req-1', '/r/1', '10.0.0.1', 'ci-bot', 200, 2, true, null, 42],
       'key.revoked',
-      ['req-2', '/r/2', '10.0.0.1', 'ci-bot', 201, 3, true, null],
-      ['req-3', '/r/3', '10.0.0.9', 'ci-bot', 200, 4, true, null],
-      ['req-4', '/r/4', '10.0.0.1', 'ci-bot', 403, 5, false, 'PERMISSION_DENIED'],
+      ['req-2', '/r/2', '10.0.0.1', 'ci-bot', 201, 3, true, null, null],
+      ['req-3', '/r/3', '10.0.0.9', 'ci-bot', 200, 4, true, null, null],
+      ['req-4', '/r/4', '10.0.0.1', 'ci-bot', 403, 5, false, 'PERMISSION_DENIED', null],
     ]);
   });
 

@@ -90,7 +90,7 @@ routes:
 
   it('refuses a protected route when no authentication method is configured, at its require or the route itself', async () => {
     const message =
-      'needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API) or authentication.jwt, or mark the route public: true';
+      'needs credentials, but no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API), authentication.jwt or authentication.mtls, or mark the route public: true';
     expect(await problems(`${HEAD}${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
     expect(await problems(`${HEAD}authentication: { forward: { subject: x-user } }\n${ROUTES}`)).toContain(`error routes[0]: route "r" ${message}`);
     expect(await problems(`${HEAD}authentication: { jwt: [] }\nroutes:\n  - { name: r, match: { path: /r }, require: [a:b] }\n`)).toContain(`error routes[0].require: route "r" ${message}`);

@@ -20,3 +20,13 @@ describe('bench policies for authentication', () => {
     expect(out.principal).toMatchObject({ subject: 'bench', tenant: 'acme', roles: ['analyst'] });
   });
 });
+
+describe('the bench policy of the decision scenarios', () => {
+  it('trusts the loopback data plane, limits no concurrency (a decision listener refuses it) and authenticates its bench key', async () => {
+    const plan = await planAt('bench/policies/decisions', { ...env, REDIS_URL: 'redis://127.0.0.1:9', BENCH_AUDIT_FILE: '/tmp/unused.ndjson' });
+    expect(plan.ipRules.trusted.trusts('127.0.0.1')).toBe(true);
+    expect([...(plan.limits?.tiers.values() ?? [])].map((t) => t.concurrency)).toEqual([undefined]);
+    const out = found(await plan.authn!.apiKey!.authenticate(['x-api-key', 'bench-key-acme']));
+    expect(out?.principal?.tenant).toBe('acme');
+  });
+});

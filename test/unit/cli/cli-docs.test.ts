@@ -56,18 +56,18 @@ function documented(): Map<string, Set<string>> {
     const heading = /^## `portcullis (\w+)`/.exec(line);
     if (heading) out.set(heading[1]!, (current = new Set()));
     else if (line.startsWith('## ')) current = undefined;
-    else if (current && line.startsWith('| `--')) current.add(/^\| `(--[a-z][a-z-]*)/.exec(line)![1]!);
+    else if (current && line.startsWith('| `--')) current.add(/^\| `(--[a-z][a-z0-9-]*)/.exec(line)![1]!);
   }
   return out;
 }
 
-const flagsIn = (text: string): string[] => [...text.matchAll(/(?<![\w-])(--[a-z][a-z-]*)/g)].map((m) => m[1]!);
+const flagsIn = (text: string): string[] => [...text.matchAll(/(?<![\w-])(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!);
 
 describe('the command line documentation', () => {
   const all = commands();
 
   it('reads every command and its option tables from the source', () => {
-    expect([...all.keys()].sort()).toEqual(['audit', 'bench', 'diff', 'explain', 'keys', 'schema', 'serve', 'test', 'validate']);
+    expect([...all.keys()].sort()).toEqual(['audit', 'bench', 'diff', 'explain', 'keys', 'schema', 'serve', 'test', 'usage', 'validate']);
     expect(flagsOf('src/cli/audit.ts')).toEqual(new Set(['--key', '--expect-head', '--closed', '--since', '--format']));
   });
 

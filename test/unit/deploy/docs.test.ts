@@ -55,7 +55,19 @@ describe('docs/', () => {
 
   it('links only to files that exist', () => {
     const docs = readdirSync(`${root}docs`).filter((f) => f.endsWith('.md'));
-    expect(docs.sort()).toEqual(['architecture.md', 'cli.md', 'deployment.md', 'http2-grpc.md', 'operations.md', 'policy-reference.md', 'policy-tests.md', 'security.md']);
+    expect(docs.sort()).toEqual([
+      'architecture.md',
+      'cli.md',
+      'conditions.md',
+      'decisions.md',
+      'deployment.md',
+      'http2-grpc.md',
+      'metering.md',
+      'operations.md',
+      'policy-reference.md',
+      'policy-tests.md',
+      'security.md',
+    ]);
     for (const doc of docs) {
       const text = readFileSync(join(root, 'docs', doc), 'utf8');
       for (const [, target] of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {

@@ -21,8 +21,11 @@ const docs = [...readdirSync(join(root, 'docs')).map((f) => join(root, 'docs', f
 
 /** Names whose value is a credential. */
 const SECRETISH = /(secret|password|passwd|token|api[-_]?key|credentials?|private[-_]?key)$/i;
-/** A value that points at a secret instead of being one: env:/file: (policy), ${VAR} without a default (compose). */
-const REFERENCE = /^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+|\$\{[A-Za-z_][A-Za-z0-9_]*(:?-)?\})$/;
+/**
+ * A value that points at a secret instead of being one: env:/file: (policy), ${VAR} without a
+ * default (compose); or empty, which is how a proxy's config removes a credential header.
+ */
+const REFERENCE = /^(|env:[A-Za-z_][A-Za-z0-9_]*|file:.+|\$\{[A-Za-z_][A-Za-z0-9_]*(:?-)?\})$/;
 const PLACEHOLDER = /replace[-_ ]?me|change[-_ ]?me/i;
 
 interface Finding {

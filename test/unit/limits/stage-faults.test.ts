@@ -30,6 +30,7 @@ function oddStore(reply: unknown): LimitStore {
     release: (k, s) => inner.release(k, s),
     refreshSlots: (k, h, d, t) => inner.refreshSlots(k, h, d, t),
     usage: (q) => inner.usage(q),
+    charge: (c) => inner.charge(c),
     lockedOut: (k) => inner.lockedOut(k),
     recordFailure: (k, f, w, d) => inner.recordFailure(k, f, w, d),
     warmUp: () => inner.warmUp(),
