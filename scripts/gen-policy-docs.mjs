@@ -178,6 +178,7 @@ const DEFAULTS = {
   'upstreams.<name>.timeouts.response': '`30s`',
   'upstreams.<name>.connections': '`128`',
   'upstreams.<name>.retries': '`0`',
+  'upstreams.<name>.protocol': '`http1`',
   'upstreams.<name>.breaker': 'none: no circuit breaker',
   'upstreams.<name>.healthCheck': 'none: no active checks (targets stay in rotation until their breaker opens)',
   'upstreams.<name>.healthCheck.path': 'required',

@@ -1,5 +1,6 @@
 // The composition root: every long-lived part is built here, by hand, from the options and the
 // policy. Nothing else constructs servers, stores or sinks.
+import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 import { auditHeadRoutes } from './admin/audit-head.js';
 import { breakerRoutes } from './admin/breakers.js';
@@ -27,6 +28,8 @@ import { type EchoUpstream, startEchoUpstream } from './demo/echo-upstream.js';
 import { openPolicy, type PlanManager } from './engine/compile.js';
 import { Engine } from './engine/engine.js';
 import { EventBus } from './events.js';
+import { H2Door } from './h2/door.js';
+import { createSniffingServer, listenOn } from './h2/sniff.js';
 import { TokenCharger } from './limits/charge.js';
 import { createStore } from './limits/create.js';
 import { storeUrlGuard } from './limits/reload-guard.js';
@@ -55,6 +58,8 @@ export interface AppOptions {
   readonly demo: boolean;
   readonly logger: Logger;
   readonly watch?: boolean | undefined;
+  /** Serve h2c (HTTP/2 prior knowledge) beside HTTP/1.1 on the proxy listener. */
+  readonly h2c?: boolean | undefined;
   readonly env?: NodeJS.ProcessEnv | undefined;
   /** One log line per request (a share of them when sample < 1); undefined: off. */
   readonly accessLog?: { readonly sample: number } | undefined;
@@ -73,6 +78,8 @@ export interface App {
   readonly adminUrl: string | undefined;
   readonly policy: PlanManager;
   readonly bus: EventBus;
+  /** The HTTP/2 door: a TLS listener hands it the sockets that chose "h2" by ALPN. */
+  readonly h2: Pick<H2Door, 'accept'>;
   /** Reads the TLS files again now (SIGHUP), as a change to them would. */
   reloadTls(): void;
   shutdown(): Promise<void>;
@@ -133,11 +140,15 @@ export async function startApp(opts: AppOptions): Promise<App> {
   const engine = Engine.create({ logger, store, bus, sampler: traces && tracing ? new TraceSampler(tracing) : undefined });
   const charger = new TokenCharger(store, logger);
   const latency = new TenantLatency();
-  const proxy = new ProxyServer({ policy, engine, admit: [createBreakerStage(balancers)], logger, recorder, charger, latency });
+  const admit = [createBreakerStage(balancers)];
+  const proxy = new ProxyServer({ policy, engine, admit, logger, recorder, charger, latency });
+  // The HTTP/2 door: same engine and door stages; sockets reach it by ALPN (TLS) or the h2c preface.
+  const h2 = new H2Door({ policy, engine, admit, logger, recorder, charger, latency });
+  let cleartext: Server | undefined;
   const tlsListener =
     proxyTls === undefined
       ? undefined
-      : new TlsListener({ files: proxyTls, clientAuth: opts.tls!.clientAuth, http: proxy.server, onHandshakeError: () => tlsHandshakeFailuresTotal.labels('proxy').inc() });
+      : new TlsListener({ files: proxyTls, clientAuth: opts.tls!.clientAuth, http: proxy.server, h2: (s) => h2.accept(s), onHandshakeError: () => tlsHandshakeFailuresTotal.labels('proxy').inc() });
   // Every decision door decides with the proxy's engine: the same lockouts, leases and audit.
   const service = opts.decisions || opts.decisionsGrpc ? new DecisionService({ policy, engine, recorder, logger }) : undefined;
   const decisions = service && opts.decisions ? new DecisionHttpServer({ service, logger, nginxUriHeader: opts.nginxHeaders?.uri, nginxMethodHeader: opts.nginxHeaders?.method }) : undefined;
@@ -156,7 +167,14 @@ export async function startApp(opts: AppOptions): Promise<App> {
     // Audited from the first request on: no answered request waits for the worker to start.
     await audit?.open();
     if (opts.listen !== null) {
-      proxyUrl = tlsListener === undefined ? await proxy.listen(opts.listen.host, opts.listen.port) : await tlsListener.listen(opts.listen.host, opts.listen.port);
+      if (tlsListener !== undefined) proxyUrl = await tlsListener.listen(opts.listen.host, opts.listen.port);
+      else if (opts.h2c) {
+        cleartext = createSniffingServer(
+          (s) => h2.accept(s),
+          (s) => proxy.server.emit('connection', s),
+        );
+        proxyUrl = await listenOn(cleartext, opts.listen.host, opts.listen.port);
+      } else proxyUrl = await proxy.listen(opts.listen.host, opts.listen.port);
       if (proxyTls !== undefined) watchTls(proxyTls, 'proxy', logger);
     }
     if (decisions && opts.decisions) decisionsUrl = await decisions.listen(opts.decisions.host, opts.decisions.port);
@@ -183,10 +201,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
       adminUrl = await admin.listen();
     }
   } catch (err) {
+    cleartext?.close();
     proxyTls?.close();
     adminTls?.close();
     const tlsClosed = tlsListener?.close();
     await proxy.shutdown(0).catch(() => undefined);
+    await h2.shutdown(0).catch(() => undefined);
     tlsListener?.destroyRemaining();
     await tlsClosed;
     await decisions?.close(0).catch(() => undefined);
@@ -212,6 +232,7 @@ export async function startApp(opts: AppOptions): Promise<App> {
     adminUrl,
     policy,
     bus,
+    h2,
     reloadTls() {
       proxyTls?.reload();
       adminTls?.reload();
@@ -220,11 +241,12 @@ export async function startApp(opts: AppOptions): Promise<App> {
       stopping ??= (async () => {
         admin?.setDraining();
         await policy.close();
+        cleartext?.close();
         proxyTls?.close();
         adminTls?.close();
         // Stop accepting handshakes first; the connections already handed over drain with the proxy.
         const tlsClosed = tlsListener?.close();
-        await Promise.all([proxy.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
+        await Promise.all([proxy.shutdown(opts.drainMs), h2.shutdown(opts.drainMs), decisions?.close(opts.drainMs), grpcDoor?.shutdown(opts.drainMs)]);
         balancers.close();
         tlsListener?.destroyRemaining();
         await tlsClosed;

@@ -12,7 +12,7 @@ import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
-export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--drain 30s]
+export const usage = `Usage: portcullis serve [--policy PATH] [--listen HOST:PORT] [--admin HOST:PORT] [--decisions HOST:PORT] [--decisions-grpc HOST:PORT] [--demo] [--h2c] [--drain 30s]
                         [--access-log] [--access-log-sample R]
                         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--tls-client-auth MODE]]
                         [--admin-tls-cert FILE --admin-tls-key FILE]
@@ -28,6 +28,8 @@ Options:
                        (/forward-auth) and nginx auth_request (/nginx) (env PORTCULLIS_DECISIONS, default none)
   --decisions-grpc HOST:PORT  Envoy ext_authz gRPC decision listener (env PORTCULLIS_DECISIONS_GRPC, default none)
   --drain DURATION     longest wait for in-flight requests on shutdown (default ${DEFAULTS.drain})
+  --h2c                also serve HTTP/2 with prior knowledge (h2c, gRPC) on the proxy listener
+                       (env PORTCULLIS_H2C=1)
   --demo               also start a demo echo upstream and point the policy's upstreams at it
   --access-log         one log line per request on stdout (env PORTCULLIS_ACCESS_LOG=1)
   --access-log-sample R  log this share of requests, 0 < R <= 1 (env PORTCULLIS_ACCESS_LOG_SAMPLE, default 1)
@@ -116,6 +118,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     admin: { type: 'string' },
     drain: { type: 'string' },
     demo: { type: 'boolean' },
+    h2c: { type: 'boolean' },
     decisions: { type: 'string' },
     'decisions-grpc': { type: 'string' },
     'access-log': { type: 'boolean' },

@@ -11,6 +11,7 @@ export interface ServeFlags {
   readonly admin?: string;
   readonly drain?: string;
   readonly demo?: boolean;
+  readonly h2c?: boolean;
   readonly decisions?: string;
   readonly 'decisions-grpc'?: string;
   readonly 'access-log'?: boolean;
@@ -46,6 +47,8 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly drainMs: number;
   readonly demo: boolean;
+  /** HTTP/2 with prior knowledge (h2c) beside HTTP/1.1 on the cleartext listener. */
+  readonly h2c: boolean;
   /** The Envoy ext_authz gRPC listener; null: none. */
   readonly decisionsGrpc: ListenAddress | null;
   /** One log line per request; undefined: off. */
@@ -112,6 +115,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): S
     adminToken: env.PORTCULLIS_ADMIN_TOKEN || undefined,
     drainMs,
     demo: flags.demo ?? false,
+    h2c: flags.h2c ?? (env.PORTCULLIS_H2C === '1' || env.PORTCULLIS_H2C === 'true'),
     decisionsGrpc,
     accessLog: accessLogOf(flags, env),
     ...resolveTls(flags, env),

@@ -57,6 +57,10 @@ const upstreamSchema = z.strictObject({
   connections: z.number().int().positive().optional().describe('Keep-alive connections per target (default 128).'),
   retries: z.number().int().min(0).max(5).optional(),
   breaker: breakerSchema.optional(),
+  protocol: z
+    .enum(['http1', 'h2', 'h2c'])
+    .optional()
+    .describe('How the gateway speaks to this upstream: HTTP/1.1, HTTP/2 over TLS (https URLs), or HTTP/2 in cleartext with prior knowledge (http URLs; gRPC backends).'),
   preserveHost: z.boolean().optional().describe("Send the client's Host header (validated) to this upstream instead of the target's own host."),
   healthCheck: z
     .strictObject({

@@ -12,9 +12,15 @@ export class ProxyContext extends RequestContext {
   upstream: { abort(): void } | undefined = undefined;
   /** The upstream target the breaker stage picked; settled by the forwarder, released on abort. */
   admission: Admission | undefined = undefined;
+  /**
+   * Set by a door whose protocol can end a response in its head (HTTP/2): the forwarder hands it a
+   * gRPC trailers-only answer, which must stay one HEADERS frame for gRPC clients to read its status.
+   */
+  endInHead: ((status: number, headers: readonly string[]) => void) | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse, plan: Plan, start: number, peer: string) {
-    super(plan, start, req.method ?? '', req.url ?? '/', req.rawHeaders, req.httpVersion, peer, req.socket);
+  /** `rawHeaders`: the headers the engine sees, when the door's own differ from the request's (HTTP/2 pseudo-headers). */
+  constructor(req: IncomingMessage, res: ServerResponse, plan: Plan, start: number, peer: string, rawHeaders: readonly string[] = req.rawHeaders) {
+    super(plan, start, req.method ?? '', req.url ?? '/', rawHeaders, req.httpVersion, peer, req.socket);
     this.req = req;
     this.res = res;
   }

@@ -1,7 +1,7 @@
 // Forwarding with undici: one keep-alive Pool per upstream target, both bodies streamed with
 // backpressure (never buffered), a client abort cancels the upstream request. Pools outlive Plan
 // swaps: they are keyed by origin and settings, and closed once no Plan refers to them.
-import { type Dispatcher, errors, Pool } from 'undici';
+import { type buildConnector, type Dispatcher, errors, Pool } from 'undici';
 import type { Plan } from '../core/plan.js';
 import { type Deny, deny } from '../core/reasons.js';
 import { upstreamDuration } from '../observability/metrics.js';
@@ -31,7 +31,7 @@ interface PoolEntry {
   closed: boolean;
 }
 
-const poolKey = (up: UpstreamPlan, target: UpstreamTarget): string => `${target.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}`;
+const poolKey = (up: UpstreamPlan, target: UpstreamTarget): string => `${target.origin}|${up.connections}|${up.connectTimeoutMs}|${up.responseTimeoutMs}|${up.name}|${up.protocol}`;
 
 export class Forwarder {
   readonly #pools = new Map<string, PoolEntry>();
@@ -55,7 +55,10 @@ export class Forwarder {
     if (e === undefined) {
       const pool = new Pool(target.origin, {
         connections: up.connections,
-        connect: { timeout: up.connectTimeoutMs },
+        // h2 is offered by ALPN over TLS; h2c has no negotiation, so the connector marks the
+        // cleartext socket as h2 (prior knowledge), which gRPC servers expect.
+        allowH2: up.protocol !== 'http1',
+        connect: up.protocol === 'h2c' ? ({ timeout: up.connectTimeoutMs, useH2c: true } as buildConnector.BuildOptions) : { timeout: up.connectTimeoutMs },
         // The response timeout is the handler's own timer: undici runs timeouts above 1 s on a
         // 499 ms tick, so a 2 s timeout fired anywhere from 2.0 to 2.5 s (and 1.2 s from 1.0 s).
         headersTimeout: 0,
@@ -201,7 +204,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   onConnect(abort: (err?: Error) => void): void {
     this.#abort = abort;
     try {
-      if (this.#ctx.res.destroyed) abort(new Error('client closed the connection'));
+      if (this.#ctx.gone) abort(new Error('client closed the connection'));
       // Counted from when undici writes the request, as its own headersTimeout was.
       else this.#timer = setTimeout(responseTimedOut, this.#responseTimeoutMs, this);
     } catch (err) {
@@ -241,6 +244,11 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     ctx.admission?.settle(statusCode); // circuit breaker outcome
     const head = clientResponseHeadersRaw(this.#meter === undefined ? rawHeaders : this.#meter.head(rawHeaders), ctx.requestId, ctx.limits?.headers, ctx);
     this.#remaining = ctx.req.method === 'HEAD' || statusCode === 204 || statusCode === 304 ? -1 : head.contentLength;
+    if (ctx.endInHead !== undefined && isTrailersOnly(head.headers)) {
+      this.#ended = true;
+      ctx.endInHead(statusCode, head.headers);
+      return true;
+    }
     ctx.res.writeHead(statusCode, head.headers);
     this.#resume = resume;
     return true;
@@ -256,6 +264,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   }
 
   #onData(chunk: Buffer): boolean {
+    if (this.#ended) return true; // a trailers-only answer has no body to carry
     this.#meter?.data(chunk);
     const res = this.#ctx.res;
     // The chunk that completes a declared length ends the response in the same call: one write, no
@@ -270,12 +279,15 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(trailers: readonly (Buffer | string)[] | null): void {
+  /** `trailers`: undici's HTTP/1.1 client gives raw name/value pairs, its HTTP/2 client node:http2's header object. */
+  onComplete(trailers: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>> | null): void {
     this.#done = true;
     upstreamEnded(this.#ctx);
     try {
+      // Trailers (gRPC's grpc-status) reach an HTTP/2 client; an HTTP/1.1 response keeps its framing as before.
+      if (trailers != null && this.#ctx.httpVersion === '2.0') this.#ctx.res.addTrailers(trailerObject(trailers));
       if (this.#meter !== undefined) {
-        this.#meter.trailers(trailers);
+        this.#meter.trailers(trailerPairs(trailers));
         this.#charge(true);
       }
       if (!this.#ended) this.#ctx.res.end();
@@ -301,7 +313,7 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
   #onError(err: Error): void {
     const ctx = this.#ctx;
     const res = ctx.res;
-    if (res.destroyed) {
+    if (ctx.gone) {
       ctx.admission?.release(); // no outcome: the client aborted, not the upstream's fault
       return; // the client aborted: nobody to answer
     }
@@ -319,6 +331,38 @@ class ResponseHandler implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     this.#forwarder.failed(ctx, code !== undefined && TIMEOUT_CODES.has(code) ? TIMEOUT : UNREACHABLE);
   }
+}
+
+/** A gRPC trailers-only response: its status is in the head (gRPC over HTTP/2 spec). */
+function isTrailersOnly(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'grpc-status') return true;
+  return false;
+}
+
+/** Trailers as raw name/value pairs, whichever form undici handed them in (the meter reads pairs). */
+function trailerPairs(raw: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>> | null): readonly (string | Buffer)[] | null {
+  if (raw === null || Array.isArray(raw)) return raw as readonly (string | Buffer)[] | null;
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === undefined || k.charCodeAt(0) === 58 /* ':' */) continue;
+    for (const one of Array.isArray(v) ? v : [v]) out.push(k, one);
+  }
+  return out;
+}
+
+/** Trailers as undici hands them, minus any a client must not receive. */
+function trailerObject(raw: readonly (string | Buffer)[] | Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const put = (name: string, value: string | string[] | undefined): void => {
+    const lower = name.toLowerCase();
+    if (value === undefined || lower.charCodeAt(0) === 58 /* ':' */ || lower === 'connection' || lower === 'transfer-encoding') return;
+    out[lower] = value;
+  };
+  if (Array.isArray(raw)) {
+    const pairs = raw as readonly (string | Buffer)[];
+    for (let i = 0; i + 1 < pairs.length; i += 2) put(pairs[i]!.toString('latin1'), pairs[i + 1]!.toString('latin1'));
+  } else for (const [k, v] of Object.entries(raw)) put(k, v);
+  return out;
 }
 
 /** The end of a sampled request's upstream span (a retry's later end overwrites it). */

@@ -82,7 +82,7 @@ function dropListed(out: string[], listed: readonly string[], lowerCase: boolean
  * from the pool's origin when `upstreamHost` is undefined (node:http callers pass it explicitly).
  */
 export function upstreamRequestHeaders(ctx: ProxyContext, upstreamHost: string | undefined): string[] {
-  const raw = ctx.req.rawHeaders;
+  const raw = ctx.rawHeaders;
   const forward = ctx.plan.authn.forward;
   const kinds = kindsOf(forward);
   const out: string[] = [];

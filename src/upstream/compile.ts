@@ -24,6 +24,8 @@ export interface UpstreamTarget {
   readonly basePath: string;
 }
 
+type UpstreamProtocol = 'http1' | 'h2' | 'h2c';
+
 export interface UpstreamPlan {
   readonly name: string;
   readonly targets: readonly UpstreamTarget[];
@@ -31,6 +33,8 @@ export interface UpstreamPlan {
   readonly responseTimeoutMs: number;
   readonly connections: number;
   readonly retries: number;
+  /** HTTP/1.1, HTTP/2 over TLS, or HTTP/2 cleartext with prior knowledge. */
+  readonly protocol: UpstreamProtocol;
   /** Circuit breaker per target; undefined: no breaker. */
   readonly breaker?: BreakerSettings | undefined;
   /** Send the client's Host header (validated by the preserveHost stage) instead of the target's. */
@@ -78,6 +82,12 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
     }
     const targets = urls.map(([u, p]) => target(u, [...p], cx));
     if (targets.some((t) => t === undefined)) continue;
+    const protocol = spec.protocol ?? 'http1';
+    const scheme = protocol === 'h2' ? 'https:' : protocol === 'h2c' ? 'http:' : undefined;
+    if (scheme !== undefined && (targets as UpstreamTarget[]).some((t) => !t.origin.startsWith(scheme))) {
+      cx.error([...at, 'protocol'], `protocol ${protocol} needs ${scheme === 'https:' ? 'https' : 'http'} URLs (h2 is negotiated over TLS, h2c is cleartext)`);
+      continue;
+    }
     out.set(name, {
       name,
       targets: targets as UpstreamTarget[],
@@ -85,6 +95,7 @@ export function compileUpstreams(doc: PolicyDocument, cx: CompileContext): Map<s
       responseTimeoutMs: spec.timeouts?.response !== undefined ? parseDuration(spec.timeouts.response) : UPSTREAM_DEFAULTS.responseTimeoutMs,
       connections: spec.connections ?? UPSTREAM_DEFAULTS.connections,
       retries: spec.retries ?? UPSTREAM_DEFAULTS.retries,
+      protocol,
       breaker: compileBreaker(spec.breaker, [...at, 'breaker'], cx),
       preserveHost: spec.preserveHost,
       healthCheck: compileHealthCheck(spec.healthCheck, [...at, 'healthCheck'], cx),

@@ -83,12 +83,15 @@ async function until(what: () => Promise<boolean>, label: string, ms = 15_000): 
 }
 
 describe('serve --tls-cert/--tls-key', () => {
-  it('answers HTTPS with the configured certificate and negotiates http/1.1 over ALPN', async () => {
+  it('answers HTTPS with the configured certificate and negotiates h2, then http/1.1, over ALPN', async () => {
     const server = pki.issue('server-a', { cn: 'proxy-a', san: SERVER_SAN });
     const s = await serve('handshake', ['--tls-cert', server.cert, '--tls-key', server.key]);
     const socket = await connect(s.port, { ALPNProtocols: ['h2', 'http/1.1'] });
-    // No HTTP/2 door is plugged in: h2 must not be offered, or an h2 client would speak it to node:http.
-    expect(socket.alpnProtocol).toBe('http/1.1');
+    // The HTTP/2 door is plugged in: h2 is offered first (test/e2e/h2.test.ts serves requests over it).
+    expect(socket.alpnProtocol).toBe('h2');
+    const h1 = await connect(s.port, { ALPNProtocols: ['http/1.1'] });
+    expect(h1.alpnProtocol).toBe('http/1.1');
+    h1.destroy();
     expect(socket.getPeerCertificate().subject.CN).toBe('proxy-a');
     expect(['TLSv1.2', 'TLSv1.3']).toContain(socket.getProtocol());
     socket.destroy();

@@ -1,9 +1,10 @@
-// The proxy door and the offline door (`test`, `explain`) call the same engine: for the same
-// request they must reach the same decision, whatever the Host spelling (IPv6 literals included),
+// The proxy door, the HTTP/2 door and the offline door (`test`, `explain`) call the same engine: for
+// the same request they must reach the same decision, whatever the Host spelling (IPv6 literals included),
 // the path's encoding, the forwarding headers or the credential.
 import { createHash } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect as h2connect } from 'node:http2';
+import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,12 +62,16 @@ const CASES: readonly Case[] = [
 ];
 
 let gateway: Gateway;
+/** Hands every connection to the gateway's HTTP/2 door, as the TLS listener does for ALPN "h2". */
+let h2Listener: Server;
 let decisions: App;
 let plan: Plan;
 let policyFile: string;
 
 beforeAll(async () => {
   gateway = await startGateway(policy);
+  h2Listener = createServer((socket) => gateway.app.h2.accept(socket));
+  await new Promise<void>((r) => h2Listener.listen(0, '127.0.0.1', r));
   const dir = await mkdtemp(join(tmpdir(), 'pcs-doors-'));
   policyFile = join(dir, 'policy.yaml');
   await writeFile(policyFile, policy('http://127.0.0.1:9'));
@@ -86,6 +91,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  h2Listener?.close();
   await gateway?.stop();
   await decisions?.shutdown();
 });
@@ -123,6 +129,35 @@ async function throughProxy(c: Case): Promise<{ status: number; decision: string
   if (body === 'upstream') return { status, decision: 'allow' };
   return { status, decision: (JSON.parse(body) as { code: string }).code };
 }
+
+/** The same request over HTTP/2, :authority standing for Host. */
+async function throughH2(c: Case): Promise<{ status: number; decision: string }> {
+  const session = h2connect(`http://127.0.0.1:${(h2Listener.address() as AddressInfo).port}`);
+  try {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      session.on('error', reject);
+      const req = session.request({ ':method': c.method, ':path': c.target, ':authority': c.host, ...c.headers });
+      let status = 0;
+      let body = '';
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => resolve({ status, body }));
+      req.on('error', reject);
+    });
+    if (body === 'upstream') return { status, decision: 'allow' };
+    return { status, decision: (JSON.parse(body) as { code: string }).code };
+  } finally {
+    session.close();
+  }
+}
+
+describe('the HTTP/2 door and the HTTP/1.1 proxy', () => {
+  for (const c of CASES) {
+    it(`reach the same decision for ${c.name}`, async () => {
+      expect(await throughH2(c)).toEqual(await throughProxy(c));
+    });
+  }
+});
 
 describe('the proxy and explain/test', () => {
   for (const c of CASES) {

@@ -13,6 +13,7 @@ describe('serve configuration', () => {
       adminToken: undefined,
       drainMs: 30_000,
       demo: false,
+      h2c: false,
       decisionsGrpc: null,
     });
   });
@@ -42,6 +43,14 @@ describe('serve configuration', () => {
     expect(() => parseListen('host:99999', '--admin')).toThrow(/--admin/);
     expect(() => resolveServeConfig({ drain: '30' }, {})).toThrow(/--drain: expected a duration/);
     expect(resolveServeConfig({}, { PORTCULLIS_ADMIN_TOKEN: '' }).adminToken).toBeUndefined();
+  });
+
+  it('turns h2c on with --h2c or PORTCULLIS_H2C=1, off by default, the flag winning', () => {
+    expect(resolveServeConfig({}, {}).h2c).toBe(false);
+    expect(resolveServeConfig({ h2c: true }, {}).h2c).toBe(true);
+    expect(resolveServeConfig({}, { PORTCULLIS_H2C: '1' }).h2c).toBe(true);
+    expect(resolveServeConfig({}, { PORTCULLIS_H2C: '0' }).h2c).toBe(false);
+    expect(resolveServeConfig({ h2c: false }, { PORTCULLIS_H2C: '1' }).h2c).toBe(false);
   });
 
   it('takes the gRPC decision listener from --decisions-grpc or PORTCULLIS_DECISIONS_GRPC, and lets it serve alone', () => {

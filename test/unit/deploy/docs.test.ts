@@ -61,6 +61,7 @@ describe('docs/', () => {
       'conditions.md',
       'decisions.md',
       'deployment.md',
+      'http2-grpc.md',
       'metering.md',
       'operations.md',
       'policy-reference.md',

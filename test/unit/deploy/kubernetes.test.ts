@@ -27,7 +27,7 @@ function manifestsIn(sub: string): { file: string; docs: Manifest[]; text: strin
   return { file: sub, docs, text };
 }
 
-const examples = ['sidecar', 'gateway'].map(manifestsIn);
+const examples = ['sidecar', 'gateway', 'sidecar-grpc'].map(manifestsIn);
 const of = (docs: Manifest[], kind: string): Manifest[] => docs.filter((d) => d.kind === kind);
 const flag = (args: readonly string[], name: string): string | undefined => {
   const i = args.indexOf(name);
@@ -180,5 +180,27 @@ describe('the gateway example', () => {
     expect(pdb.spec.minAvailable).toBeGreaterThanOrEqual(1);
     expect(pdb.spec.minAvailable).toBeLessThan(gateway.spec.replicas);
     expect(gateway.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+  });
+});
+
+describe('the gRPC sidecar example', () => {
+  const docs = examples[2]!.docs;
+  const deployment = of(docs, 'Deployment')[0];
+
+  it('serves h2c to callers and speaks h2c to the app', () => {
+    expect(portcullisOf(deployment).args).toContain('--h2c');
+    expect(of(docs, 'ConfigMap')[0].data['policy.yaml']).toMatch(/protocol: h2c/);
+    expect(of(docs, 'Service')[0].spec.ports[0].appProtocol).toBe('kubernetes.io/h2c');
+  });
+
+  it('ships the same policy as policies/examples/grpc.yaml', () => {
+    const example = readFileSync(new URL('../../../policies/examples/grpc.yaml', import.meta.url), 'utf8');
+    const body = (text: string): string =>
+      text
+        .slice(text.indexOf('version: 1'))
+        .replace(/ +#.*$/gm, '')
+        .replace(/^ +/gm, '')
+        .trim();
+    expect(body(of(docs, 'ConfigMap')[0].data['policy.yaml'])).toBe(body(example));
   });
 });

@@ -17,7 +17,7 @@ const breaker: BreakerSettings = {
 };
 
 function upstream(name: string, origins: string[], b: BreakerSettings | undefined = breaker): UpstreamPlan {
-  return { name, targets: origins.map((origin) => ({ origin, basePath: '' })), connectTimeoutMs: 1000, responseTimeoutMs: 1000, connections: 1, retries: 0, breaker: b };
+  return { name, targets: origins.map((origin) => ({ origin, basePath: '' })), connectTimeoutMs: 1000, responseTimeoutMs: 1000, connections: 1, retries: 0, protocol: 'http1', breaker: b };
 }
 
 /** A policy whose one upstream has the breaker `upstream()` gives, with this cooldown: a real Plan for sync. */
