@@ -39,7 +39,8 @@ routes:
     );
     const r = await runCli(['validate', p]);
     expect(r.code).toBe(1);
-    const tail = 'no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API), authentication.jwt or authentication.mtls, or mark the route public: true';
+    const tail =
+      'no authentication method is configured: add authentication.apiKeys (static keys, or {} for keys created through the admin API), authentication.jwt or authentication.mtls, or mark the route public: true';
     expect(r.stderr.split('\n').filter((l) => !l.includes(' warning: '))).toEqual([
       `${p}:9:5 routes[1]: route "tenant-reports" needs credentials, but ${tail}`,
       `${p}:13:14 routes[2].require: route "tenant-billing" needs credentials, but ${tail}`,
