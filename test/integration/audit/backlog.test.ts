@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SinkConfig } from '../../../src/audit/compile.js';
+import { REQUEST_RECORD_FIELDS } from '../../../src/audit/event.js';
 import { AuditWorker } from '../../../src/audit/offthread.js';
-import { REQUEST } from '../../../src/audit/wire.js';
+import { REQUEST, type WireValue } from '../../../src/audit/wire.js';
 import { auditBacklogAge, auditBacklogEvents } from '../../../src/observability/metrics.js';
 import { planFor, tmpDir } from '../../helpers/audit.js';
 import { Receiver } from './receiver.js';
@@ -40,7 +41,7 @@ describe('audit backlog under load', () => {
     const load = setInterval(() => {
       const want = Math.floor(((Date.now() - t0) * RATE) / 1000);
       for (; generated < want; generated++) {
-        w.take().push(REQUEST, Date.now(), `req-${generated}`, 'GET', `/v1/reports/${generated}`, 'reports', '10.0.0.1', 's', 'acme', 'k', 'apiKey', true, null, null, null, 200, 1);
+        w.take().push(REQUEST, ...requestRecord(generated));
       }
     }, 5);
     try {
@@ -97,4 +98,24 @@ describe('audit backlog under load', () => {
 function idOf(line: string): string {
   const at = line.indexOf('"id":"');
   return line.slice(at + 6, line.indexOf('"', at + 6));
+}
+
+/** A request record as the recorder writes it, in the order of the one field table (unset fields null). */
+function requestRecord(n: number): WireValue[] {
+  const values: Partial<Record<(typeof REQUEST_RECORD_FIELDS)[number], WireValue>> = {
+    time: Date.now(),
+    requestId: `req-${n}`,
+    method: 'GET',
+    path: `/v1/reports/${n}`,
+    route: 'reports',
+    ip: '10.0.0.1',
+    subject: 's',
+    tenant: 'acme',
+    keyId: 'k',
+    via: 'apiKey',
+    allowed: true,
+    status: 200,
+    durationMs: 1,
+  };
+  return REQUEST_RECORD_FIELDS.map((f) => values[f] ?? null);
 }

@@ -40,6 +40,7 @@ describe('compilePolicy', () => {
       responseTimeoutMs: 5_000,
       connections: 16,
       retries: 0,
+      protocol: 'http1',
     });
     expect(plan.upstreams.get('billing')).toEqual({
       name: 'billing',
@@ -48,6 +49,7 @@ describe('compilePolicy', () => {
       responseTimeoutMs: 30_000,
       connections: 128,
       retries: 0,
+      protocol: 'http1',
     });
     expect(['10.0.0.1', '::1', '192.0.2.7', '192.0.2.8'].map((ip) => plan.ipRules.trusted.trusts(ip))).toEqual([true, true, true, false]);
   });
