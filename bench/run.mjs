@@ -11,7 +11,9 @@ import autocannon from 'autocannon';
 // in each scenario (bench/scenarios.mjs), measured with autocannon in interleaved rounds so drift in
 // the machine's speed hits every target alike. Reports median req/s, p50/p99 latency, throughput as
 // a ratio of the bare proxy serving the same request in the same run, and non-2xx counts; writes
-// bench/results/latest.{json,md}.
+// bench/results/latest.{json,md}. The HTTP/2 scenarios (h2 over TLS, h2c, gRPC unary) load an h2c
+// stub upstream (bench/h2-upstream.mjs) through Portcullis and through a bare node:http2 proxy of
+// the same protocol (bench/bare-h2-proxy.mjs), with an HTTP/2 load loop (bench/h2-load.mjs).
 //
 //   npm run bench -- [--rounds 3] [--duration 5] [--connections 50] [--warmup 5]
 //                    [--only direct,bare,public-route] [--json FILE] [--against DIR]
@@ -23,6 +25,7 @@ import autocannon from 'autocannon';
 // `npm run bench` builds first (prebench); this script builds nothing.
 import { renderChart } from './chart.mjs';
 import { checkRequest, grpcLoad } from './grpc-load.mjs';
+import { grpcUnaryLoad, h2Load } from './h2-load.mjs';
 import { nginxMissing, startNginx } from './nginx-front.mjs';
 import { nodeFlags } from './node-flags.mjs';
 import { PATH, scenarios } from './scenarios.mjs';
@@ -54,7 +57,12 @@ const processes = Number(flags.processes);
 for (const [k, v] of Object.entries({ rounds, duration, connections, processes })) {
   if (!Number.isInteger(v) || v <= 0) throw new Error(`--${k} must be a positive integer`);
 }
-const slug = (s) => s.toLowerCase().replace(/[\s_]+/g, '-');
+// Punctuation folds into dashes too: "HTTPS h2: public route" is --only https-h2-public-route.
+const slug = (s) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
 const only = flags.only ? new Set(flags.only.split(',').map(slug)) : null;
 const wanted = (name) => !only || only.has(slug(name)) || (name === 'bare undici proxy' && only.has('bare'));
 
@@ -140,7 +148,8 @@ function imageNode() {
   return m === null ? undefined : m[1];
 }
 const BARE = 'bare undici proxy';
-const rank = (t) => (t.name === 'direct' ? 0 : t.name.startsWith(BARE) ? 1 : 2);
+const BARE_H2 = 'bare node:http2 proxy';
+const rank = (t) => (t.name === 'direct' ? 0 : t.bare ? 1 : 2);
 const SETTLE_MS = 300;
 /** Fisher–Yates with a small seeded PRNG (mulberry32). */
 function shuffled(xs, seed) {
@@ -193,8 +202,14 @@ function tlsFiles() {
   }
   return tlsPair;
 }
-const load = (target, proc, seconds) =>
-  target.grpc ? grpcLoad({ address: proc.grpc, request: target.grpc, connections, seconds }) : autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
+const load = (target, proc, seconds) => {
+  if (target.grpc) return grpcLoad({ address: proc.grpc, request: target.grpc, connections, seconds });
+  if (target.h2 === 'grpc') return grpcUnaryLoad({ address: new URL(proc.url).host, ca: proc.ca, connections, seconds });
+  if (target.h2 === 'get') return h2Load({ url: proc.url, path: target.path, headers: target.headers, ca: proc.ca, connections, seconds });
+  return autocannon({ url: proc.url + target.path, connections, duration: seconds, headers: target.headers });
+};
+/** gRPC unary calls go to the stub's echo method; every other HTTP/2 row GETs the bench path. */
+const GRPC_PATH = '/bench.Echo/Say';
 
 async function main() {
   const ctx = { freePort, spawn: start, waitPort, work };
@@ -229,12 +244,44 @@ async function main() {
         await waitPort(port, bare);
         procs.push({ url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: bare.pid });
       }
-      bareFor.set(key, (t = { name, path: PATH, headers, procs }));
+      bareFor.set(key, (t = { name, path: PATH, headers, procs, bare: true }));
       targets.push(t);
     }
     return t;
   };
   await bareTarget({});
+
+  // The HTTP/2 rows: one h2c stub upstream for all of them, started when a scenario needs it, and
+  // a bare node:http2 proxy per protocol (h2 over TLS, h2c) and request shape (GET, gRPC unary).
+  let h2Upstream;
+  const h2UpstreamUrl = async () => {
+    h2Upstream ??= (async () => {
+      const port = await freePort();
+      await waitPort(port, start(process.execPath, ['bench/h2-upstream.mjs', String(port)]));
+      return `http://127.0.0.1:${port}`;
+    })();
+    return h2Upstream;
+  };
+  const bareH2Target = async (protocol, grpc) => {
+    const key = JSON.stringify(['h2', protocol, grpc]);
+    let t = bareFor.get(key);
+    if (t === undefined) {
+      const tls = protocol === 'h2';
+      const name = `${BARE_H2} (${tls ? 'h2, TLS' : 'h2c'})${grpc ? ': gRPC unary' : ''}`;
+      const up = await h2UpstreamUrl();
+      const procs = [];
+      for (let i = 0; i < processes; i++) {
+        const port = await freePort();
+        const pair = tls ? [tlsFiles().cert, tlsFiles().key] : [];
+        const bare = start(process.execPath, [...NODE_FLAGS, 'bench/bare-h2-proxy.mjs', String(port), up, ...pair]);
+        await waitPort(port, bare);
+        procs.push({ url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: bare.pid, ca: tls ? tlsFiles().cert : undefined });
+      }
+      bareFor.set(key, (t = { name, path: grpc ? GRPC_PATH : PATH, headers: {}, procs, bare: true, h2: grpc ? 'grpc' : 'get' }));
+      targets.push(t);
+    }
+    return t;
+  };
 
   const builds = [{ label: 'portcullis', dir: root }];
   if (flags.against !== undefined) builds.push({ label: `portcullis@${path.basename(path.resolve(flags.against))}`, dir: path.resolve(flags.against) });
@@ -244,6 +291,7 @@ async function main() {
       process.stderr.write(`skipping "${s.name}": ${skip}\n`);
       continue;
     }
+    const h2Env = s.protocol ? { BENCH_H2_UPSTREAM: await h2UpstreamUrl() } : {};
     for (const build of builds) {
       const procs = [];
       for (let i = 0; i < processes; i++) {
@@ -264,12 +312,13 @@ async function main() {
             `127.0.0.1:${adminPort}`,
             ...doorArgs,
             ...(s.tls ? ['--tls-cert', tlsFiles().cert, '--tls-key', tlsFiles().key] : []),
+            ...(s.protocol === 'h2c' ? ['--h2c'] : []),
           ],
-          { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...s.env, ...extra.env },
+          { LOG_LEVEL: 'warn', BENCH_UPSTREAM: upstream, ...h2Env, ...s.env, ...extra.env },
           build.dir,
         );
         await waitReady(adminPort, child);
-        const proc = { url: `${s.tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure };
+        const proc = { url: `${s.tls ? 'https' : 'http'}://127.0.0.1:${port}`, pid: child.pid, measure: extra.measure, ca: s.tls ? tlsFiles().cert : undefined };
         if (s.door === 'grpc') proc.grpc = `127.0.0.1:${decisionPort}`;
         else if (s.door) proc.url = `http://127.0.0.1:${decisionPort}`;
         if (s.front === 'nginx') {
@@ -281,9 +330,10 @@ async function main() {
         procs.push(proc);
       }
       const headers = s.headers ?? {};
-      const baseline = (await bareTarget(s.baselineHeaders ?? headers, s.tls === true)).name;
+      const baseline = s.protocol ? (await bareH2Target(s.protocol, s.grpc === true)).name : (await bareTarget(s.baselineHeaders ?? headers, s.tls === true)).name;
       const grpc = s.door === 'grpc' ? checkRequest(s.path, headers) : undefined;
-      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline, grpc });
+      const h2 = s.protocol ? (s.grpc ? 'grpc' : 'get') : undefined;
+      targets.push({ name: `${build.label}: ${s.name}`, path: s.path, headers, procs, baseline, grpc, h2 });
     }
   }
   // Bare rows first, so the table reads baseline, then what is measured against it.
@@ -370,6 +420,7 @@ async function main() {
     '',
     '× bare: against the bare proxy serving the same request (same path and headers; a "bare undici proxy + …" row when the scenario sends a credential). × bare (main CPU): the same, from main-thread CPU per request.',
     "decision rows: req/s are decisions/s and cpu µs/req the CPU per decision of the Portcullis process (nothing is forwarded); front cpu µs/req: nginx's own CPU per request in the nginx + auth_request row.",
+    `HTTP/2 rows (h2 over TLS, h2c, gRPC unary): ${connections} streams in flight over 4 sessions (gRPC: 4 grpc-js channels), to an h2c stub upstream, against a bare node:http2 proxy of the same protocol in front of the same upstream.`,
     '',
   ].join('\n');
   const json = JSON.stringify({ meta, results: rows }, null, 2);

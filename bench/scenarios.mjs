@@ -12,6 +12,12 @@
 //   tls      true: Portcullis serves HTTPS (--tls-cert/--tls-key, a certificate made for the run)
 //            and is compared with a bare proxy that serves HTTPS too; the load keeps its
 //            connections, so this measures TLS record costs, not handshakes.
+//   protocol 'h2' (with tls: true: HTTP/2 over TLS, ALPN) or 'h2c' (`--h2c`, prior knowledge): the
+//            load speaks HTTP/2 (closed loop, N streams over 4 sessions), Portcullis forwards to an
+//            h2c stub upstream (BENCH_H2_UPSTREAM), and the row is compared with a bare
+//            node:http2 proxy of the same protocol in front of the same upstream.
+//   grpc     true (with protocol): gRPC unary calls (@grpc/grpc-js) to /bench.Echo/Say
+//            instead of GETs; the baseline is the bare HTTP/2 proxy carrying the same calls.
 //   door     a decision door to load instead of the proxy: 'forward-auth' (HTTP, `--decisions`,
 //            GET /forward-auth with X-Forwarded-*) or 'grpc' (`--decisions-grpc`, Envoy's Check).
 //            Its req/s are decisions/s, its cpu µs/req the CPU per decision.
@@ -81,6 +87,30 @@ export const scenarios = [
     path: PATH,
     headers: {},
     tls: true,
+  },
+  // HTTP/2: over TLS (ALPN h2), h2c, and gRPC unary over h2c (the mesh sidecar's case).
+  {
+    name: 'HTTPS h2: public route',
+    policy: 'bench/policies/h2',
+    path: PATH,
+    headers: {},
+    tls: true,
+    protocol: 'h2',
+  },
+  {
+    name: 'h2c: public route',
+    policy: 'bench/policies/h2',
+    path: PATH,
+    headers: {},
+    protocol: 'h2c',
+  },
+  {
+    name: 'gRPC unary (h2c): public route',
+    policy: 'bench/policies/h2',
+    path: '/bench.Echo/Say',
+    headers: {},
+    protocol: 'h2c',
+    grpc: true,
   },
   {
     name: 'API key',

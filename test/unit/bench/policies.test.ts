@@ -30,3 +30,13 @@ describe('the bench policy of the decision scenarios', () => {
     expect(out?.principal?.tenant).toBe('acme');
   });
 });
+
+describe('the bench policy of the HTTP/2 scenarios', () => {
+  it('forwards over h2c to the stub upstream and routes both the gRPC echo and the GETs as public', async () => {
+    const plan = await planAt('bench/policies/h2', { BENCH_H2_UPSTREAM: 'http://127.0.0.1:9' });
+    expect(plan.upstreams.get('app')!.protocol).toBe('h2c');
+    const grpc = plan.router.find('POST', '127.0.0.1', '/bench.Echo/Say');
+    const get = plan.router.find('GET', '127.0.0.1', '/v1/reports/q1');
+    expect([grpc?.route.name, grpc?.route.public, get?.route.name, get?.route.public]).toEqual(['echo', true, 'reports', true]);
+  });
+});
