@@ -16,7 +16,7 @@ const LEAVES = [
   // logger, metrics, request ids, traceparent, safe text
   '^src/observability/',
   // single-purpose files at the root of src/
-  '^src/(canonical-json|events|header-names|ip-address|redis-client|redis-url|request-headers|sha256)[.]ts$',
+  '^src/(canonical-json|events|header-names|ip-address|listen|redis-client|redis-url|request-headers|sha256)[.]ts$',
 ];
 const CORE = ['^src/core/'];
 const POLICY = ['^src/policy/'];

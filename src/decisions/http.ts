@@ -16,9 +16,10 @@
 // The X-Forwarded-*/X-Original-* values are the request being decided, so they are believed only
 // from a trusted proxy: the decision core refuses any other peer before reading them.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { deny, PROBLEM_CONTENT_TYPE, problemBody } from '../core/reasons.js';
+import { listenOn } from '../listen.js';
 import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
 import { firstHeader } from '../request-headers.js';
@@ -70,16 +71,8 @@ export class DecisionHttpServer {
     });
   }
 
-  async listen(host: string, port: number): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.#server.address() as AddressInfo;
-    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  listen(host: string, port: number): Promise<string> {
+    return listenOn(this.#server, host, port);
   }
 
   /** Stops accepting; decisions in flight (at most a store round trip) finish within `drainMs`. */

@@ -2,7 +2,7 @@
 // opens with the fixed 24-byte connection preface (RFC 9113 §3.4), which no HTTP/1.1 request line
 // can start with. The first bytes of each new connection are compared with it, and the socket goes,
 // bytes put back, to the HTTP/2 door or to the HTTP/1.1 server. Nothing else of HTTP is parsed here.
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -47,17 +47,4 @@ function sniffPreface(socket: Socket, h2: SocketHandler, other: SocketHandler, t
 /** A cleartext listener that serves HTTP/2 with prior knowledge beside HTTP/1.1 (`serve --h2c`). */
 export function createSniffingServer(h2: SocketHandler, http1: SocketHandler, timeoutMs = 10_000): Server {
   return createServer({ noDelay: true }, (socket) => sniffPreface(socket, h2, http1, timeoutMs));
-}
-
-/** Listens and returns the proxy URL, as ProxyServer.listen does. */
-export async function listenOn(server: Server, host: string, port: number): Promise<string> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as AddressInfo;
-  return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
 }

@@ -7,7 +7,7 @@
 // connection closed once nothing can be answered any more), is logged, counted and audited as not
 // allowed, and never ends the process.
 import { createServer, IncomingMessage, type Server, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { RequestRecorder } from '../core/context.js';
 import type { Plan } from '../core/plan.js';
@@ -15,6 +15,7 @@ import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, REASONS, type Reaso
 import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
+import { listenOn } from '../listen.js';
 import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
@@ -136,16 +137,8 @@ export class ProxyServer {
     return this.#server;
   }
 
-  async listen(host: string, port: number): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.#server.address() as AddressInfo;
-    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  listen(host: string, port: number): Promise<string> {
+    return listenOn(this.#server, host, port);
   }
 
   #track(socket: Socket): Connection {

@@ -5,8 +5,9 @@
 // server had accepted the socket itself, so its per-connection bookkeeping, parser limits and
 // timeouts apply unchanged. Without an HTTP/2 handler only `http/1.1` is offered.
 import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
+import { listenOn } from '../listen.js';
 
 /** none: no certificate asked; optional: asked, verified when sent; require: no verified certificate, no handshake. */
 type ClientAuth = 'none' | 'optional' | 'require';
@@ -68,16 +69,8 @@ export class TlsListener {
     options.files.onChange((m) => this.#server.setSecureContext(m));
   }
 
-  async listen(host: string, port: number): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.#server.address() as AddressInfo;
-    return `https://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  listen(host: string, port: number): Promise<string> {
+    return listenOn(this.#server, host, port, 'https');
   }
 
   /** Stops accepting; resolves once every connection is gone (those handed over drain with their door). */
