@@ -88,6 +88,8 @@ export class Forwarder {
   }
 
   forward(ctx: ProxyContext, forwardPath: string, target?: UpstreamTarget, attempt = 0): void {
+    // A sampled request's upstream span starts with the first attempt, whichever door forwards it.
+    if (attempt === 0 && ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
     const up = ctx.plan.upstreams.get(ctx.route!.upstream)!;
     // The breaker stage picked the target (round robin, open targets skipped).
     const t = target ?? ctx.admission?.handle.target ?? up.targets[0]!;

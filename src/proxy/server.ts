@@ -243,8 +243,8 @@ export class ProxyServer {
 
   #forward(ctx: ProxyContext, expectContinue: boolean, upgradeHead?: Buffer): void {
     if (ctx.res.destroyed) return;
-    if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
     if (upgradeHead !== undefined) {
+      if (ctx.span !== undefined) ctx.span.marks[MARK.upstreamStart] = performance.now();
       return forwardUpgrade(
         ctx,
         ctx.forwardPath,

@@ -5,6 +5,7 @@
 // nothing of OpenTelemetry loaded when no endpoint is set.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -351,5 +352,35 @@ describe('tracing misconfigured', () => {
     });
     expect(ran.code).toBe(1);
     expect(ran.stderr).toContain('OTEL_TRACES_SAMPLER_ARG="half" is not a probability between 0 and 1');
+  });
+});
+
+describe('tracing an HTTP/2 request (--h2c)', () => {
+  it('exports the upstream span of an h2c request, the one the forwarded traceparent names', async () => {
+    const collector = await startCollector();
+    collectors.push(collector);
+    const gw = await serve({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', PORTCULLIS_H2C: '1' });
+    const trace = '5cf92f3577b34da6a3ce929d0e0e4799';
+    const session = connect(gw.proxy);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':path': '/open/h2', traceparent: `00-${trace}-${CALLER_SPAN}-01` });
+        let code = 0;
+        req.on('response', (h) => (code = Number(h[':status'])));
+        req.on('end', () => resolve(code));
+        req.on('error', reject);
+        req.resume();
+        req.end();
+      });
+      expect(status).toBe(200);
+    } finally {
+      session.close();
+    }
+    const sent = forwarded.get('/open/h2')!;
+    expect(traceIdOf(sent)).toBe(trace);
+    const up = await until('the upstream span of the h2c request', () => byTrace(collector.spans(), trace).find((s) => s.name === 'upstream'));
+    expect(up.spanId).toBe(spanIdOf(sent));
+    const server = byTrace(collector.spans(), trace).find((s) => s.kind === 2)!;
+    expect(up.parentSpanId).toBe(server.spanId);
   });
 });
