@@ -7,8 +7,8 @@ import { displayUrl } from '../config/address.js';
 import { checkAdminToken } from '../config/admin-token.js';
 import { DEFAULTS, resolveServeConfig } from '../config/serve-config.js';
 import type { Plan } from '../core/plan.js';
+import { faultContained } from '../observability/faults.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { gatewayFaultsTotal } from '../observability/metrics.js';
 import { formatDiagnostic, PolicyError } from '../policy/diagnostics.js';
 import { type CliIo, EXIT, parseFlags, UsageError } from './command.js';
 
@@ -169,10 +169,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   if (config.demo) io.stdout(demoBanner(app, app.policy.plan));
   // The last line of containment: a promise some code forgot to await must not end a gateway that
   // serves everyone else (Node's default exits). The request concerned, if any, ends on its own timeouts.
-  process.on('unhandledRejection', (err: unknown) => {
-    gatewayFaultsTotal.labels('unhandled_rejection').inc();
-    logger.error({ err, where: 'unhandled_rejection' }, 'gateway fault contained');
-  });
+  process.on('unhandledRejection', (err: unknown) => faultContained(logger, 'unhandled_rejection', err));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -18,7 +18,8 @@ import { type Deny, deny, problemBody, type ReasonCode, statusOf } from '../core
 import { type Answer, type Decision, isAnswer } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import type { Engine } from '../engine/engine.js';
-import { decisionDuration, decisionsTotal, gatewayFaultsTotal, type HotCell } from '../observability/metrics.js';
+import { faultContained } from '../observability/faults.js';
+import { decisionDuration, decisionsTotal, type HotCell } from '../observability/metrics.js';
 
 export type DecisionDoor = 'envoy-grpc' | 'envoy-http' | 'forward-auth' | 'nginx';
 
@@ -127,12 +128,7 @@ export class DecisionService {
   }
 
   #fault(ctx: DecisionContext | undefined, input: DecisionInput, err: unknown): DecisionResult {
-    try {
-      gatewayFaultsTotal.labels('decision').inc();
-      this.#logger.error({ err, where: 'decision', door: input.door, requestId: ctx?.requestId, route: ctx?.route?.name }, 'gateway fault contained');
-    } catch {
-      // Logging failed: the count is what is left.
-    }
+    faultContained(this.#logger, 'decision', err, { door: input.door, requestId: ctx?.requestId, route: ctx?.route?.name });
     if (ctx === undefined) return denied(undefined, GATEWAY_FAULT, '', 'Bearer');
     try {
       return this.#finish(ctx, GATEWAY_FAULT);
@@ -171,8 +167,7 @@ export class DecisionService {
       decisionDuration.labels(door).observe(durationMs / 1000);
       this.#recorder?.record(ctx, status, durationMs);
     } catch (err) {
-      gatewayFaultsTotal.labels('audit').inc();
-      this.#logger.error({ err, where: 'audit', requestId: ctx.requestId }, 'gateway fault contained');
+      faultContained(this.#logger, 'audit', err, { requestId: ctx.requestId });
     }
   }
 }

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import type { Logger } from 'pino';
 import { problemJson } from '../core/reasons.js';
-import { gatewayFaultsTotal } from '../observability/metrics.js';
+import { faultContained } from '../observability/faults.js';
 import type { DecisionInput, DecisionResult, DecisionService } from './decide.js';
 
 /** The CheckRequest fields the door reads, as @grpc/proto-loader decodes them (keepCase). */
@@ -217,8 +217,7 @@ export class GrpcDecisionServer {
 
   #check(call: grpc.ServerUnaryCall<CheckRequest, CheckResponse>, done: grpc.sendUnaryData<CheckResponse>): void {
     const fault = (err: unknown): void => {
-      gatewayFaultsTotal.labels('decision').inc();
-      this.#logger.error({ err, where: 'decision', door: 'envoy-grpc' }, 'gateway fault contained');
+      faultContained(this.#logger, 'decision', err, { door: 'envoy-grpc' });
       done(null, FAULT);
     };
     try {

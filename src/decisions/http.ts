@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { deny, PROBLEM_CONTENT_TYPE, problemBody } from '../core/reasons.js';
 import { listenOn } from '../listen.js';
-import { gatewayFaultsTotal } from '../observability/metrics.js';
+import { faultContained } from '../observability/faults.js';
 import { newRequestId } from '../observability/request-id.js';
 import { firstHeader } from '../request-headers.js';
 import type { DecisionDoor, DecisionInput, DecisionResult, DecisionService } from './decide.js';
@@ -197,8 +197,7 @@ export class DecisionHttpServer {
 
   #fault(res: ServerResponse, err: unknown): void {
     try {
-      gatewayFaultsTotal.labels('decision').inc();
-      this.#logger.error({ err, where: 'decision' }, 'gateway fault contained');
+      faultContained(this.#logger, 'decision', err);
       if (res.headersSent) return void res.destroy();
       const body = problemBody(deny('GATEWAY_ERROR'), newRequestId());
       res.writeHead(500, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) }).end(body);

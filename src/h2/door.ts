@@ -15,6 +15,7 @@ import { type Deny, deny, PROBLEM_CONTENT_TYPE, problemBody, statusOf } from '..
 import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../core/stage.js';
 import type { PlanManager } from '../engine/compile.js';
 import type { Engine } from '../engine/engine.js';
+import { faultContained } from '../observability/faults.js';
 import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { attemptedTarget } from '../proxy/attempted.js';
@@ -295,12 +296,7 @@ export class H2Door {
   }
 
   #faultLogged(where: FaultSite, err: unknown, ctx?: H2Context): void {
-    try {
-      gatewayFaultsTotal.labels(where).inc();
-      this.#options.logger.error({ err, where, requestId: ctx?.requestId, route: ctx?.route?.name }, 'gateway fault contained');
-    } catch {
-      // Logging itself failed: the count above (if it got that far) is all that is left to say.
-    }
+    faultContained(this.#options.logger, where, err, { requestId: ctx?.requestId, route: ctx?.route?.name });
   }
 
   /** Once per request, when its stream closes (answered, reset by the client, or the session ended). */

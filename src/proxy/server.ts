@@ -16,6 +16,7 @@ import { type Answer, type Decision, isAnswer, runStages, type Stage } from '../
 import type { PlanManager } from '../engine/compile.js';
 import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import { listenOn } from '../listen.js';
+import { faultContained } from '../observability/faults.js';
 import type { TenantLatency } from '../observability/latency.js';
 import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
@@ -275,12 +276,7 @@ export class ProxyServer {
 
   /** Logs and counts a contained fault. Never throws. */
   #faultLogged(where: FaultSite, err: unknown, ctx?: ProxyContext): void {
-    try {
-      gatewayFaultsTotal.labels(where).inc();
-      this.#options.logger.error({ err, where, requestId: ctx?.requestId, route: ctx?.route?.name }, 'gateway fault contained');
-    } catch {
-      // Logging itself failed: the count above (if it got that far) is all that is left to say.
-    }
+    faultContained(this.#options.logger, where, err, { requestId: ctx?.requestId, route: ctx?.route?.name });
   }
 
   /** Answers a Deny as problem+json. A throw while answering closes the connection instead. */
