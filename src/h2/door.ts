@@ -17,7 +17,8 @@ import type { PlanManager } from '../engine/compile.js';
 import type { Engine } from '../engine/engine.js';
 import { faultContained } from '../observability/faults.js';
 import type { TenantLatency } from '../observability/latency.js';
-import { gatewayFaultsTotal, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
+import { gatewayFaultsTotal, inFlight } from '../observability/metrics.js';
+import { RequestAccounting } from '../proxy/accounting.js';
 import { attemptedTarget } from '../proxy/attempted.js';
 import { ProxyContext } from '../proxy/context.js';
 import { Forwarder } from '../proxy/forwarder.js';
@@ -49,7 +50,6 @@ const H2_LIMITS = Object.freeze({
   maxSessionInvalidFrames: 100,
 });
 
-const NO_ROUTE = '-';
 const GATEWAY_FAULT = deny('GATEWAY_ERROR');
 const AUTHORITY_MISMATCH = deny('BAD_REQUEST', 'The Host header and :authority name different hosts.');
 const HEADERS_TOO_LARGE = deny('HEADERS_TOO_LARGE');
@@ -84,6 +84,7 @@ export class H2Door {
   readonly #server: Http2Server;
   readonly #options: H2DoorOptions;
   readonly #forwarder: Forwarder;
+  readonly #accounting: RequestAccounting;
   readonly #sessions = new Set<ServerHttp2Session>();
   #inFlight = 0;
   #draining = false;
@@ -91,6 +92,7 @@ export class H2Door {
 
   constructor(options: H2DoorOptions) {
     this.#options = options;
+    this.#accounting = new RequestAccounting(options.logger, options.recorder, options.latency);
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx as H2Context, d),
       (ctx, err) => this.#fault(ctx as H2Context, err, 'forward'),
@@ -317,17 +319,7 @@ export class H2Door {
         ctx.limits!.release = undefined;
         release();
       }
-      const route = ctx.route?.name ?? NO_ROUTE;
-      const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
-      requestsTotal.cell(route, ctx.method, String(status), code).n++;
-      requestDuration.labels(route).observe(durationMs / 1000);
-      const tenant = ctx.principal?.tenant;
-      if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
-      try {
-        this.#options.recorder?.record(ctx, status, durationMs);
-      } catch (err) {
-        this.#faultLogged('audit', err, ctx);
-      }
+      this.#accounting.record(ctx, status, durationMs, res.writableFinished);
     } catch (err) {
       this.#faultLogged('settle', err, ctx);
     }

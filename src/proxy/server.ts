@@ -18,9 +18,10 @@ import { BAD_FRAMING, type Engine } from '../engine/engine.js';
 import { listenOn } from '../listen.js';
 import { faultContained } from '../observability/faults.js';
 import type { TenantLatency } from '../observability/latency.js';
-import { gatewayFaultsTotal, type HotCell, inFlight, requestDuration, requestsTotal } from '../observability/metrics.js';
+import { gatewayFaultsTotal, inFlight } from '../observability/metrics.js';
 import { newRequestId } from '../observability/request-id.js';
 import { MARK } from '../observability/trace-sampler.js';
+import { RequestAccounting } from './accounting.js';
 import { attemptedFromPacket, attemptedTarget } from './attempted.js';
 import { ProxyContext } from './context.js';
 import { Forwarder } from './forwarder.js';
@@ -40,9 +41,6 @@ export interface ProxyServerOptions {
   /** Whole-request limit for slow clients (default 60 s). */
   readonly requestTimeoutMs?: number | undefined;
 }
-
-const NO_ROUTE = '-';
-type Histogram = { observe(v: number): void };
 
 /** Where a contained fault was caught: the `where` label of portcullis_gateway_faults_total. */
 type FaultSite = 'request' | 'upgrade' | 'forward' | 'answer' | 'settle' | 'audit' | 'client_error' | 'connection' | 'response';
@@ -72,11 +70,7 @@ export class ProxyServer {
   readonly #server: Server;
   readonly #options: ProxyServerOptions;
   readonly #forwarder: Forwarder;
-  /** portcullis_requests_total cells: route → (status, method, code) as one number → cell. */
-  readonly #counters = new Map<string, Map<number, HotCell>>();
-  readonly #methodIndex = new Map<string, number>();
-  readonly #codeIndex = new Map<string, number>();
-  readonly #durations = new Map<string, Histogram>();
+  readonly #accounting: RequestAccounting;
   /** Open client connections. */
   readonly #conns = new Map<Socket, Connection>();
   #inFlight = 0;
@@ -85,6 +79,7 @@ export class ProxyServer {
 
   constructor(options: ProxyServerOptions) {
     this.#options = options;
+    this.#accounting = new RequestAccounting(options.logger, options.recorder, options.latency);
     this.#forwarder = new Forwarder(
       (ctx, d) => this.#deny(ctx, d),
       (ctx, err) => this.#fault(ctx, err, 'forward'),
@@ -409,7 +404,7 @@ export class ProxyServer {
     } else {
       socket.destroy();
     }
-    this.#account(ctx, status, performance.now() - start);
+    this.#accounting.record(ctx, status, performance.now() - start, ctx.res.writableFinished);
   }
 
   /** A WebSocket upgrade: handled once every response owed on its connection has been written. */
@@ -463,7 +458,7 @@ export class ProxyServer {
         ctx.limits!.release = undefined;
         release();
       }
-      this.#account(ctx, status, durationMs);
+      this.#accounting.record(ctx, status, durationMs, res.writableFinished);
     } catch (err) {
       this.#faultLogged('settle', err, ctx);
     }
@@ -474,31 +469,6 @@ export class ProxyServer {
       else if (this.#draining) this.#server.closeIdleConnections();
     }
     if (this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
-  }
-
-  /** Metrics and the audit record of a finished request (or of a refusal the parser made). */
-  #account(ctx: ProxyContext, status: number, durationMs: number): void {
-    const res = ctx.res;
-    const route = ctx.route?.name ?? NO_ROUTE;
-    const code = ctx.code ?? (res.writableFinished ? 'OK' : 'CLIENT_CLOSED');
-    const method = ctx.method;
-    // A number, not a concatenated string, names the cell: no string is built or hashed per request.
-    const key = status * 16384 + smallIndex(this.#methodIndex, method) * 128 + smallIndex(this.#codeIndex, code);
-    let cells = this.#counters.get(route);
-    if (cells === undefined) this.#counters.set(route, (cells = new Map()));
-    let c = cells.get(key);
-    if (c === undefined) cells.set(key, (c = requestsTotal.cell(route, method, String(status), code)));
-    c.n++;
-    let h = this.#durations.get(route);
-    if (h === undefined) this.#durations.set(route, (h = requestDuration.labels(route)));
-    h.observe(durationMs / 1000);
-    const tenant = ctx.principal?.tenant;
-    if (tenant !== undefined) this.#options.latency?.record(tenant, durationMs);
-    try {
-      this.#options.recorder?.record(ctx, status, durationMs);
-    } catch (err) {
-      this.#faultLogged('audit', err, ctx);
-    }
   }
 
   /**
@@ -535,11 +505,4 @@ function destroySocket(this: Socket): void {
 function onResponseError(this: ServerResponse): void {
   gatewayFaultsTotal.labels('response').inc();
   this.destroy();
-}
-
-/** A small stable number for a string of a bounded set: HTTP methods (llhttp knows < 50), reason codes (< 30). */
-function smallIndex(index: Map<string, number>, value: string): number {
-  let i = index.get(value);
-  if (i === undefined) index.set(value, (i = index.size));
-  return i;
 }
